@@ -1,0 +1,68 @@
+"""Count the matrix-product FLOPs a model really performs, by wrapping the ops that multiply.
+
+Every product of an (m, k) by a (k, n) matrix counts 2 m k n (one multiply and one add per
+term). The wrappers read the shapes of the arrays each op receives and the gradients it
+returns, so the count is what ran, not what a formula says.
+"""
+
+import numpy as np
+
+from tinyllm.autograd.ops.attention import ScaledDotProductAttention
+from tinyllm.autograd.ops.matmul import MatMul
+from tinyllm.autograd.ops.nn import Linear
+
+
+class MatmulCounter:
+    def __init__(self, monkeypatch):
+        self.forward = 0
+        self.backward = 0
+        self._patch(monkeypatch, Linear, self._linear_forward, self._linear_backward)
+        self._patch(monkeypatch, MatMul, self._matmul_forward, self._matmul_backward)
+        self._patch(monkeypatch, ScaledDotProductAttention, self._attention_forward,
+                    self._attention_backward)
+
+    def _patch(self, monkeypatch, cls, count_forward, count_backward):
+        original_forward, original_backward = cls.forward, cls.backward
+
+        def forward(fn, *arrays, **params):
+            self.forward += count_forward(fn, *arrays)
+            return original_forward(fn, *arrays, **params)
+
+        def backward(fn, dout):
+            grads = original_backward(fn, dout)
+            self.backward += count_backward(fn, grads if isinstance(grads, tuple) else (grads,))
+            return grads
+
+        monkeypatch.setattr(cls, "forward", forward)
+        monkeypatch.setattr(cls, "backward", backward)
+
+    @staticmethod
+    def _linear_forward(fn, x, weight, bias=None):
+        rows = int(np.prod(x.shape[:-1]))
+        return 2 * rows * weight.shape[0] * weight.shape[1]
+
+    @staticmethod
+    def _linear_backward(fn, grads):
+        one = 2 * int(np.prod(fn.x.shape[:-1])) * fn.weight.shape[0] * fn.weight.shape[1]
+        return one * sum(g is not None for g in grads[:2])          # dx and dweight
+
+    @staticmethod
+    def _matmul_forward(fn, a, b):
+        out = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        return 2 * int(np.prod(out)) * a.shape[-2] * a.shape[-1] * b.shape[-1]
+
+    @classmethod
+    def _matmul_backward(cls, fn, grads):
+        return cls._matmul_forward(fn, fn.a, fn.b) * sum(g is not None for g in grads)
+
+    @staticmethod
+    def _attention_forward(fn, q, k, v, *rest):
+        batch = int(np.prod(np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])))
+        n_q, n_k = q.shape[-2], k.shape[-2]
+        return 2 * batch * n_q * n_k * q.shape[-1] + 2 * batch * n_q * n_k * v.shape[-1]
+
+    @classmethod
+    def _attention_backward(cls, fn, grads):
+        c = fn.cache
+        # dv and d(probs) are each the size of P @ v; dq and dk each the size of q @ k^T.
+        return 2 * cls._attention_forward(fn, c.q, c.k, c.v)

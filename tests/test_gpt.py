@@ -1,0 +1,320 @@
+"""GPT: construction, presets, forward and loss, generation with and without the KV cache,
+parameter and FLOP counts (against a count of the products actually run), checkpoints."""
+
+import json
+
+import numpy as np
+import pytest
+from matmul_counter import MatmulCounter
+
+import tinyllm
+from tinyllm.autograd.gradcheck import max_relative_error
+from tinyllm.models import GPT, PRESETS, CheckpointError, GPTConfig
+from tinyllm.models.checkpoint import read_safetensors
+from tinyllm.nn import KVCache, StateDictError
+
+V = 37
+RNG = np.random.default_rng(11)
+
+
+def tiny_config(**kw):
+    return GPTConfig(**{**dict(vocab_size=V, n_positions=12, n_embd=16, n_layer=2, n_head=4),
+                        **kw})
+
+
+@pytest.fixture(scope="module")
+def model():
+    return GPT(tiny_config(), seed=0).eval()
+
+
+def ids(b, t):
+    return RNG.integers(0, V, (b, t))
+
+
+# ----------------------------------------------------------------- construction
+def test_names_are_gpt2s(model):
+    names = [n for n, _ in model.named_parameters()]
+    assert names[:4] == ["transformer.wte.weight", "transformer.wpe.weight",
+                         "transformer.h.0.ln_1.weight", "transformer.h.0.ln_1.bias"]
+    assert "transformer.h.1.attn.c_attn.weight" in names and names[-2:] == [
+        "transformer.ln_f.weight", "transformer.ln_f.bias"]
+    assert model.transformer.h[0].attn.c_attn.weight.shape == (16, 48)     # (in, out)
+    assert "lm_head.weight" in model.state_dict()
+    assert model.lm_head.weight is model.transformer.wte.weight
+
+
+def test_initialisation_is_gpt2s_and_seeded():
+    cfg = tiny_config(n_embd=64, n_layer=8, n_positions=64, vocab_size=512)
+    m = GPT(cfg, seed=3)
+    assert abs(m.transformer.wte.weight.data.std() - 0.02) < 1e-3
+    assert abs(m.transformer.h[0].mlp.c_proj.weight.data.std() - 0.02 / 4) < 3e-4
+    assert not m.transformer.h[0].attn.c_attn.bias.data.any()
+    assert np.all(m.transformer.h[0].ln_1.weight.data == 1)
+    again = GPT(cfg, seed=3)
+    assert all(np.array_equal(a.data, b.data)
+               for a, b in zip(m.parameters(), again.parameters()))
+    tinyllm.manual_seed(5)
+    a = GPT(tiny_config())
+    tinyllm.manual_seed(5)
+    assert np.array_equal(a.lm_head.weight.data, GPT(tiny_config()).lm_head.weight.data)
+
+
+def test_untied_head():
+    m = GPT(tiny_config(tie_word_embeddings=False), seed=0)
+    assert m.lm_head.weight is not m.transformer.wte.weight
+    assert m.num_params() == GPT(tiny_config(), seed=0).num_params() + V * 16
+
+
+@pytest.mark.parametrize("name", PRESETS["gpt"])
+def test_presets_build_and_validate(name):
+    cfg = GPTConfig.from_preset(name)
+    assert cfg.n_embd % cfg.n_head == 0
+
+
+def test_preset_sizes_span_four_orders_of_magnitude():
+    sizes = {name: GPT(GPTConfig.from_preset(name), seed=0).num_params()
+             for name in ("nano", "small", "medium")}
+    assert 1e4 <= sizes["nano"] < 2e4
+    assert 7e5 < sizes["small"] < 9e5
+    assert 0.9e7 < sizes["medium"] < 1.1e7
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(n_embd=30, n_head=4), "n_embd=30 is not divisible by n_head=4"),
+    (dict(n_layer=0), "n_layer must be a positive integer, got 0"),
+    (dict(resid_pdrop=1.0), r"resid_pdrop must be a probability in \[0, 1\)"),
+    (dict(activation_function="swish"), "activation_function='swish' is not supported"),
+])
+def test_bad_configs(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_config(**kwargs)
+
+
+def test_unknown_preset_and_keys():
+    with pytest.raises(ValueError, match="unknown preset 'huge'; accepted: nano"):
+        GPTConfig.from_preset("huge")
+    with pytest.raises(ValueError, match=r"unknown keys \['n_ctx'\]"):
+        GPTConfig.from_dict({"n_ctx": 3})
+
+
+# ----------------------------------------------------------------- forward
+def test_forward_shapes_and_initial_loss(model):
+    x, y = ids(3, 12), ids(3, 12)
+    logits, loss = model(x, y)
+    assert logits.shape == (3, 12, V)
+    assert abs(loss.item() - np.log(V)) < 0.1                 # near-uniform at initialisation
+    assert model(x).loss is None
+    y[0, :5] = -100
+    ref = tinyllm.functional.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
+    assert model(x, y).loss.item() == pytest.approx(ref.item(), rel=1e-6)
+
+
+def test_backward_reaches_every_parameter():
+    m = GPT(tiny_config(), seed=0)
+    m(ids(2, 12), ids(2, 12)).loss.backward()
+    for name, p in m.named_parameters():
+        assert p.grad is not None and p.grad.shape == p.shape, name
+        assert np.abs(p.grad).max() > 0, name
+
+
+def test_causality(model):
+    x = ids(1, 10)
+    y = x.copy()
+    y[0, 6:] = (y[0, 6:] + 1) % V
+    a, b = model(x).logits.data, model(y).logits.data
+    assert np.allclose(a[:, :6], b[:, :6], atol=1e-6) and not np.allclose(a[:, 6:], b[:, 6:])
+
+
+@pytest.mark.parametrize("bad, exc, message", [
+    (lambda: np.zeros((1, 13), dtype=np.int64), ValueError,
+     "13 positions.* longer than the context n_positions=12"),
+    (lambda: np.full((1, 3), V), ValueError, f"holds id {V}, outside the vocabulary of size {V}"),
+    (lambda: np.full((1, 3), -1), ValueError, "holds id -1"),
+    (lambda: np.zeros((1, 3)), TypeError, "integer token ids"),
+    (lambda: np.zeros(3, dtype=np.int64), ValueError, r"shape \(B, T\)"),
+])
+def test_bad_inputs(model, bad, exc, message):
+    with pytest.raises(exc, match=message):
+        model(bad())
+
+
+def test_bad_targets(model):
+    with pytest.raises(ValueError, match=r"targets have shape \(2, 3\), expected .* \(2, 4\)"):
+        model(ids(2, 4), ids(2, 3))
+
+
+# ----------------------------------------------------------------- KV cache and generation
+def test_cached_logits_equal_full_pass(model):
+    x = ids(2, 9)
+    full = model(x).logits.data
+    cache = KVCache(2)
+    pieces = [model(x[:, :4], kv_cache=cache).logits.data,
+              model(x[:, 4:5], kv_cache=cache).logits.data,
+              model(x[:, 5:], kv_cache=cache).logits.data]
+    assert max_relative_error(np.concatenate(pieces, 1), full) < 1e-5
+    with pytest.raises(ValueError, match=r"13 positions \(9 cached \+ 4 new\)"):
+        model(x[:, :4], kv_cache=cache)
+
+
+def test_greedy_with_and_without_cache_agree_beyond_the_context(model):
+    prompt = ids(2, 5)
+    with_cache = model.generate(prompt, 15, do_sample=False)           # 20 > n_positions=12
+    without = model.generate(prompt, 15, do_sample=False, use_cache=False)
+    assert with_cache.shape == (2, 20)
+    assert np.array_equal(with_cache, without)
+    assert np.array_equal(with_cache[:, :5], prompt)
+    assert np.array_equal(model.generate(prompt, 15, temperature=0), with_cache)
+
+
+def test_sampling_is_seeded_and_filters(model):
+    prompt = ids(1, 3)
+    a = model.generate(prompt, 8, seed=1)
+    assert np.array_equal(a, model.generate(prompt, 8, seed=1))
+    assert not np.array_equal(a, model.generate(prompt, 8, seed=2, temperature=5.0))
+    greedy = model.generate(prompt, 8, do_sample=False)
+    assert np.array_equal(model.generate(prompt, 8, top_k=1, seed=4), greedy)
+    assert np.array_equal(model.generate(prompt, 8, top_p=1e-6, seed=4), greedy)
+    one_row = model.generate(prompt[0], 4, seed=1)
+    assert one_row.shape == (7,) and one_row.dtype == np.int64
+
+
+def test_top_k_and_top_p_keep_the_right_tokens():
+    from tinyllm.models.gpt import _sample
+
+    logits = np.log(np.array([[0.5, 0.3, 0.15, 0.05]]))
+    rng = np.random.default_rng(0)
+    draws = {int(_sample(logits, 1.0, 2, None, rng)[0]) for _ in range(200)}
+    assert draws == {0, 1}
+    draws = {int(_sample(logits, 1.0, None, 0.7, rng)[0]) for _ in range(200)}
+    assert draws == {0, 1}                        # 0.5 < 0.7 <= 0.5 + 0.3
+    draws = {int(_sample(logits, 1.0, None, 0.81, rng)[0]) for _ in range(300)}
+    assert draws == {0, 1, 2}
+
+
+def test_eos_stops_generation_and_modes_are_restored(model):
+    prompt = ids(1, 2)
+    greedy = model.generate(prompt, 6, do_sample=False)
+    eos = int(greedy[0, 2])                        # the first generated token
+    out = model.generate(prompt, 6, do_sample=False, eos_token_id=eos)
+    assert out.shape == (1, 3) and out[0, -1] == eos
+    model.train()
+    model.generate(prompt, 1)
+    assert model.training
+    model.eval()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(temperature=-1.0), "temperature must be >= 0"),
+    (dict(top_k=0), "top_k must be a positive integer"),
+    (dict(top_p=1.5), r"top_p must be in \(0, 1\]"),
+    (dict(eos_token_id=V), "eos_token_id 37 is outside the vocabulary"),
+    (dict(max_new_tokens=-1), "max_new_tokens must be a non-negative integer"),
+])
+def test_bad_generation_arguments(model, kwargs, message):
+    kwargs = {"max_new_tokens": 2, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        model.generate(ids(1, 2), **kwargs)
+
+
+def test_generate_needs_a_prompt(model):
+    with pytest.raises(ValueError, match="at least one token"):
+        model.generate(np.zeros((1, 0), dtype=np.int64), 3)
+
+
+# ----------------------------------------------------------------- size and cost
+def test_num_params_by_hand(model):
+    c, t, L, i = 16, 12, 2, 64
+    per_layer = 2 * c + (c * 3 * c + 3 * c) + (c * c + c) + 2 * c + (c * i + i) + (i * c + c)
+    assert model.num_params() == V * c + t * c + L * per_layer + 2 * c
+    assert model.num_params(non_embedding=True) == L * per_layer + 2 * c
+
+
+@pytest.mark.parametrize("seq_len", [12, 5])
+def test_flops_per_token_equals_the_products_run(monkeypatch, seq_len):
+    m = GPT(tiny_config(n_inner=24), seed=0)
+    counter = MatmulCounter(monkeypatch)
+    batch = 3
+    loss = m(ids(batch, seq_len), ids(batch, seq_len)).loss
+    tokens = batch * seq_len
+    assert counter.forward == m.flops_per_token(training=False, seq_len=seq_len) * tokens
+    loss.backward()
+    assert counter.forward + counter.backward == m.flops_per_token(seq_len=seq_len) * tokens
+    assert m.flops_per_token() == m.flops_per_token(seq_len=12)
+    parts = m.flops_breakdown()
+    assert parts["lm_head"] == 2 * 16 * V and parts["attn.scores"] == 2 * 2 * 12 * 16
+
+
+# ----------------------------------------------------------------- checkpoints
+def test_save_load_round_trip(tmp_path, model):
+    model.save(tmp_path / "ckpt")
+    keys = set(read_safetensors(tmp_path / "ckpt" / "model.safetensors"))
+    assert "lm_head.weight" not in keys                   # tied: stored once, as GPT-2 does
+    assert keys == {n for n, _ in model.named_parameters()}
+    config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    assert config["model_type"] == "gpt2" and config["architectures"] == ["GPT2LMHeadModel"]
+    loaded = GPT.load(tmp_path / "ckpt")
+    assert loaded.config == model.config
+    x = ids(2, 7)
+    assert np.array_equal(loaded(x).logits.data, model(x).logits.data)
+    assert loaded.lm_head.weight is loaded.transformer.wte.weight
+    as64 = GPT.load(tmp_path / "ckpt", dtype=np.float64)
+    assert as64.dtype == np.float64
+
+
+def test_truncated_file_fails_clearly(tmp_path, model):
+    model.save(tmp_path)
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(CheckpointError, match="truncated, damaged or not a safetensors file"):
+        GPT.load(tmp_path)
+
+
+def test_wrong_shape_fails_clearly(tmp_path, model):
+    GPT(tiny_config(n_embd=8, n_head=2), seed=0).save(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["n_embd"] = 16
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(StateDictError, match=r"expected shape \(37, 16\), given \(37, 8\)"):
+        GPT.load(tmp_path)
+
+
+def test_other_architecture_and_missing_files(tmp_path):
+    from tinyllm.models import BERT, BertConfig
+
+    BERT(BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                    max_position_embeddings=8), seed=0).save(tmp_path / "bert")
+    with pytest.raises(CheckpointError, match="holds a model of type 'bert' "
+                       r"\(BertForMaskedLM\); expected model_type 'gpt2'"):
+        GPT.from_pretrained(tmp_path / "bert")
+    with pytest.raises(CheckpointError, match="is not a directory"):
+        GPT.load(tmp_path / "nowhere")
+    (tmp_path / "pickled").mkdir()
+    (tmp_path / "pickled" / "config.json").write_text('{"model_type": "gpt2"}')
+    (tmp_path / "pickled" / "pytorch_model.bin").write_bytes(b"\x80")
+    with pytest.raises(CheckpointError, match="pickle file, which tinyllm does not load"):
+        GPT.from_pretrained(tmp_path / "pickled")
+    (tmp_path / "pickled" / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        GPT.from_pretrained(tmp_path / "pickled")
+
+
+def test_original_gpt2_key_names_load(tmp_path, model):
+    """OpenAI's GPT-2 files have no `transformer.` prefix and carry causal-mask buffers."""
+    from safetensors.numpy import save_file
+
+    state = {n.removeprefix("transformer."): p.data for n, p in model.named_parameters()}
+    state["h.0.attn.bias"] = np.tril(np.ones((1, 1, 12, 12), dtype=np.float32))
+    save_file(state, str(tmp_path / "model.safetensors"))
+    (tmp_path / "config.json").write_text(json.dumps(model.config.to_dict()))
+    loaded = GPT.from_pretrained(tmp_path)
+    x = ids(1, 5)
+    assert np.array_equal(loaded(x).logits.data, model(x).logits.data)
+
+
+def test_unsupported_hf_option_is_refused(tmp_path, model):
+    model.save(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["scale_attn_by_inverse_layer_idx"] = True
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="scale_attn_by_inverse_layer_idx=True"):
+        GPT.from_pretrained(tmp_path)

@@ -1,0 +1,48 @@
+"""tinyllm: a small, readable language-model library on NumPy.
+
+>>> import tinyllm
+>>> x = tinyllm.tensor([1.0, 2.0, 3.0], requires_grad=True)
+>>> (x * x).sum().backward()
+>>> x.grad
+array([2., 4., 6.], dtype=float32)
+"""
+
+from .autograd import (
+    Function,
+    Tensor,
+    default_dtype,
+    enable_grad,
+    get_default_dtype,
+    is_grad_enabled,
+    manual_seed,
+    no_grad,
+    set_default_dtype,
+)
+from .autograd.dtype import bool_, float32, float64, int64
+from .autograd.ops.elementwise import abs, exp, log, masked_fill, sigmoid, sqrt, tanh, where
+from .autograd.ops.matmul import matmul
+from .autograd.ops.reduce import max, mean, sum, var
+from .autograd.ops.shape import (
+    cat,
+    chunk,
+    flatten,
+    permute,
+    reshape,
+    split,
+    squeeze,
+    stack,
+    transpose,
+    unsqueeze,
+)
+from .creation import arange, full, ones, ones_like, rand, randn, tensor, zeros, zeros_like
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Function", "Tensor", "__version__", "abs", "arange", "bool_", "cat", "chunk",
+    "default_dtype", "enable_grad", "exp", "flatten", "float32", "float64", "full",
+    "get_default_dtype", "int64", "is_grad_enabled", "log", "manual_seed", "masked_fill",
+    "matmul", "max", "mean", "no_grad", "ones", "ones_like", "permute", "rand", "randn",
+    "reshape", "set_default_dtype", "sigmoid", "split", "sqrt", "squeeze", "stack", "sum",
+    "tanh", "tensor", "transpose", "unsqueeze", "var", "where", "zeros", "zeros_like",
+]

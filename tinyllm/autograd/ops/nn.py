@@ -1,0 +1,311 @@
+"""Fused neural-network ops with hand-written backward passes.
+
+Each is one graph node instead of a chain of primitives: less memory, less overhead, and
+the derivative is written out where a student can read it. A test shows each equals the same
+computation composed from primitive ops.
+
+Shapes: N rows, C classes (or features), D normalised features.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ... import kernels
+from ..function import Function
+from ..random import default_generator
+from ..tensor import Tensor
+from ._util import check_choice, normalize_dim
+
+
+# ------------------------------------------------------------------ softmax family
+def _last_axis(kernel, x: np.ndarray, axis: int, *more: np.ndarray) -> np.ndarray:
+    """Run a last-axis row kernel along `axis` by moving that axis last and back."""
+    if axis == x.ndim - 1:
+        return kernel(x, *more)
+    moved = [np.moveaxis(a, axis, -1) for a in (x, *more)]
+    return np.moveaxis(kernel(*moved), -1, axis)
+
+
+class Softmax(Function):
+    """y = exp(x - max) / sum(exp(x - max));  dx = y * (dy - sum(dy * y))."""
+
+    def forward(self, x, axis):
+        self.axis = axis
+        self.out = _last_axis(kernels.softmax_forward, x, axis)
+        return self.out
+
+    def backward(self, dout):
+        return _last_axis(kernels.softmax_backward, self.out, self.axis, dout)
+
+
+class LogSoftmax(Function):
+    """y = x - logsumexp(x);  dx = dy - softmax(x) * sum(dy)."""
+
+    def forward(self, x, axis):
+        self.axis = axis
+        self.out = _last_axis(kernels.log_softmax_forward, x, axis)
+        return self.out
+
+    def backward(self, dout):
+        return _last_axis(kernels.log_softmax_backward, self.out, self.axis, dout)
+
+
+def _float_input(op: str, x: Tensor) -> None:
+    if x.dtype.kind != "f":
+        raise TypeError(f"{op}: needs a floating tensor, got {x.dtype}")
+
+
+def softmax(input: Tensor, dim: int) -> Tensor:  # noqa: A002 - PyTorch's argument name
+    _float_input("softmax", input)
+    (axis,) = normalize_dim("softmax", dim, input.ndim)
+    return Softmax.apply(input, axis=axis)
+
+
+def log_softmax(input: Tensor, dim: int) -> Tensor:  # noqa: A002
+    _float_input("log_softmax", input)
+    (axis,) = normalize_dim("log_softmax", dim, input.ndim)
+    return LogSoftmax.apply(input, axis=axis)
+
+
+# ------------------------------------------------------------------ cross-entropy
+class CrossEntropy(Function):
+    """Mean (or sum) over rows of -[(1-e) log p_target + e * mean_c log p_c].
+
+    dlogits = softmax(logits) - (1 - e) * onehot(target) - e / C, zero on ignored rows.
+    """
+
+    def forward(self, logits, target, ignore_index, reduction, label_smoothing):
+        n, c = logits.shape                                         # (N, C)
+        self.target, self.reduction, self.eps = target, reduction, label_smoothing
+        self.valid = target != ignore_index                         # (N,)
+        safe_target = np.where(self.valid, target, 0)
+        self.logp = kernels.log_softmax_forward(logits)             # (N, C)
+        nll = -self.logp[np.arange(n), safe_target]                 # (N,)
+        if label_smoothing:
+            nll = (1 - label_smoothing) * nll - label_smoothing * self.logp.mean(axis=1)
+        losses = np.where(self.valid, nll, 0).astype(logits.dtype)
+        self.count = int(self.valid.sum())
+        if reduction == "none":
+            return losses
+        if reduction == "sum":
+            return np.asarray(losses.sum(), dtype=logits.dtype)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.asarray(losses.sum() / self.count, dtype=logits.dtype)
+
+    def backward(self, dout):
+        n, c = self.logp.shape
+        dlogits = np.exp(self.logp)                                 # softmax, (N, C)
+        rows = np.arange(n)
+        dlogits[rows, np.where(self.valid, self.target, 0)] -= 1 - self.eps
+        if self.eps:
+            dlogits -= self.eps / c
+        dlogits[~self.valid] = 0
+        if self.reduction == "none":
+            scale = dout[:, None]
+        elif self.reduction == "sum":
+            scale = dout
+        else:
+            scale = dout / self.count if self.count else dout * np.nan
+        return (dlogits * scale).astype(self.logp.dtype, copy=False)
+
+
+def cross_entropy(input: Tensor, target, ignore_index: int = -100,  # noqa: A002
+                  reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+    """Cross-entropy between logits `input` (N, C) or (N, C, d1, ...) and class indices.
+
+    As `torch.nn.functional.cross_entropy`: targets equal to `ignore_index` count for nothing,
+    `reduction='mean'` divides by the number of counted targets.
+    """
+    check_choice("cross_entropy", "reduction", reduction, ("mean", "sum", "none"))
+    _float_input("cross_entropy", input)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], "
+                         f"got {label_smoothing}")
+    t = target.data if isinstance(target, Tensor) else np.asarray(target)
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy: target must hold integer class indices, got {t.dtype}")
+    logits = input
+    if input.ndim == 1:                       # one sample: (C,) with a scalar target
+        logits, t = input.reshape(1, -1), t.reshape(1)
+    elif input.ndim > 2:                      # (N, C, d1, ...) -> (N * d1 * ..., C)
+        logits = input.permute(0, *range(2, input.ndim), 1).reshape(-1, input.shape[1])
+    expected = (input.shape[0], *input.shape[2:]) if input.ndim > 1 else ()
+    if (t.shape if input.ndim > 1 else t.shape[1:]) != expected:
+        raise ValueError(f"cross_entropy: target of shape {tuple(t.shape)} does not match input "
+                         f"of shape {input.shape} (expected target shape {expected})")
+    t = t.reshape(-1).astype(np.int64, copy=False)
+    n_classes = logits.shape[1]
+    bad = (t != ignore_index) & ((t < 0) | (t >= n_classes))
+    if bad.any():
+        raise ValueError(f"cross_entropy: target {int(t[bad][0])} is out of range for "
+                         f"{n_classes} classes (accepted: 0..{n_classes - 1}, or "
+                         f"ignore_index={ignore_index})")
+    loss = CrossEntropy.apply(logits, target=t, ignore_index=ignore_index,
+                              reduction=reduction, label_smoothing=label_smoothing)
+    if reduction == "none" and input.ndim != 2:
+        loss = loss.reshape(expected)
+    return loss
+
+
+# ------------------------------------------------------------------ layer norm
+class LayerNorm(Function):
+    """y = (x - mean) * rstd * weight + bias over the last D features.
+
+    dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)),  dxhat = dy * weight.
+    Saves x, mean and rstd (N values each), not the normalised x.
+    """
+
+    def forward(self, x, weight, bias, n_dims, eps):
+        self.shape, self.param_shape = x.shape, x.shape[x.ndim - n_dims:]
+        d = int(np.prod(self.param_shape))
+        x2 = x.reshape(-1, d)                                       # (N, D)
+        self.mean = x2.mean(axis=1, keepdims=True)                  # (N, 1)
+        var = np.mean((x2 - self.mean) ** 2, axis=1, keepdims=True)
+        self.rstd = 1.0 / np.sqrt(var + eps)                        # (N, 1)
+        self.x2, self.weight = x2, weight
+        y = (x2 - self.mean) * self.rstd
+        if weight is not None:
+            y = y * weight.reshape(-1)
+        if bias is not None:
+            y = y + bias.reshape(-1)
+        return y.reshape(x.shape).astype(x.dtype, copy=False)
+
+    def backward(self, dout):
+        xhat = (self.x2 - self.mean) * self.rstd                    # (N, D)
+        d2 = dout.reshape(xhat.shape)                               # (N, D)
+        dx = dweight = dbias = None
+        if self.needs_input_grad[1]:
+            dweight = (d2 * xhat).sum(axis=0).reshape(self.param_shape)
+        if self.needs_input_grad[2]:
+            dbias = d2.sum(axis=0).reshape(self.param_shape)
+        if self.needs_input_grad[0]:
+            dxhat = d2 if self.weight is None else d2 * self.weight.reshape(-1)
+            dx = self.rstd * (dxhat - dxhat.mean(axis=1, keepdims=True)
+                              - xhat * (dxhat * xhat).mean(axis=1, keepdims=True))
+            dx = dx.reshape(self.shape).astype(dout.dtype, copy=False)
+        return dx, dweight, dbias
+
+
+def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,  # noqa: A002
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Normalise over the trailing `normalized_shape` dims, then scale and shift."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if tuple(input.shape[input.ndim - len(shape):]) != shape or len(shape) > input.ndim:
+        raise ValueError(f"layer_norm: normalized_shape {shape} does not match the input's "
+                         f"trailing dimensions (input shape {input.shape})")
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and tuple(p.shape) != shape:
+            raise ValueError(f"layer_norm: {name} has shape {p.shape}, expected {shape}")
+    return LayerNorm.apply(input, weight, bias, n_dims=len(shape), eps=eps)
+
+
+# ------------------------------------------------------------------ GELU
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_GELU_C = 0.044715
+
+
+class Gelu(Function):
+    """GELU(x) = x * Phi(x) (exact, via erf) or its tanh approximation (GPT-2's)."""
+
+    def forward(self, x, approximate):
+        self.x, self.approximate = x, approximate
+        if approximate == "tanh":
+            self.t = np.tanh(_SQRT_2_OVER_PI * (x + _GELU_C * (x * x * x)))  # not x**3: 50x slower
+            return 0.5 * x * (1 + self.t)
+        self.cdf = (0.5 * (1 + kernels.erf(x / math.sqrt(2.0)))).astype(x.dtype, copy=False)
+        return x * self.cdf
+
+    def backward(self, dout):
+        x = self.x
+        if self.approximate == "tanh":
+            du = _SQRT_2_OVER_PI * (1 + 3 * _GELU_C * x * x)
+            return dout * (0.5 * (1 + self.t) + 0.5 * x * (1 - self.t * self.t) * du)
+        pdf = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+        return (dout * (self.cdf + x * pdf)).astype(dout.dtype, copy=False)
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:  # noqa: A002
+    check_choice("gelu", "approximate", approximate, ("none", "tanh"))
+    return Gelu.apply(input, approximate=approximate)
+
+
+# ------------------------------------------------------------------ dropout
+class Dropout(Function):
+    def forward(self, x, p, generator):
+        keep = generator.random(x.shape) >= p
+        self.scale = (keep / (1.0 - p)).astype(x.dtype) if p < 1 else np.zeros_like(x)
+        return x * self.scale
+
+    def backward(self, dout):
+        return dout * self.scale
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True,  # noqa: A002
+            generator: np.random.Generator | None = None) -> Tensor:
+    """Zero each element with probability `p` and scale the rest by 1/(1-p) (when training)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    return Dropout.apply(input, p=p, generator=generator or default_generator())
+
+
+# ------------------------------------------------------------------ embedding and linear
+class Embedding(Function):
+    """out = weight[idx];  dweight[i] = sum of dout rows where idx == i."""
+
+    def forward(self, weight, idx):
+        self.idx, self.n_rows = idx, weight.shape[0]
+        return weight[idx]                                          # (*idx.shape, C)
+
+    def backward(self, dout):
+        c = dout.shape[-1]
+        dweight = np.zeros((self.n_rows, c), dtype=dout.dtype)
+        np.add.at(dweight, self.idx.reshape(-1), dout.reshape(-1, c))
+        return dweight
+
+
+def embedding(input, weight: Tensor) -> Tensor:  # noqa: A002
+    """Rows of `weight` picked by the integer indices `input` (PyTorch's argument order)."""
+    idx = input.data if isinstance(input, Tensor) else np.asarray(input)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"embedding: indices must be integers, got {idx.dtype}")
+    n = weight.shape[0]
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        bad = int(idx.min()) if idx.min() < 0 else int(idx.max())
+        raise IndexError(f"embedding: index {bad} is out of range for a table of {n} rows "
+                         f"(accepted: 0..{n - 1})")
+    return Embedding.apply(weight, idx=idx)
+
+
+class Linear(Function):
+    """y = x @ weight^T + bias, weight (out, in) as in PyTorch.
+
+    Leading dims are folded into rows first: one (N, in) @ (in, out) GEMM is faster than
+    NumPy's loop of small per-batch products.
+    """
+
+    def forward(self, x, weight, bias):
+        if x.shape[-1] != weight.shape[1]:
+            raise ValueError(f"linear: input has {x.shape[-1]} features (shape {x.shape}) but "
+                             f"weight expects {weight.shape[1]} (weight shape {weight.shape})")
+        self.x, self.weight = x, weight
+        y = x.reshape(-1, x.shape[-1]) @ weight.T                   # (N, out)
+        if bias is not None:
+            y += bias
+        return y.reshape(*x.shape[:-1], weight.shape[0])            # (..., out)
+
+    def backward(self, dout):
+        x2 = self.x.reshape(-1, self.x.shape[-1])                   # (N, in)
+        d2 = dout.reshape(-1, dout.shape[-1])                       # (N, out)
+        dx = (d2 @ self.weight).reshape(self.x.shape) if self.needs_input_grad[0] else None
+        dweight = d2.T @ x2 if self.needs_input_grad[1] else None
+        dbias = d2.sum(axis=0) if self.needs_input_grad[2] else None
+        return dx, dweight, dbias
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:  # noqa: A002
+    return Linear.apply(input, weight, bias)

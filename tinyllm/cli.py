@@ -1,0 +1,221 @@
+"""The `tinyllm` command: train, generate, eval, info.
+
+    tinyllm train                      # the default GPT on the built-in English corpus, ~5 min
+    tinyllm generate runs/gpt-small-pydoc --prompt "The "
+    tinyllm eval runs/gpt-small-pydoc
+    tinyllm info
+
+Library code raises; this module turns a user error into one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+_TRAIN_EXAMPLES = """examples:
+  tinyllm train                                   # small GPT on CPython's docs, characters
+  tinyllm train --preset tiny --steps 500         # a smaller, quicker run
+  tinyllm train --data stdlib --tokenizer bpe --vocab-size 1024
+  tinyllm train --data notes.txt --model bert     # a masked LM on your own text file
+  tinyllm train --resume runs/gpt-small-pydoc     # continue where a run stopped
+"""
+
+
+def _train_parser(sub) -> None:
+    from .training.config import MODELS, TOKENIZERS, TrainConfig
+
+    d = TrainConfig()
+    p = sub.add_parser("train", help="train a model (the default run takes ~5 minutes)",
+                       description="Train a GPT (causal LM) or BERT (masked LM). With no "
+                       "options: the 'small' GPT on the built-in English corpus, characters as "
+                       "tokens, 2,000 steps. Progress, evaluations and samples are printed; "
+                       "checkpoints, metrics.jsonl and the final model go to <out>/<name>/.",
+                       epilog=_TRAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", choices=MODELS, help=f"architecture (default {d.model})")
+    p.add_argument("--preset", help=f"model size (default {d.preset}); see `tinyllm info`")
+    p.add_argument("--data", help=f"corpus name (pydoc, stdlib, markov) or a UTF-8 text file "
+                   f"(default {d.data})")
+    p.add_argument("--tokenizer", choices=TOKENIZERS, help=f"default {d.tokenizer}")
+    p.add_argument("--vocab-size", type=int, help=f"BPE vocabulary size (default {d.vocab_size})")
+    p.add_argument("--steps", type=int, help=f"optimizer steps (default {d.steps})")
+    p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
+    p.add_argument("--block-size", type=int, help="context length (default: the preset's)")
+    p.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr})")
+    p.add_argument("--min-lr", type=float, help=f"cosine floor (default {d.min_lr})")
+    p.add_argument("--warmup-steps", type=int, help=f"default {d.warmup_steps}")
+    p.add_argument("--weight-decay", type=float, help=f"default {d.weight_decay}")
+    p.add_argument("--dropout", type=float, help=f"default {d.dropout}")
+    p.add_argument("--eval-interval", type=int, help=f"evaluate and checkpoint every N steps "
+                   f"(default {d.eval_interval})")
+    p.add_argument("--eval-iters", type=int,
+                   help=f"batches per evaluation (default {d.eval_iters})")
+    p.add_argument("--seed", type=int, help=f"default {d.seed}")
+    p.add_argument("--out", help=f"directory for runs (default {d.out})")
+    p.add_argument("--name", help="run name (default <model>-<preset>-<data>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its last "
+                   "checkpoint (only --steps may change)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+
+
+def _generate_parser(sub) -> None:
+    p = sub.add_parser("generate", help="write text with a trained GPT",
+                       description="Continue a prompt with the best checkpoint of a run.",
+                       epilog='example:\n  tinyllm generate runs/gpt-small-pydoc --prompt "The '
+                       'module" --max-new-tokens 300 --temperature 0.8 --top-k 20',
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--prompt", default="", help="text to continue (default: empty)")
+    p.add_argument("--max-new-tokens", type=int, default=200)
+    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None)
+
+
+def _eval_parser(sub) -> None:
+    p = sub.add_parser("eval", help="loss, perplexity and bits per character of a run",
+                       description="Evaluate a run's best checkpoint on its validation split, "
+                       "or on another corpus or text file with --data.",
+                       epilog="examples:\n  tinyllm eval runs/gpt-small-pydoc\n"
+                       "  tinyllm eval runs/gpt-small-pydoc --data stdlib",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--data", help="corpus name or text file (default: the run's validation split)")
+    p.add_argument("--max-batches", type=int, default=200, help="cap on evaluation batches")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="tinyllm", description="Train, sample and measure small language models on NumPy.",
+        epilog="start here:  tinyllm train      (then: tinyllm generate runs/gpt-small-pydoc)")
+    parser.add_argument("--version", action="version", version=f"tinyllm {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _train_parser(sub)
+    _generate_parser(sub)
+    _eval_parser(sub)
+    sub.add_parser("info", help="version, kernel backend and why, threads",
+                   description="Print tinyllm's version, the active kernel backend and why, "
+                   "NumPy and its BLAS threads, and the model presets.")
+    return parser
+
+
+# ---------------------------------------------------------------------- commands
+def cmd_train(args) -> int:
+    from .training import TrainConfig, Trainer
+
+    options = {k: v for k, v in vars(args).items()
+               if k not in ("command", "resume", "quiet") and v is not None}
+    if args.resume:
+        extra = sorted(set(options) - {"steps"})
+        if extra:
+            raise ValueError(f"--resume continues a run with its saved settings; only --steps "
+                             f"may change, got --{extra[0].replace('_', '-')}")
+        trainer = Trainer.resume(args.resume, steps=options.get("steps"), quiet=args.quiet)
+    else:
+        _check_preset(options.get("model", "gpt"), options.get("preset"))
+        trainer = Trainer(TrainConfig(**options), quiet=args.quiet)
+    result = trainer.train()
+    if result.status == "interrupted":
+        return EXIT_INTERRUPTED
+    if result.status == "stopped":
+        return 1
+    ev = result.last_eval or {}
+    print(f"done: {result.step} steps in {result.elapsed_s:.0f} s | val loss "
+          f"{ev.get('val_loss', float('nan')):.4f} nats/token (unigram entropy "
+          f"{trainer.unigram_nats:.4f}) | {ev.get('val_bits_per_char', float('nan')):.3f} "
+          "bits/char")
+    if result.sample:
+        print("sample:\n" + result.sample)
+    print(f"saved to {result.run_dir}/ (model/, best.safetensors, last.safetensors, "
+          f"metrics.jsonl). Next: tinyllm generate {result.run_dir}")
+    return 0
+
+
+def _check_preset(model: str, preset: str | None) -> None:
+    from .models import PRESETS
+
+    if preset is not None and preset not in PRESETS[model]:
+        raise ValueError(f"unknown preset {preset!r}; accepted: {', '.join(PRESETS[model])}")
+
+
+def cmd_generate(args) -> int:
+    from .training.inference import generate_text
+
+    text = generate_text(args.run_dir, args.prompt, max_new_tokens=args.max_new_tokens,
+                         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                         seed=args.seed)
+    print(text)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .training.inference import evaluate_run
+
+    r = evaluate_run(args.run_dir, data=args.data, max_batches=args.max_batches)
+    print(f"{r['data']}: loss {r['loss']:.4f} nats/token | perplexity {r['perplexity']:.2f} | "
+          f"{r['bits_per_token']:.3f} bits/token | {r['bits_per_char']:.3f} bits/char "
+          f"({r['tokens']:,} tokens)")
+    return 0
+
+
+def cmd_info(args) -> int:
+    import os
+
+    import numpy as np
+
+    from . import __version__, kernels
+    from .models import GPT, PRESETS, GPTConfig
+
+    print(f"tinyllm {__version__} (Python {sys.version.split()[0]}, NumPy {np.__version__})")
+    print(f"kernels: {kernels.backend()} -- {kernels.backend_reason()}")
+    print(f"threads: {_blas_threads()}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}; "
+          f"CPUs: {os.cpu_count()}")
+    print("GPT presets (parameters at a 65-character vocabulary):")
+    for name in PRESETS["gpt"]:
+        cfg = GPTConfig.from_preset(name, vocab_size=65)
+        print(f"  {name:7s} layers={cfg.n_layer} heads={cfg.n_head} n_embd={cfg.n_embd} "
+              f"context={cfg.n_positions} params={GPT(cfg, seed=0).num_params():,}")
+    return 0
+
+
+def _blas_threads() -> str:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "BLAS threads unknown (pip install threadpoolctl to see them)"
+    pools = [f"{p.get('internal_api')}={p.get('num_threads')}" for p in threadpool_info()]
+    return "BLAS/OpenMP pools: " + (", ".join(pools) or "none found")
+
+
+COMMANDS = {"train": cmd_train, "generate": cmd_generate, "eval": cmd_eval, "info": cmd_info}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `tinyllm` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USER_ERROR
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ValueError, OSError) as exc:  # user errors; anything else is a bug: traceback
+        print(f"tinyllm {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

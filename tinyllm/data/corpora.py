@@ -1,0 +1,388 @@
+"""Built-in corpora that need no download, and any UTF-8 text file.
+
+``load_corpus(name_or_path, **options)`` returns a ``Corpus``:
+
+- ``"pydoc"``: English prose, the help topics CPython ships in ``pydoc_data.topics`` (~465 KB).
+- ``"stdlib"``: Python source from the running interpreter's standard library, files in sorted
+  path order, test suites excluded; ``max_bytes`` selects the size.
+- ``"markov"``: a synthetic language from a seeded, random, sparse Markov chain whose entropy
+  rate ``H`` (bits per character) is computed exactly. No model can beat a cross-entropy of
+  ``H * ln 2`` nats per character on it: that is the irreducible loss of the scaling study.
+- anything else is read as the path of a UTF-8 text file.
+
+>>> corpus = load_corpus("markov", length=2000, seed=1)
+>>> len(corpus.text), round(corpus.entropy_rate_bits, 3)
+(2000, 1.277)
+"""
+
+from __future__ import annotations
+
+import bisect
+import inspect
+import os
+import sys
+import sysconfig
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+#: Names ``load_corpus`` knows besides file paths.
+CORPORA: tuple[str, ...] = ("pydoc", "stdlib", "markov")
+
+#: Directories of the standard library that hold tests, an IDE, or third-party packages.
+STDLIB_EXCLUDED_DIRS = frozenset(
+    {"test", "tests", "idle_test", "idlelib", "site-packages", "dist-packages", "__pycache__"}
+)
+
+#: Characters a Markov alphabet given as a size draws from, in order.
+MARKOV_SYMBOLS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """A named text, with its exact entropy rate when the source is synthetic."""
+
+    name: str
+    text: str = field(repr=False)
+    #: Bits per character of the source that generated ``text``, or None when unknown.
+    entropy_rate_bits: float | None = None
+    metadata: dict = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+    @property
+    def num_bytes(self) -> int:
+        """Size of the text in UTF-8 bytes."""
+        return len(self.text.encode("utf-8"))
+
+    @property
+    def entropy_rate_nats(self) -> float | None:
+        """The entropy rate in nats per character: the floor of a character-level LM's loss."""
+        return None if self.entropy_rate_bits is None else self.entropy_rate_bits * np.log(2)
+
+
+def list_corpora() -> list[str]:
+    """The names of the built-in corpora."""
+    return list(CORPORA)
+
+
+def load_corpus(name_or_path: str | os.PathLike, **options) -> Corpus:
+    """Load a built-in corpus by name, or a UTF-8 text file by path.
+
+    Options: ``"stdlib"`` takes ``max_bytes``; ``"markov"`` takes ``order``, ``alphabet``,
+    ``branching``, ``epsilon``, ``length`` and ``seed`` (see ``markov_corpus``).
+    """
+    if isinstance(name_or_path, str) and name_or_path in CORPORA:
+        builder = {"pydoc": pydoc_corpus, "stdlib": stdlib_corpus, "markov": markov_corpus}
+        func = builder[name_or_path]
+        accepted = list(inspect.signature(func).parameters)
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise TypeError(
+                f"corpus {name_or_path!r} got unknown options {unknown}; it accepts "
+                f"{', '.join(accepted) if accepted else 'none'}"
+            )
+        return func(**options)
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(
+            f"load_corpus expects a corpus name or a path, got {type(name_or_path).__name__}"
+        )
+    path = Path(name_or_path)
+    if options:
+        raise TypeError(f"a text-file corpus takes no options, got {sorted(options)}")
+    if path.is_file():
+        return text_file_corpus(path)
+    known = ", ".join(repr(n) for n in CORPORA)
+    if path.exists():
+        raise ValueError(f"{str(path)!r} is not a regular file; give a UTF-8 text file")
+    if isinstance(name_or_path, str) and os.sep not in name_or_path and "." not in name_or_path:
+        raise ValueError(
+            f"unknown corpus {name_or_path!r}: the built-in corpora are {known}; "
+            "anything else must be the path of a UTF-8 text file"
+        )
+    raise FileNotFoundError(
+        f"no file at {str(path)!r}; give an existing UTF-8 text file or a built-in corpus: {known}"
+    )
+
+
+# ---------------------------------------------------------------------- text files
+
+
+def text_file_corpus(path: str | os.PathLike) -> Corpus:
+    """Read a UTF-8 text file; errors name the file and the first bad byte's offset."""
+    path = Path(path)
+    raw = path.read_bytes()
+    if not raw:
+        raise ValueError(f"corpus file {str(path)!r} is empty (0 bytes); it needs at least 1 byte")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ValueError(
+            f"corpus file {str(path)!r} is not valid UTF-8: byte 0x{raw[exc.start]:02x} at "
+            f"offset {exc.start} (line {line}) cannot be decoded ({exc.reason}). Convert the "
+            "file to UTF-8, e.g. with iconv"
+        ) from None
+    return Corpus(name=path.name, text=text, metadata={"path": str(path.resolve())})
+
+
+# ---------------------------------------------------------------------- pydoc
+
+
+def pydoc_corpus() -> Corpus:
+    """English prose: the help topics of ``pydoc_data.topics``, in sorted topic order."""
+    try:
+        from pydoc_data.topics import topics
+    except ImportError:
+        raise RuntimeError(
+            f"this Python build ({sys.version.split()[0]}, {sys.executable}) lacks "
+            "pydoc_data.topics, the source of the 'pydoc' corpus (some distributions strip it, "
+            "e.g. Debian's python3-minimal). Use load_corpus('stdlib'), load_corpus('markov') "
+            "or the path of a UTF-8 text file instead"
+        ) from None
+    text = "\n\n".join(topics[k].strip("\n") for k in sorted(topics)) + "\n"
+    return Corpus(
+        name="pydoc",
+        text=text,
+        metadata={"topics": len(topics), "python": sys.version.split()[0]},
+    )
+
+
+# ---------------------------------------------------------------------- stdlib
+
+
+def stdlib_files(root: str | os.PathLike | None = None) -> list[Path]:
+    """The standard library's ``.py`` files in sorted path order, test suites excluded."""
+    root = Path(root or sysconfig.get_paths()["stdlib"])
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in STDLIB_EXCLUDED_DIRS]
+        found += [Path(dirpath) / f for f in filenames if f.endswith(".py")]
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def stdlib_corpus(max_bytes: int | None = 2_000_000) -> Corpus:
+    """Python source from the standard library, up to ``max_bytes`` UTF-8 bytes (None: all).
+
+    Files are concatenated in sorted path order, so the text depends only on the Python
+    version and ``max_bytes``; the last file is cut at a character boundary to fit.
+    """
+    if max_bytes is not None and (
+        isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1
+    ):
+        raise ValueError(f"max_bytes must be a positive int or None, got {max_bytes!r}")
+    root = Path(sysconfig.get_paths()["stdlib"])
+    parts: list[bytes] = []
+    used, files = 0, []
+    for path in stdlib_files(root):
+        try:
+            data = path.read_bytes()
+            data.decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue  # unreadable or legacy-encoded: skip rather than guess
+        data += b"\n"
+        if max_bytes is not None and used + len(data) > max_bytes:
+            data = data[: max_bytes - used]
+        parts.append(data)
+        files.append(path.relative_to(root).as_posix())
+        used += len(data)
+        if max_bytes is not None and used >= max_bytes:
+            break
+    if not parts:
+        raise RuntimeError(f"found no readable .py files under the standard library at {root}")
+    # errors="ignore" only drops a multi-byte character cut in half by max_bytes.
+    text = b"".join(parts).decode("utf-8", errors="ignore")
+    meta = {"root": str(root), "files": files, "python": sys.version.split()[0]}
+    return Corpus(name="stdlib", text=text, metadata=meta)
+
+
+# ---------------------------------------------------------------------- Markov source
+
+
+@dataclass(eq=False)
+class MarkovSource:
+    """An order-``k`` Markov chain over an alphabet of ``A`` characters.
+
+    A context is the last ``k`` symbols, coded in base ``A`` with the newest symbol last:
+    ``c = s[t-k] * A**(k-1) + ... + s[t-1]``. ``probs[c, x] = P(next = x | context c)``.
+    Shapes: ``C = A**k`` contexts, ``probs`` is ``(C, A)``.
+    """
+
+    alphabet: str
+    order: int
+    probs: np.ndarray  # (C, A)
+
+    @property
+    def num_contexts(self) -> int:
+        return len(self.alphabet) ** self.order
+
+    def next_context(self) -> np.ndarray:
+        """``(C, A)`` int array: the context after context ``c`` emits symbol ``x``."""
+        A, C = len(self.alphabet), self.num_contexts
+        c = np.arange(C)[:, None]
+        return (c * A + np.arange(A)[None, :]) % C
+
+    def stationary(self, tol: float = 1e-15, max_iter: int = 1_000_000) -> np.ndarray:
+        """The stationary distribution ``pi`` over contexts, ``pi = pi P``, by power iteration.
+
+        The chain is irreducible and aperiodic (every transition has probability at least
+        ``epsilon / A``), so the iteration converges to the unique ``pi`` from any start.
+        """
+        C = self.num_contexts
+        nxt = self.next_context().ravel()
+        pi = np.full(C, 1.0 / C)
+        for _ in range(max_iter):
+            new = np.bincount(nxt, weights=(pi[:, None] * self.probs).ravel(), minlength=C)
+            new /= new.sum()
+            if np.abs(new - pi).sum() < tol:
+                return new
+            pi = new
+        raise RuntimeError(f"stationary distribution did not converge in {max_iter} iterations")
+
+    def entropy_rate(self) -> float:
+        """Exact entropy rate in bits per symbol: ``H = sum_c pi(c) H(P(. | c))``."""
+        p = self.probs
+        logp = np.log2(p, where=p > 0, out=np.zeros_like(p))
+        h_ctx = -(p * logp).sum(axis=1)  # (C,) bits of the next symbol in each context
+        return float(self.stationary() @ h_ctx)
+
+    def sample(self, length: int, seed=0) -> str:
+        """``length`` characters of the chain, started from its stationary distribution."""
+        rng = np.random.default_rng(seed)
+        A, k, C = len(self.alphabet), self.order, self.num_contexts
+        c = int(rng.choice(C, p=self.stationary()))
+        start = [(c // A ** (k - 1 - j)) % A for j in range(k)]
+        cums = np.cumsum(self.probs, axis=1)
+        cums[:, -1] = 1.0  # so a uniform draw in [0, 1) never falls past the last symbol
+        cum_rows = cums.tolist()
+        out = start[:length]
+        draws = rng.random(max(length - k, 0)).tolist()
+        append, search = out.append, bisect.bisect_right
+        for u in draws:  # sequential by nature: each symbol picks the next row
+            x = search(cum_rows[c], u)
+            append(x)
+            c = (c * A + x) % C
+        return "".join([self.alphabet[x] for x in out])
+
+    def _codes(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """Context codes ``(N-k,)`` and next symbols ``(N-k,)`` of ``text``."""
+        index = {ch: i for i, ch in enumerate(self.alphabet)}
+        try:
+            s = np.fromiter((index[ch] for ch in text), dtype=np.int64, count=len(text))
+        except KeyError as exc:
+            raise ValueError(
+                f"text holds {exc.args[0]!r}, which is not in the alphabet {self.alphabet!r}"
+            ) from None
+        A, k = len(self.alphabet), self.order
+        if len(s) <= k:
+            raise ValueError(f"text has {len(s)} characters; needs more than order={k}")
+        ctx = np.zeros(len(s) - k, dtype=np.int64)
+        for j in range(k):
+            ctx = ctx * A + s[j : len(s) - k + j]
+        return ctx, s[k:]
+
+    def cross_entropy(self, text: str) -> float:
+        """Bits per symbol the true model spends on ``text``: ``-mean log2 P(x_t | context)``."""
+        ctx, x = self._codes(text)
+        return float(-np.log2(self.probs[ctx, x]).mean())
+
+    def empirical_entropy(self, text: str) -> float:
+        """Plug-in estimate of ``H(X_t | k previous symbols)`` from counts in ``text``, in bits."""
+        ctx, x = self._codes(text)
+        A = len(self.alphabet)
+        joint = np.bincount(ctx * A + x, minlength=self.num_contexts * A).reshape(-1, A)
+        n_ctx = joint.sum(axis=1, keepdims=True)
+        nz = joint > 0
+        ratio = np.divide(joint, n_ctx, out=np.ones(joint.shape), where=nz)
+        return float(-(joint * np.log2(ratio)).sum() / joint.sum())
+
+    @classmethod
+    def random(
+        cls,
+        order: int = 2,
+        alphabet: int | str = 16,
+        branching: int = 3,
+        epsilon: float = 0.01,
+        seed: int = 0,
+    ) -> MarkovSource:
+        """A random sparse chain: each context favours ``branching`` successors.
+
+        Each context draws ``branching`` distinct successors and Dirichlet(1) weights on them;
+        the result is mixed with the uniform distribution, weight ``epsilon``. That floor makes
+        every context reachable from every other in ``order`` steps, so the chain is
+        irreducible and aperiodic and its entropy rate is well defined from any start.
+        """
+        alphabet = _markov_alphabet(alphabet)
+        A = len(alphabet)
+        if isinstance(order, bool) or not isinstance(order, int) or not 0 <= order <= 8:
+            raise ValueError(f"order must be an int in 0..8, got {order!r}")
+        if A**order > 2_000_000:
+            raise ValueError(
+                f"order={order} with {A} symbols gives {A**order} contexts; at most 2,000,000 "
+                "are supported (lower the order or the alphabet size)"
+            )
+        if isinstance(branching, bool) or not isinstance(branching, int) or not 1 <= branching <= A:
+            raise ValueError(
+                f"branching must be an int in 1..{A} (the alphabet size), got {branching!r}"
+            )
+        if not 0 < epsilon <= 1:
+            raise ValueError(
+                f"epsilon must be in (0, 1], got {epsilon!r}; it must be positive so that the "
+                "chain is irreducible and its entropy rate does not depend on the start"
+            )
+        rng = np.random.default_rng(seed)
+        C = A**order
+        # argsort of uniform noise picks `branching` distinct successors per row, vectorised.
+        succ = np.argsort(rng.random((C, A)), axis=1)[:, :branching]  # (C, branching)
+        weights = rng.dirichlet(np.ones(branching), size=C)  # (C, branching)
+        sparse = np.zeros((C, A))
+        np.put_along_axis(sparse, succ, weights, axis=1)
+        probs = (1.0 - epsilon) * sparse + epsilon / A
+        return cls(alphabet=alphabet, order=order, probs=probs)
+
+
+def _markov_alphabet(alphabet: int | str) -> str:
+    if isinstance(alphabet, str):
+        if len(alphabet) < 2 or len(set(alphabet)) != len(alphabet):
+            raise ValueError(f"alphabet must hold at least 2 distinct characters, got {alphabet!r}")
+        return alphabet
+    if isinstance(alphabet, bool) or not isinstance(alphabet, int):
+        raise TypeError(f"alphabet must be a size (int) or a string, got {alphabet!r}")
+    if not 2 <= alphabet <= len(MARKOV_SYMBOLS):
+        raise ValueError(
+            f"alphabet size must be in 2..{len(MARKOV_SYMBOLS)}, got {alphabet}; pass a string "
+            "for other alphabets"
+        )
+    return MARKOV_SYMBOLS[:alphabet]
+
+
+def markov_corpus(
+    order: int = 2,
+    alphabet: int | str = 16,
+    branching: int = 3,
+    epsilon: float = 0.01,
+    length: int = 1_000_000,
+    seed: int = 0,
+) -> Corpus:
+    """``length`` characters of ``MarkovSource.random(...)``, with its exact entropy rate."""
+    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+        raise ValueError(f"length must be a positive int, got {length!r}")
+    source = MarkovSource.random(order, alphabet, branching, epsilon, seed)
+    meta = {
+        "order": order,
+        "alphabet": source.alphabet,
+        "branching": branching,
+        "epsilon": epsilon,
+        "length": length,
+        "seed": seed,
+        "source": source,
+    }
+    return Corpus(
+        name="markov",
+        # A seed sequence distinct from the one that drew the chain keeps the two streams apart.
+        text=source.sample(length, seed=[seed, 1]),
+        entropy_rate_bits=source.entropy_rate(),
+        metadata=meta,
+    )

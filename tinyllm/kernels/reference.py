@@ -1,0 +1,124 @@
+"""NumPy twins of the compiled kernels: same names, same signatures, same results.
+
+Every kernel works along the LAST axis of an array of any shape ``(..., C)``, float32 or
+float64, and returns a new array with the input's shape and dtype. ``C`` is the number of
+classes (columns) softmax normalises over; ``...`` are any leading axes (rows).
+
+These are the definitions the compiled kernels in ``ext/`` are tested against, and what
+tinyllm runs on when the compiled module is missing. Keep them short and obviously right.
+
+>>> import numpy as np
+>>> softmax_forward(np.array([0.0, 0.0, -np.inf]))   # -inf: a masked position
+array([0.5, 0.5, 0. ])
+
+A row that is entirely ``-inf`` (every position masked) has no defined softmax; like
+``torch.softmax`` the result is NaN for that row, in both forward and backward.
+"""
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "erf",
+    "softmax_forward",
+    "softmax_backward",
+    "log_softmax_forward",
+    "log_softmax_backward",
+]
+
+SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_input(x, name: str) -> np.ndarray:
+    """Return ``x`` as an ndarray after checking it is float32/float64 with >= 1 dimension."""
+    x = np.asarray(x)
+    if x.dtype not in SUPPORTED_DTYPES:
+        raise TypeError(f"{name}: expected a float32 or float64 array, got dtype {x.dtype}")
+    if x.ndim == 0:
+        raise ValueError(f"{name}: expected an array with at least 1 dimension, got a scalar")
+    return x
+
+
+def check_pair(y, dy, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Check a (saved output, upstream gradient) pair; ``dy`` is cast to ``y``'s dtype."""
+    y = check_input(y, name)
+    dy = np.asarray(dy)
+    if dy.shape != y.shape:
+        raise ValueError(f"{name}: y and dy must have the same shape, got {y.shape} and "
+                         f"{dy.shape}")
+    # The output dtype follows y (the forward's dtype), so a float64 dy cannot upcast it.
+    return y, dy.astype(y.dtype, copy=False)
+
+
+def _minus_row_max(x: np.ndarray) -> np.ndarray:
+    """x - max(x) along the last axis; an all -inf row gives NaN, quietly, as documented."""
+    with np.errstate(invalid="ignore"):
+        return x - x.max(axis=-1, keepdims=True)
+
+
+def softmax_forward(x):
+    """y = exp(x - max x) / sum exp(x - max x) along the last axis."""
+    x = check_input(x, "softmax_forward")
+    if x.size == 0:
+        return np.empty(x.shape, x.dtype)
+    # Subtracting the row max keeps exp from overflowing; it cancels in the ratio.
+    e = np.exp(_minus_row_max(x))                          # (..., C)
+    return e / e.sum(axis=-1, keepdims=True)               # (..., C)
+
+
+def softmax_backward(y, dy):
+    """dx = y * (dy - sum(dy * y)) along the last axis; ``y`` is softmax_forward's output."""
+    y, dy = check_pair(y, dy, "softmax_backward")
+    # The Jacobian is diag(y) - y y^T; applied to dy it never needs to be formed.
+    return y * (dy - (dy * y).sum(axis=-1, keepdims=True))  # (..., C)
+
+
+def log_softmax_forward(x):
+    """y = (x - max x) - log(sum exp(x - max x)) along the last axis."""
+    x = check_input(x, "log_softmax_forward")
+    if x.size == 0:
+        return np.empty(x.shape, x.dtype)
+    z = _minus_row_max(x)                                  # (..., C)
+    # log(softmax) would take the log of probabilities that underflowed to 0; this does not.
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def log_softmax_backward(y, dy):
+    """dx = dy - exp(y) * sum(dy) along the last axis; ``y`` is log_softmax_forward's output."""
+    y, dy = check_pair(y, dy, "log_softmax_backward")
+    return dy - np.exp(y) * dy.sum(axis=-1, keepdims=True)  # (..., C)
+
+
+# Taylor series of erf about 0 in powers of x^2, highest power first (for Horner's rule):
+# erf(x) = 2/sqrt(pi) * x * sum_n (-1)^n x^(2n) / (n! (2n + 1)). Sixty terms reach double
+# precision for |x| < 3; the largest term (~170, near n = 9 at x = 3) costs at most ~2e-14
+# absolute to cancellation.
+_ERF_TAYLOR = [(-1) ** n / (math.factorial(n) * (2 * n + 1)) for n in range(60)][::-1]
+_ERFC_CF_TERMS = 60
+
+
+def erf(x):
+    """The error function, elementwise (NumPy has none; GELU's exact form needs it).
+
+    |x| < 3: the Taylor series. |x| >= 3: 1 - erfc(|x|) from the continued fraction
+    erfc(x) = exp(-x^2)/sqrt(pi) / (x + (1/2)/(x + 1/(x + (3/2)/(x + 2/(x + ...))))),
+    (Abramowitz & Stegun 7.1.14) evaluated from its tail. Max error ~5e-14.
+    """
+    x = check_input(np.atleast_1d(x), "erf").reshape(np.shape(x))
+    x64 = x.astype(np.float64)
+    out = np.empty_like(x64)
+    small = np.abs(x64) < 3.0
+    xs = x64[small]
+    z, acc = xs * xs, np.zeros_like(xs)
+    for c in _ERF_TAYLOR:
+        acc = acc * z + c
+    out[small] = (2.0 / math.sqrt(math.pi)) * xs * acc
+    xl = np.abs(x64[~small])
+    tail = np.zeros_like(xl)
+    for k in range(_ERFC_CF_TERMS, 0, -1):
+        tail = (k / 2.0) / (xl + tail)
+    with np.errstate(invalid="ignore"):  # inf / inf at |x| = inf: erfc is 0 there
+        erfc = np.exp(-xl * xl) / math.sqrt(math.pi) / (xl + tail)
+    out[~small] = np.sign(x64[~small]) * (1.0 - np.nan_to_num(erfc, nan=0.0))
+    return out.astype(x.dtype, copy=False)

@@ -1,0 +1,132 @@
+"""What GPT and BERT share: the output tuple, input checks, save / load / from_pretrained.
+
+Shapes: B batch, T positions, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from .. import __version__
+from ..autograd.dtype import default_dtype, get_default_dtype
+from ..autograd.tensor import Tensor
+from ..nn import Module
+from .checkpoint import CheckpointError, read_config, read_weights, write_model_dir
+
+
+class LMOutput(NamedTuple):
+    """A model's output: `logits` (B, T, V) (or (B, num_labels)) and `loss` (None without
+    targets). A tuple, so `logits, loss = model(x, y)` works."""
+
+    logits: Tensor
+    loss: Tensor | None = None
+
+
+def as_ids(name: str, ids, vocab_size: int, max_len: int | None = None,
+           what: str = "the vocabulary") -> np.ndarray:
+    """`ids` (B, T) as an int64 array, or a ValueError naming the bad shape or value."""
+    arr = ids.data if isinstance(ids, Tensor) else np.asarray(ids)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer token ids, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must have shape (B, T), got shape {arr.shape}; "
+                         f"add a batch dimension with ids[None]")
+    if max_len is not None and arr.shape[1] > max_len:
+        raise ValueError(f"{name} has {arr.shape[1]} positions, more than the context of "
+                         f"{max_len} positions this model was built for; crop the sequence")
+    if arr.size and (arr.min() < 0 or arr.max() >= vocab_size):
+        bad = int(arr.min()) if arr.min() < 0 else int(arr.max())
+        raise ValueError(f"{name} holds id {bad}, outside {what} of size {vocab_size} "
+                         f"(accepted: 0..{vocab_size - 1})")
+    return arr.astype(np.int64, copy=False)
+
+
+class PretrainedModel(Module):
+    """A Module with a config that saves to, and loads from, a model directory."""
+
+    config_class: type = type(None)
+    # Architecture name written to config.json (Hugging Face's class of the same layout).
+    hf_architecture = ""
+    # Parameter-name prefixes that may be absent from a directory (a new head to train).
+    optional_prefixes: tuple[str, ...] = ()
+    # Extra config.json entries for transformers' sake (fields tinyllm does not use).
+    hf_config_extras: dict = {}
+
+    def __init__(self, config):
+        super().__init__()
+        if not isinstance(config, self.config_class):
+            raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, "
+                            f"got {type(config).__name__}")
+        self.config = config
+
+    # ----------------------------------------------------------------- saving
+    def save(self, directory) -> Path:
+        """Write config.json and model.safetensors (tied weights once, Hugging Face names)."""
+        config = {**self.config.to_dict(), **self.hf_config_extras,
+                  "architectures": [self.hf_architecture],
+                  "dtype": str(self.dtype), "tinyllm_version": __version__}
+        state = {name: p.data for name, p in self.named_parameters()}
+        return write_model_dir(directory, config, state)
+
+    # ----------------------------------------------------------------- loading
+    @classmethod
+    def from_pretrained(cls, directory, dtype=None, **config_overrides):
+        """A model from a directory written by `save` or by `transformers`' `save_pretrained`.
+
+        `dtype`: the parameters' dtype (default: tinyllm's default dtype); `config_overrides`
+        change config fields (e.g. dropout, or num_labels for a new classification head).
+        """
+        raw = read_config(directory)
+        expected = cls.config_class.model_type
+        found = raw.get("model_type")
+        if found != expected:
+            arch = ", ".join(raw.get("architectures") or []) or "no architectures listed"
+            raise CheckpointError(
+                f"{cls.__name__}.from_pretrained: {directory} holds a model of type {found!r} "
+                f"({arch}); expected model_type {expected!r} ({cls.hf_architecture})")
+        cls.check_hf_config(raw, directory)
+        if "num_labels" not in raw and isinstance(raw.get("id2label"), dict):
+            raw["num_labels"] = len(raw["id2label"])  # transformers stores the label names
+        config = cls.config_class.from_dict({**raw, **config_overrides}, strict=False)
+        dtype = np.dtype(dtype) if dtype is not None else get_default_dtype()
+        with default_dtype(dtype):
+            model = cls(config)
+        state = cls.convert_state_dict(read_weights(directory))
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        required = [k for k in missing if not k.startswith(cls.optional_prefixes)]
+        if required or unexpected:
+            problems = []
+            if required:
+                problems.append(f"missing keys ({len(required)}): {', '.join(required)}")
+            if unexpected:
+                problems.append(f"unexpected keys ({len(unexpected)}): {', '.join(unexpected)}")
+            raise CheckpointError(f"{cls.__name__}.from_pretrained: the weights in {directory} "
+                                  "do not fit the model:\n  " + "\n  ".join(problems))
+        if missing:
+            warnings.warn(f"{cls.__name__}.from_pretrained: {', '.join(missing)} not in "
+                          f"{directory}; newly initialised -- train them before use",
+                          stacklevel=2)
+        return model
+
+    @classmethod
+    def load(cls, directory, dtype=None):
+        """A model saved with `save` (the same reader as `from_pretrained`)."""
+        return cls.from_pretrained(directory, dtype=dtype)
+
+    @classmethod
+    def check_hf_config(cls, raw: dict, directory) -> None:
+        """Raise if a config.json asks for an option this implementation does not have."""
+
+    @classmethod
+    def convert_state_dict(cls, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Map a file's names onto this model's (older checkpoints' spellings); drop buffers."""
+        return state
+
+    @staticmethod
+    def _refuse(cls_name: str, directory, option: str, value, accepted) -> None:
+        raise CheckpointError(f"{cls_name}.from_pretrained: {directory} sets {option}={value!r}, "
+                              f"which tinyllm does not implement (accepted: {accepted})")

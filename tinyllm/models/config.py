@@ -1,0 +1,232 @@
+"""Model configurations: `GPTConfig`, `BertConfig`, and the named size presets.
+
+Field names are Hugging Face's (`GPT2Config`, `BertConfig`), so a config.json written by
+`transformers` reads straight in and one written by tinyllm reads into `transformers`.
+
+Presets span ~10^4 to ~10^7 parameters for the scaling study, sized for a 2-core CPU.
+Parameter counts below are at the presets' placeholder vocab_size=256 (a byte-level
+vocabulary); a tokenizer's vocabulary changes them by (V - 256) * n_embd. "Non-emb." excludes
+the token and position embeddings (Kaplan et al.'s N).
+
+====== ======= ====== ====== ===== =========== =========== =========== ===============
+preset n_layer n_head n_embd n_pos GPT params  non-emb.    BERT params GPT fwd FLOPs/tok
+====== ======= ====== ====== ===== =========== =========== =========== ===============
+nano   2       2      16     32    11,200      6,592       11,792      24,576
+micro  2       4      32     64    35,712      25,472      37,152      81,920
+tiny   3       4      64     64    170,560     150,080     175,232     376,832
+mini   4       4      96     64    478,272     447,552     488,224     1,032,192
+small  4       4      128    64    834,304     793,344     851,584     1,769,472
+base   6       6      192    128   2,743,296   2,669,568   2,781,376   5,996,544
+medium 8       8      320    128   9,987,200   9,864,320   10,091,456  21,135,360
+====== ======= ====== ====== ===== =========== =========== =========== ===============
+
+FLOPs per token are `GPT.flops_per_token(training=False)` at the full context; training
+costs three times as much.
+
+`small` is the default (`DEFAULT_PRESET`): nanoGPT's CPU recipe size (4 layers, 4 heads,
+d=128, context 64). One forward + backward step on a 12 x 64 batch of characters takes about
+0.2 s on one core of the 2-core reference machine (benchmarks/bench_models.py): some 1,500
+steps in five minutes.
+
+>>> GPTConfig.from_preset("nano", vocab_size=65).n_embd
+16
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+DEFAULT_PRESET = "small"
+
+# name: (n_layer, n_head, n_embd, n_positions)
+_SIZES = {
+    "nano": (2, 2, 16, 32),
+    "micro": (2, 4, 32, 64),
+    "tiny": (3, 4, 64, 64),
+    "mini": (4, 4, 96, 64),
+    "small": (4, 4, 128, 64),
+    "base": (6, 6, 192, 128),
+    "medium": (8, 8, 320, 128),
+}
+
+PRESETS: dict[str, dict[str, dict]] = {
+    "gpt": {name: dict(n_layer=l, n_head=h, n_embd=c, n_positions=t)
+            for name, (l, h, c, t) in _SIZES.items()},
+    "bert": {name: dict(num_hidden_layers=l, num_attention_heads=h, hidden_size=c,
+                        intermediate_size=4 * c, max_position_embeddings=t)
+             for name, (l, h, c, t) in _SIZES.items()},
+}
+
+SUPPORTED_ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu_tanh", "gelu",
+                         "relu")
+
+
+def _check_positive_int(cls: str, name: str, value) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{cls}: {name} must be a positive integer, got {value!r}")
+
+
+def _check_probability(cls: str, name: str, value) -> None:
+    if not isinstance(value, int | float) or not 0.0 <= value < 1.0:
+        raise ValueError(f"{cls}: {name} must be a probability in [0, 1), got {value!r}")
+
+
+def _check_heads(cls: str, width_name: str, width: int, heads_name: str, heads: int) -> None:
+    if width % heads:
+        raise ValueError(f"{cls}: {width_name}={width} is not divisible by {heads_name}={heads}; "
+                         f"each head gets {width_name} / {heads_name} channels, which must be a "
+                         f"whole number (e.g. {heads_name}={_divisor_near(width, heads)})")
+
+
+def _divisor_near(n: int, k: int) -> int:
+    return min((d for d in range(1, n + 1) if n % d == 0), key=lambda d: abs(d - k))
+
+
+class _Config:
+    """Shared helpers: presets, dict round trips, overrides."""
+
+    model_type = ""
+    architecture = ""
+    preset_family = ""
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides):
+        """The config of preset `name` (see the table above), with fields overridden."""
+        presets = PRESETS[cls.preset_family]
+        if name not in presets:
+            raise ValueError(f"{cls.__name__}: unknown preset {name!r}; accepted: "
+                             f"{', '.join(presets)}")
+        return cls(**{**presets[name], **overrides})
+
+    def replace(self, **changes):
+        """A copy with some fields changed (checked again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """The fields plus `model_type` and `architectures`, as in a Hugging Face config.json."""
+        return {"model_type": self.model_type, "architectures": [self.architecture],
+                **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict, strict: bool = True):
+        """Build from a dict such as `to_dict()`'s; with strict=False unknown keys are ignored
+        (a Hugging Face config.json carries many that do not change the architecture)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names - {"model_type", "architectures"})
+        if strict and unknown:
+            raise ValueError(f"{cls.__name__}: unknown keys {unknown}; accepted: {sorted(names)}")
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass
+class GPTConfig(_Config):
+    """GPT-2's architecture, with `transformers.GPT2Config`'s field names.
+
+    Defaults are the `small` preset; dropout defaults to 0 (GPT-2's own configs say 0.1).
+    `n_inner=None` means 4 * n_embd.
+    """
+
+    vocab_size: int = 256
+    n_positions: int = 64
+    n_embd: int = 128
+    n_layer: int = 4
+    n_head: int = 4
+    n_inner: int | None = None
+    activation_function: str = "gelu_new"
+    resid_pdrop: float = 0.0
+    embd_pdrop: float = 0.0
+    attn_pdrop: float = 0.0
+    layer_norm_epsilon: float = 1e-5
+    initializer_range: float = 0.02
+    tie_word_embeddings: bool = True
+
+    model_type = "gpt2"
+    architecture = "GPT2LMHeadModel"
+    preset_family = "gpt"
+
+    def __post_init__(self):
+        name = type(self).__name__
+        for field in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"):
+            _check_positive_int(name, field, getattr(self, field))
+        if self.n_inner is not None:
+            _check_positive_int(name, "n_inner", self.n_inner)
+        _check_heads(name, "n_embd", self.n_embd, "n_head", self.n_head)
+        for field in ("resid_pdrop", "embd_pdrop", "attn_pdrop"):
+            _check_probability(name, field, getattr(self, field))
+        if self.activation_function not in SUPPORTED_ACTIVATIONS:
+            raise ValueError(f"{name}: activation_function={self.activation_function!r} is not "
+                             f"supported; accepted: {', '.join(SUPPORTED_ACTIVATIONS)}")
+        if not self.layer_norm_epsilon > 0:
+            raise ValueError(f"{name}: layer_norm_epsilon must be positive, "
+                             f"got {self.layer_norm_epsilon}")
+
+    @property
+    def block_size(self) -> int:
+        """The context length (nanoGPT's name for n_positions)."""
+        return self.n_positions
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+    @property
+    def inner_dim(self) -> int:
+        return 4 * self.n_embd if self.n_inner is None else self.n_inner
+
+
+@dataclass
+class BertConfig(_Config):
+    """BERT's architecture, with `transformers.BertConfig`'s field names.
+
+    Defaults are the `small` preset; `intermediate_size=None` means 4 * hidden_size. Dropout
+    defaults to 0 (BERT's own configs say 0.1). `num_labels` sizes the classification head.
+    """
+
+    vocab_size: int = 256
+    hidden_size: int = 128
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    intermediate_size: int | None = None
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.0
+    attention_probs_dropout_prob: float = 0.0
+    max_position_embeddings: int = 64
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    initializer_range: float = 0.02
+    pad_token_id: int | None = 0
+    num_labels: int = 2
+    classifier_dropout: float | None = None
+
+    model_type = "bert"
+    architecture = "BertForMaskedLM"
+    preset_family = "bert"
+
+    def __post_init__(self):
+        name = type(self).__name__
+        if self.intermediate_size is None:
+            self.intermediate_size = 4 * self.hidden_size
+        for field in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                      "intermediate_size", "max_position_embeddings", "type_vocab_size",
+                      "num_labels"):
+            _check_positive_int(name, field, getattr(self, field))
+        _check_heads(name, "hidden_size", self.hidden_size, "num_attention_heads",
+                     self.num_attention_heads)
+        for field in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+            _check_probability(name, field, getattr(self, field))
+        if self.classifier_dropout is not None:
+            _check_probability(name, "classifier_dropout", self.classifier_dropout)
+        if self.hidden_act not in SUPPORTED_ACTIVATIONS:
+            raise ValueError(f"{name}: hidden_act={self.hidden_act!r} is not supported; "
+                             f"accepted: {', '.join(SUPPORTED_ACTIVATIONS)}")
+        if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
+            raise ValueError(f"{name}: pad_token_id={self.pad_token_id} is outside the "
+                             f"vocabulary (accepted: 0..{self.vocab_size - 1}, or None)")
+        if not self.layer_norm_eps > 0:
+            raise ValueError(f"{name}: layer_norm_eps must be positive, "
+                             f"got {self.layer_norm_eps}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads

@@ -1,0 +1,292 @@
+"""GPT: GPT-2's decoder-only Transformer, weight for weight as Hugging Face's GPT2LMHeadModel.
+
+Shapes: B batch, T positions, C channels (n_embd), nh heads, hs head size (C / nh),
+I inner width (4C), V vocabulary, L layers.
+
+    x      = wte[idx] + wpe[pos]                   token + learned position embeddings
+    x      = block_l(x),  l = 1..L                 pre-LN blocks, causal attention, GELU-tanh
+    logits = ln_f(x) @ wte^T                       output head tied to the token embedding
+
+Parameter names are GPT2LMHeadModel's (`transformer.h.0.attn.c_attn.weight`, ...), with its
+(in, out) "Conv1D" layout, so `GPT.from_pretrained` reads a `save_pretrained` directory (real
+GPT-2 weights included) as it is, and `transformers` reads what `GPT.save` writes.
+
+>>> model = GPT(GPTConfig.from_preset("nano", vocab_size=65), seed=0)
+>>> logits, loss = model(idx, targets)            # idx, targets: (B, T) int arrays
+>>> model.generate(idx[:1, :4], max_new_tokens=20, do_sample=False).shape
+(1, 24)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import functional as F
+from ..autograd.grad_mode import no_grad
+from ..autograd.random import default_generator
+from ..autograd.tensor import Tensor
+from ..nn import (
+    Dropout,
+    Embedding,
+    KVCache,
+    LayerNorm,
+    Linear,
+    Module,
+    ModuleList,
+    TransformerBlock,
+    init,
+)
+from .base import LMOutput, PretrainedModel, as_ids
+from .config import GPTConfig
+
+
+class GPTTransformer(Module):
+    """The stack without the head (Hugging Face's GPT2Model): ids (B, T) -> (B, T, C)."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        c = config.n_embd
+        self.wte = Embedding(config.vocab_size, c)
+        self.wpe = Embedding(config.n_positions, c)
+        self.drop = Dropout(config.embd_pdrop)
+        self.h = ModuleList(
+            TransformerBlock(c, config.n_head, config.n_inner,
+                             activation=config.activation_function, dropout=config.resid_pdrop,
+                             attn_dropout=config.attn_pdrop,
+                             layer_norm_eps=config.layer_norm_epsilon, norm_first=True,
+                             is_causal=True)
+            for _ in range(config.n_layer))
+        self.ln_f = LayerNorm(c, eps=config.layer_norm_epsilon)
+
+    def forward(self, idx: np.ndarray, kv_cache: KVCache | None = None) -> Tensor:
+        past = 0 if kv_cache is None else kv_cache.length
+        pos = np.arange(past, past + idx.shape[1])                     # (T,)
+        x = self.drop(self.wte(idx) + self.wpe(pos))                   # (B, T, C)
+        for i, block in enumerate(self.h):
+            x = block(x, kv_cache=None if kv_cache is None else kv_cache[i])  # (B, T, C)
+        return self.ln_f(x)                                            # (B, T, C)
+
+
+class GPT(PretrainedModel):
+    """GPT-2: `GPT(config, seed=None)`; `model(idx, targets=None)` -> `LMOutput(logits, loss)`.
+
+    `seed` makes the initialisation reproducible; without it the weights come from tinyllm's
+    global generator (`tinyllm.manual_seed`).
+    """
+
+    config_class = GPTConfig
+    hf_architecture = "GPT2LMHeadModel"
+    # GPT2Config would otherwise default these to GPT-2's 50256, outside a small vocabulary.
+    hf_config_extras = {"bos_token_id": None, "eos_token_id": None}
+
+    def __init__(self, config: GPTConfig | None = None, seed: int | None = None):
+        super().__init__(GPTConfig() if config is None else config)
+        config = self.config
+        self.transformer = GPTTransformer(config)
+        self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False)
+        if config.tie_word_embeddings:
+            # One matrix reads tokens in and scores them out: V * C parameters saved, and
+            # what the model learns about a token's input use shapes its output use too.
+            self.lm_head.weight = self.transformer.wte.weight
+        self.init_weights(seed)
+
+    def init_weights(self, seed: int | None = None) -> None:
+        """GPT-2's initialisation: weights N(0, 0.02^2), biases 0, LayerNorm 1 and 0, and the
+        projections into the residual stream (`c_proj`) scaled by 1/sqrt(2 L), so the 2L
+        branches added to the stream do not make it grow with depth at the start of training
+        (notebook 03 measures it)."""
+        rng = np.random.default_rng(seed) if seed is not None else default_generator()
+        std = self.config.initializer_range
+        for name, p in self.named_parameters():
+            if name.endswith("bias"):
+                init.zeros_(p)
+            elif ".ln_" in name:
+                init.ones_(p)
+            elif name.endswith("c_proj.weight"):
+                init.normal_(p, std=std / math.sqrt(2 * self.config.n_layer), generator=rng)
+            else:
+                init.normal_(p, std=std, generator=rng)
+
+    # ----------------------------------------------------------------- forward
+    def forward(self, idx, targets=None, kv_cache: KVCache | None = None) -> LMOutput:
+        """Logits (B, T, V) for ids `idx` (B, T), and the mean cross-entropy against
+        `targets` (B, T) if given (ids of -100 are ignored).
+
+        With `kv_cache` (a `KVCache`), `idx` holds only the new positions: earlier ones are
+        read from the cache, which is then extended.
+        """
+        config = self.config
+        past = 0 if kv_cache is None else kv_cache.length
+        idx = as_ids("idx", idx, config.vocab_size)
+        if past + idx.shape[1] > config.n_positions:
+            where = f" ({past} cached + {idx.shape[1]} new)" if past else ""
+            raise ValueError(f"GPT: sequence of {past + idx.shape[1]} positions{where} is "
+                             f"longer than the context n_positions={config.n_positions}; "
+                             "crop it to the last n_positions ids")
+        x = self.transformer(idx, kv_cache)                            # (B, T, C)
+        logits = self.lm_head(x)                                       # (B, T, V)
+        loss = None
+        if targets is not None:
+            t = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
+            if t.shape != idx.shape:
+                raise ValueError(f"GPT: targets have shape {t.shape}, expected the ids' shape "
+                                 f"{idx.shape}")
+            loss = F.cross_entropy(logits.reshape(-1, config.vocab_size), t.reshape(-1),
+                                   ignore_index=-100)
+        return LMOutput(logits, loss)
+
+    # ----------------------------------------------------------------- generation
+    @no_grad()
+    def generate(self, idx, max_new_tokens: int, temperature: float = 1.0,
+                 top_k: int | None = None, top_p: float | None = None, do_sample: bool = True,
+                 eos_token_id: int | None = None, seed: int | None = None,
+                 use_cache: bool = True) -> np.ndarray:
+        """Continue each row of `idx` ((B, T) or (T,) ids) by up to `max_new_tokens` tokens.
+
+        - `do_sample=False` (or temperature=0): greedy, the most likely token each step.
+        - otherwise sample from softmax(logits / temperature), restricted to the `top_k` most
+          likely tokens and/or the smallest set whose probability reaches `top_p` (nucleus).
+        - `eos_token_id`: a row that emits it is finished (later tokens repeat it); stops
+          early when every row is.
+        - `seed`: a private generator for the sampling (default: tinyllm's global one).
+        - `use_cache`: keep each layer's keys and values so a step feeds one token, not the
+          whole sequence. Once the sequence outgrows the context, every step re-reads the
+          last n_positions ids without the cache (the positions shift); greedy decoding gives
+          the same tokens either way.
+
+        Returns an int64 array: the input followed by the new tokens, of the input's rank.
+        Runs in evaluation mode (no dropout) and restores the mode afterwards.
+        """
+        ids = np.asarray(idx.data if isinstance(idx, Tensor) else idx)
+        one_row = ids.ndim == 1
+        ids = as_ids("idx", ids[None] if one_row else ids, self.config.vocab_size)
+        if ids.shape[1] == 0:
+            raise ValueError("generate: idx must hold at least one token to continue from")
+        _check_sampling(max_new_tokens, temperature, top_k, top_p, eos_token_id,
+                        self.config.vocab_size)
+        rng = np.random.default_rng(seed) if seed is not None else default_generator()
+        greedy = not do_sample or temperature == 0
+        n_ctx = self.config.n_positions
+        cache = KVCache(self.config.n_layer) if use_cache else None
+        finished = np.zeros(len(ids), dtype=bool)
+        was_training = self.training
+        self.eval()
+        try:
+            for _ in range(max_new_tokens):
+                if cache is not None and ids.shape[1] <= n_ctx:
+                    logits = self(ids[:, cache.length:], kv_cache=cache).logits
+                else:
+                    logits = self(ids[:, -n_ctx:]).logits
+                last = logits.data[:, -1, :].astype(np.float64)         # (B, V)
+                nxt = (last.argmax(axis=-1) if greedy
+                       else _sample(last, temperature, top_k, top_p, rng))
+                if eos_token_id is not None:
+                    nxt = np.where(finished, eos_token_id, nxt)
+                    finished |= nxt == eos_token_id
+                ids = np.concatenate([ids, nxt[:, None].astype(np.int64)], axis=1)
+                if eos_token_id is not None and finished.all():
+                    break
+        finally:
+            self.train(was_training)
+        return ids[0] if one_row else ids
+
+    # ----------------------------------------------------------------- size and cost
+    def num_params(self, non_embedding: bool = False) -> int:
+        """Number of parameters (the tied head counted once). non_embedding=True leaves out
+        the token and position embeddings: Kaplan et al.'s N, the one scaling laws use.
+
+        (nanoGPT subtracts only the position embeddings, because the tied token embedding
+        also serves as the output head. Here the head's cost is counted in FLOPs instead.)
+        """
+        n = super().num_params()
+        if non_embedding:
+            n -= self.transformer.wte.weight.data.size + self.transformer.wpe.weight.data.size
+        return n
+
+    def flops_breakdown(self, seq_len: int | None = None) -> dict[str, int]:
+        """Forward-pass FLOPs per token, by component, at context `seq_len` (default: full).
+
+        Only matrix products count, at 2 FLOPs (a multiply and an add) per multiply-add:
+        a (m, k) @ (k, n) product is 2 m k n. LayerNorm, GELU, softmax and the embedding
+        lookups are O(C) per token and left out. Attention scores and their weighted sum
+        are counted over all T x T query-key pairs, masked half included, because that is
+        what is computed: per token 2 T C each.
+        """
+        cfg = self.config
+        t = cfg.n_positions if seq_len is None else seq_len
+        c, i, n_layer = cfg.n_embd, cfg.inner_dim, cfg.n_layer
+        return {
+            "attn.c_attn": n_layer * 2 * c * 3 * c,
+            "attn.scores": n_layer * 2 * t * c,
+            "attn.values": n_layer * 2 * t * c,
+            "attn.c_proj": n_layer * 2 * c * c,
+            "mlp.c_fc": n_layer * 2 * c * i,
+            "mlp.c_proj": n_layer * 2 * i * c,
+            "lm_head": 2 * c * cfg.vocab_size,
+        }
+
+    def flops_per_token(self, training: bool = True, seq_len: int | None = None) -> int:
+        """Matmul FLOPs per token of a forward pass (training=False) or of forward and
+        backward (training=True: 3x, since each product's backward is two products of its
+        size, one for each operand's gradient). See `flops_breakdown`."""
+        forward = sum(self.flops_breakdown(seq_len).values())
+        return 3 * forward if training else forward
+
+    # ----------------------------------------------------------------- Hugging Face files
+    @classmethod
+    def check_hf_config(cls, raw: dict, directory) -> None:
+        for option, wanted in (("scale_attn_weights", True),
+                               ("scale_attn_by_inverse_layer_idx", False),
+                               ("add_cross_attention", False)):
+            if option in raw and raw[option] != wanted:
+                cls._refuse(cls.__name__, directory, option, raw[option], repr(wanted))
+
+    @classmethod
+    def convert_state_dict(cls, state):
+        """Accept the original GPT-2 files' names (no `transformer.` prefix) and drop the
+        causal-mask buffers (`attn.bias`, `attn.masked_bias`) older files carry."""
+        if not any(k.startswith("transformer.") for k in state):
+            state = {(k if k.startswith("lm_head.") else "transformer." + k): v
+                     for k, v in state.items()}
+        return {k: v for k, v in state.items()
+                if not k.endswith((".attn.bias", ".attn.masked_bias"))}
+
+
+def _check_sampling(max_new_tokens, temperature, top_k, top_p, eos_token_id, vocab_size):
+    if not isinstance(max_new_tokens, int | np.integer) or max_new_tokens < 0:
+        raise ValueError(f"generate: max_new_tokens must be a non-negative integer, "
+                         f"got {max_new_tokens!r}")
+    if not temperature >= 0:
+        raise ValueError(f"generate: temperature must be >= 0 (0 = greedy), got {temperature}")
+    if top_k is not None and (not isinstance(top_k, int | np.integer) or top_k <= 0):
+        raise ValueError(f"generate: top_k must be a positive integer or None, got {top_k!r}")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise ValueError(f"generate: top_p must be in (0, 1] or None, got {top_p!r}")
+    if eos_token_id is not None and not 0 <= eos_token_id < vocab_size:
+        raise ValueError(f"generate: eos_token_id {eos_token_id} is outside the vocabulary "
+                         f"(accepted: 0..{vocab_size - 1})")
+
+
+def _sample(logits: np.ndarray, temperature: float, top_k, top_p,
+            rng: np.random.Generator) -> np.ndarray:
+    """One token per row of `logits` (B, V), drawn from the filtered, tempered softmax."""
+    logits = logits / temperature                                      # (B, V)
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = np.partition(logits, -top_k, axis=-1)[:, -top_k, None]   # (B, 1)
+        logits = np.where(logits < kth, -np.inf, logits)
+    probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    probs /= probs.sum(axis=-1, keepdims=True)                         # (B, V)
+    if top_p is not None and top_p < 1.0:
+        order = np.argsort(-probs, axis=-1, kind="stable")
+        sorted_p = np.take_along_axis(probs, order, axis=-1)
+        # Keep a token while the mass before it is < top_p: the smallest set reaching top_p.
+        drop_sorted = np.cumsum(sorted_p, axis=-1) - sorted_p >= top_p
+        drop = np.zeros_like(drop_sorted)
+        np.put_along_axis(drop, order, drop_sorted, axis=-1)
+        probs = np.where(drop, 0.0, probs)
+        probs /= probs.sum(axis=-1, keepdims=True)
+    cdf = np.cumsum(probs, axis=-1)                                    # (B, V)
+    u = rng.random((len(probs), 1)) * cdf[:, -1:]
+    return np.minimum((cdf <= u).sum(axis=-1), probs.shape[-1] - 1)

@@ -1,0 +1,30 @@
+"""Layers and containers with PyTorch's names: `Module`, `Linear`, `MultiHeadAttention`, ...
+
+>>> import tinyllm.nn as nn
+>>> block = nn.TransformerBlock(n_embd=32, n_head=4, is_causal=True)
+>>> block.num_params()
+12704
+"""
+
+from . import init
+from .attention import KVCache, LayerKVCache, MultiHeadAttention, attend, causal_mask
+from .layers import (
+    ACTIVATIONS,
+    GELU,
+    Conv1D,
+    Dropout,
+    Embedding,
+    LayerNorm,
+    Linear,
+    ReLU,
+    get_activation,
+)
+from .module import IncompatibleKeys, Module, ModuleList, Parameter, StateDictError
+from .transformer import FeedForward, TransformerBlock
+
+__all__ = [
+    "ACTIVATIONS", "GELU", "Conv1D", "Dropout", "Embedding", "FeedForward", "IncompatibleKeys",
+    "KVCache", "LayerKVCache", "LayerNorm", "Linear", "Module", "ModuleList",
+    "MultiHeadAttention", "Parameter", "ReLU", "StateDictError", "TransformerBlock", "attend",
+    "causal_mask", "get_activation", "init",
+]

@@ -1,0 +1,216 @@
+"""Multi-head self-attention with causal and key-padding masks and a KV cache.
+
+Shapes: B batch, T (= L) positions of the input (queries), S key positions (T plus any cached
+ones), C channels (n_embd), nh heads, hs = C / nh head size.
+
+Each head h attends with its own slice of the channels::
+
+    q, k, v = x W_q, x W_k, x W_v                         (B, T, C) each, split into heads
+    y_h     = softmax(q_h k_h^T / sqrt(hs) + mask) v_h    (B, T, hs) per head
+    y       = concat_h(y_h) W_o                           (B, T, C)
+
+Masks, and which way round they read:
+
+- `is_causal` (a constructor flag): position i sees positions <= i. With a KV cache the
+  queries are the *last* T of S positions, so the mask is aligned bottom-right
+  (`causal_mask`), not top-left as `F.scaled_dot_product_attention(is_causal=True)` is.
+- `attn_mask` (forward): as in `F.scaled_dot_product_attention`: boolean True = may attend,
+  or floats added to the scores; broadcastable to (B, nh, T, S). (PyTorch's
+  `nn.MultiheadAttention` reads a boolean attn_mask the other way round; tinyllm keeps one
+  convention.)
+- `key_padding_mask` (forward): boolean (B, S), True = this key is padding, ignore it
+  (PyTorch's convention for this argument). Hugging Face's `attention_mask` (1 = real token)
+  is its negation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import functional as F
+from ..autograd.ops.shape import cat
+from ..autograd.tensor import Tensor
+from .layers import Conv1D, Dropout, _positive_int
+from .module import Module
+
+
+def causal_mask(n_queries: int, n_keys: int) -> np.ndarray:
+    """Bottom-right causal mask (L, S): query i, at position S - L + i, sees keys 0..S-L+i.
+
+    For L == S it equals PyTorch's `tril(ones(L, S))`; for L < S (new tokens after a KV
+    cache) each query also sees every cached key.
+
+    >>> causal_mask(2, 4).astype(int)
+    array([[1, 1, 1, 0],
+           [1, 1, 1, 1]])
+    """
+    return np.tri(n_queries, n_keys, k=n_keys - n_queries, dtype=bool)
+
+
+class LayerKVCache:
+    """The keys and values one attention layer has computed so far, (B, nh, S, hs) each."""
+
+    def __init__(self):
+        self.k: Tensor | None = None
+        self.v: Tensor | None = None
+
+    def __len__(self) -> int:
+        return 0 if self.k is None else self.k.shape[2]
+
+    def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Append the new positions' keys and values; return all of them."""
+        if self.k is None:
+            self.k, self.v = k, v
+        else:
+            if k.shape[:2] != self.k.shape[:2] or k.shape[3] != self.k.shape[3]:
+                raise ValueError(f"KV cache: new keys of shape {k.shape} do not continue the "
+                                 f"cached ones of shape {self.k.shape} (same B, nh, hs)")
+            self.k, self.v = cat([self.k, k], dim=2), cat([self.v, v], dim=2)
+        return self.k, self.v                                          # (B, nh, S, hs)
+
+
+class KVCache:
+    """Per-layer key/value caches for incremental decoding: `cache[i]` is layer i's.
+
+    >>> cache = KVCache(n_layer=2)
+    >>> logits = model(prompt, kv_cache=cache).logits       # fills the cache
+    >>> logits = model(next_token, kv_cache=cache).logits   # attends to cached keys
+    """
+
+    def __init__(self, n_layer: int):
+        self.layers = [LayerKVCache() for _ in range(n_layer)]
+
+    def __getitem__(self, i: int) -> LayerKVCache:
+        return self.layers[i]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    @property
+    def length(self) -> int:
+        """Number of positions cached so far."""
+        return len(self.layers[0]) if self.layers else 0
+
+    def reset(self) -> None:
+        for layer in self.layers:
+            layer.k = layer.v = None
+
+
+def split_heads(x: Tensor, n_head: int) -> Tensor:
+    """(B, T, C) -> (B, nh, T, hs)."""
+    b, t, c = x.shape
+    return x.reshape(b, t, n_head, c // n_head).transpose(1, 2)        # (B, nh, T, hs)
+
+
+def merge_heads(y: Tensor) -> Tensor:
+    """(B, nh, T, hs) -> (B, T, C), the heads side by side."""
+    b, nh, t, hs = y.shape
+    return y.transpose(1, 2).reshape(b, t, nh * hs)                    # (B, T, C)
+
+
+def _check_key_padding(mask, batch: int, n_keys: int) -> np.ndarray:
+    m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+    if m.dtype != np.bool_:
+        raise TypeError(f"key_padding_mask must be boolean (True = padding), got {m.dtype}")
+    if m.shape != (batch, n_keys):
+        raise ValueError(f"key_padding_mask has shape {m.shape}, expected (B, S) = "
+                         f"{(batch, n_keys)}")
+    return m
+
+
+def _check_attn_mask(mask, scores_shape: tuple[int, ...]):
+    m = mask if isinstance(mask, Tensor) else Tensor._make(np.asarray(mask))
+    if m.dtype != np.bool_ and m.dtype.kind != "f":
+        raise TypeError(f"attn_mask must be boolean (True = may attend) or floating, "
+                        f"got {m.dtype}")
+    try:
+        fits = m.ndim <= 4 and np.broadcast_shapes(m.shape, scores_shape) == scores_shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"attn_mask has shape {m.shape}; expected a shape that broadcasts to "
+                         f"(B, nh, T, S) = {scores_shape}, e.g. (T, S) or (B, 1, T, S)")
+    return m
+
+
+def attend(q: Tensor, k: Tensor, v: Tensor, *, is_causal: bool = False, attn_mask=None,
+           key_padding_mask=None, kv_cache: LayerKVCache | None = None,
+           dropout_p: float = 0.0) -> Tensor:
+    """Attention of heads q (B, nh, T, hs) over k, v (B, nh, T, hs) -> (B, nh, T, hs).
+
+    Appends k, v to `kv_cache` first (if given), builds one mask from `is_causal`,
+    `attn_mask` and `key_padding_mask` (see the module docstring), and calls
+    `F.scaled_dot_product_attention`. Layers with other projections (BERT's) share it.
+    """
+    if kv_cache is not None:
+        k, v = kv_cache.update(k, v)                                   # (B, nh, S, hs)
+    b, nh, t, _ = q.shape
+    s = k.shape[2]
+    if attn_mask is None and key_padding_mask is None and (not is_causal or t == s or t == 1):
+        # The common cases need no mask array: full attention, causal with T == S, or one new
+        # query (which may see every key).
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p,
+                                              is_causal=is_causal and t > 1)
+    allowed = None                                                     # boolean, True = may see
+    if is_causal:
+        allowed = causal_mask(t, s)                                    # (T, S)
+    if key_padding_mask is not None:
+        keep = ~_check_key_padding(key_padding_mask, b, s)[:, None, None, :]   # (B, 1, 1, S)
+        allowed = keep if allowed is None else allowed & keep          # (B, 1, T, S)
+    mask = allowed
+    if attn_mask is not None:
+        m = _check_attn_mask(attn_mask, (b, nh, t, s))
+        if m.dtype == np.bool_:
+            mask = m.data if allowed is None else m.data & allowed
+        else:
+            mask = m if allowed is None else m + np.where(allowed, 0.0, -np.inf).astype(m.dtype)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+
+
+class MultiHeadAttention(Module):
+    """Multi-head self-attention in GPT-2's layout: one fused q|k|v projection `c_attn`
+    (C, 3C) and an output projection `c_proj` (C, C), both `Conv1D` (weight (in, out)).
+
+    x (B, T, C) -> (B, T, C). `dropout` applies to the attention weights and to the output
+    (GPT-2's attn_pdrop and resid_pdrop; give `resid_dropout` to set the second apart).
+
+    >>> attn = MultiHeadAttention(embed_dim=16, num_heads=4, is_causal=True)
+    >>> attn(tinyllm.randn(2, 5, 16)).shape
+    (2, 5, 16)
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
+                 is_causal: bool = False, resid_dropout: float | None = None):
+        super().__init__()
+        _positive_int("MultiHeadAttention", "embed_dim", embed_dim)
+        _positive_int("MultiHeadAttention", "num_heads", num_heads)
+        if embed_dim % num_heads:
+            raise ValueError(f"MultiHeadAttention: embed_dim={embed_dim} is not divisible by "
+                             f"num_heads={num_heads}; each head gets embed_dim / num_heads "
+                             "channels, which must be a whole number")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"MultiHeadAttention: dropout must be in [0, 1), got {dropout}")
+        self.embed_dim, self.num_heads = embed_dim, num_heads
+        self.head_dim = embed_dim // num_heads
+        self.is_causal, self.dropout = bool(is_causal), float(dropout)
+        self.c_attn = Conv1D(embed_dim, 3 * embed_dim, bias=bias)
+        self.c_proj = Conv1D(embed_dim, embed_dim, bias=bias)
+        self.resid_dropout = Dropout(dropout if resid_dropout is None else resid_dropout)
+
+    def forward(self, x: Tensor, attn_mask=None, key_padding_mask=None,
+                kv_cache: LayerKVCache | None = None) -> Tensor:
+        if x.ndim != 3 or x.shape[-1] != self.embed_dim:
+            raise ValueError(f"MultiHeadAttention: expected input (B, T, C) with "
+                             f"C = {self.embed_dim}, got shape {x.shape}")
+        c = self.embed_dim
+        q, k, v = self.c_attn(x).split(c, dim=2)                       # (B, T, C) each
+        q, k, v = (split_heads(t, self.num_heads) for t in (q, k, v))  # (B, nh, T, hs)
+        y = attend(q, k, v, is_causal=self.is_causal, attn_mask=attn_mask,
+                   key_padding_mask=key_padding_mask, kv_cache=kv_cache,
+                   dropout_p=self.dropout if self.training else 0.0)   # (B, nh, T, hs)
+        return self.resid_dropout(self.c_proj(merge_heads(y)))         # (B, T, C)
+
+    def extra_repr(self) -> str:
+        return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, "
+                f"is_causal={self.is_causal}")
+

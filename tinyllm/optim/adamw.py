@@ -1,0 +1,132 @@
+"""Adam and AdamW (Kingma & Ba 2015; Loshchilov & Hutter 2019), as in PyTorch.
+
+One step t = 1, 2, ... for each parameter p with gradient g (gamma = lr, lambda = weight_decay):
+
+    g = -g                                        if maximize
+    p = p * (1 - gamma * lambda)                  AdamW: decoupled weight decay
+    g = g + lambda * p                            Adam: L2 penalty, coupled through g
+    m = beta1 * m + (1 - beta1) * g               first moment (running mean of g)
+    v = beta2 * v + (1 - beta2) * g * g           second moment (running mean of g^2)
+    v_max = max(v_max, v)                         if amsgrad, and v_max replaces v below
+    p = p - (gamma / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+
+The last line is the bias-corrected update gamma * m_hat / (sqrt(v_hat) + eps), written the
+way PyTorch evaluates it (step size lr / bias_correction1; the denominator is
+sqrt(v) / sqrt(bias_correction2) + eps), so the two libraries agree to rounding.
+
+Why decoupled: with Adam's L2 penalty the decay term is divided by sqrt(v) like the rest of
+the gradient, so weights with large gradients are barely decayed. AdamW shrinks every weight
+by the same factor, independent of its gradient history.
+
+>>> import numpy as np, tinyllm
+>>> from tinyllm.optim import AdamW
+>>> w = tinyllm.tensor([1.0, -1.0], requires_grad=True)
+>>> opt = AdamW([w], lr=0.1, weight_decay=0.0)
+>>> w.grad = np.array([3.0, -0.5], dtype=np.float32)
+>>> opt.step()              # the first step moves every weight by about lr
+>>> np.round(w.data, 4)
+array([ 0.9, -0.9], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .optimizer import Optimizer
+
+
+class Adam(Optimizer):
+    """Adam: `torch.optim.Adam`, with L2 weight decay unless `decoupled_weight_decay=True`."""
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0, amsgrad: bool = False, *,
+                 maximize: bool = False, decoupled_weight_decay: bool = False):
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                        amsgrad=amsgrad, maximize=maximize,
+                        decoupled_weight_decay=decoupled_weight_decay)
+        super().__init__(params, defaults)
+
+    def _validate_group(self, group):
+        name = type(self).__name__
+        lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
+        if not lr >= 0.0:
+            raise ValueError(f"{name}: invalid learning rate lr={lr}; expected lr >= 0")
+        if not eps >= 0.0:
+            raise ValueError(f"{name}: invalid eps={eps}; expected eps >= 0")
+        betas = group["betas"]
+        if len(betas) != 2:
+            raise ValueError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}")
+        for i, beta in enumerate(betas):
+            if not 0.0 <= beta < 1.0:
+                raise ValueError(f"{name}: invalid beta parameter at index {i}: {beta}; "
+                                 "expected 0 <= beta < 1")
+        if not wd >= 0.0:
+            raise ValueError(f"{name}: invalid weight_decay={wd}; expected weight_decay >= 0")
+
+    def step(self, closure=None):
+        """One Adam(W) update of every parameter that has a gradient."""
+        loss = self._evaluate(closure)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self._update(p, group)
+        return loss
+
+    def _update(self, p, group) -> None:
+        data, g = p.data, p.grad
+        lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
+        beta1, beta2 = group["betas"]
+        state = self.state[p]
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = np.zeros_like(data)
+            state["exp_avg_sq"] = np.zeros_like(data)
+        if group["amsgrad"] and "max_exp_avg_sq" not in state:  # also if turned on later
+            state["max_exp_avg_sq"] = np.zeros_like(data)
+        state["step"] += 1
+        step = state["step"]
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        a, b = self._buffers(data, 2)
+
+        # p.grad itself is never modified: `a` holds the transformed gradient.
+        if group["maximize"]:
+            g = np.negative(g, out=a)
+        if wd != 0:
+            if group["decoupled_weight_decay"]:
+                data *= 1 - lr * wd
+            else:
+                np.multiply(data, wd, out=b)
+                g = np.add(g, b, out=a)
+
+        # m.lerp_(g, 1 - beta1), with PyTorch's two branches for accuracy near each end.
+        weight = 1 - beta1
+        np.subtract(g, m, out=b)
+        if weight < 0.5:
+            m += np.multiply(b, weight, out=b)
+        else:
+            np.subtract(g, np.multiply(b, 1 - weight, out=b), out=m)
+        # v.mul_(beta2).addcmul_(g, g, value=1 - beta2): the product in PyTorch's order.
+        v *= beta2
+        np.multiply(g, 1 - beta2, out=b)
+        v += np.multiply(b, g, out=b)
+
+        if group["amsgrad"]:
+            v = np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+        bias_correction1 = 1 - beta1 ** step
+        bias_correction2 = 1 - beta2 ** step
+        step_size = lr / bias_correction1
+        denom = np.sqrt(v, out=a)
+        denom /= bias_correction2 ** 0.5
+        denom += eps
+        np.multiply(m, step_size, out=b)
+        data -= np.divide(b, denom, out=b)
+
+
+class AdamW(Adam):
+    """AdamW: Adam with decoupled weight decay (`torch.optim.AdamW`; default decay 0.01)."""
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *,
+                 maximize: bool = False):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=True)

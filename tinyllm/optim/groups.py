@@ -1,0 +1,90 @@
+"""Split a model's parameters into a weight-decay group and a no-decay group, as GPT-2 recipes do.
+
+Weight decay pulls weights toward 0. That is a sensible prior for the matrices of matmuls,
+but not for biases (shifts), LayerNorm gains (which should stay near 1) or embedding rows
+(most are rarely updated, and decay would shrink every rare token toward nothing), so
+training recipes exempt them. The rule here, for a parameter named e.g.
+`transformer.h.0.ln_1.weight`:
+
+- no decay if `p.ndim < 2` (every bias and norm parameter), or if any dot-separated part of
+  its name is `wte` or `wpe`, contains `embedding` (`embeddings`, `word_embeddings`, ...),
+  starts with `ln` (`ln_1`, `ln_f`) or contains `norm` (`LayerNorm`, `layer_norm`, `norm1`),
+  ignoring case;
+- decay otherwise: the 2-D+ weights of linear layers and attention projections.
+
+A tensor shared under two names (GPT-2's `lm_head.weight` is `transformer.wte.weight`) is
+listed once, and is exempt if any of its names is. Parameters with `requires_grad=False`
+are left out. The groups carry `"param_names"` so you can see where everything went:
+
+>>> import tinyllm
+>>> named = [("h.0.attn.c_attn.weight", tinyllm.zeros(4, 12, requires_grad=True)),
+...          ("h.0.attn.c_attn.bias", tinyllm.zeros(12, requires_grad=True)),
+...          ("h.0.ln_1.weight", tinyllm.ones(4, requires_grad=True)),
+...          ("wte.weight", tinyllm.zeros(10, 4, requires_grad=True))]
+>>> decay, no_decay = param_groups_for_weight_decay(named, weight_decay=0.1)
+>>> decay["param_names"], decay["weight_decay"]
+(['h.0.attn.c_attn.weight'], 0.1)
+>>> no_decay["param_names"], no_decay["weight_decay"]
+(['h.0.attn.c_attn.bias', 'h.0.ln_1.weight', 'wte.weight'], 0.0)
+
+Pass the two groups straight to an optimizer: `AdamW(groups, lr=6e-4)`. (nanoGPT decays
+its embedding matrix too, since it only tests `dim() >= 2`; minGPT and Hugging Face's
+recipes exempt embeddings and LayerNorm as here.)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+NO_DECAY_EXACT = ("wte", "wpe")
+NO_DECAY_CONTAINS = ("embedding", "norm")
+NO_DECAY_PREFIX = ("ln",)
+
+
+def is_no_decay(name: str, param) -> bool:
+    """True if `param`, called `name`, belongs in the no-decay group (rule in the module doc)."""
+    if param.data.ndim < 2:
+        return True
+    for part in name.lower().split("."):
+        if (part in NO_DECAY_EXACT or part.startswith(NO_DECAY_PREFIX)
+                or any(word in part for word in NO_DECAY_CONTAINS)):
+            return True
+    return False
+
+
+def param_groups_for_weight_decay(named_parameters, weight_decay: float) -> list[dict[str, Any]]:
+    """`[decay_group, no_decay_group]` for an optimizer, from `(name, param)` pairs or a model.
+
+    `named_parameters` is an iterable of `(name, tensor)` pairs, or any object with a
+    `named_parameters()` method (a `tinyllm.nn.Module`). Both groups are always returned (one
+    may be empty), decay first, each keeping the parameters' order.
+    """
+    if hasattr(named_parameters, "named_parameters"):
+        named_parameters = named_parameters.named_parameters()
+    if not weight_decay >= 0:
+        raise ValueError(f"param_groups_for_weight_decay: invalid weight_decay={weight_decay}; "
+                         "expected weight_decay >= 0")
+    order: list[int] = []  # ids of trainable parameters, first appearance first
+    params: dict[int, Any] = {}
+    names: dict[int, str] = {}
+    exempt: dict[int, bool] = {}
+    for item in named_parameters:
+        if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
+            raise TypeError("param_groups_for_weight_decay: expected (name, parameter) pairs, "
+                            f"as model.named_parameters() yields; got {type(item).__name__}")
+        name, p = item
+        if not getattr(p, "requires_grad", True):
+            continue
+        key = id(p)
+        if key not in params:
+            order.append(key)
+            params[key], names[key], exempt[key] = p, name, False
+        exempt[key] = exempt[key] or is_no_decay(name, p)
+
+    decay = {"params": [], "param_names": [], "weight_decay": float(weight_decay)}
+    no_decay = {"params": [], "param_names": [], "weight_decay": 0.0}
+    for key in order:
+        group = no_decay if exempt[key] else decay
+        group["params"].append(params[key])
+        group["param_names"].append(names[key])
+    return [decay, no_decay]

@@ -1,0 +1,107 @@
+"""`TrainConfig`: every knob of a training run, typed and checked.
+
+The defaults are the run `tinyllm train` does with no arguments: the `small` GPT (nanoGPT's
+CPU recipe size: 4 layers, 4 heads, d=128, context 64) on the built-in English corpus
+("pydoc", CPython's own documentation), characters as tokens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+MODELS = ("gpt", "bert")
+TOKENIZERS = ("char", "bpe")
+
+
+@dataclass
+class TrainConfig:
+    """A training run's settings (saved with every checkpoint, so a run can resume)."""
+
+    model: str = "gpt"                 # "gpt" (causal LM) or "bert" (masked LM)
+    preset: str = "small"              # a name from tinyllm.models.PRESETS
+    data: str = "pydoc"                # a corpus name (tinyllm.data.list_corpora()) or a file
+    tokenizer: str = "char"            # "char" or "bpe"
+    vocab_size: int = 512              # target vocabulary for "bpe" (ignored for "char")
+    steps: int = 2000                  # optimizer steps
+    batch_size: int = 12
+    block_size: int | None = None      # context length; None = the preset's context
+    lr: float = 1e-3                   # peak learning rate
+    min_lr: float = 1e-4               # cosine decay floor
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0             # max gradient norm; 0 disables clipping
+    dropout: float = 0.0
+    val_fraction: float = 0.1
+    eval_interval: int = 250           # evaluate (and checkpoint) every N steps
+    eval_iters: int = 20               # batches per evaluation
+    sample_tokens: int = 200           # tokens of sample text printed at each evaluation
+    seed: int = 1337
+    out: str = "runs"                  # runs are written to <out>/<name>/
+    name: str | None = None            # run name; None = <model>-<preset>-<data>
+    model_overrides: dict = field(default_factory=dict)  # e.g. {"n_layer": 2}
+
+    def __post_init__(self):
+        _choice("model", self.model, MODELS)
+        _choice("tokenizer", self.tokenizer, TOKENIZERS)
+        for name in ("steps", "batch_size", "eval_interval", "eval_iters"):
+            _positive(name, getattr(self, name))
+        for name in ("warmup_steps", "sample_tokens", "seed"):
+            _non_negative(name, getattr(self, name))
+        if self.warmup_steps > self.steps:
+            raise ValueError(f"warmup_steps={self.warmup_steps} is more than steps={self.steps}; "
+                             "accepted: warmup_steps <= steps")
+        if self.block_size is not None:
+            _positive("block_size", self.block_size)
+        if self.tokenizer == "bpe" and self.vocab_size < 257:
+            raise ValueError(f"vocab_size={self.vocab_size} is too small for byte-level BPE "
+                             "(256 byte tokens + merges); accepted: >= 257")
+        if not 0 < self.lr <= 1:
+            raise ValueError(f"lr={self.lr} is out of range; accepted: 0 < lr <= 1")
+        if not 0 <= self.min_lr <= self.lr:
+            raise ValueError(f"min_lr={self.min_lr} must be between 0 and lr={self.lr}")
+        for name in ("beta1", "beta2", "dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} is out of range; "
+                                 "accepted: 0 <= value < 1")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"val_fraction={self.val_fraction} is out of range; "
+                             "accepted: 0 < value < 1")
+        if self.weight_decay < 0 or self.grad_clip < 0:
+            raise ValueError("weight_decay and grad_clip must be >= 0, got "
+                             f"{self.weight_decay} and {self.grad_clip}")
+
+    @property
+    def run_name(self) -> str:
+        if self.name:
+            return self.name
+        data = self.data.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].split(".")[0]
+        return f"{self.model}-{self.preset}-{data}"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"TrainConfig: unknown keys {unknown}; accepted: {sorted(known)}")
+        return cls(**d)
+
+
+def _choice(name, value, accepted):
+    if value not in accepted:
+        raise ValueError(f"unknown {name} {value!r}; accepted: {', '.join(accepted)}")
+
+
+def _positive(name, value):
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{name}={value!r} must be a positive integer")
+
+
+def _non_negative(name, value):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{name}={value!r} must be a non-negative integer")

@@ -1,0 +1,418 @@
+"""The training loop: data -> model -> loss -> backward -> AdamW, with evaluation,
+samples, metrics and checkpoints that resume bit for bit.
+
+Shapes: B batch, T block (context) length, V vocabulary.
+
+>>> from tinyllm.training import Trainer, TrainConfig
+>>> result = Trainer(TrainConfig(preset="nano", steps=50, out="runs")).train()
+>>> result.best_val_loss, result.run_dir
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..autograd import get_rng_state, manual_seed, no_grad, set_rng_state
+from ..data import (
+    BertBatcher,
+    LMBatcher,
+    encode_corpus,
+    eval_batches,
+    load_corpus,
+    train_val_split,
+)
+from ..models import GPT, BertConfig, BertForMaskedLM, GPTConfig
+from ..optim import AdamW, WarmupCosine, clip_grad_norm_, param_groups_for_weight_decay
+from ..tokenizers import BPETokenizer, CharTokenizer, Tokenizer
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, write_json_atomic
+from .config import TrainConfig
+from .progress import MetricsLog, Progress
+
+LAST, BEST = "last.safetensors", "best.safetensors"
+LN2 = math.log(2.0)
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot go on (a NaN loss, an unusable resume directory)."""
+
+
+@dataclass
+class TrainResult:
+    """How a `train()` call ended."""
+
+    run_dir: Path
+    step: int
+    status: str                      # "finished", "interrupted" or "stopped"
+    best_val_loss: float
+    last_eval: dict | None
+    elapsed_s: float
+    sample: str | None = None
+
+
+def unigram_entropy(ids: np.ndarray, vocab_size: int) -> float:
+    """Entropy in nats of the token frequencies: the loss of a model that ignores context."""
+    counts = np.bincount(np.asarray(ids, dtype=np.int64), minlength=vocab_size)
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+class Trainer:
+    """One training run in `<config.out>/<run name>/`.
+
+    Start one with `Trainer(config)`, continue one with `Trainer.resume(run_dir)`; then
+    `train()`. SIGINT (Ctrl-C) and SIGTERM save a checkpoint and return cleanly.
+    """
+
+    def __init__(self, config: TrainConfig, *, quiet: bool = False, stream=None,
+                 _checkpoint: tuple[dict, dict] | None = None, run_dir: Path | None = None):
+        self.config = config
+        self.run_dir = Path(run_dir) if run_dir else Path(config.out) / config.run_name
+        self.stream = stream
+        self.quiet = quiet
+        self._stop_signal: str | None = None
+        resuming = _checkpoint is not None
+        meta = _checkpoint[1] if resuming else None
+        manual_seed(config.seed)
+        self.corpus = load_corpus(config.data)
+        self.tokenizer = (Tokenizer.from_dict(meta["tokenizer"]) if resuming
+                          else self._train_tokenizer())
+        ids = encode_corpus(self.corpus, self.tokenizer,
+                            cache_dir=Path(config.out) / ".cache")
+        self.train_ids, self.val_ids = train_val_split(ids, config.val_fraction)
+        self.model = self._build_model(meta["model_config"] if resuming else None)
+        self.block_size = self._block_size()
+        decay_groups = param_groups_for_weight_decay(self.model, config.weight_decay)
+        self.optimizer = AdamW(decay_groups, lr=config.lr, betas=(config.beta1, config.beta2))
+        self.scheduler = WarmupCosine(self.optimizer, warmup_steps=config.warmup_steps,
+                                      total_steps=config.steps, min_lr=config.min_lr)
+        self.batcher = self._batcher(self.train_ids, config.seed)
+        self.step = 0
+        self.best_val_loss = math.inf
+        self.last_eval: dict | None = None
+        self.chars_per_token = self._chars_per_token()
+        self.unigram_nats = unigram_entropy(self.train_ids, self.tokenizer.vocab_size)
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+        if resuming:
+            self._restore(*_checkpoint)
+
+    # ----------------------------------------------------------------- construction
+    def _train_tokenizer(self) -> Tokenizer:
+        if self.config.tokenizer == "char":
+            return CharTokenizer().train(self.corpus.text)
+        return BPETokenizer().train(self.corpus.text, vocab_size=self.config.vocab_size)
+
+    def _build_model(self, saved_config: dict | None):
+        c = self.config
+        is_gpt = c.model == "gpt"
+        config_cls = GPTConfig if is_gpt else BertConfig
+        if saved_config is not None:
+            model_config = config_cls.from_dict(saved_config, strict=False)
+        else:
+            dropout = ({"resid_pdrop": c.dropout, "embd_pdrop": c.dropout,
+                        "attn_pdrop": c.dropout} if is_gpt else
+                       {"hidden_dropout_prob": c.dropout,
+                        "attention_probs_dropout_prob": c.dropout,
+                        "pad_token_id": self.tokenizer.pad_token_id})
+            context = ({"n_positions": c.block_size} if is_gpt else
+                       {"max_position_embeddings": c.block_size}) if c.block_size else {}
+            model_config = config_cls.from_preset(
+                c.preset, vocab_size=self.tokenizer.vocab_size,
+                **{**dropout, **context, **c.model_overrides})
+        model_cls = GPT if is_gpt else BertForMaskedLM
+        return model_cls(model_config, seed=c.seed)
+
+    def _block_size(self) -> int:
+        mc = self.model.config
+        context = mc.n_positions if self.config.model == "gpt" else mc.max_position_embeddings
+        block = self.config.block_size or context
+        if block > context:
+            raise ValueError(f"block_size={block} is larger than the model's context of "
+                             f"{context} positions; use --block-size {context} or less")
+        return block
+
+    def _batcher(self, ids, seed: int):
+        c = self.config
+        if c.model == "gpt":
+            return LMBatcher(ids, c.batch_size, self.block_size, seed=seed)
+        return BertBatcher(ids, self.tokenizer, c.batch_size, max_length=self.block_size,
+                           seed=seed)
+
+    def _chars_per_token(self) -> float:
+        """Characters per token on the validation split (1 for characters as tokens)."""
+        sample = np.asarray(self.val_ids[:200_000])
+        return len(self.tokenizer.decode(sample)) / max(len(sample), 1)
+
+    # ----------------------------------------------------------------- resume
+    @classmethod
+    def resume(cls, run_dir, *, steps: int | None = None, quiet: bool = False,
+               stream=None) -> Trainer:
+        """Continue the run in `run_dir` from its last checkpoint (optionally to more steps)."""
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise CheckpointError(f"cannot resume: {run_dir} is not a directory")
+        arrays, meta = load_checkpoint(run_dir / LAST)
+        try:
+            config = TrainConfig.from_dict(meta["train_config"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{run_dir / LAST}: unusable train_config ({exc})") from None
+        if steps is not None:
+            if steps < meta["step"]:
+                raise ValueError(f"--steps {steps} is fewer than the {meta['step']} steps "
+                                 f"already done in {run_dir}")
+            config = TrainConfig.from_dict({**config.to_dict(), "steps": steps})
+        return cls(config, quiet=quiet, stream=stream, _checkpoint=(arrays, meta),
+                   run_dir=run_dir)
+
+    def _restore(self, arrays: dict, meta: dict) -> None:
+        where = self.run_dir / LAST
+        try:
+            weights = {k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")}
+            self.model.load_state_dict(weights)
+            optim_state = meta["optimizer"]
+            for key, value in arrays.items():
+                if key.startswith("optim."):
+                    _, index, name = key.split(".", 2)
+                    optim_state["state"][index][name] = value
+            self.optimizer.load_state_dict(optim_state)
+            self.scheduler.load_state_dict(meta["scheduler"])
+            self.batcher.load_state_dict(meta["batcher"])
+            set_rng_state(meta["rng"])
+            self.step = int(meta["step"])
+            self.best_val_loss = float(meta["best_val_loss"])
+            self.last_eval = meta.get("last_eval")
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise CheckpointError(f"{where} does not fit this run ({type(exc).__name__}: "
+                                  f"{exc})") from None
+        # (re)set the schedule's horizon: --steps may have extended the run
+        self.scheduler.total_steps = self.config.steps
+        self.metrics.truncate_after(self.step)
+
+    # ----------------------------------------------------------------- checkpoints
+    def save(self, name: str = LAST) -> Path:
+        """Write a checkpoint of everything the run needs to continue exactly."""
+        arrays = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        optim_state = self.optimizer.state_dict()
+        for index, state in optim_state["state"].items():
+            for key in [k for k, v in state.items() if isinstance(v, np.ndarray)]:
+                arrays[f"optim.{index}.{key}"] = state.pop(key)
+        meta = {
+            "step": self.step, "train_config": self.config.to_dict(),
+            "model_type": self.config.model, "model_config": self.model.config.to_dict(),
+            "tokenizer": self.tokenizer.to_dict(), "optimizer": _jsonable(optim_state),
+            "scheduler": self.scheduler.state_dict(), "batcher": self.batcher.state_dict(),
+            "rng": get_rng_state(), "best_val_loss": self.best_val_loss,
+            "last_eval": self.last_eval,
+        }
+        return save_checkpoint(self.run_dir / name, arrays, meta)
+
+    # ----------------------------------------------------------------- evaluation
+    @no_grad()
+    def evaluate(self) -> dict:
+        """Mean loss on fixed train and validation batches, with perplexity and bits."""
+        self.model.eval()
+        try:
+            train_loss = self._mean_loss(self.train_ids)
+            val_loss = self._mean_loss(self.val_ids)
+        finally:
+            self.model.train()
+        bits_per_token = val_loss / LN2
+        return {"step": self.step, "kind": "eval", "train_loss": train_loss,
+                "val_loss": val_loss, "val_ppl": math.exp(min(val_loss, 700.0)),
+                "val_bits_per_token": bits_per_token,
+                "val_bits_per_char": bits_per_token / self.chars_per_token}
+
+    def _mean_loss(self, ids) -> float:
+        c = self.config
+        if c.model == "gpt":
+            batches = eval_batches(ids, c.batch_size, self.block_size, max_batches=c.eval_iters)
+            losses = [self.model(x, y).loss.item() for x, y in batches]
+        else:
+            # A fixed seed: every evaluation masks the same positions.
+            batcher = self._batcher(ids, seed=c.seed + 1)
+            losses = [self.model(**_bert_inputs(next(batcher))).loss.item()
+                      for _ in range(c.eval_iters)]
+        return float(np.mean(losses))
+
+    def sample(self, n_tokens: int | None = None) -> str:
+        """A short text from the model, seeded by the step (it never disturbs training)."""
+        n = self.config.sample_tokens if n_tokens is None else n_tokens
+        if n == 0:
+            return ""
+        if self.config.model == "bert":
+            return self._fill_masks_sample()
+        prompt = np.asarray(self.val_ids[:1], dtype=np.int64)
+        out = self.model.generate(prompt[None], n, temperature=0.8, top_k=None,
+                                  seed=self.config.seed + self.step)
+        return self.tokenizer.decode(out[0])
+
+    def _fill_masks_sample(self) -> str:
+        batch = next(self._batcher(self.val_ids, seed=self.config.seed + 2))
+        with no_grad():
+            self.model.eval()
+            logits = self.model(**_bert_inputs(batch, labels=False)).logits.data[0]
+            self.model.train()
+        ids = batch["input_ids"][0].copy()
+        masked = batch["labels"][0] != -100
+        ids[masked] = logits[masked].argmax(-1)
+        return self.tokenizer.decode(ids[batch["attention_mask"][0] == 1])
+
+    # ----------------------------------------------------------------- the loop
+    def train(self, until: int | None = None) -> TrainResult:
+        """Train to `config.steps` (or stop early at step `until`), evaluating and saving
+        every `eval_interval` steps. Returns how the run ended."""
+        c = self.config
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "tokenizer.json").write_text(self.tokenizer.to_json(), encoding="utf-8")
+        write_json_atomic(self.run_dir / "train_config.json", c.to_dict())
+        until = c.steps if until is None else min(until, c.steps)
+        progress = Progress(total=c.steps, initial=self.step, quiet=self.quiet,
+                            stream=self.stream)
+        self._announce(progress)
+        start, status, sample = time.perf_counter(), "finished", None
+        previous = self._install_signal_handlers()
+        try:
+            while self.step < until:
+                t0 = time.perf_counter()
+                loss = self._train_step()
+                if not math.isfinite(loss):
+                    status = "stopped"
+                    progress.write(f"loss became {loss} at step {self.step + 1}; stopping. The "
+                                   f"last good checkpoint is {self.run_dir / LAST} (step "
+                                   f"{self._saved_step()}); lower --lr or raise --warmup-steps.")
+                    break
+                self.step += 1
+                tokens = c.batch_size * self.block_size
+                self.metrics.append({"step": self.step, "kind": "train", "loss": loss,
+                                     "lr": self.scheduler.get_last_lr()[0],
+                                     "tokens": self.step * tokens})
+                progress.update(loss, tokens / max(time.perf_counter() - t0, 1e-9))
+                if self.step % c.eval_interval == 0 or self.step == c.steps:
+                    sample = self._evaluate_and_save(progress)
+                if self._stop_signal:
+                    status = "interrupted"
+                    self.save(LAST)
+                    progress.write(f"{self._stop_signal} received: saved step {self.step} to "
+                                   f"{self.run_dir / LAST}. Resume with: tinyllm train "
+                                   f"--resume {self.run_dir}")
+                    break
+            if status == "finished" and self.step == until and self.step % c.eval_interval:
+                self.save(LAST)  # stopped early (`until`): keep the exact state
+        finally:
+            self._restore_signal_handlers(previous)
+            progress.close()
+        if status == "finished" and self.step == c.steps:
+            self.export_model()
+        return TrainResult(self.run_dir, self.step, status, self.best_val_loss, self.last_eval,
+                           time.perf_counter() - start, sample)
+
+    def _train_step(self) -> float:
+        c = self.config
+        batch = next(self.batcher)
+        if c.model == "gpt":
+            x, y = batch
+            loss = self.model(x, y).loss
+        else:
+            loss = self.model(**_bert_inputs(batch)).loss
+        value = loss.item()
+        if not math.isfinite(value):
+            return value
+        self.optimizer.zero_grad()
+        loss.backward()
+        if c.grad_clip > 0:
+            clip_grad_norm_(self.model.parameters(), c.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        return value
+
+    def _evaluate_and_save(self, progress: Progress) -> str:
+        record = self.evaluate()
+        record["lr"] = self.scheduler.get_last_lr()[0]
+        self.metrics.append(record)
+        self.last_eval = record
+        improved = record["val_loss"] < self.best_val_loss
+        if improved:
+            self.best_val_loss = record["val_loss"]
+        self.save(LAST)
+        if improved:
+            self.save(BEST)
+        sample = self.sample()
+        progress.write(f"step {self.step:>6d} | train {record['train_loss']:.4f} | val "
+                       f"{record['val_loss']:.4f} | ppl {record['val_ppl']:.2f} | "
+                       f"{record['val_bits_per_char']:.3f} bits/char"
+                       + (" | best" if improved else ""))
+        if sample:
+            progress.write("  sample: " + sample.replace("\n", "\n          ")[:1000])
+        return sample
+
+    def export_model(self) -> Path:
+        """Save the best weights as a model directory (config.json + model.safetensors)."""
+        source = self.run_dir / (BEST if (self.run_dir / BEST).exists() else LAST)
+        arrays, _ = load_checkpoint(source)
+        model = type(self.model)(self.model.config)
+        model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model.")})
+        return model.save(self.run_dir / "model")
+
+    def _announce(self, progress: Progress) -> None:
+        c, n = self.config, self.model.num_params()
+        verb = "resuming at step " + str(self.step) if self.step else "training"
+        progress.write(
+            f"{verb}: {c.model} '{c.preset}' ({n:,} parameters) on '{c.data}' "
+            f"({len(self.train_ids):,} train / {len(self.val_ids):,} val tokens, {c.tokenizer} "
+            f"tokenizer, V={self.tokenizer.vocab_size}); unigram entropy "
+            f"{self.unigram_nats:.3f} nats/token; run dir {self.run_dir}")
+
+    def _saved_step(self) -> int | str:
+        try:
+            return load_checkpoint(self.run_dir / LAST)[1]["step"]
+        except CheckpointError:
+            return "none yet"
+
+    # ----------------------------------------------------------------- signals
+    def _install_signal_handlers(self) -> dict:
+        previous = {}
+
+        def handler(signum, frame):
+            self._stop_signal = signal.Signals(signum).name
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                previous[sig] = signal.signal(sig, handler)
+            except ValueError:  # not the main thread: leave the handlers alone
+                pass
+        return previous
+
+    @staticmethod
+    def _restore_signal_handlers(previous: dict) -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _bert_inputs(batch: dict, labels: bool = True) -> dict:
+    keys = ("input_ids", "token_type_ids", "attention_mask") + (("labels",) if labels else ())
+    return {k: batch[k] for k in keys}
+
+
+def _jsonable(obj):
+    """Convert NumPy scalars and tuples inside an optimizer state dict to JSON types."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def read_run(run_dir) -> dict:
+    """The settings of a finished or running run directory (train_config.json)."""
+    path = Path(run_dir) / "train_config.json"
+    if not path.is_file():
+        raise CheckpointError(f"{run_dir} is not a tinyllm run directory (no train_config.json)")
+    return json.loads(path.read_text(encoding="utf-8"))
