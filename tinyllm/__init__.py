@@ -7,6 +7,7 @@
 array([2., 4., 6.], dtype=float32)
 """
 
+from . import functional, nn
 from .autograd import (
     Function,
     Tensor,
@@ -41,8 +42,9 @@ __version__ = "0.1.0"
 __all__ = [
     "Function", "Tensor", "__version__", "abs", "arange", "bool_", "cat", "chunk",
     "default_dtype", "enable_grad", "exp", "flatten", "float32", "float64", "full",
-    "get_default_dtype", "int64", "is_grad_enabled", "log", "manual_seed", "masked_fill",
-    "matmul", "max", "mean", "no_grad", "ones", "ones_like", "permute", "rand", "randn",
+    "functional", "get_default_dtype", "int64", "is_grad_enabled", "log", "manual_seed",
+    "masked_fill",
+    "matmul", "max", "mean", "nn", "no_grad", "ones", "ones_like", "permute", "rand", "randn",
     "reshape", "set_default_dtype", "sigmoid", "split", "sqrt", "squeeze", "stack", "sum",
     "tanh", "tensor", "transpose", "unsqueeze", "var", "where", "zeros", "zeros_like",
 ]
