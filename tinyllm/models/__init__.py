@@ -13,9 +13,11 @@ from .bert import BERT, BertForMaskedLM, BertForSequenceClassification, BertMode
 from .checkpoint import CheckpointError
 from .config import DEFAULT_PRESET, PRESETS, BertConfig, GPTConfig
 from .gpt import GPT
+from .lstm import LSTMLM, LSTMConfig
+from .ngram import NGramLM
 
 __all__ = [
     "BERT", "DEFAULT_PRESET", "PRESETS", "BertConfig", "BertForMaskedLM",
     "BertForSequenceClassification", "BertModel", "CheckpointError", "GPT", "GPTConfig",
-    "LMOutput", "PretrainedModel",
+    "LMOutput", "LSTMConfig", "LSTMLM", "NGramLM", "PretrainedModel",
 ]

@@ -19,12 +19,13 @@ from .layers import (
     ReLU,
     get_activation,
 )
+from .lstm import LSTM
 from .module import IncompatibleKeys, Module, ModuleList, Parameter, StateDictError
 from .transformer import FeedForward, TransformerBlock
 
 __all__ = [
     "ACTIVATIONS", "GELU", "Conv1D", "Dropout", "Embedding", "FeedForward", "IncompatibleKeys",
-    "KVCache", "LayerKVCache", "LayerNorm", "Linear", "Module", "ModuleList",
+    "KVCache", "LSTM", "LayerKVCache", "LayerNorm", "Linear", "Module", "ModuleList",
     "MultiHeadAttention", "Parameter", "ReLU", "StateDictError", "TransformerBlock", "attend",
     "causal_mask", "get_activation", "init",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-MODELS = ("gpt", "bert")
+MODELS = ("gpt", "bert", "lstm")
 TOKENIZERS = ("char", "bpe")
 
 
@@ -18,7 +18,7 @@ TOKENIZERS = ("char", "bpe")
 class TrainConfig:
     """A training run's settings (saved with every checkpoint, so a run can resume)."""
 
-    model: str = "gpt"                 # "gpt" (causal LM) or "bert" (masked LM)
+    model: str = "gpt"                 # "gpt" or "lstm" (causal LMs), "bert" (masked LM)
     preset: str = "small"              # a name from tinyllm.models.PRESETS
     data: str = "pydoc"                # a corpus name (tinyllm.data.list_corpora()) or a file
     tokenizer: str = "char"            # "char" or "bpe"

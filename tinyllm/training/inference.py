@@ -9,7 +9,7 @@ import numpy as np
 
 from ..autograd import no_grad
 from ..data import encode_corpus, eval_batches, load_corpus, train_val_split
-from ..models import GPT, BertConfig, BertForMaskedLM, GPTConfig
+from ..models import GPT, LSTMLM, BertConfig, BertForMaskedLM, GPTConfig, LSTMConfig
 from ..tokenizers import Tokenizer
 from .checkpoint import CheckpointError, load_checkpoint
 from .config import TrainConfig
@@ -29,10 +29,9 @@ def load_run(run_dir, which: str = "best"):
     arrays, meta = load_checkpoint(path)
     try:
         config = TrainConfig.from_dict(meta["train_config"])
-        is_gpt = meta["model_type"] == "gpt"
-        model_config = (GPTConfig if is_gpt else BertConfig).from_dict(meta["model_config"],
-                                                                      strict=False)
-        model = (GPT if is_gpt else BertForMaskedLM)(model_config)
+        config_cls, model_cls = {"gpt": (GPTConfig, GPT), "lstm": (LSTMConfig, LSTMLM)}.get(
+            meta["model_type"], (BertConfig, BertForMaskedLM))
+        model = model_cls(config_cls.from_dict(meta["model_config"], strict=False))
         model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model.")})
         tokenizer = Tokenizer.from_dict(meta["tokenizer"])
     except (KeyError, TypeError) as exc:
@@ -67,7 +66,7 @@ def generate_text(run_dir, prompt: str = "", max_new_tokens: int = 200,
                   top_p: float | None = None, seed: int | None = None) -> str:
     """The prompt continued by a run's GPT (greedy when temperature is 0)."""
     model, tokenizer, _ = load_run(run_dir)
-    if not isinstance(model, GPT):
+    if not isinstance(model, GPT | LSTMLM):
         raise ValueError(f"{run_dir} holds a BERT (masked LM), which cannot generate text; "
                          "train a GPT with --model gpt")
     ids = np.array(encode_prompt(tokenizer, prompt), dtype=np.int64)
@@ -82,8 +81,8 @@ def generate_text(run_dir, prompt: str = "", max_new_tokens: int = 200,
 def evaluate_run(run_dir, data: str | None = None, max_batches: int = 200) -> dict:
     """Mean loss of a run's GPT on its validation split, or on another corpus or file."""
     model, tokenizer, config = load_run(run_dir)
-    if not isinstance(model, GPT):
-        raise ValueError("tinyllm eval measures causal LMs (GPT); this run is a BERT")
+    if not isinstance(model, GPT | LSTMLM):
+        raise ValueError("tinyllm eval measures causal LMs (GPT, LSTM); this run is a BERT")
     corpus = load_corpus(data or config.data)
     ids = encode_corpus(corpus, tokenizer)
     if data is None:

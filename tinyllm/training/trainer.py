@@ -28,7 +28,7 @@ from ..data import (
     load_corpus,
     train_val_split,
 )
-from ..models import GPT, BertConfig, BertForMaskedLM, GPTConfig
+from ..models import GPT, LSTMLM, BertConfig, BertForMaskedLM, GPTConfig, LSTMConfig
 from ..optim import AdamW, WarmupCosine, clip_grad_norm_, param_groups_for_weight_decay
 from ..tokenizers import BPETokenizer, CharTokenizer, Tokenizer
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, write_json_atomic
@@ -110,6 +110,14 @@ class Trainer:
 
     def _build_model(self, saved_config: dict | None):
         c = self.config
+        if c.model == "lstm":
+            context = {"n_positions": c.block_size} if c.block_size else {}
+            model_config = (LSTMConfig.from_dict(saved_config, strict=False)
+                            if saved_config is not None
+                            else LSTMConfig.from_preset(
+                                c.preset, vocab_size=self.tokenizer.vocab_size,
+                                **{"dropout": c.dropout, **context, **c.model_overrides}))
+            return LSTMLM(model_config, seed=c.seed)
         is_gpt = c.model == "gpt"
         config_cls = GPTConfig if is_gpt else BertConfig
         if saved_config is not None:
@@ -130,7 +138,7 @@ class Trainer:
 
     def _block_size(self) -> int:
         mc = self.model.config
-        context = mc.n_positions if self.config.model == "gpt" else mc.max_position_embeddings
+        context = mc.max_position_embeddings if self.config.model == "bert" else mc.n_positions
         block = self.config.block_size or context
         if block > context:
             raise ValueError(f"block_size={block} is larger than the model's context of "
@@ -139,7 +147,7 @@ class Trainer:
 
     def _batcher(self, ids, seed: int):
         c = self.config
-        if c.model == "gpt":
+        if c.model != "bert":
             return LMBatcher(ids, c.batch_size, self.block_size, seed=seed)
         return BertBatcher(ids, self.tokenizer, c.batch_size, max_length=self.block_size,
                            seed=seed)
@@ -230,7 +238,7 @@ class Trainer:
 
     def _mean_loss(self, ids) -> float:
         c = self.config
-        if c.model == "gpt":
+        if c.model != "bert":
             batches = eval_batches(ids, c.batch_size, self.block_size, max_batches=c.eval_iters)
             losses = [self.model(x, y).loss.item() for x, y in batches]
         else:
@@ -315,7 +323,7 @@ class Trainer:
     def _train_step(self) -> float:
         c = self.config
         batch = next(self.batcher)
-        if c.model == "gpt":
+        if c.model != "bert":
             x, y = batch
             loss = self.model(x, y).loss
         else:
