@@ -84,7 +84,7 @@ class Trainer:
         self.tokenizer = (Tokenizer.from_dict(meta["tokenizer"]) if resuming
                           else self._train_tokenizer())
         ids = encode_corpus(self.corpus, self.tokenizer,
-                            cache_dir=Path(config.out) / ".cache")
+                            cache_dir=self.run_dir.parent / ".cache")
         self.train_ids, self.val_ids = train_val_split(ids, config.val_fraction)
         self.model = self._build_model(meta["model_config"] if resuming else None)
         self.block_size = self._block_size()
