@@ -8,6 +8,15 @@ needs contiguous rows.
     softmax_forward(x) -> y          softmax_backward(y, dy) -> dx
     log_softmax_forward(x) -> y      log_softmax_backward(y, dy) -> dx
     erf(x) -> y                      (elementwise, any shape)
+    gelu_forward(x, approximate) -> y        gelu_backward(x, dy, approximate) -> dx
+    layer_norm_forward(x, weight, bias, eps) -> (y, mean, rstd)
+    layer_norm_backward(x, dy, mean, rstd, weight) -> (dx, dweight, dbias)
+    attention_forward(q, k, v, mask, scale, is_causal, dropout_p, generator) -> (out, cache)
+    attention_backward(dout, cache) -> (dq, dk, dv, dscores)
+
+GELU's backward takes the forward's *input*; LayerNorm's mean and rstd have shape (...).
+The attention pair is the one `tinyllm.autograd.ops.attention` documents; its cache is
+opaque (each backend's backward reads only its own forward's cache).
 
 The backward kernels take the forward's *output* ``y`` (what autograd saves), not ``x``.
 
@@ -44,8 +53,14 @@ __all__ = [
     "available_backends",
     "backend",
     "backend_reason",
+    "attention_backward",
+    "attention_forward",
     "erf",
+    "gelu_backward",
+    "gelu_forward",
     "get_backend",
+    "layer_norm_backward",
+    "layer_norm_forward",
     "log_softmax_backward",
     "log_softmax_forward",
     "reference",
@@ -54,7 +69,8 @@ __all__ = [
 ]
 
 KERNELS = ("softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward",
-           "erf")
+           "erf", "gelu_forward", "gelu_backward", "layer_norm_forward", "layer_norm_backward",
+           "attention_forward", "attention_backward")
 _ENV = "TINYLLM_KERNELS"
 _CHOICES = ("auto", "numpy", "cython")
 _REBUILD = ("to build them, install a C compiler and reinstall tinyllm without pip's wheel "
@@ -93,6 +109,63 @@ def _compiled_binary(name, fn):
     return kernel
 
 
+def _compiled_gelu(fused):
+    """GELU kernels on any shape (the compiled ones take flat contiguous arrays)."""
+    @functools.wraps(reference.gelu_forward)
+    def gelu_forward(x, approximate="tanh"):
+        x = reference.check_input(x, "gelu_forward")
+        tanh = reference._gelu_form(approximate, "gelu_forward")
+        return fused.gelu_forward(np.ascontiguousarray(x).reshape(-1), tanh).reshape(x.shape)
+
+    @functools.wraps(reference.gelu_backward)
+    def gelu_backward(x, dy, approximate="tanh"):
+        x, dy = reference.check_pair(x, dy, "gelu_backward")
+        tanh = reference._gelu_form(approximate, "gelu_backward")
+        return fused.gelu_backward(np.ascontiguousarray(x).reshape(-1),
+                                   np.ascontiguousarray(dy).reshape(-1), tanh).reshape(x.shape)
+
+    gelu_forward.__module__ = gelu_backward.__module__ = __name__
+    return gelu_forward, gelu_backward
+
+
+def _compiled_layer_norm(fused):
+    """LayerNorm kernels on (..., D) arrays (the compiled ones take (N, D) rows)."""
+    def _param(p, x):
+        return None if p is None else np.ascontiguousarray(p, dtype=x.dtype).reshape(-1)
+
+    @functools.wraps(reference.layer_norm_forward)
+    def layer_norm_forward(x, weight, bias, eps):
+        x = reference.check_input(x, "layer_norm_forward")
+        y, mean, rstd = fused.layer_norm_forward(_rows(x), _param(weight, x), _param(bias, x),
+                                                 float(eps))
+        return y.reshape(x.shape), mean.reshape(x.shape[:-1]), rstd.reshape(x.shape[:-1])
+
+    @functools.wraps(reference.layer_norm_backward)
+    def layer_norm_backward(x, dy, mean, rstd, weight):
+        x, dy = reference.check_pair(x, dy, "layer_norm_backward")
+        dx, dweight, dbias = fused.layer_norm_backward(
+            _rows(x), _rows(dy), np.ascontiguousarray(mean, x.dtype).reshape(-1),
+            np.ascontiguousarray(rstd, x.dtype).reshape(-1), _param(weight, x))
+        return dx.reshape(x.shape), dweight, dbias
+
+    layer_norm_forward.__module__ = layer_norm_backward.__module__ = __name__
+    return layer_norm_forward, layer_norm_backward
+
+
+def _optional_module(stem: str, missing: list[str]):
+    """Import tinyllm.kernels._<stem>, or note why not in `missing` and return None.
+
+    The core modules (softmax, erf) decide whether the compiled backend exists at all; the
+    others only replace their own kernels, so a stale build without one of them still runs
+    the rest compiled (its kernels use the NumPy twins, and backend_reason() says so).
+    """
+    try:
+        return importlib.import_module(f"{__name__}._{stem}")
+    except (ImportError, ValueError) as exc:
+        missing.append(f"_{stem} ({type(exc).__name__}: {exc})")
+        return None
+
+
 def _numpy_backend() -> SimpleNamespace:
     return SimpleNamespace(name="numpy", **{k: getattr(reference, k) for k in KERNELS})
 
@@ -117,7 +190,22 @@ def _import_compiled() -> tuple[SimpleNamespace | None, str]:
                                               _softmax.log_softmax_backward),
         erf=_special.erf,
     )
-    return namespace, f"compiled kernels imported from {os.path.dirname(_softmax.__file__)}"
+    missing: list[str] = []
+    _fused = _optional_module("fused", missing)
+    if _fused is not None:
+        namespace.gelu_forward, namespace.gelu_backward = _compiled_gelu(_fused)
+        namespace.layer_norm_forward, namespace.layer_norm_backward = _compiled_layer_norm(_fused)
+    _attention = _optional_module("attention", missing)
+    if _attention is not None:
+        namespace.attention_forward = _attention.attention_forward
+        namespace.attention_backward = _attention.attention_backward
+    for name in KERNELS:  # whatever did not import runs on its twin
+        if not hasattr(namespace, name):
+            setattr(namespace, name, getattr(reference, name))
+    reason = f"compiled kernels imported from {os.path.dirname(_softmax.__file__)}"
+    if missing:
+        reason += f"; NumPy twins for the kernels of {', '.join(missing)}"
+    return namespace, reason
 
 
 @functools.cache
@@ -182,3 +270,9 @@ softmax_backward = _ACTIVE.softmax_backward
 log_softmax_forward = _ACTIVE.log_softmax_forward
 log_softmax_backward = _ACTIVE.log_softmax_backward
 erf = _ACTIVE.erf
+gelu_forward = _ACTIVE.gelu_forward
+gelu_backward = _ACTIVE.gelu_backward
+layer_norm_forward = _ACTIVE.layer_norm_forward
+layer_norm_backward = _ACTIVE.layer_norm_backward
+attention_forward = _ACTIVE.attention_forward
+attention_backward = _ACTIVE.attention_backward

@@ -9,8 +9,6 @@ Shapes: N rows, C classes (or features), D normalised features.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ... import kernels
@@ -155,37 +153,27 @@ class LayerNorm(Function):
     """y = (x - mean) * rstd * weight + bias over the last D features.
 
     dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)),  dxhat = dy * weight.
-    Saves x, mean and rstd (N values each), not the normalised x.
+    Saves x, mean and rstd (N values each), not the normalised x. The arithmetic is
+    `kernels.layer_norm_forward` / `layer_norm_backward` (one fused loop per row when compiled).
     """
 
     def forward(self, x, weight, bias, n_dims, eps):
         self.shape, self.param_shape = x.shape, x.shape[x.ndim - n_dims:]
         d = int(np.prod(self.param_shape))
         x2 = x.reshape(-1, d)                                       # (N, D)
-        self.mean = x2.mean(axis=1, keepdims=True)                  # (N, 1)
-        var = np.mean((x2 - self.mean) ** 2, axis=1, keepdims=True)
-        self.rstd = 1.0 / np.sqrt(var + eps)                        # (N, 1)
-        self.x2, self.weight = x2, weight
-        y = (x2 - self.mean) * self.rstd
-        if weight is not None:
-            y = y * weight.reshape(-1)
-        if bias is not None:
-            y = y + bias.reshape(-1)
-        return y.reshape(x.shape).astype(x.dtype, copy=False)
+        w = None if weight is None else weight.reshape(-1)
+        b = None if bias is None else bias.reshape(-1)
+        y, self.mean, self.rstd = kernels.layer_norm_forward(x2, w, b, eps)   # (N, D), (N,)
+        self.x2, self.weight = x2, w
+        return y.reshape(x.shape)
 
     def backward(self, dout):
-        xhat = (self.x2 - self.mean) * self.rstd                    # (N, D)
-        d2 = dout.reshape(xhat.shape)                               # (N, D)
-        dx = dweight = dbias = None
-        if self.needs_input_grad[1]:
-            dweight = (d2 * xhat).sum(axis=0).reshape(self.param_shape)
-        if self.needs_input_grad[2]:
-            dbias = d2.sum(axis=0).reshape(self.param_shape)
-        if self.needs_input_grad[0]:
-            dxhat = d2 if self.weight is None else d2 * self.weight.reshape(-1)
-            dx = self.rstd * (dxhat - dxhat.mean(axis=1, keepdims=True)
-                              - xhat * (dxhat * xhat).mean(axis=1, keepdims=True))
-            dx = dx.reshape(self.shape).astype(dout.dtype, copy=False)
+        d2 = dout.reshape(self.x2.shape).astype(self.x2.dtype, copy=False)      # (N, D)
+        dx, dweight, dbias = kernels.layer_norm_backward(self.x2, d2, self.mean, self.rstd,
+                                                         self.weight)
+        dx = dx.reshape(self.shape) if self.needs_input_grad[0] else None
+        dweight = dweight.reshape(self.param_shape) if self.needs_input_grad[1] else None
+        dbias = dbias.reshape(self.param_shape) if self.needs_input_grad[2] else None
         return dx, dweight, dbias
 
 
@@ -203,28 +191,19 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,  #
 
 
 # ------------------------------------------------------------------ GELU
-_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
-_GELU_C = 0.044715
-
-
 class Gelu(Function):
-    """GELU(x) = x * Phi(x) (exact, via erf) or its tanh approximation (GPT-2's)."""
+    """GELU(x) = x * Phi(x) (exact, via erf) or its tanh approximation (GPT-2's).
+
+    The formulas and their derivatives are `kernels.gelu_forward` / `gelu_backward`; the
+    backward recomputes them from x, so only x is kept.
+    """
 
     def forward(self, x, approximate):
         self.x, self.approximate = x, approximate
-        if approximate == "tanh":
-            self.t = np.tanh(_SQRT_2_OVER_PI * (x + _GELU_C * (x * x * x)))  # not x**3: 50x slower
-            return 0.5 * x * (1 + self.t)
-        self.cdf = (0.5 * (1 + kernels.erf(x / math.sqrt(2.0)))).astype(x.dtype, copy=False)
-        return x * self.cdf
+        return kernels.gelu_forward(x, approximate)
 
     def backward(self, dout):
-        x = self.x
-        if self.approximate == "tanh":
-            du = _SQRT_2_OVER_PI * (1 + 3 * _GELU_C * x * x)
-            return dout * (0.5 * (1 + self.t) + 0.5 * x * (1 - self.t * self.t) * du)
-        pdf = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
-        return (dout * (self.cdf + x * pdf)).astype(dout.dtype, copy=False)
+        return kernels.gelu_backward(self.x, dout, self.approximate)
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:  # noqa: A002

@@ -1,0 +1,37 @@
+/* attention_rows.h: the per-row softmax steps of blockwise attention (ext/attention.pyx).
+ *
+ * One row of a score block s[0..n) at a time, float32 and float64, fastexp.h's vectorizing
+ * exp, multi-versioned (see softmax_rows.h for why these pragmas and attributes).
+ */
+#ifndef TINYLLM_ATTENTION_ROWS_H
+#define TINYLLM_ATTENTION_ROWS_H
+
+#include <math.h>
+#include <stddef.h>
+
+#include "fastexp.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+static int tl_attn_max_threads(void) { return omp_get_max_threads(); }
+#else
+static int tl_attn_max_threads(void) { return 1; }
+#endif
+
+#define TL_REAL float
+#define TL_SUFFIX f32
+#define TL_EXP tl_expf
+#include "attention_rows_impl.h"
+#undef TL_REAL
+#undef TL_SUFFIX
+#undef TL_EXP
+
+#define TL_REAL double
+#define TL_SUFFIX f64
+#define TL_EXP tl_exp
+#include "attention_rows_impl.h"
+#undef TL_REAL
+#undef TL_SUFFIX
+#undef TL_EXP
+
+#endif /* TINYLLM_ATTENTION_ROWS_H */
