@@ -13,8 +13,16 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .scaling.cli import add_scaling_parser, cmd_scaling
+
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+
+_TRAIN_DESCRIPTION = """\
+Train a GPT or an LSTM (causal LMs) or a BERT (masked LM). With no options: the 'small'
+GPT on the built-in English corpus, characters as tokens, 2,000 steps. Progress, evaluations
+and samples are printed; checkpoints, metrics.jsonl and the final model go to <out>/<name>/.
+"""
 
 _TRAIN_EXAMPLES = """examples:
   tinyllm train                                   # small GPT on CPython's docs, characters
@@ -30,10 +38,7 @@ def _train_parser(sub) -> None:
 
     d = TrainConfig()
     p = sub.add_parser("train", help="train a model (the default run takes ~5 minutes)",
-                       description="Train a GPT (causal LM) or BERT (masked LM). With no "
-                       "options: the 'small' GPT on the built-in English corpus, characters as "
-                       "tokens, 2,000 steps. Progress, evaluations and samples are printed; "
-                       "checkpoints, metrics.jsonl and the final model go to <out>/<name>/.",
+                       description=_TRAIN_DESCRIPTION,
                        epilog=_TRAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", choices=MODELS, help=f"architecture (default {d.model})")
     p.add_argument("--preset", help=f"model size (default {d.preset}); see `tinyllm info`")
@@ -99,6 +104,17 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
     _generate_parser(sub)
     _eval_parser(sub)
+    add_scaling_parser(sub)
+    p = sub.add_parser("bench", help="kernel and training-step speed vs PyTorch, side by side",
+                       description="Time the softmax and attention kernels and a GPT training "
+                       "step at the presets: compiled kernels vs NumPy twins vs PyTorch, same "
+                       "threads; model FLOPs utilisation and peak memory.")
+    p.add_argument("--threads", type=int, default=1, help="threads for every library (1)")
+    p.add_argument("--presets", default="tiny,mini,small,base,medium",
+                   help="comma-separated GPT presets (default: tiny to medium)")
+    p.add_argument("--repeats", type=int, default=5, help="timed repeats per entry (5)")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-RSS measurement")
+    p.add_argument("--no-numpy", action="store_true", help="skip the NumPy-twin training column")
     sub.add_parser("info", help="version, kernel backend and why, threads",
                    description="Print tinyllm's version, the active kernel backend and why, "
                    "NumPy and its BLAS threads, and the model presets.")
@@ -193,7 +209,17 @@ def _blas_threads() -> str:
     return "BLAS/OpenMP pools: " + (", ".join(pools) or "none found")
 
 
-COMMANDS = {"train": cmd_train, "generate": cmd_generate, "eval": cmd_eval, "info": cmd_info}
+def cmd_bench(args) -> int:
+    from . import bench
+
+    presets = tuple(p for p in args.presets.split(",") if p)
+    bench.run(threads=args.threads, presets=presets, repeats=args.repeats,
+              memory=not args.no_memory, numpy_twin=not args.no_numpy)
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "generate": cmd_generate, "eval": cmd_eval, "info": cmd_info,
+            "scaling": cmd_scaling, "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

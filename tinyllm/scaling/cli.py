@@ -1,0 +1,145 @@
+"""`tinyllm scaling`: run the scaling study, or redraw and refit a finished one.
+
+    tinyllm scaling                          # the default study: ~30 min on 2 cores
+    tinyllm scaling --budget tiny            # seconds: a smoke test of the whole pipeline
+    tinyllm scaling --budget full            # hours: the publication-quality curves
+    tinyllm scaling --estimate               # the plan and its time estimate, nothing run
+    tinyllm scaling --plot runs/scaling      # redraw the figures of a results directory
+    tinyllm scaling --plot shipped           # ... of the study shipped with tinyllm
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+EPILOG = """examples:
+  tinyllm scaling                                  # default budget, markov + pydoc, 2 jobs
+  tinyllm scaling --budget tiny --out /tmp/s       # a smoke test in seconds
+  tinyllm scaling --data markov --no-task          # one corpus, no capability task
+  tinyllm scaling --data notes.txt                 # your own text file
+  tinyllm scaling --estimate                       # plan and time estimate only
+  tinyllm scaling --plot shipped --plot-dir figs   # figures of the shipped results
+An interrupted study resumes where it stopped: run the same command again.
+"""
+
+
+def add_scaling_parser(sub) -> None:
+    from .sweep import BUDGETS
+
+    p = sub.add_parser(
+        "scaling", help="the scaling study: loss and capability vs size, data and compute",
+        description="Train a ladder of GPT sizes (size sweep, IsoFLOP sweeps, a capability "
+        "task), fit Kaplan and Chinchilla scaling laws with bootstrap intervals, and draw "
+        "the figures. Results are tidy CSVs in --out; a finished run is never lost and an "
+        "interrupted study resumes.", epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--budget", default="default", choices=list(BUDGETS),
+                   help="tiny: seconds; default: ~30 min on 2 cores; full: hours")
+    p.add_argument("--data", help="comma-separated corpora or text files "
+                   "(default: the budget's, markov,pydoc)")
+    p.add_argument("--out", default=None, help="results directory (default runs/scaling-"
+                   "<budget>)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="runs in parallel, one BLAS thread each when 2 (default: 2 on 2+ "
+                   "cores; 0 = in this process, no per-run memory)")
+    p.add_argument("--max-width", type=int, default=None,
+                   help="drop ladder rungs wider than this (a smaller, quicker study)")
+    p.add_argument("--no-task", action="store_true", help="skip the capability task")
+    p.add_argument("--estimate", action="store_true",
+                   help="print the plan and a measured time estimate, then stop")
+    p.add_argument("--plot", metavar="RESULTS", help="redraw (and refit) an existing results "
+                   "directory instead of training ('shipped' = the study shipped with tinyllm)")
+    p.add_argument("--plot-dir", help="where figures go (default RESULTS/plots, or "
+                   "./scaling-plots for 'shipped')")
+    p.add_argument("--baselines", help="CSV of baseline models (columns model, params, "
+                   "val_loss_nats[, corpus]) to draw beside the Transformer")
+    p.add_argument("--bootstrap", type=int, default=200,
+                   help="bootstrap resamples for the fits' intervals (default 200)")
+
+
+def cmd_scaling(args) -> int:
+    if args.plot:
+        return _redraw(args)
+    return _run(args)
+
+
+def _run(args) -> int:
+    from .sweep import (
+        default_jobs,
+        describe_plan,
+        estimate_seconds,
+        get_budget,
+        plan_study,
+        replace_settings,
+        run_study,
+    )
+
+    budget = get_budget(args.budget)
+    if args.max_width is not None:
+        widths = tuple(w for w in budget.widths if w <= args.max_width)
+        if len(widths) < 2:
+            raise ValueError(f"--max-width {args.max_width} leaves {len(widths)} rung(s) of "
+                             f"{budget.widths}; accepted: >= {sorted(budget.widths)[1]}")
+        budget = replace_settings(budget, widths=widths)
+    corpora = args.data.split(",") if args.data else None
+    plan = plan_study(budget, corpora, task=not args.no_task)
+    jobs = default_jobs() if args.jobs is None else args.jobs
+    out = Path(args.out or f"runs/scaling-{budget.name}")
+    print(describe_plan(plan))
+    estimate = estimate_seconds(plan, jobs=max(jobs, 1))
+    print(f"{len(plan.specs)} runs, {jobs or 1} at a time; estimated {estimate / 60:.1f} min "
+          f"(budget '{budget.name}' aims at {budget.minutes:g} min)")
+    if args.estimate:
+        return 0
+    print(f"results: {out}/ (rerun the same command to resume)", flush=True)
+    start = time.perf_counter()
+    report = run_study(plan, out, jobs=jobs, log=lambda m: print(m, flush=True))
+    print(f"study: {len(report.finished)} run(s) trained, {len(report.skipped)} already done, "
+          f"{len(report.failed)} failed, {report.elapsed_s / 60:.1f} min")
+    _finish(out, args, plot_dir=out / "plots", wall_s=time.perf_counter() - start)
+    if report.failed:
+        print("failed runs (rerun the command to retry them):", file=sys.stderr)
+        for run_id, error in report.failed.items():
+            print(f"  {run_id}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _redraw(args) -> int:
+    from .results import SHIPPED
+
+    shipped = args.plot == "shipped"
+    root = SHIPPED if shipped else Path(args.plot)
+    plot_dir = Path(args.plot_dir) if args.plot_dir else (
+        Path("scaling-plots") if shipped else root / "plots")
+    _finish(root, args, plot_dir=plot_dir, write_fits=not shipped)
+    return 0
+
+
+def _finish(root: Path, args, plot_dir: Path, wall_s: float | None = None,
+            write_fits: bool = True) -> None:
+    """Fit, save fits.json, draw, print the summary."""
+    from .fits import fit_study, fits_to_json
+    from .report import fits_summary, summary_table
+    from .results import load_results
+
+    results = load_results(root, baselines=args.baselines)
+    fits = {c: fit_study(results, c, n_boot=args.bootstrap) for c in results.corpora()}
+    if write_fits:
+        (root / "fits.json").write_text(json.dumps(fits_to_json(fits), indent=1),
+                                        encoding="utf-8")
+    print(summary_table(results))
+    print(fits_summary(results, fits))
+    from .plots import plot_all
+
+    try:
+        paths = plot_all(results, plot_dir, fits)
+    except ImportError:
+        print("matplotlib is not installed: no figures (pip install 'tinyllm[plot]')")
+        return
+    print(f"figures ({len(paths)} files): " + ", ".join(str(p) for p in paths
+                                                       if p.suffix == ".png"))
