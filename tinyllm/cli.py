@@ -64,6 +64,13 @@ def _train_parser(sub) -> None:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its last "
                    "checkpoint (only --steps may change)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    _threads_option(p)
+
+
+def _threads_option(p) -> None:
+    p.add_argument("--threads", type=int, default=1,
+                   help="BLAS/OpenMP threads (default 1: at these matrix sizes a second thread "
+                   "gains little, and on a busy 2-core machine it can be several times slower)")
 
 
 def _generate_parser(sub) -> None:
@@ -79,6 +86,7 @@ def _generate_parser(sub) -> None:
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--seed", type=int, default=None)
+    _threads_option(p)
 
 
 def _eval_parser(sub) -> None:
@@ -91,6 +99,7 @@ def _eval_parser(sub) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--data", help="corpus name or text file (default: the run's validation split)")
     p.add_argument("--max-batches", type=int, default=200, help="cap on evaluation batches")
+    _threads_option(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,7 +135,7 @@ def cmd_train(args) -> int:
     from .training import TrainConfig, Trainer
 
     options = {k: v for k, v in vars(args).items()
-               if k not in ("command", "resume", "quiet") and v is not None}
+               if k not in ("command", "resume", "quiet", "threads") and v is not None}
     if args.resume:
         extra = sorted(set(options) - {"steps"})
         if extra:
@@ -230,13 +239,27 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USER_ERROR
     try:
-        return COMMANDS[args.command](args)
+        with _thread_limit(getattr(args, "threads", None)):
+            return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (ValueError, OSError) as exc:  # user errors; anything else is a bug: traceback
         print(f"tinyllm {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
+
+
+def _thread_limit(threads: int | None):
+    """Limit BLAS and OpenMP thread pools for one command (a no-op when threads is None)."""
+    import contextlib
+
+    if threads is None:
+        return contextlib.nullcontext()
+    if threads < 1:
+        raise ValueError(f"--threads {threads} must be at least 1")
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=threads)
 
 
 def _one_line(exc: BaseException) -> str:
