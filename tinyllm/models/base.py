@@ -12,6 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import __version__
+from .. import functional as F
 from ..autograd.dtype import default_dtype, get_default_dtype
 from ..autograd.tensor import Tensor
 from ..nn import Module
@@ -43,6 +44,16 @@ def as_ids(name: str, ids, vocab_size: int, max_len: int | None = None,
         raise ValueError(f"{name} holds id {bad}, outside {what} of size {vocab_size} "
                          f"(accepted: 0..{vocab_size - 1})")
     return arr.astype(np.int64, copy=False)
+
+
+def lm_loss(model_name: str, logits: Tensor, targets, what: str = "targets") -> Tensor:
+    """Mean cross-entropy of `logits` (B, T, V) against ids `targets` (B, T); -100 is skipped."""
+    t = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
+    if t.shape != logits.shape[:2]:
+        raise ValueError(f"{model_name}: {what} have shape {t.shape}, expected the ids' shape "
+                         f"{logits.shape[:2]}")
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), t.reshape(-1),
+                           ignore_index=-100)
 
 
 class PretrainedModel(Module):

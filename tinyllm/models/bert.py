@@ -41,7 +41,7 @@ from ..nn import (
     init,
 )
 from ..nn.attention import attend, merge_heads, split_heads
-from .base import LMOutput, PretrainedModel, as_ids
+from .base import LMOutput, PretrainedModel, as_ids, lm_loss
 from .config import BertConfig
 
 
@@ -338,14 +338,7 @@ class BertForMaskedLM(_BertPretrained):
                 labels=None) -> LMOutput:
         x = self.bert(input_ids, token_type_ids, attention_mask)       # (B, T, C)
         logits = self.cls(x)                                           # (B, T, V)
-        loss = None
-        if labels is not None:
-            y = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
-            if y.shape != logits.shape[:2]:
-                raise ValueError(f"BERT: labels have shape {y.shape}, expected the "
-                                 f"input_ids' shape {logits.shape[:2]}")
-            loss = F.cross_entropy(logits.reshape(-1, self.config.vocab_size), y.reshape(-1),
-                                   ignore_index=-100)
+        loss = None if labels is None else lm_loss("BERT", logits, labels, what="labels")
         return LMOutput(logits, loss)
 
     def flops_breakdown(self, seq_len: int | None = None) -> dict[str, int]:

@@ -23,7 +23,6 @@ import math
 
 import numpy as np
 
-from .. import functional as F
 from ..autograd.grad_mode import no_grad
 from ..autograd.random import default_generator
 from ..autograd.tensor import Tensor
@@ -38,7 +37,7 @@ from ..nn import (
     TransformerBlock,
     init,
 )
-from .base import LMOutput, PretrainedModel, as_ids
+from .base import LMOutput, PretrainedModel, as_ids, lm_loss
 from .config import GPTConfig
 
 
@@ -127,14 +126,7 @@ class GPT(PretrainedModel):
                              "crop it to the last n_positions ids")
         x = self.transformer(idx, kv_cache)                            # (B, T, C)
         logits = self.lm_head(x)                                       # (B, T, V)
-        loss = None
-        if targets is not None:
-            t = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
-            if t.shape != idx.shape:
-                raise ValueError(f"GPT: targets have shape {t.shape}, expected the ids' shape "
-                                 f"{idx.shape}")
-            loss = F.cross_entropy(logits.reshape(-1, config.vocab_size), t.reshape(-1),
-                                   ignore_index=-100)
+        loss = None if targets is None else lm_loss("GPT", logits, targets)
         return LMOutput(logits, loss)
 
     # ----------------------------------------------------------------- generation

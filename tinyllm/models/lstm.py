@@ -42,12 +42,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import functional as F
 from ..autograd.grad_mode import no_grad
 from ..autograd.random import default_generator
 from ..autograd.tensor import Tensor
 from ..nn import LSTM, Dropout, Embedding, Linear, init
-from .base import LMOutput, PretrainedModel, as_ids
+from .base import LMOutput, PretrainedModel, as_ids, lm_loss
 from .config import PRESETS, _check_positive_int, _check_probability, _Config
 from .gpt import _check_sampling, _sample
 
@@ -143,14 +142,7 @@ class LSTMLM(PretrainedModel):
         `targets` (B, T) if given (ids of -100 are ignored). `hx` = (h, c), each (L, B, H),
         starts from a given state instead of zeros."""
         logits, _ = self.forward_with_state(idx, hx)
-        loss = None
-        if targets is not None:
-            t = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
-            if t.shape != logits.shape[:2]:
-                raise ValueError(f"LSTMLM: targets have shape {t.shape}, expected the ids' "
-                                 f"shape {logits.shape[:2]}")
-            loss = F.cross_entropy(logits.reshape(-1, self.config.vocab_size), t.reshape(-1),
-                                   ignore_index=-100)
+        loss = None if targets is None else lm_loss("LSTMLM", logits, targets)
         return LMOutput(logits, loss)
 
     def forward_with_state(self, idx, hx: tuple[Tensor, Tensor] | None = None):
