@@ -5,6 +5,7 @@
     fits     Kaplan's L(N), the offset form, Chinchilla's L(N, D), the compute-optimal frontier
     plots    every figure of the study, PNG and SVG
     tasks    a capability scored by accuracy: in-context copying
+    baselines  n-gram (orders 1-5) and size-matched LSTM baselines on a study's own data
 
 >>> from tinyllm.scaling import BUDGETS, plan_study, run_study
 >>> plan = plan_study(BUDGETS["tiny"], ["markov"])

@@ -6,6 +6,7 @@
     tinyllm scaling --estimate               # the plan and its time estimate, nothing run
     tinyllm scaling --plot runs/scaling      # redraw the figures of a results directory
     tinyllm scaling --plot shipped           # ... of the study shipped with tinyllm
+    tinyllm scaling --baselines-run RESULTS  # n-gram and matched-LSTM baselines of a study
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ EPILOG = """examples:
   tinyllm scaling --data notes.txt                 # your own text file
   tinyllm scaling --estimate                       # plan and time estimate only
   tinyllm scaling --plot shipped --plot-dir figs   # figures of the shipped results
+  tinyllm scaling --baselines-run runs/scaling-default   # n-gram + LSTM baselines.csv
 An interrupted study resumes where it stopped: run the same command again.
 """
 
@@ -57,11 +59,16 @@ def add_scaling_parser(sub) -> None:
                    "./scaling-plots for 'shipped')")
     p.add_argument("--baselines", help="CSV of baseline models (columns model, params, "
                    "val_loss_nats[, corpus]) to draw beside the Transformer")
+    p.add_argument("--baselines-run", metavar="RESULTS", help="fit n-grams (orders 1-5) and "
+                   "train LSTMs matched to the ladder on a finished study's data, into "
+                   "RESULTS/baselines.csv (resumable; --data, --max-width and --jobs apply)")
     p.add_argument("--bootstrap", type=int, default=200,
                    help="bootstrap resamples for the fits' intervals (default 200)")
 
 
 def cmd_scaling(args) -> int:
+    if args.baselines_run:
+        return _baselines(args)
     if args.plot:
         return _redraw(args)
     return _run(args)
@@ -106,6 +113,24 @@ def _run(args) -> int:
         for run_id, error in report.failed.items():
             print(f"  {run_id}: {error}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _baselines(args) -> int:
+    from .baselines import run_baselines
+    from .results import SHIPPED
+    from .sweep import default_jobs, load_meta
+
+    root = SHIPPED if args.baselines_run == "shipped" else Path(args.baselines_run)
+    widths = load_meta(root)["budget"]["widths"]
+    if args.max_width is not None:
+        widths = [w for w in widths if w <= args.max_width]
+    start = time.perf_counter()
+    rows = run_baselines(root, args.data.split(",") if args.data else None, lstm_widths=widths,
+                         jobs=default_jobs() if args.jobs is None else args.jobs,
+                         log=lambda m: print(m, flush=True))
+    print(f"baselines: {len(rows)} row(s) written to {root / 'baselines.csv'} in "
+          f"{(time.perf_counter() - start) / 60:.1f} min")
     return 0
 
 

@@ -63,21 +63,31 @@ def plot_loss_vs_params(ax, results, corpus, fits=None):
                   label=f"$E + A/N^\\alpha$, E={f.params['E']:.3f}, "
                         f"$\\alpha$={f.params['alpha']:.2f}")
     _floor(ax, results, corpus)
-    _baseline_points(ax, results, corpus)
+    _baseline_points(ax, results, corpus, x="params_non_embedding")
     tokens = results.column("size", "tokens", corpus)
     ax.set(xlabel=N_LABEL, ylabel="validation loss (nats / token)",
            title=f"{corpus}: loss vs size at {tokens.max():.3g} tokens")
     ax.legend(fontsize=7)
 
 
-def _baseline_points(ax, results, corpus):
+def _baseline_points(ax, results, corpus, x="params"):
+    """Baseline rows of `corpus` at their `x` (params_non_embedding falls back to params)."""
+    def size(r):
+        return r.get(x) or r.get("params")
+
     rows = [r for r in results.rows("baselines")
-            if r.get("corpus") in (None, corpus) and r.get("params") and r.get("val_loss_nats")]
-    markers = {"ngram": "s", "lstm": "^"}
+            if r.get("corpus") in (None, corpus) and size(r) and r.get("val_loss_nats")]
+    styles = {"ngram": ("s", "C4"), "lstm": ("^", "C3")}   # colors the fits do not use
     for model in sorted({str(r["model"]) for r in rows}):
-        pts = [r for r in rows if str(r["model"]) == model]
-        ax.loglog([r["params"] for r in pts], [r["val_loss_nats"] for r in pts],
-                  markers.get(model.lower().replace("-", ""), "D"), mfc="none", label=model)
+        pts = sorted((r for r in rows if str(r["model"]) == model), key=size)
+        marker, color = styles.get(model.lower().replace("-", ""), ("D", "C5"))
+        ax.loglog([size(r) for r in pts], [r["val_loss_nats"] for r in pts], marker + "--",
+                  color=color, mfc="none", lw=0.8,
+                  label=model + (" (order)" if any(r.get("order") for r in pts) else ""))
+        for r in pts:
+            if r.get("order"):
+                ax.annotate(f"{r['order']}", (size(r), r["val_loss_nats"]), fontsize=6,
+                            xytext=(3, 3), textcoords="offset points")
 
 
 def plot_loss_vs_compute(axes, results, corpus, fits=None):

@@ -1,0 +1,104 @@
+"""Baselines of the scaling study: n-grams and matched LSTMs on the study's own data."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tinyllm.cli import main
+from tinyllm.data import load_corpus, train_val_split
+from tinyllm.models import LSTMLM, LSTMConfig, NGramLM
+from tinyllm.scaling import BUDGETS, WIDTHS, Rung, StudyError, plan_study
+from tinyllm.scaling import baselines as bl
+from tinyllm.scaling.results import read_baselines
+from tinyllm.scaling.sweep import ResultsStore, read_csv
+from tinyllm.tokenizers import CharTokenizer
+
+TEXT = "".join(f"def f{i % 7}(x):\n    return x * {i % 5} + {i % 3}\n" for i in range(400))
+
+
+@pytest.fixture
+def study(tmp_path):
+    """A results directory with the tiny budget's study.json for a small text corpus."""
+    path = tmp_path / "notes.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    plan = plan_study(BUDGETS["tiny"], [str(path)], task=False)
+    ResultsStore(tmp_path / "study").open(plan)
+    return tmp_path / "study", path
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_matched_lstm_size(width):
+    rung = Rung.from_width(width)
+    layers, hidden = bl.match_lstm(rung, 109)
+    model = LSTMLM(LSTMConfig(vocab_size=109, hidden_size=hidden, num_layers=layers))
+    n = model.num_params(non_embedding=True)
+    assert n == bl.lstm_non_embedding(hidden, layers, 109)
+    target = rung.non_embedding_params()
+    assert abs(n - target) / target < 0.07
+    for other in (hidden - 1, hidden + 1):   # the nearest the hidden size can get
+        assert abs(n - target) <= abs(bl.lstm_non_embedding(other, layers, 109) - target)
+    assert layers == (1 if rung.non_embedding_params() < 400_000 else 2)
+
+
+def test_lstm_lr_rule():
+    assert bl.lstm_lr(2_000) == pytest.approx(1e-2)
+    assert bl.lstm_lr(1_000_000) == pytest.approx(3e-3)
+    assert 3e-3 < bl.lstm_lr(50_000) < 1e-2
+
+
+def test_run_baselines_and_resume(study, monkeypatch):
+    root, path = study
+    rows = bl.run_baselines(root, lstm_widths=[12], orders=(1, 2), jobs=0)
+    assert [r["run_id"] for r in rows] == ["ngram-notes-o1", "ngram-notes-o2",
+                                           "lstm-notes-w12-l1"]
+    on_disk = read_baselines(root / "baselines.csv")
+    assert [r["run_id"] for r in on_disk] == [r["run_id"] for r in rows]
+    # The n-gram scores the trainer's own validation split.
+    text = load_corpus(str(path)).text
+    ids = np.asarray(CharTokenizer().train(text).encode(text))
+    train, val = train_val_split(ids, 0.1)
+    assert on_disk[1]["val_loss_nats"] == pytest.approx(
+        NGramLM(2, on_disk[1]["vocab_size"]).fit(train).cross_entropy(val))
+    assert on_disk[1]["params"] == on_disk[1]["params_non_embedding"] > on_disk[0]["params"]
+    # The LSTM sees the size sweep's token budget.
+    lstm = on_disk[2]
+    s = json.loads((root / "study.json").read_text())["budget"]["text"]
+    assert lstm["tokens"] == s["size_steps"] * s["batch_size"] * s["block_size"]
+    assert lstm["gpt_non_embedding_params"] == Rung.from_width(12).non_embedding_params()
+    assert np.isfinite(lstm["val_loss_nats"]) and lstm["wall_s"] > 0
+    assert not (root / "_baselines_work").exists()
+
+    # Resume: nothing is redone; a missing row is redone alone.
+    def boom(*args, **kwargs):
+        raise AssertionError("a finished row was trained again")
+
+    monkeypatch.setattr(bl, "lstm_row", boom)
+    assert bl.run_baselines(root, lstm_widths=[12], orders=(1, 2), jobs=0) == []
+    kept = [r for r in read_csv(root / "baselines.csv") if r["run_id"] != "ngram-notes-o1"]
+    (root / "baselines.csv").write_text(bl._csv_text(kept, bl.BASELINE_RUN_COLUMNS))
+    again = bl.run_baselines(root, lstm_widths=[12], orders=(1, 2), jobs=0)
+    assert [r["run_id"] for r in again] == ["ngram-notes-o1"]
+    assert len(read_csv(root / "baselines.csv")) == 3
+
+
+def test_errors(study, tmp_path, capsys):
+    root, _ = study
+    with pytest.raises(StudyError, match="accepted: notes"):
+        bl.run_baselines(root, corpora=["markov"])
+    with pytest.raises(StudyError, match="not a rung"):
+        bl.run_baselines(root, lstm_widths=[40])
+    with pytest.raises(StudyError, match="accepted: 1..5"):
+        bl.run_baselines(root, orders=(6,), lstm_widths=[])
+    assert main(["scaling", "--baselines-run", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert "no study.json" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_baselines_run(study, capsys):
+    root, _ = study
+    assert main(["scaling", "--baselines-run", str(root), "--max-width", "12",
+                 "--jobs", "0"]) == 0
+    assert "row(s) written" in capsys.readouterr().out
+    models = {r["model"] for r in read_baselines(root / "baselines.csv")}
+    assert models == {"n-gram", "LSTM"}
