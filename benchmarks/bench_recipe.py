@@ -88,6 +88,7 @@ def run_torch(state, config, batches, evals, iters):
 
     hf = GPT2LMHeadModel(GPT2Config(**{k: v for k, v in config.to_dict().items()
                                        if k not in ("model_type", "architectures")},
+                                    bos_token_id=None, eos_token_id=None,
                                     attn_implementation="eager"))
     hf.load_state_dict({k: torch.tensor(v) for k, v in state.items()}, strict=False)
     hf.train()

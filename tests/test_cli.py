@@ -62,6 +62,8 @@ def test_train_generate_eval_round_trip(tmp_path, capsys):
     assert main(["generate", str(run), "--prompt", "the ", "--max-new-tokens", "10",
                  "--temperature", "0"]) == 0
     assert capsys.readouterr().out.startswith("the ")
+    assert main(["generate", str(run), "--max-new-tokens", "5", "--seed", "0"]) == 0
+    assert len(capsys.readouterr().out) > 0                 # an empty prompt starts a paragraph
     assert main(["eval", str(run)]) == 0
     assert "bits/char" in capsys.readouterr().out
     assert main(["generate", str(run), "--prompt", "Zebra!"]) == 2

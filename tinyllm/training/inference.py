@@ -43,14 +43,14 @@ def load_run(run_dir, which: str = "best"):
 def encode_prompt(tokenizer: Tokenizer, prompt: str) -> list[int]:
     """Prompt ids; characters the tokenizer has never seen are an error naming them.
 
-    An empty prompt starts from the end-of-text token if the vocabulary has one, else from a
-    newline (the start of a paragraph), else from id 0.
+    An empty prompt starts from a newline (the start of a paragraph) when the tokenizer knows
+    it, else from the end-of-text token, else from id 0.
     """
     if prompt == "":
-        if tokenizer.eos_token_id is not None:
-            return [tokenizer.eos_token_id]
-        ids = tokenizer.encode("\n")
-        return ids if tokenizer.unk_token_id not in ids else [0]
+        newline = tokenizer.encode("\n")
+        if tokenizer.unk_token_id not in newline:
+            return newline
+        return [tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0]
     ids = tokenizer.encode(prompt)
     unk = tokenizer.unk_token_id
     if unk is not None and unk in ids:
