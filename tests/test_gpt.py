@@ -179,7 +179,7 @@ def test_sampling_is_seeded_and_filters(model):
 
 
 def test_top_k_and_top_p_keep_the_right_tokens():
-    from tinyllm.models.gpt import _sample
+    from tinyllm.models.sampling import sample as _sample
 
     logits = np.log(np.array([[0.5, 0.3, 0.15, 0.05]]))
     rng = np.random.default_rng(0)

@@ -48,7 +48,7 @@ from ..autograd.tensor import Tensor
 from ..nn import LSTM, Dropout, Embedding, Linear, init
 from .base import LMOutput, PretrainedModel, as_ids, lm_loss
 from .config import PRESETS, _check_positive_int, _check_probability, _Config
-from .gpt import _check_sampling, _sample
+from .sampling import sample, start_generation
 
 # name: (num_layers, hidden_size, n_positions); n_embd = hidden_size (tied head)
 _SIZES = {
@@ -168,15 +168,9 @@ class LSTMLM(PretrainedModel):
         each new token then costs one step of the recurrence, however long the text grows.
         Returns the input followed by the new tokens, int64, of the input's rank.
         """
-        ids = np.asarray(idx.data if isinstance(idx, Tensor) else idx)
-        one_row = ids.ndim == 1
-        ids = as_ids("idx", ids[None] if one_row else ids, self.config.vocab_size)
-        if ids.shape[1] == 0:
-            raise ValueError("generate: idx must hold at least one token to continue from")
-        _check_sampling(max_new_tokens, temperature, top_k, top_p, eos_token_id,
-                        self.config.vocab_size)
-        rng = np.random.default_rng(seed) if seed is not None else default_generator()
-        greedy = not do_sample or temperature == 0
+        ids, one_row, rng, greedy = start_generation(
+            idx, self.config.vocab_size, max_new_tokens, temperature, top_k, top_p,
+            eos_token_id, seed, do_sample)
         finished = np.zeros(len(ids), dtype=bool)
         new, feed, state = [], ids, None
         was_training = self.training
@@ -186,7 +180,7 @@ class LSTMLM(PretrainedModel):
                 logits, state = self.forward_with_state(feed, state)
                 last = logits.data[:, -1, :].astype(np.float64)         # (B, V)
                 nxt = (last.argmax(axis=-1) if greedy
-                       else _sample(last, temperature, top_k, top_p, rng))
+                       else sample(last, temperature, top_k, top_p, rng))
                 if eos_token_id is not None:
                     nxt = np.where(finished, eos_token_id, nxt)
                     finished |= nxt == eos_token_id

@@ -1,0 +1,62 @@
+"""Decoding helpers shared by the language models' `generate`: checks, greedy or sampled tokens.
+
+Shapes: B rows being generated, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd.random import default_generator
+from ..autograd.tensor import Tensor
+from .base import as_ids
+
+
+def start_generation(idx, vocab_size: int, max_new_tokens, temperature, top_k, top_p,
+                     eos_token_id, seed, do_sample: bool):
+    """Check `generate`'s arguments; return (ids (B, T) int64, one_row, rng, greedy)."""
+    ids = np.asarray(idx.data if isinstance(idx, Tensor) else idx)
+    one_row = ids.ndim == 1
+    ids = as_ids("idx", ids[None] if one_row else ids, vocab_size)
+    if ids.shape[1] == 0:
+        raise ValueError("generate: idx must hold at least one token to continue from")
+    check_sampling(max_new_tokens, temperature, top_k, top_p, eos_token_id, vocab_size)
+    rng = np.random.default_rng(seed) if seed is not None else default_generator()
+    return ids, one_row, rng, not do_sample or temperature == 0
+
+def check_sampling(max_new_tokens, temperature, top_k, top_p, eos_token_id, vocab_size):
+    if not isinstance(max_new_tokens, int | np.integer) or max_new_tokens < 0:
+        raise ValueError(f"generate: max_new_tokens must be a non-negative integer, "
+                         f"got {max_new_tokens!r}")
+    if not temperature >= 0:
+        raise ValueError(f"generate: temperature must be >= 0 (0 = greedy), got {temperature}")
+    if top_k is not None and (not isinstance(top_k, int | np.integer) or top_k <= 0):
+        raise ValueError(f"generate: top_k must be a positive integer or None, got {top_k!r}")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise ValueError(f"generate: top_p must be in (0, 1] or None, got {top_p!r}")
+    if eos_token_id is not None and not 0 <= eos_token_id < vocab_size:
+        raise ValueError(f"generate: eos_token_id {eos_token_id} is outside the vocabulary "
+                         f"(accepted: 0..{vocab_size - 1})")
+
+
+def sample(logits: np.ndarray, temperature: float, top_k, top_p,
+            rng: np.random.Generator) -> np.ndarray:
+    """One token per row of `logits` (B, V), drawn from the filtered, tempered softmax."""
+    logits = logits / temperature                                      # (B, V)
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = np.partition(logits, -top_k, axis=-1)[:, -top_k, None]   # (B, 1)
+        logits = np.where(logits < kth, -np.inf, logits)
+    probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    probs /= probs.sum(axis=-1, keepdims=True)                         # (B, V)
+    if top_p is not None and top_p < 1.0:
+        order = np.argsort(-probs, axis=-1, kind="stable")
+        sorted_p = np.take_along_axis(probs, order, axis=-1)
+        # Keep a token while the mass before it is < top_p: the smallest set reaching top_p.
+        drop_sorted = np.cumsum(sorted_p, axis=-1) - sorted_p >= top_p
+        drop = np.zeros_like(drop_sorted)
+        np.put_along_axis(drop, order, drop_sorted, axis=-1)
+        probs = np.where(drop, 0.0, probs)
+        probs /= probs.sum(axis=-1, keepdims=True)
+    cdf = np.cumsum(probs, axis=-1)                                    # (B, V)
+    u = rng.random((len(probs), 1)) * cdf[:, -1:]
+    return np.minimum((cdf <= u).sum(axis=-1), probs.shape[-1] - 1)
