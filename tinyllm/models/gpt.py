@@ -39,7 +39,7 @@ from ..nn import (
 )
 from .base import LMOutput, PretrainedModel, as_ids, lm_loss
 from .config import GPTConfig
-from .sampling import sample, start_generation
+from .sampling import next_tokens, start_generation
 
 
 class GPTTransformer(Module):
@@ -166,12 +166,8 @@ class GPT(PretrainedModel):
                     logits = self(ids[:, cache.length:], kv_cache=cache).logits
                 else:
                     logits = self(ids[:, -n_ctx:]).logits
-                last = logits.data[:, -1, :].astype(np.float64)         # (B, V)
-                nxt = (last.argmax(axis=-1) if greedy
-                       else sample(last, temperature, top_k, top_p, rng))
-                if eos_token_id is not None:
-                    nxt = np.where(finished, eos_token_id, nxt)
-                    finished |= nxt == eos_token_id
+                nxt = next_tokens(logits.data[:, -1, :], greedy, temperature, top_k, top_p,
+                                  rng, finished, eos_token_id)          # (B,)
                 ids = np.concatenate([ids, nxt[:, None].astype(np.int64)], axis=1)
                 if eos_token_id is not None and finished.all():
                     break

@@ -48,7 +48,7 @@ from ..autograd.tensor import Tensor
 from ..nn import LSTM, Dropout, Embedding, Linear, init
 from .base import LMOutput, PretrainedModel, as_ids, lm_loss
 from .config import PRESETS, _check_positive_int, _check_probability, _Config
-from .sampling import sample, start_generation
+from .sampling import next_tokens, start_generation
 
 # name: (num_layers, hidden_size, n_positions); n_embd = hidden_size (tied head)
 _SIZES = {
@@ -178,12 +178,8 @@ class LSTMLM(PretrainedModel):
         try:
             for _ in range(max_new_tokens):
                 logits, state = self.forward_with_state(feed, state)
-                last = logits.data[:, -1, :].astype(np.float64)         # (B, V)
-                nxt = (last.argmax(axis=-1) if greedy
-                       else sample(last, temperature, top_k, top_p, rng))
-                if eos_token_id is not None:
-                    nxt = np.where(finished, eos_token_id, nxt)
-                    finished |= nxt == eos_token_id
+                nxt = next_tokens(logits.data[:, -1, :], greedy, temperature, top_k, top_p,
+                                  rng, finished, eos_token_id)          # (B,)
                 feed = nxt[:, None].astype(np.int64)                   # (B, 1)
                 new.append(feed)
                 if eos_token_id is not None and finished.all():

@@ -24,6 +24,19 @@ def start_generation(idx, vocab_size: int, max_new_tokens, temperature, top_k, t
     rng = np.random.default_rng(seed) if seed is not None else default_generator()
     return ids, one_row, rng, not do_sample or temperature == 0
 
+def next_tokens(last_logits: np.ndarray, greedy: bool, temperature, top_k, top_p,
+                rng: np.random.Generator, finished: np.ndarray,
+                eos_token_id: int | None) -> np.ndarray:
+    """The next id of each row from its last logits (B, V); rows that already emitted
+    `eos_token_id` keep repeating it, and `finished` (B,) is updated in place."""
+    last = last_logits.astype(np.float64)                              # (B, V)
+    nxt = last.argmax(axis=-1) if greedy else sample(last, temperature, top_k, top_p, rng)
+    if eos_token_id is not None:
+        nxt = np.where(finished, eos_token_id, nxt)
+        finished |= nxt == eos_token_id
+    return nxt
+
+
 def check_sampling(max_new_tokens, temperature, top_k, top_p, eos_token_id, vocab_size):
     if not isinstance(max_new_tokens, int | np.integer) or max_new_tokens < 0:
         raise ValueError(f"generate: max_new_tokens must be a non-negative integer, "
