@@ -3,6 +3,7 @@ the fits (recover known exponents from synthetic data), plots and the CLI, on ti
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from tinyllm.models import GPT
 from tinyllm.scaling import (
     BUDGETS,
     SCHEMA,
+    SHIPPED,
     RecallTask,
     Rung,
     StudyError,
@@ -20,10 +22,12 @@ from tinyllm.scaling import (
     make_ladder,
     plan_study,
     run_study,
+    shipped,
     task_accuracy,
 )
 from tinyllm.scaling import sweep as sweep_mod
 from tinyllm.scaling.fits import fit_chinchilla, fit_isoflop, fit_kaplan, fit_offset, fit_study
+from tinyllm.scaling.results import resolve_results
 from tinyllm.tokenizers import CharTokenizer
 
 TINY = BUDGETS["tiny"]
@@ -227,16 +231,26 @@ def test_fit_needs_enough_points():
         fit_isoflop([1e9, 1e9, 1e9], [1e3, 1e4, 1e5], [1e5, 1e4, 1e3], [2.0, 1.9, 2.1])
 
 
-def test_shipped_results_fit_the_markov_floor():
-    """The shipped default study: E within 10% of the Markov source's exact entropy rate."""
+@pytest.mark.parametrize("budget", ["default"])
+def test_shipped_results_fit_the_markov_floor(budget):
+    """Every shipped study: E within 10% of the Markov source's exact entropy rate."""
     pytest.importorskip("scipy")
-    r = load_results()
+    r = load_results(shipped(budget))
     assert r.meta["schema"] == SCHEMA and set(r.corpora()) >= {"markov"}
+    assert r.budget == budget
     fits = fit_study(r, "markov", n_boot=0)
     floor = r.entropy_rate("markov")
     best = min((abs(fits[k].params["E"] / floor - 1), k) for k in ("offset", "chinchilla")
                if k in fits)
     assert best[0] < 0.10, best
+
+
+def test_shipped_study_names():
+    assert load_results().root == shipped() == SHIPPED
+    assert resolve_results("shipped:default") == shipped("default")
+    assert resolve_results("runs/x") == Path("runs/x")
+    with pytest.raises(StudyError, match="no shipped study for budget 'huge'; accepted: "):
+        resolve_results("shipped:huge")
 
 
 # ---------------------------------------------------------------------- task, plots, CLI

@@ -13,7 +13,7 @@
 """
 
 from .ladder import WIDTHS, Rung, check_fits_in_memory, make_ladder
-from .results import SHIPPED, Results, load_results
+from .results import SHIPPED, Results, load_results, shipped
 from .sweep import (
     BUDGETS,
     SCHEMA,
@@ -34,5 +34,5 @@ __all__ = [
     "BUDGETS", "SCHEMA", "SHIPPED", "WIDTHS", "Budget", "CopyTask", "CorpusSettings", "Results",
     "RecallTask", "RunSpec", "Rung", "StudyError", "StudyPlan", "check_fits_in_memory",
     "estimate_seconds", "get_budget", "kaplan_lr", "load_results", "make_ladder", "make_task",
-    "plan_study", "run_study", "task_accuracy",
+    "plan_study", "run_study", "shipped", "task_accuracy",
 ]

@@ -2,10 +2,11 @@
 
     tinyllm scaling                          # the default study: ~30 min on 2 cores
     tinyllm scaling --budget tiny            # seconds: a smoke test of the whole pipeline
-    tinyllm scaling --budget full            # hours: the publication-quality curves
+    tinyllm scaling --budget full            # ~2 h: the publication-quality curves
     tinyllm scaling --estimate               # the plan and its time estimate, nothing run
     tinyllm scaling --plot runs/scaling      # redraw the figures of a results directory
     tinyllm scaling --plot shipped           # ... of the study shipped with tinyllm
+    tinyllm scaling --plot shipped:default   # ... of the shipped default-budget study
     tinyllm scaling --baselines-run RESULTS  # n-gram and matched-LSTM baselines of a study
 """
 
@@ -24,6 +25,7 @@ EPILOG = """examples:
   tinyllm scaling --data notes.txt                 # your own text file
   tinyllm scaling --estimate                       # plan and time estimate only
   tinyllm scaling --plot shipped --plot-dir figs   # figures of the shipped results
+  tinyllm scaling --plot shipped:default           # ... of the shipped default study
   tinyllm scaling --baselines-run runs/scaling-default   # n-gram + LSTM baselines.csv
 An interrupted study resumes where it stopped: run the same command again.
 """
@@ -40,7 +42,7 @@ def add_scaling_parser(sub) -> None:
         "interrupted study resumes.", epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--budget", default="default", choices=list(BUDGETS),
-                   help="tiny: seconds; default: ~30 min on 2 cores; full: hours")
+                   help="tiny: seconds; default: ~30 min on 2 cores; full: ~2 h")
     p.add_argument("--data", help="comma-separated corpora or text files "
                    "(default: the budget's, markov,pydoc)")
     p.add_argument("--out", default=None, help="results directory (default runs/scaling-"
@@ -54,7 +56,8 @@ def add_scaling_parser(sub) -> None:
     p.add_argument("--estimate", action="store_true",
                    help="print the plan and a measured time estimate, then stop")
     p.add_argument("--plot", metavar="RESULTS", help="redraw (and refit) an existing results "
-                   "directory instead of training ('shipped' = the study shipped with tinyllm)")
+                   "directory instead of training ('shipped' = the full-budget study shipped "
+                   "with tinyllm, 'shipped:default' = the shipped default-budget one)")
     p.add_argument("--plot-dir", help="where figures go (default RESULTS/plots, or "
                    "./scaling-plots for 'shipped')")
     p.add_argument("--baselines", help="CSV of baseline models (columns model, params, "
@@ -118,10 +121,10 @@ def _run(args) -> int:
 
 def _baselines(args) -> int:
     from .baselines import run_baselines
-    from .results import SHIPPED
+    from .results import resolve_results
     from .sweep import default_jobs, load_meta
 
-    root = SHIPPED if args.baselines_run == "shipped" else Path(args.baselines_run)
+    root = resolve_results(args.baselines_run)
     widths = load_meta(root)["budget"]["widths"]
     if args.max_width is not None:
         widths = [w for w in widths if w <= args.max_width]
@@ -135,10 +138,10 @@ def _baselines(args) -> int:
 
 
 def _redraw(args) -> int:
-    from .results import SHIPPED
+    from .results import resolve_results
 
-    shipped = args.plot == "shipped"
-    root = SHIPPED if shipped else Path(args.plot)
+    shipped = args.plot.startswith("shipped")
+    root = resolve_results(args.plot)
     plot_dir = Path(args.plot_dir) if args.plot_dir else (
         Path("scaling-plots") if shipped else root / "plots")
     _finish(root, args, plot_dir=plot_dir, write_fits=not shipped)

@@ -35,7 +35,8 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 
-#: Widths of the full ladder (3.5 orders of magnitude of N); budgets take a prefix of it.
+#: Widths of the whole ladder (3.5 orders of magnitude of N); each budget takes a prefix of it
+#: (`full`: the first nine, `default`: the first eight).
 WIDTHS: tuple[int, ...] = (12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 
 #: float32 bytes per number; training keeps weights, gradients and AdamW's two moments.

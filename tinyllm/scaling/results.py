@@ -1,9 +1,10 @@
 """Reading a scaling results directory: the shipped one, or one `tinyllm scaling` wrote.
 
->>> r = load_results()                       # the study shipped with tinyllm
+>>> r = load_results()                       # the study shipped with tinyllm (full budget)
 >>> r.corpora()
 ['markov', 'pydoc']
 >>> N = r.column("size", "non_embedding_params", corpus="markov")
+>>> quick = load_results(shipped("default"))  # the shipped default-budget study
 """
 
 from __future__ import annotations
@@ -15,8 +16,39 @@ import numpy as np
 
 from .sweep import SCHEMA, SWEEPS, StudyError, load_meta, read_csv
 
-#: The default-budget study that ships with the package (CSV and JSON only).
-SHIPPED = Path(__file__).parent / "results" / "default"
+#: Where the studies that ship with the package live (CSV and JSON only), one folder per budget.
+SHIPPED_ROOT = Path(__file__).parent / "results"
+#: Shipped studies, best first: `load_results()` reads the first one present.
+SHIPPED_BUDGETS = ("full", "default")
+
+
+def _shipped_budgets() -> list[str]:
+    return [b for b in SHIPPED_BUDGETS if (SHIPPED_ROOT / b / "study.json").is_file()]
+
+
+def shipped(budget: str | None = None) -> Path:
+    """The folder of the shipped study of `budget` (default: the best one shipped)."""
+    present = _shipped_budgets()
+    if budget is None and present:
+        return SHIPPED_ROOT / present[0]
+    if budget not in present:
+        raise StudyError(f"no shipped study for budget {budget!r}; accepted: "
+                         f"{', '.join(present) or 'none (this installation ships none)'}")
+    return SHIPPED_ROOT / budget
+
+
+def resolve_results(arg: str) -> Path:
+    """A results directory from the command line: a path, 'shipped' (the best shipped study)
+    or 'shipped:BUDGET' (e.g. shipped:default)."""
+    if arg == "shipped":
+        return shipped()
+    if arg.startswith("shipped:"):
+        return shipped(arg.split(":", 1)[1])
+    return Path(arg)
+
+
+#: The study `load_results()` reads by default.
+SHIPPED = SHIPPED_ROOT / (_shipped_budgets() or SHIPPED_BUDGETS)[0]
 
 #: Columns a baselines CSV (n-gram, LSTM, ...) must have to be drawn beside the Transformer.
 BASELINE_COLUMNS = ("model", "params", "val_loss_nats")
@@ -64,12 +96,12 @@ class Results:
 
 
 def load_results(root=None, baselines=None) -> Results:
-    """Load a results directory (default: the shipped study), checking its schema.
+    """Load a results directory (default: the shipped study, `SHIPPED`), checking its schema.
 
     `baselines`: a CSV with columns model, params, val_loss_nats (and optionally corpus);
     default `<root>/baselines.csv` when it exists.
     """
-    root = SHIPPED if root is None else Path(root)
+    root = shipped() if root is None else Path(root)
     meta = load_meta(root)
     sweeps = {s: read_csv(root / f"{s}.csv") for s in SWEEPS}
     for sweep, rows in sweeps.items():

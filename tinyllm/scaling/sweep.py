@@ -139,17 +139,19 @@ BUDGETS: dict[str, Budget] = {
         text=CorpusSettings(block_size=64, batch_size=16, size_steps=800,
                             isoflop_budgets=(4e10, 8e10, 3.2e11)),
         task_steps=600, minutes=30.0),
-    # A few hours: 10 rungs (3.5 orders of magnitude), longer runs, five IsoFLOP budgets.
+    # About two hours on 2 cores: 9 rungs (3.1 orders of magnitude of N), runs 5-6x longer
+    # than the default's, five IsoFLOP budgets of up to six rungs, a longer task. (The tenth
+    # rung, w256-l8, alone would add ~4 hours at this batch shape; `--max-width` trims further.)
     "full": Budget(
-        name="full", widths=(12, 16, 24, 32, 48, 64, 96, 128, 192, 256),
+        name="full", widths=(12, 16, 24, 32, 48, 64, 96, 128, 192),
         corpora=("markov", "pydoc"),
-        markov=CorpusSettings(block_size=32, batch_size=32, size_steps=5000,
+        markov=CorpusSettings(block_size=32, batch_size=32, size_steps=3000,
                               isoflop_budgets=(1e10, 4e10, 1.6e11, 6.4e11, 2.56e12),
                               isoflop_points=6, evals=16),
-        text=CorpusSettings(block_size=64, batch_size=32, size_steps=5000,
+        text=CorpusSettings(block_size=64, batch_size=32, size_steps=2500,
                             isoflop_budgets=(2e10, 8e10, 3.2e11, 1.28e12, 5.12e12),
                             isoflop_points=6, evals=16),
-        task_steps=1500, task_eval=512, eval_iters=20, final_eval_iters=100, minutes=240.0),
+        task_steps=1200, task_eval=512, eval_iters=20, final_eval_iters=100, minutes=120.0),
 }
 
 
