@@ -150,14 +150,34 @@ def test_resume_after_crash_loses_no_finished_run(tmp_path, monkeypatch):
     assert len(sweep_mod.read_csv(tmp_path / "size.csv")) == 3
 
 
-def test_worker_process_records_peak_memory(tmp_path):
+def test_worker_process_records_its_own_peak_memory(tmp_path):
+    from tinyllm._memory import peak_rss_mib
+
     plan = plan_study(TINY, ["markov"], task=False)
     plan.specs = plan.by_sweep("size")[:1]
+    ballast = np.ones(400 * 2**20 // 8)  # this process's peak grows by 400 MiB
     report = run_study(plan, tmp_path, jobs=1)
     assert report.finished == [plan.specs[0].run_id]
     row = sweep_mod.read_csv(tmp_path / "size.csv")[0]
     assert row["peak_rss_mb"] >= row["base_rss_mb"] > 10
+    # The worker's peak is its own, not inherited from the parent (as getrusage would be).
+    assert row["peak_rss_mb"] < peak_rss_mib() - 300, (row, peak_rss_mib())
     assert row["threads"] == 1 or row["threads"] is not None
+    del ballast
+
+    # remeasure_memory repeats the run briefly and rewrites only the memory columns.
+    rows = sweep_mod.read_csv(tmp_path / "size.csv")
+    rows[0]["peak_rss_mb"] = rows[0]["base_rss_mb"] = 9999.0
+    (tmp_path / "size.csv").write_text(sweep_mod._csv_text(rows, sweep_mod.RUN_COLUMNS))
+    assert sweep_mod.remeasure_memory(plan, tmp_path, [row["run_id"]], steps=2,
+                                      jobs=1) == [row["run_id"]]
+    again = sweep_mod.read_csv(tmp_path / "size.csv")[0]
+    assert again["peak_rss_mb"] == pytest.approx(row["peak_rss_mb"], rel=0.5)
+    assert {k: v for k, v in again.items() if "rss" not in k} == \
+        {k: v for k, v in row.items() if "rss" not in k}
+    assert not (tmp_path / "_memory").exists()
+    with pytest.raises(StudyError, match="cannot remeasure"):
+        sweep_mod.remeasure_memory(plan, tmp_path, ["size-markov-w99-l9"], jobs=1)
 
 
 def test_results_from_another_version_or_corpus(tiny_study, tmp_path):

@@ -234,13 +234,14 @@ _RSS_SCRIPT = """
 import json, sys
 import numpy as np
 from tinyllm import bench
+from tinyllm._memory import peak_rss_mib
 from tinyllm.models import GPT, GPTConfig
 which, preset, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
 bench.set_threads(threads)
 config = GPTConfig.from_preset(preset, vocab_size=65)
 model = GPT(config, seed=0)
 x, y = bench._batch(config, np.random.default_rng(0))
-before = bench._peak_rss_mib()
+before = peak_rss_mib()
 if which == "torch":
     state = {k: v.copy() for k, v in model.state_dict().items()}
     del model
@@ -249,27 +250,8 @@ else:
     step = bench._tinyllm_step(model, x, y)
 for _ in range(3):
     step()
-print(json.dumps({"peak_mib": bench._peak_rss_mib(), "baseline_mib": before}))
+print(json.dumps({"peak_mib": peak_rss_mib(), "baseline_mib": before}))
 """
-
-
-def _peak_rss_mib() -> float:
-    """This process's peak resident memory in MiB.
-
-    Linux: VmHWM from /proc/self/status. Not getrusage's ru_maxrss there: a child started by
-    fork + exec inherits its parent's maximum, so it would report the parent's peak.
-    """
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
 
 
 def memory_rows(preset: str = "medium", threads: int = 1) -> list[dict]:

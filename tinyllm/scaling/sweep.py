@@ -38,9 +38,7 @@ import hashlib
 import json
 import math
 import os
-import resource
 import shutil
-import sys
 import tempfile
 import time
 import traceback
@@ -49,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._memory import peak_rss_mib
 from .ladder import Rung, check_fits_in_memory, make_ladder
 from .tasks import make_task
 
@@ -339,7 +338,7 @@ def run_one(spec: RunSpec, work_dir: Path) -> dict:
     """Train `spec` in `<work_dir>/<run_id>/` and return its result row and curve."""
     from ..training import TrainConfig, Trainer
 
-    base_rss = _max_rss_mb()
+    base_rss = peak_rss_mib()
     run_dir = Path(work_dir) / spec.run_id
     shutil.rmtree(run_dir, ignore_errors=True)   # a half-finished attempt starts over
     t0 = time.perf_counter()
@@ -386,7 +385,7 @@ def run_one(spec: RunSpec, work_dir: Path) -> dict:
         trainer.unigram_nats, "accuracy": accuracy,
         "task": spec.task["name"] if spec.task else None, "wall_s": wall_s, "setup_s": setup_s,
         "tokens_per_s": spec.tokens / max(wall_s - setup_s, 1e-9),
-        "peak_rss_mb": _max_rss_mb(), "base_rss_mb": base_rss,
+        "peak_rss_mb": peak_rss_mib(), "base_rss_mb": base_rss,
         "threads": os.environ.get("OMP_NUM_THREADS"), "seed": spec.seed,
         "version": __version__, "schema": SCHEMA,
     }
@@ -409,12 +408,6 @@ def _task_corpus_file(spec: RunSpec, work_dir: Path) -> str:
         work_dir.mkdir(parents=True, exist_ok=True)
         _write_atomic(path, task.corpus_text(lines, seed=spec.seed))
     return str(path)
-
-
-def _max_rss_mb() -> float:
-    """This process's peak resident memory so far, MiB (Linux reports KiB, macOS bytes)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (2**20 if sys.platform == "darwin" else 2**10)
 
 
 def _worker_main(spec_dict: dict, work_dir: str) -> None:
@@ -621,6 +614,44 @@ def run_study(plan: StudyPlan, out, *, jobs: int | None = None, log=None) -> Stu
     else:
         finished, failed = _run_processes(todo, store, jobs, say)
     return StudyReport(store.root, finished, skipped, failed, time.perf_counter() - start)
+
+
+def remeasure_memory(plan: StudyPlan, out, run_ids, *, steps: int = 20, jobs: int = 2,
+                     log=None) -> list[str]:
+    """Measure again the peak memory of finished runs and write it into their rows.
+
+    Each run is repeated for `steps` steps in a fresh worker (same model, batch, evaluation
+    and task scoring, so the same peak) in `<out>/_memory/`; only `peak_rss_mb` and
+    `base_rss_mb` of the original rows change. For results written before tinyllm read
+    VmHWM: their workers reported the parent's peak (see `tinyllm._memory`).
+    """
+    if jobs < 1:
+        raise StudyError(f"remeasure_memory needs worker processes (jobs >= 1), got {jobs!r}")
+    store = ResultsStore(out)
+    specs = {s.run_id: s for s in plan.specs}
+    unknown = sorted(set(run_ids) - set(specs) - store.done())
+    missing = sorted(set(run_ids) - store.done())
+    if unknown or missing:
+        raise StudyError(f"cannot remeasure {unknown or missing}: not finished runs of this plan "
+                         f"in {store.root}; accepted: run ids of its CSVs")
+    scratch = ResultsStore(store.root / "_memory")
+    scratch.work.mkdir(parents=True, exist_ok=True)
+    short = [dataclasses.replace(specs[r], steps=min(steps, specs[r].steps),
+                                 eval_interval=min(steps, specs[r].steps)) for r in run_ids]
+    _, failed = _run_processes(short, scratch, jobs, log or (lambda m: None))
+    if failed:
+        raise StudyError(f"remeasuring failed: {failed}")
+    peaks = {r["run_id"]: r for sweep in SWEEPS for r in scratch.rows(sweep)}
+    for sweep in SWEEPS:
+        rows = store.rows(sweep)
+        for row in rows:
+            if row["run_id"] in peaks:
+                row["peak_rss_mb"] = peaks[row["run_id"]]["peak_rss_mb"]
+                row["base_rss_mb"] = peaks[row["run_id"]]["base_rss_mb"]
+        if rows:
+            _write_atomic(store.csv_path(sweep), _csv_text(rows, RUN_COLUMNS))
+    shutil.rmtree(scratch.root, ignore_errors=True)
+    return sorted(peaks)
 
 
 def _check_memory(plan: StudyPlan, jobs: int) -> None:
