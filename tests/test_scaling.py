@@ -154,7 +154,7 @@ def test_worker_process_records_its_own_peak_memory(tmp_path):
     from tinyllm._memory import peak_rss_mib
 
     plan = plan_study(TINY, ["markov"], task=False)
-    plan.specs = plan.by_sweep("size")[:1]
+    plan.specs = [dataclasses.replace(plan.by_sweep("size")[0], warmup_steps=5)]
     ballast = np.ones(400 * 2**20 // 8)  # this process's peak grows by 400 MiB
     report = run_study(plan, tmp_path, jobs=1)
     assert report.finished == [plan.specs[0].run_id]

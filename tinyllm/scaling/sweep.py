@@ -636,8 +636,11 @@ def remeasure_memory(plan: StudyPlan, out, run_ids, *, steps: int = 20, jobs: in
                          f"in {store.root}; accepted: run ids of its CSVs")
     scratch = ResultsStore(store.root / "_memory")
     scratch.work.mkdir(parents=True, exist_ok=True)
-    short = [dataclasses.replace(specs[r], steps=min(steps, specs[r].steps),
-                                 eval_interval=min(steps, specs[r].steps)) for r in run_ids]
+    short = []
+    for run_id in run_ids:
+        n = min(steps, specs[run_id].steps)
+        short.append(dataclasses.replace(specs[run_id], steps=n, eval_interval=n,
+                                         warmup_steps=min(specs[run_id].warmup_steps, n)))
     _, failed = _run_processes(short, scratch, jobs, log or (lambda m: None))
     if failed:
         raise StudyError(f"remeasuring failed: {failed}")
