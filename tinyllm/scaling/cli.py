@@ -64,7 +64,8 @@ def add_scaling_parser(sub) -> None:
                    "val_loss_nats[, corpus]) to draw beside the Transformer")
     p.add_argument("--baselines-run", metavar="RESULTS", help="fit n-grams (orders 1-5) and "
                    "train LSTMs matched to the ladder on a finished study's data, into "
-                   "RESULTS/baselines.csv (resumable; --data, --max-width and --jobs apply)")
+                   "RESULTS/baselines.csv (resumable; --data, --max-width and --jobs apply; "
+                   "--max-width 0: n-grams only)")
     p.add_argument("--bootstrap", type=int, default=200,
                    help="bootstrap resamples for the fits' intervals (default 200)")
 
