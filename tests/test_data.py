@@ -145,6 +145,32 @@ def test_markov_entropy_matches_a_long_sample():
     assert source.empirical_entropy(corpus.text) == pytest.approx(exact, rel=0.02)
 
 
+def test_markov_window_entropy_is_the_floor_of_a_windowed_loss():
+    corpus = load_corpus("markov", order=2, alphabet=6, branching=2, length=200_000, seed=3)
+    source = corpus.metadata["source"]
+    h = source.entropy_rate()
+    pi = source.stationary().reshape(6, 6).sum(axis=1)           # P(x) of one symbol
+    assert source.conditional_entropy(0) == pytest.approx(-(pi * np.log2(pi)).sum())
+    assert source.conditional_entropy(2) == source.conditional_entropy(5) == pytest.approx(h)
+    assert source.conditional_entropy(0) > source.conditional_entropy(1) > h
+    # Empirically: the best predictor of the 1st target of a window sees 1 symbol, the rest 2.
+    s = np.array([source.alphabet.index(c) for c in corpus.text])
+    pair = np.zeros((6, 6))
+    np.add.at(pair, (s[:-1], s[1:]), 1)
+    cond = pair / pair.sum(axis=1, keepdims=True)
+    assert -np.log2(cond[s[:-1], s[1:]]).mean() == pytest.approx(
+        source.conditional_entropy(1), rel=0.01)
+    T = 8
+    assert source.window_entropy(T) == pytest.approx(
+        (source.conditional_entropy(1) + (T - 1) * h) / T)
+    assert source.window_entropy(1) == source.conditional_entropy(1)
+    assert source.window_entropy(10_000) == pytest.approx(h, rel=1e-3)
+    with pytest.raises(ValueError, match="block_size must be a positive int, got 0"):
+        source.window_entropy(0)
+    with pytest.raises(ValueError, match="context must be a non-negative int, got -1"):
+        source.conditional_entropy(-1)
+
+
 def test_stationary_distribution_matches_dense_eigenvector():
     source = MarkovSource.random(order=2, alphabet=5, branching=2, epsilon=0.05, seed=1)
     C = source.num_contexts

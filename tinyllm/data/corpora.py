@@ -248,6 +248,35 @@ class MarkovSource:
         h_ctx = -(p * logp).sum(axis=1)  # (C,) bits of the next symbol in each context
         return float(self.stationary() @ h_ctx)
 
+    def conditional_entropy(self, context: int) -> float:
+        """Bits of the next symbol given only the last ``context`` symbols (0 <= context):
+        ``H(X_t | X_{t-j}..X_{t-1})`` under the stationary chain, j = min(context, order).
+        Falls from the unigram entropy (j = 0) to the entropy rate (j >= order)."""
+        if isinstance(context, bool) or not isinstance(context, int) or context < 0:
+            raise ValueError(f"context must be a non-negative int, got {context!r}")
+        A, k = len(self.alphabet), self.order
+        j = min(context, k)
+        # joint[c, x] = P(context c, next x); keep the newest j symbols of c (base A digits).
+        joint = self.stationary()[:, None] * self.probs                     # (C, A)
+        kept = np.arange(self.num_contexts) % A**j                          # (C,)
+        marginal = np.zeros((A**j, A))
+        np.add.at(marginal, kept, joint)                                    # (A^j, A)
+        cond = marginal / marginal.sum(axis=1, keepdims=True)
+        logc = np.log2(cond, where=cond > 0, out=np.zeros_like(cond))
+        return float(-(marginal * logc).sum())
+
+    def window_entropy(self, block_size: int) -> float:
+        """The least mean loss, in bits, of a model that sees only its window: a language
+        model on windows of ``block_size`` inputs predicts its i-th target from i + 1 symbols,
+        so the first ``order - 1`` predictions cannot reach the entropy rate. This, not the
+        rate, is the floor of a loss measured on such windows; it tends to the rate as the
+        window grows."""
+        if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+            raise ValueError(f"block_size must be a positive int, got {block_size!r}")
+        head = min(block_size, self.order)
+        known = sum(self.conditional_entropy(i + 1) for i in range(head))
+        return (known + (block_size - head) * self.entropy_rate()) / block_size
+
     def sample(self, length: int, seed=0) -> str:
         """``length`` characters of the chain, started from its stationary distribution."""
         rng = np.random.default_rng(seed)
