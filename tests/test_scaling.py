@@ -27,7 +27,7 @@ from tinyllm.scaling import (
 )
 from tinyllm.scaling import sweep as sweep_mod
 from tinyllm.scaling.fits import fit_chinchilla, fit_isoflop, fit_kaplan, fit_offset, fit_study
-from tinyllm.scaling.results import resolve_results
+from tinyllm.scaling.results import SHIPPED_BUDGETS, resolve_results
 from tinyllm.tokenizers import CharTokenizer
 
 TINY = BUDGETS["tiny"]
@@ -251,7 +251,7 @@ def test_fit_needs_enough_points():
         fit_isoflop([1e9, 1e9, 1e9], [1e3, 1e4, 1e5], [1e5, 1e4, 1e3], [2.0, 1.9, 2.1])
 
 
-@pytest.mark.parametrize("budget", ["default"])
+@pytest.mark.parametrize("budget", SHIPPED_BUDGETS)
 def test_shipped_results_fit_the_markov_floor(budget):
     """Every shipped study: E within 10% of the Markov source's exact entropy rate."""
     pytest.importorskip("scipy")
@@ -266,7 +266,7 @@ def test_shipped_results_fit_the_markov_floor(budget):
 
 
 def test_shipped_study_names():
-    assert load_results().root == shipped() == SHIPPED
+    assert load_results().root == shipped() == shipped("full") == SHIPPED
     assert resolve_results("shipped:default") == shipped("default")
     assert resolve_results("runs/x") == Path("runs/x")
     with pytest.raises(StudyError, match="no shipped study for budget 'huge'; accepted: "):
