@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tinyllm.cli import main
+from tinyllm.data import load_corpus
 from tinyllm.models import GPT
 from tinyllm.scaling import (
     BUDGETS,
@@ -263,6 +264,22 @@ def test_shipped_results_fit_the_markov_floor(budget):
     best = min((abs(fits[k].params["E"] / floor - 1), k) for k in ("offset", "chinchilla")
                if k in fits)
     assert best[0] < 0.10, best
+
+
+def test_window_floor_of_the_shipped_markov_study(tmp_path):
+    r = load_results()
+    floor = r.window_floor("markov")
+    block = r.meta["budget"]["markov"]["block_size"]
+    source = load_corpus("markov").metadata["source"]
+    assert floor == pytest.approx(source.window_entropy(block) * np.log(2))
+    assert r.entropy_rate("markov") < floor < r.entropy_rate("markov") * 1.1
+    assert r.window_floor("pydoc") is None
+    meta = json.loads((r.root / "study.json").read_text())
+    meta["corpora"]["markov"]["sha256"] = "0" * 16      # not the corpus the study ran on
+    (tmp_path / "study.json").write_text(json.dumps(meta))
+    for name in ("size.csv", "isoflop.csv", "curves.csv"):
+        (tmp_path / name).write_bytes((r.root / name).read_bytes())
+    assert load_results(tmp_path).window_floor("markov") is None
 
 
 def test_shipped_study_names():

@@ -371,11 +371,12 @@ def fit_study(results, corpus: str, n_boot: int = 200, seed: int = 0,
     except (StudyError, ImportError) as exc:
         skipped["frontier"] = str(exc)
     out["skipped"] = skipped
-    floor = results.entropy_rate(corpus)
-    if floor:
-        for name in ("offset", "chinchilla"):
-            if name in out:
-                out[name].extra["E / entropy rate"] = out[name].params["E"] / floor
+    floor, window = results.entropy_rate(corpus), results.window_floor(corpus)
+    for name in ("offset", "chinchilla"):
+        if name in out and floor:
+            out[name].extra["E / entropy rate"] = out[name].params["E"] / floor
+        if name in out and window:
+            out[name].extra["E / window floor"] = out[name].params["E"] / window
     return out
 
 

@@ -44,6 +44,10 @@ def _floor(ax, results, corpus):
     h = results.entropy_rate(corpus)
     if h:
         ax.axhline(h, color="k", ls=":", lw=1, label=f"entropy rate {h:.3f} (floor)")
+    w = results.window_floor(corpus)
+    if w:
+        ax.axhline(w, color="k", ls="--", lw=0.8,
+                   label=f"least loss on the study's windows {w:.3f}")
 
 
 def plot_loss_vs_params(ax, results, corpus, fits=None):

@@ -53,13 +53,15 @@ def fits_summary(results, fits: dict) -> str:
             lines.append(f"  IsoFLOP    N_opt ~ C^a              a     = {fr.interval('a')}, "
                          f"D_opt ~ C^{fr.interval('b')}, D/N at optimum "
                          f"{fr.params['tokens_per_param']:.3g}")
-        floor = results.entropy_rate(corpus)
+        floor, window = results.entropy_rate(corpus), results.window_floor(corpus)
         if floor:
             for name in ("offset", "chinchilla"):
                 if name in f:
                     e = f[name].params["E"]
                     lines.append(f"  {name} E = {e:.4f} vs entropy rate {floor:.4f} nats/char: "
-                                 f"{100 * (e / floor - 1):+.1f}%")
+                                 f"{100 * (e / floor - 1):+.1f}%" + (
+                                     f"; vs the least loss on the study's windows {window:.4f}: "
+                                     f"{100 * (e / window - 1):+.1f}%" if window else ""))
         for name, why in f.get("skipped", {}).items():
             lines.append(f"  ({name} not fitted: {why})")
     return "\n".join(lines)

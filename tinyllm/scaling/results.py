@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +65,7 @@ class Results:
     sweeps: dict[str, list[dict]]
     curves: list[dict]
     baselines: list[dict] = field(default_factory=list)
+    _window_floors: dict = field(default_factory=dict, repr=False)
 
     def corpora(self) -> list[str]:
         """Corpora with a size or IsoFLOP sweep, in study.json's order."""
@@ -89,6 +92,29 @@ class Results:
     def entropy_rate(self, corpus: str) -> float | None:
         """The corpus's exact entropy rate in nats per character (Markov source only)."""
         return self.meta.get("corpora", {}).get(corpus, {}).get("entropy_rate_nats")
+
+    def window_floor(self, corpus: str) -> float | None:
+        """The least validation loss, in nats per character, of a model that sees windows of
+        the study's block size (`MarkovSource.window_entropy`): above the entropy rate, since
+        a window's first targets see fewer symbols than the source's order. None when the
+        entropy rate is unknown or the corpus no longer regenerates to the study's hash."""
+        if corpus not in self._window_floors:
+            self._window_floors[corpus] = self._compute_window_floor(corpus)
+        return self._window_floors[corpus]
+
+    def _compute_window_floor(self, corpus: str) -> float | None:
+        info = self.meta.get("corpora", {}).get(corpus, {})
+        if self.entropy_rate(corpus) is None or "data" not in info:
+            return None
+        from ..data import load_corpus
+
+        regenerated = load_corpus(info["data"])
+        source = regenerated.metadata.get("source")
+        digest = hashlib.sha256(regenerated.text.encode("utf-8")).hexdigest()[:16]
+        if source is None or digest != info.get("sha256"):
+            return None
+        settings = self.meta["budget"]["markov" if corpus == "markov" else "text"]
+        return source.window_entropy(settings["block_size"]) * math.log(2)
 
     @property
     def budget(self) -> str:
