@@ -26,7 +26,6 @@ finishes); running again skips the rows already there, so an interrupted run res
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import shutil
@@ -43,6 +42,7 @@ from .sweep import (
     _write_atomic,
     load_meta,
     read_csv,
+    text_digest,
 )
 
 #: n-gram orders fitted for every corpus.
@@ -94,7 +94,7 @@ def _load_ids(info: dict):
     from ..training import TrainConfig
 
     corpus = load_corpus(info["data"])
-    digest = hashlib.sha256(corpus.text.encode("utf-8")).hexdigest()[:16]
+    digest = text_digest(corpus.text)
     if digest != info["sha256"]:
         raise StudyError(f"corpus {info['name']!r} ({info['data']}) has changed since the study "
                          f"ran (sha256 {digest}, study.json says {info['sha256']}); accepted: "

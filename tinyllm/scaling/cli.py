@@ -141,7 +141,7 @@ def _baselines(args) -> int:
 def _redraw(args) -> int:
     from .results import resolve_results
 
-    shipped = args.plot.startswith("shipped")
+    shipped = args.plot == "shipped" or args.plot.startswith("shipped:")
     root = resolve_results(args.plot)
     plot_dir = Path(args.plot_dir) if args.plot_dir else (
         Path("scaling-plots") if shipped else root / "plots")

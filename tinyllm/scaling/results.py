@@ -9,14 +9,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .sweep import SCHEMA, SWEEPS, StudyError, load_meta, read_csv
+from .sweep import SCHEMA, SWEEPS, StudyError, load_meta, read_csv, text_digest
 
 #: Where the studies that ship with the package live (CSV and JSON only), one folder per budget.
 SHIPPED_ROOT = Path(__file__).parent / "results"
@@ -110,8 +109,7 @@ class Results:
 
         regenerated = load_corpus(info["data"])
         source = regenerated.metadata.get("source")
-        digest = hashlib.sha256(regenerated.text.encode("utf-8")).hexdigest()[:16]
-        if source is None or digest != info.get("sha256"):
+        if source is None or text_digest(regenerated.text) != info.get("sha256"):
             return None
         settings = self.meta["budget"]["markov" if corpus == "markov" else "text"]
         return source.window_entropy(settings["block_size"]) * math.log(2)

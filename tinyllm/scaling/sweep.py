@@ -198,6 +198,11 @@ class RunSpec:
         return self.steps * self.batch_size * self.block_size
 
 
+def text_digest(text: str) -> str:
+    """The short hash that identifies a study's corpus in study.json."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
 @dataclass
 class CorpusInfo:
     """What the study needs to know of a corpus before training on it."""
@@ -221,7 +226,7 @@ class CorpusInfo:
         name = corpus.name if data == corpus.name else path.stem
         return cls(name=name, data=data, chars=len(corpus.text),
                    vocab_size=CharTokenizer().train(corpus.text).vocab_size,
-                   sha256=hashlib.sha256(corpus.text.encode("utf-8")).hexdigest()[:16],
+                   sha256=text_digest(corpus.text),
                    entropy_rate_nats=corpus.entropy_rate_nats)
 
 
