@@ -18,20 +18,7 @@ static int tl_attn_max_threads(void) { return omp_get_max_threads(); }
 static int tl_attn_max_threads(void) { return 1; }
 #endif
 
-#define TL_REAL float
-#define TL_SUFFIX f32
-#define TL_EXP tl_expf
-#include "attention_rows_impl.h"
-#undef TL_REAL
-#undef TL_SUFFIX
-#undef TL_EXP
-
-#define TL_REAL double
-#define TL_SUFFIX f64
-#define TL_EXP tl_exp
-#include "attention_rows_impl.h"
-#undef TL_REAL
-#undef TL_SUFFIX
-#undef TL_EXP
+#define TL_IMPL "attention_rows_impl.h"
+#include "real_types.h"
 
 #endif /* TINYLLM_ATTENTION_ROWS_H */

@@ -29,20 +29,7 @@ static int tl_fused_max_threads(void) { return 1; }
 #define TL_INV_SQRT2 0.7071067811865476
 #define TL_INV_SQRT_2PI 0.3989422804014327
 
-#define TL_REAL float
-#define TL_SUFFIX f32
-#define TL_EXP tl_expf
-#include "fused_rows_impl.h"
-#undef TL_REAL
-#undef TL_SUFFIX
-#undef TL_EXP
-
-#define TL_REAL double
-#define TL_SUFFIX f64
-#define TL_EXP tl_exp
-#include "fused_rows_impl.h"
-#undef TL_REAL
-#undef TL_SUFFIX
-#undef TL_EXP
+#define TL_IMPL "fused_rows_impl.h"
+#include "real_types.h"
 
 #endif /* TINYLLM_FUSED_ROWS_H */
