@@ -34,13 +34,16 @@ _TRAIN_EXAMPLES = """examples:
 
 
 def _train_parser(sub) -> None:
-    from .training.config import MODELS, TOKENIZERS, TrainConfig
+    from .models import family_names, get_family
+    from .training.config import TOKENIZERS, TrainConfig
 
     d = TrainConfig()
+    families = "; ".join(f"{n}: {get_family(n).description}" for n in family_names())
     p = sub.add_parser("train", help="train a model (the default run takes ~5 minutes)",
                        description=_TRAIN_DESCRIPTION,
                        epilog=_TRAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", choices=MODELS, help=f"architecture (default {d.model})")
+    p.add_argument("--model", choices=family_names(),
+                   help=f"model family (default {d.model}) -- {families}")
     p.add_argument("--preset", help=f"model size (default {d.preset}); see `tinyllm info`")
     p.add_argument("--data", help=f"corpus name (pydoc, stdlib, markov) or a UTF-8 text file "
                    f"(default {d.data})")
@@ -163,10 +166,11 @@ def cmd_train(args) -> int:
 
 
 def _check_preset(model: str, preset: str | None) -> None:
-    from .models import PRESETS
+    from .models import get_family
 
-    if preset is not None and preset not in PRESETS[model]:
-        raise ValueError(f"unknown preset {preset!r}; accepted: {', '.join(PRESETS[model])}")
+    presets = get_family(model).presets
+    if preset is not None and preset not in presets:
+        raise ValueError(f"unknown preset {preset!r}; accepted: {', '.join(presets)}")
 
 
 def cmd_generate(args) -> int:
@@ -195,14 +199,18 @@ def cmd_info(args) -> int:
     import numpy as np
 
     from . import __version__, kernels
-    from .models import GPT, PRESETS, GPTConfig
+    from .models import GPT, GPTConfig, family_names, get_family
 
     print(f"tinyllm {__version__} (Python {sys.version.split()[0]}, NumPy {np.__version__})")
     print(f"kernels: {kernels.backend()} -- {kernels.backend_reason()}")
     print(f"threads: {_blas_threads()}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}; "
           f"CPUs: {os.cpu_count()}")
+    print("model families (tinyllm train --model NAME):")
+    for family in map(get_family, family_names()):
+        print(f"  {family.name:7s} {family.objective:10s} presets {', '.join(family.presets)}"
+              f" -- {family.description}")
     print("GPT presets (parameters at a 65-character vocabulary):")
-    for name in PRESETS["gpt"]:
+    for name in get_family("gpt").presets:
         cfg = GPTConfig.from_preset(name, vocab_size=65)
         print(f"  {name:7s} layers={cfg.n_layer} heads={cfg.n_head} n_embd={cfg.n_embd} "
               f"context={cfg.n_positions} params={GPT(cfg, seed=0).num_params():,}")

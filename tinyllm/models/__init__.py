@@ -1,5 +1,8 @@
 """Language models: GPT (GPT-2) and BERT, their configs and size presets, and checkpoints.
 
+Every family registers itself in `tinyllm.models.registry` (config, presets, objective,
+Hugging Face class); `get_family("gpt")` is what the trainer and the command ask.
+
 >>> from tinyllm.models import GPT, GPTConfig
 >>> model = GPT(GPTConfig.from_preset("small", vocab_size=65), seed=0)
 >>> model.num_params()
@@ -8,16 +11,21 @@
 >>> GPT.load("runs/gpt")                         # or GPT.from_pretrained(hf_directory)
 """
 
-from .base import LMOutput, PretrainedModel
+# isort: off
+# Import order is registration order: gpt (the default family) first.
+from .gpt import GPT
 from .bert import BERT, BertForMaskedLM, BertForSequenceClassification, BertModel
+from .lstm import LSTMLM, LSTMConfig
+# isort: on
+from .base import LMOutput, PretrainedModel
 from .checkpoint import CheckpointError
 from .config import DEFAULT_PRESET, PRESETS, BertConfig, GPTConfig
-from .gpt import GPT
-from .lstm import LSTMLM, LSTMConfig
 from .ngram import NGramLM
+from .registry import ModelFamily, family_names, get_family, register_family
 
 __all__ = [
     "BERT", "DEFAULT_PRESET", "PRESETS", "BertConfig", "BertForMaskedLM",
     "BertForSequenceClassification", "BertModel", "CheckpointError", "GPT", "GPTConfig",
-    "LMOutput", "LSTMConfig", "LSTMLM", "NGramLM", "PretrainedModel",
+    "LMOutput", "LSTMConfig", "LSTMLM", "ModelFamily", "NGramLM", "PretrainedModel",
+    "family_names", "get_family", "register_family",
 ]

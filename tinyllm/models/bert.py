@@ -42,7 +42,8 @@ from ..nn import (
 )
 from ..nn.attention import attend, merge_heads, split_heads
 from .base import LMOutput, PretrainedModel, as_ids, lm_loss
-from .config import BertConfig
+from .config import BERT_PRESETS, BertConfig
+from .registry import ModelFamily, register_family
 
 
 class BertEmbeddings(Module):
@@ -405,3 +406,9 @@ class BertForSequenceClassification(_BertPretrained):
 
 
 BERT = BertForMaskedLM
+
+register_family(ModelFamily(
+    name="bert", config_class=BertConfig, model_class=BertForMaskedLM, objective="masked-lm",
+    presets=BERT_PRESETS, dropout_fields=("hidden_dropout_prob", "attention_probs_dropout_prob"),
+    token_id_fields={"pad_token_id": "pad_token_id"}, hf_class="BertForMaskedLM",
+    description="BERT's bidirectional encoder (masked LM)"))

@@ -37,6 +37,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from .._checks import positive_int, probability
+from ..nn import ACTIVATIONS
+from .registry import PRESETS, get_family  # noqa: F401 - PRESETS re-exported here
+
 DEFAULT_PRESET = "small"
 
 # name: (n_layer, n_head, n_embd, n_positions)
@@ -50,26 +54,13 @@ _SIZES = {
     "medium": (8, 8, 320, 128),
 }
 
-PRESETS: dict[str, dict[str, dict]] = {
-    "gpt": {name: dict(n_layer=l, n_head=h, n_embd=c, n_positions=t)
-            for name, (l, h, c, t) in _SIZES.items()},
-    "bert": {name: dict(num_hidden_layers=l, num_attention_heads=h, hidden_size=c,
-                        intermediate_size=4 * c, max_position_embeddings=t)
-             for name, (l, h, c, t) in _SIZES.items()},
-}
+GPT_PRESETS = {name: dict(n_layer=l, n_head=h, n_embd=c, n_positions=t)
+               for name, (l, h, c, t) in _SIZES.items()}
+BERT_PRESETS = {name: dict(num_hidden_layers=l, num_attention_heads=h, hidden_size=c,
+                           intermediate_size=4 * c, max_position_embeddings=t)
+                for name, (l, h, c, t) in _SIZES.items()}
 
-SUPPORTED_ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu_tanh", "gelu",
-                         "relu")
-
-
-def _check_positive_int(cls: str, name: str, value) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{cls}: {name} must be a positive integer, got {value!r}")
-
-
-def _check_probability(cls: str, name: str, value) -> None:
-    if not isinstance(value, int | float) or not 0.0 <= value < 1.0:
-        raise ValueError(f"{cls}: {name} must be a probability in [0, 1), got {value!r}")
+SUPPORTED_ACTIVATIONS = tuple(ACTIVATIONS)
 
 
 def _check_heads(cls: str, width_name: str, width: int, heads_name: str, heads: int) -> None:
@@ -77,6 +68,12 @@ def _check_heads(cls: str, width_name: str, width: int, heads_name: str, heads: 
         raise ValueError(f"{cls}: {width_name}={width} is not divisible by {heads_name}={heads}; "
                          f"each head gets {width_name} / {heads_name} channels, which must be a "
                          f"whole number (e.g. {heads_name}={_divisor_near(width, heads)})")
+
+
+def _check_activation(cls: str, field: str, name: str) -> None:
+    if name not in SUPPORTED_ACTIVATIONS:
+        raise ValueError(f"{cls}: {field}={name!r} is not supported; "
+                         f"accepted: {', '.join(SUPPORTED_ACTIVATIONS)}")
 
 
 def _divisor_near(n: int, k: int) -> int:
@@ -88,16 +85,18 @@ class _Config:
 
     model_type = ""
     architecture = ""
-    preset_family = ""
+    preset_family = ""       # the models-registry family whose presets from_preset reads
+    context_field = ""       # the field holding the context length (the family's own name)
+
+    @property
+    def block_size(self) -> int:
+        """The context length, whatever the field is called (nanoGPT's name for it)."""
+        return getattr(self, self.context_field)
 
     @classmethod
     def from_preset(cls, name: str, **overrides):
         """The config of preset `name` (see the table above), with fields overridden."""
-        presets = PRESETS[cls.preset_family]
-        if name not in presets:
-            raise ValueError(f"{cls.__name__}: unknown preset {name!r}; accepted: "
-                             f"{', '.join(presets)}")
-        return cls(**{**presets[name], **overrides})
+        return cls(**{**get_family(cls.preset_family).preset(name), **overrides})
 
     def replace(self, **changes):
         """A copy with some fields changed (checked again)."""
@@ -144,27 +143,21 @@ class GPTConfig(_Config):
     model_type = "gpt2"
     architecture = "GPT2LMHeadModel"
     preset_family = "gpt"
+    context_field = "n_positions"
 
     def __post_init__(self):
         name = type(self).__name__
         for field in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"):
-            _check_positive_int(name, field, getattr(self, field))
+            positive_int(field, getattr(self, field), where=name)
         if self.n_inner is not None:
-            _check_positive_int(name, "n_inner", self.n_inner)
+            positive_int("n_inner", self.n_inner, where=name)
         _check_heads(name, "n_embd", self.n_embd, "n_head", self.n_head)
         for field in ("resid_pdrop", "embd_pdrop", "attn_pdrop"):
-            _check_probability(name, field, getattr(self, field))
-        if self.activation_function not in SUPPORTED_ACTIVATIONS:
-            raise ValueError(f"{name}: activation_function={self.activation_function!r} is not "
-                             f"supported; accepted: {', '.join(SUPPORTED_ACTIVATIONS)}")
+            probability(field, getattr(self, field), where=name)
+        _check_activation(name, "activation_function", self.activation_function)
         if not self.layer_norm_epsilon > 0:
             raise ValueError(f"{name}: layer_norm_epsilon must be positive, "
                              f"got {self.layer_norm_epsilon}")
-
-    @property
-    def block_size(self) -> int:
-        """The context length (nanoGPT's name for n_positions)."""
-        return self.n_positions
 
     @property
     def head_dim(self) -> int:
@@ -202,6 +195,7 @@ class BertConfig(_Config):
     model_type = "bert"
     architecture = "BertForMaskedLM"
     preset_family = "bert"
+    context_field = "max_position_embeddings"
 
     def __post_init__(self):
         name = type(self).__name__
@@ -210,16 +204,14 @@ class BertConfig(_Config):
         for field in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                       "intermediate_size", "max_position_embeddings", "type_vocab_size",
                       "num_labels"):
-            _check_positive_int(name, field, getattr(self, field))
+            positive_int(field, getattr(self, field), where=name)
         _check_heads(name, "hidden_size", self.hidden_size, "num_attention_heads",
                      self.num_attention_heads)
         for field in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
-            _check_probability(name, field, getattr(self, field))
+            probability(field, getattr(self, field), where=name)
         if self.classifier_dropout is not None:
-            _check_probability(name, "classifier_dropout", self.classifier_dropout)
-        if self.hidden_act not in SUPPORTED_ACTIVATIONS:
-            raise ValueError(f"{name}: hidden_act={self.hidden_act!r} is not supported; "
-                             f"accepted: {', '.join(SUPPORTED_ACTIVATIONS)}")
+            probability("classifier_dropout", self.classifier_dropout, where=name)
+        _check_activation(name, "hidden_act", self.hidden_act)
         if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
             raise ValueError(f"{name}: pad_token_id={self.pad_token_id} is outside the "
                              f"vocabulary (accepted: 0..{self.vocab_size - 1}, or None)")

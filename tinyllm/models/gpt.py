@@ -38,7 +38,8 @@ from ..nn import (
     init,
 )
 from .base import LMOutput, PretrainedModel, as_ids, lm_loss
-from .config import GPTConfig
+from .config import GPT_PRESETS, GPTConfig
+from .registry import ModelFamily, register_family
 from .sampling import next_tokens, start_generation
 
 
@@ -235,3 +236,9 @@ class GPT(PretrainedModel):
                      for k, v in state.items()}
         return {k: v for k, v in state.items()
                 if not k.endswith((".attn.bias", ".attn.masked_bias"))}
+
+
+register_family(ModelFamily(
+    name="gpt", config_class=GPTConfig, model_class=GPT, objective="causal-lm",
+    presets=GPT_PRESETS, dropout_fields=("resid_pdrop", "embd_pdrop", "attn_pdrop"),
+    hf_class="GPT2LMHeadModel", description="GPT-2's decoder-only Transformer (causal LM)"))

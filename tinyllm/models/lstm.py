@@ -42,12 +42,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._checks import positive_int, probability
 from ..autograd.grad_mode import no_grad
 from ..autograd.random import default_generator
 from ..autograd.tensor import Tensor
 from ..nn import LSTM, Dropout, Embedding, Linear, init
 from .base import LMOutput, PretrainedModel, as_ids, lm_loss
-from .config import PRESETS, _check_positive_int, _check_probability, _Config
+from .config import _Config
+from .registry import ModelFamily, register_family
 from .sampling import next_tokens, start_generation
 
 # name: (num_layers, hidden_size, n_positions); n_embd = hidden_size (tied head)
@@ -64,9 +66,8 @@ _SIZES = {
 # The embedding's (and head's) initial range, as PyTorch's word_language_model example.
 INIT_RANGE = 0.1
 
-# Registered beside "gpt" and "bert" so `from_preset`, the CLI and the Trainer find them.
-PRESETS["lstm"] = {name: dict(num_layers=l, hidden_size=h, n_positions=t)
-                   for name, (l, h, t) in _SIZES.items()}
+LSTM_PRESETS = {name: dict(num_layers=l, hidden_size=h, n_positions=t)
+                for name, (l, h, t) in _SIZES.items()}
 
 
 @dataclass
@@ -88,23 +89,19 @@ class LSTMConfig(_Config):
     model_type = "lstm"
     architecture = "LSTMLM"
     preset_family = "lstm"
+    context_field = "n_positions"
 
     def __post_init__(self):
         name = type(self).__name__
         if self.n_embd is None:
             self.n_embd = self.hidden_size
         for field in ("vocab_size", "n_embd", "hidden_size", "num_layers", "n_positions"):
-            _check_positive_int(name, field, getattr(self, field))
-        _check_probability(name, "dropout", self.dropout)
+            positive_int(field, getattr(self, field), where=name)
+        probability("dropout", self.dropout, where=name)
         if self.tie_word_embeddings and self.n_embd != self.hidden_size:
             raise ValueError(f"{name}: a head tied to the embedding needs n_embd == hidden_size, "
                              f"got n_embd={self.n_embd} and hidden_size={self.hidden_size}; "
                              "set them equal or tie_word_embeddings=False")
-
-    @property
-    def block_size(self) -> int:
-        """The training window length (nanoGPT's name for n_positions)."""
-        return self.n_positions
 
 
 class LSTMLM(PretrainedModel):
@@ -218,3 +215,9 @@ class LSTMLM(PretrainedModel):
         (training=True: 3x, each product's backward being two products of its size)."""
         forward = sum(self.flops_breakdown(seq_len).values())
         return 3 * forward if training else forward
+
+
+register_family(ModelFamily(
+    name="lstm", config_class=LSTMConfig, model_class=LSTMLM, objective="causal-lm",
+    presets=LSTM_PRESETS, dropout_fields=("dropout",),
+    description="LSTM language model (the recurrent baseline; presets match GPT's sizes)"))

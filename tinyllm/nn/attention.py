@@ -28,9 +28,10 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
+from .._checks import positive_int
 from ..autograd.ops.shape import cat
 from ..autograd.tensor import Tensor
-from .layers import Conv1D, Dropout, _positive_int
+from .layers import Conv1D, Dropout
 from .module import Module
 
 
@@ -182,8 +183,8 @@ class MultiHeadAttention(Module):
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
                  is_causal: bool = False, resid_dropout: float | None = None):
         super().__init__()
-        _positive_int("MultiHeadAttention", "embed_dim", embed_dim)
-        _positive_int("MultiHeadAttention", "num_heads", num_heads)
+        positive_int("embed_dim", embed_dim, where="MultiHeadAttention")
+        positive_int("num_heads", num_heads, where="MultiHeadAttention")
         if embed_dim % num_heads:
             raise ValueError(f"MultiHeadAttention: embed_dim={embed_dim} is not divisible by "
                              f"num_heads={num_heads}; each head gets embed_dim / num_heads "

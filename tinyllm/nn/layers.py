@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from .. import functional as F
+from .._checks import positive_int
 from ..autograd.dtype import get_default_dtype
 from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.ops._util import check_choice
@@ -24,12 +25,6 @@ from ..autograd.ops.elementwise import where
 from ..autograd.tensor import Tensor
 from . import init
 from .module import Module, Parameter
-
-
-def _positive_int(layer: str, name: str, value) -> int:
-    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{layer}: {name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _empty(*shape) -> np.ndarray:
@@ -44,8 +39,8 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
         super().__init__()
-        self.in_features = _positive_int("Linear", "in_features", in_features)
-        self.out_features = _positive_int("Linear", "out_features", out_features)
+        self.in_features = positive_int("in_features", in_features, where="Linear")
+        self.out_features = positive_int("out_features", out_features, where="Linear")
         self.weight = Parameter(_empty(out_features, in_features))
         self.bias = Parameter(_empty(out_features)) if bias else None
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
@@ -74,8 +69,8 @@ class Conv1D(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
         super().__init__()
-        self.in_features = _positive_int("Conv1D", "in_features", in_features)
-        self.out_features = _positive_int("Conv1D", "out_features", out_features)
+        self.in_features = positive_int("in_features", in_features, where="Conv1D")
+        self.out_features = positive_int("out_features", out_features, where="Conv1D")
         self.weight = Parameter(_empty(in_features, out_features))
         self.bias = Parameter(_empty(out_features)) if bias else None
         init.normal_(self.weight, std=0.02)
@@ -98,8 +93,8 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None):
         super().__init__()
-        self.num_embeddings = _positive_int("Embedding", "num_embeddings", num_embeddings)
-        self.embedding_dim = _positive_int("Embedding", "embedding_dim", embedding_dim)
+        self.num_embeddings = positive_int("num_embeddings", num_embeddings, where="Embedding")
+        self.embedding_dim = positive_int("embedding_dim", embedding_dim, where="Embedding")
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise ValueError(f"Embedding: padding_idx {padding_idx} is outside the table "
@@ -138,7 +133,7 @@ class LayerNorm(Module):
         shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(
             normalized_shape)
         for n in shape:
-            _positive_int("LayerNorm", "normalized_shape", n)
+            positive_int("normalized_shape", n, where="LayerNorm")
         if not eps > 0:
             raise ValueError(f"LayerNorm: eps must be positive, got {eps}")
         self.normalized_shape, self.eps = shape, float(eps)

@@ -24,11 +24,12 @@ import math
 import numpy as np
 
 from .. import functional as F
+from .._checks import positive_int
 from ..autograd.ops.rnn import lstm_layer
 from ..autograd.ops.shape import stack
 from ..autograd.tensor import Tensor
 from . import init
-from .layers import _empty, _positive_int
+from .layers import _empty
 from .module import Module, Parameter
 
 
@@ -46,9 +47,9 @@ class LSTM(Module):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = True, dropout: float = 0.0):
         super().__init__()
-        self.input_size = _positive_int("LSTM", "input_size", input_size)
-        self.hidden_size = h = _positive_int("LSTM", "hidden_size", hidden_size)
-        self.num_layers = _positive_int("LSTM", "num_layers", num_layers)
+        self.input_size = positive_int("input_size", input_size, where="LSTM")
+        self.hidden_size = h = positive_int("hidden_size", hidden_size, where="LSTM")
+        self.num_layers = positive_int("num_layers", num_layers, where="LSTM")
         if not isinstance(dropout, int | float) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"LSTM: dropout must be a probability in [0, 1), got {dropout!r}")
         self.bias, self.batch_first, self.dropout = bool(bias), bool(batch_first), float(dropout)

@@ -21,9 +21,10 @@ Parameter names follow GPT-2's block (`ln_1`, `attn.c_attn`, `attn.c_proj`, `ln_
 
 from __future__ import annotations
 
+from .._checks import positive_int
 from ..autograd.tensor import Tensor
 from .attention import LayerKVCache, MultiHeadAttention
-from .layers import Conv1D, Dropout, LayerNorm, _positive_int, get_activation
+from .layers import Conv1D, Dropout, LayerNorm, get_activation
 from .module import Module
 
 
@@ -37,9 +38,10 @@ class FeedForward(Module):
     def __init__(self, n_embd: int, n_inner: int | None = None, activation: str = "gelu_new",
                  dropout: float = 0.0, bias: bool = True):
         super().__init__()
-        _positive_int("FeedForward", "n_embd", n_embd)
-        n_inner = 4 * n_embd if n_inner is None else _positive_int("FeedForward", "n_inner",
-                                                                   n_inner)
+        positive_int("n_embd", n_embd, where="FeedForward")
+        if n_inner is None:
+            n_inner = 4 * n_embd
+        n_inner = positive_int("n_inner", n_inner, where="FeedForward")
         self.activation_name = activation
         self.act = get_activation(activation)
         self.c_fc = Conv1D(n_embd, n_inner, bias=bias)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-MODELS = ("gpt", "bert", "lstm")
+from .._checks import choice, non_negative_int, positive_int
+from ..models import family_names
+
 TOKENIZERS = ("char", "bpe")
 
 
@@ -18,7 +20,7 @@ TOKENIZERS = ("char", "bpe")
 class TrainConfig:
     """A training run's settings (saved with every checkpoint, so a run can resume)."""
 
-    model: str = "gpt"                 # "gpt" or "lstm" (causal LMs), "bert" (masked LM)
+    model: str = "gpt"                 # a family of tinyllm.models.family_names()
     preset: str = "small"              # a name from tinyllm.models.PRESETS
     data: str = "pydoc"                # a corpus name (tinyllm.data.list_corpora()) or a file
     tokenizer: str = "char"            # "char" or "bpe"
@@ -44,17 +46,17 @@ class TrainConfig:
     model_overrides: dict = field(default_factory=dict)  # e.g. {"n_layer": 2}
 
     def __post_init__(self):
-        _choice("model", self.model, MODELS)
-        _choice("tokenizer", self.tokenizer, TOKENIZERS)
+        choice("model", self.model, family_names())
+        choice("tokenizer", self.tokenizer, TOKENIZERS)
         for name in ("steps", "batch_size", "eval_interval", "eval_iters"):
-            _positive(name, getattr(self, name))
+            positive_int(name, getattr(self, name))
         for name in ("warmup_steps", "sample_tokens", "seed"):
-            _non_negative(name, getattr(self, name))
+            non_negative_int(name, getattr(self, name))
         if self.warmup_steps > self.steps:
             raise ValueError(f"warmup_steps={self.warmup_steps} is more than steps={self.steps}; "
                              "accepted: warmup_steps <= steps")
         if self.block_size is not None:
-            _positive("block_size", self.block_size)
+            positive_int("block_size", self.block_size)
         if self.tokenizer == "bpe" and self.vocab_size < 257:
             raise ValueError(f"vocab_size={self.vocab_size} is too small for byte-level BPE "
                              "(256 byte tokens + merges); accepted: >= 257")
@@ -91,17 +93,3 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: unknown keys {unknown}; accepted: {sorted(known)}")
         return cls(**d)
 
-
-def _choice(name, value, accepted):
-    if value not in accepted:
-        raise ValueError(f"unknown {name} {value!r}; accepted: {', '.join(accepted)}")
-
-
-def _positive(name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{name}={value!r} must be a positive integer")
-
-
-def _non_negative(name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{name}={value!r} must be a non-negative integer")

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..autograd import no_grad
 from ..data import encode_corpus, eval_batches, load_corpus, train_val_split
-from ..models import GPT, LSTMLM, BertConfig, BertForMaskedLM, GPTConfig, LSTMConfig
+from ..models import family_names, get_family
 from ..tokenizers import Tokenizer
 from .checkpoint import CheckpointError, load_checkpoint
 from .config import TrainConfig
@@ -29,14 +29,26 @@ def load_run(run_dir, which: str = "best"):
     arrays, meta = load_checkpoint(path)
     try:
         config = TrainConfig.from_dict(meta["train_config"])
-        config_cls, model_cls = {"gpt": (GPTConfig, GPT), "lstm": (LSTMConfig, LSTMLM)}.get(
-            meta["model_type"], (BertConfig, BertForMaskedLM))
-        model = model_cls(config_cls.from_dict(meta["model_config"], strict=False))
+        family = get_family(meta["model_type"])
+        model = family.build(family.config_from_dict(meta["model_config"]))
         model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model.")})
         tokenizer = Tokenizer.from_dict(meta["tokenizer"])
-    except (KeyError, TypeError) as exc:
-        raise CheckpointError(f"{path} is incomplete ({type(exc).__name__}: {exc})") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path} is incomplete or of an unknown kind "
+                              f"({type(exc).__name__}: {exc})") from None
     model.eval()
+    return model, tokenizer, config
+
+
+def load_causal_lm(run_dir, command: str):
+    """`load_run` for a command that needs a causal LM (GPT, LSTM): others are an error."""
+    model, tokenizer, config = load_run(run_dir)
+    family = get_family(config.model)
+    if not family.can_generate:
+        causal = ", ".join(n for n in family_names() if get_family(n).can_generate)
+        raise ValueError(f"{command} needs a causal language model ({causal}); {run_dir} "
+                         f"holds a {config.model} ({family.objective}); train one with "
+                         "--model gpt")
     return model, tokenizer, config
 
 
@@ -65,29 +77,24 @@ def generate_text(run_dir, prompt: str = "", max_new_tokens: int = 200,
                   temperature: float = 0.8, top_k: int | None = None,
                   top_p: float | None = None, seed: int | None = None) -> str:
     """The prompt continued by a run's GPT (greedy when temperature is 0)."""
-    model, tokenizer, _ = load_run(run_dir)
-    if not isinstance(model, GPT | LSTMLM):
-        raise ValueError(f"{run_dir} holds a BERT (masked LM), which cannot generate text; "
-                         "train a GPT with --model gpt")
+    model, tokenizer, _ = load_causal_lm(run_dir, "generate")
     ids = np.array(encode_prompt(tokenizer, prompt), dtype=np.int64)
-    n_ctx = model.config.n_positions
-    out = model.generate(ids[-n_ctx:][None], max_new_tokens, temperature=temperature,
+    context = model.config.block_size
+    out = model.generate(ids[-context:][None], max_new_tokens, temperature=temperature,
                          top_k=top_k, top_p=top_p, do_sample=temperature > 0, seed=seed)
-    new = out[0, min(len(ids), n_ctx):]
+    new = out[0, min(len(ids), context):]
     return prompt + tokenizer.decode(new)
 
 
 @no_grad()
 def evaluate_run(run_dir, data: str | None = None, max_batches: int = 200) -> dict:
     """Mean loss of a run's GPT on its validation split, or on another corpus or file."""
-    model, tokenizer, config = load_run(run_dir)
-    if not isinstance(model, GPT | LSTMLM):
-        raise ValueError("tinyllm eval measures causal LMs (GPT, LSTM); this run is a BERT")
+    model, tokenizer, config = load_causal_lm(run_dir, "tinyllm eval")
     corpus = load_corpus(data or config.data)
     ids = encode_corpus(corpus, tokenizer)
     if data is None:
         ids = train_val_split(ids, config.val_fraction)[1]
-    block = config.block_size or model.config.n_positions
+    block = config.block_size or model.config.block_size
     losses, counts = [], []
     for x, y in eval_batches(ids, config.batch_size, block, max_batches=max_batches):
         losses.append(model(x, y).loss.item())

@@ -10,7 +10,6 @@ Shapes: B batch, T block (context) length, V vocabulary.
 
 from __future__ import annotations
 
-import json
 import math
 import signal
 import time
@@ -20,19 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from ..autograd import get_rng_state, manual_seed, no_grad, set_rng_state
-from ..data import (
-    BertBatcher,
-    LMBatcher,
-    encode_corpus,
-    eval_batches,
-    load_corpus,
-    train_val_split,
-)
-from ..models import GPT, LSTMLM, BertConfig, BertForMaskedLM, GPTConfig, LSTMConfig
+from ..data import encode_corpus, load_corpus, train_val_split
+from ..models import get_family
 from ..optim import AdamW, WarmupCosine, clip_grad_norm_, param_groups_for_weight_decay
 from ..tokenizers import BPETokenizer, CharTokenizer, Tokenizer
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, write_json_atomic
 from .config import TrainConfig
+from .objectives import objective_for
 from .progress import MetricsLog, Progress
 
 LAST, BEST = "last.safetensors", "best.safetensors"
@@ -80,6 +73,8 @@ class Trainer:
         resuming = _checkpoint is not None
         meta = _checkpoint[1] if resuming else None
         manual_seed(config.seed)
+        self.family = get_family(config.model)
+        self.objective = objective_for(self.family)
         self.corpus = load_corpus(config.data)
         self.tokenizer = (Tokenizer.from_dict(meta["tokenizer"]) if resuming
                           else self._train_tokenizer())
@@ -109,36 +104,17 @@ class Trainer:
         return BPETokenizer().train(self.corpus.text, vocab_size=self.config.vocab_size)
 
     def _build_model(self, saved_config: dict | None):
-        c = self.config
-        if c.model == "lstm":
-            context = {"n_positions": c.block_size} if c.block_size else {}
-            model_config = (LSTMConfig.from_dict(saved_config, strict=False)
-                            if saved_config is not None
-                            else LSTMConfig.from_preset(
-                                c.preset, vocab_size=self.tokenizer.vocab_size,
-                                **{"dropout": c.dropout, **context, **c.model_overrides}))
-            return LSTMLM(model_config, seed=c.seed)
-        is_gpt = c.model == "gpt"
-        config_cls = GPTConfig if is_gpt else BertConfig
+        c, family = self.config, self.family
         if saved_config is not None:
-            model_config = config_cls.from_dict(saved_config, strict=False)
+            model_config = family.config_from_dict(saved_config)
         else:
-            dropout = ({"resid_pdrop": c.dropout, "embd_pdrop": c.dropout,
-                        "attn_pdrop": c.dropout} if is_gpt else
-                       {"hidden_dropout_prob": c.dropout,
-                        "attention_probs_dropout_prob": c.dropout,
-                        "pad_token_id": self.tokenizer.pad_token_id})
-            context = ({"n_positions": c.block_size} if is_gpt else
-                       {"max_position_embeddings": c.block_size}) if c.block_size else {}
-            model_config = config_cls.from_preset(
-                c.preset, vocab_size=self.tokenizer.vocab_size,
-                **{**dropout, **context, **c.model_overrides})
-        model_cls = GPT if is_gpt else BertForMaskedLM
-        return model_cls(model_config, seed=c.seed)
+            model_config = family.make_config(
+                c.preset, vocab_size=self.tokenizer.vocab_size, block_size=c.block_size,
+                dropout=c.dropout, tokenizer=self.tokenizer, **c.model_overrides)
+        return family.build(model_config, seed=c.seed)
 
     def _block_size(self) -> int:
-        mc = self.model.config
-        context = mc.max_position_embeddings if self.config.model == "bert" else mc.n_positions
+        context = self.model.config.block_size
         block = self.config.block_size or context
         if block > context:
             raise ValueError(f"block_size={block} is larger than the model's context of "
@@ -146,11 +122,8 @@ class Trainer:
         return block
 
     def _batcher(self, ids, seed: int):
-        c = self.config
-        if c.model != "bert":
-            return LMBatcher(ids, c.batch_size, self.block_size, seed=seed)
-        return BertBatcher(ids, self.tokenizer, c.batch_size, max_length=self.block_size,
-                           seed=seed)
+        return self.objective.batcher(ids, self.tokenizer, self.config.batch_size,
+                                      self.block_size, seed)
 
     def _chars_per_token(self) -> float:
         """Characters per token on the validation split (1 for characters as tokens)."""
@@ -238,38 +211,19 @@ class Trainer:
 
     def _mean_loss(self, ids) -> float:
         c = self.config
-        if c.model != "bert":
-            batches = eval_batches(ids, c.batch_size, self.block_size, max_batches=c.eval_iters)
-            losses = [self.model(x, y).loss.item() for x, y in batches]
-        else:
-            # A fixed seed: every evaluation masks the same positions.
-            batcher = self._batcher(ids, seed=c.seed + 1)
-            losses = [self.model(**_bert_inputs(next(batcher))).loss.item()
-                      for _ in range(c.eval_iters)]
-        return float(np.mean(losses))
+        # A fixed seed: every evaluation sees the same batches (and masks).
+        batches = self.objective.eval_batches(ids, self.tokenizer, c.batch_size,
+                                              self.block_size, c.eval_iters, seed=c.seed + 1)
+        return float(np.mean([self.objective.loss(self.model, b).item() for b in batches]))
 
     def sample(self, n_tokens: int | None = None) -> str:
         """A short text from the model, seeded by the step (it never disturbs training)."""
-        n = self.config.sample_tokens if n_tokens is None else n_tokens
+        c = self.config
+        n = c.sample_tokens if n_tokens is None else n_tokens
         if n == 0:
             return ""
-        if self.config.model == "bert":
-            return self._fill_masks_sample()
-        prompt = np.asarray(self.val_ids[:1], dtype=np.int64)
-        out = self.model.generate(prompt[None], n, temperature=0.8, top_k=None,
-                                  seed=self.config.seed + self.step)
-        return self.tokenizer.decode(out[0])
-
-    def _fill_masks_sample(self) -> str:
-        batch = next(self._batcher(self.val_ids, seed=self.config.seed + 2))
-        with no_grad():
-            self.model.eval()
-            logits = self.model(**_bert_inputs(batch, labels=False)).logits.data[0]
-            self.model.train()
-        ids = batch["input_ids"][0].copy()
-        masked = batch["labels"][0] != -100
-        ids[masked] = logits[masked].argmax(-1)
-        return self.tokenizer.decode(ids[batch["attention_mask"][0] == 1])
+        return self.objective.sample(self.model, self.tokenizer, self.val_ids, n,
+                                     c.batch_size, self.block_size, seed=c.seed + self.step)
 
     # ----------------------------------------------------------------- the loop
     def train(self, until: int | None = None) -> TrainResult:
@@ -322,12 +276,7 @@ class Trainer:
 
     def _train_step(self) -> float:
         c = self.config
-        batch = next(self.batcher)
-        if c.model != "bert":
-            x, y = batch
-            loss = self.model(x, y).loss
-        else:
-            loss = self.model(**_bert_inputs(batch)).loss
+        loss = self.objective.loss(self.model, next(self.batcher))
         value = loss.item()
         if not math.isfinite(value):
             return value
@@ -402,11 +351,6 @@ class Trainer:
             signal.signal(sig, old)
 
 
-def _bert_inputs(batch: dict, labels: bool = True) -> dict:
-    keys = ("input_ids", "token_type_ids", "attention_mask") + (("labels",) if labels else ())
-    return {k: batch[k] for k in keys}
-
-
 def _jsonable(obj):
     """Convert NumPy scalars and tuples inside an optimizer state dict to JSON types."""
     if isinstance(obj, dict):
@@ -416,11 +360,3 @@ def _jsonable(obj):
     if isinstance(obj, np.generic):
         return obj.item()
     return obj
-
-
-def read_run(run_dir) -> dict:
-    """The settings of a finished or running run directory (train_config.json)."""
-    path = Path(run_dir) / "train_config.json"
-    if not path.is_file():
-        raise CheckpointError(f"{run_dir} is not a tinyllm run directory (no train_config.json)")
-    return json.loads(path.read_text(encoding="utf-8"))

@@ -1,0 +1,108 @@
+"""Training objectives: how a family's batches are cut, its loss taken and a sample shown.
+
+A model family names its objective in the models registry; the Trainer asks
+`objective_for(family)` and never branches on the family's name. Shapes: B batch, T block.
+
+- `CausalLM` ("causal-lm", GPT and LSTM): windows of T + 1 tokens, inputs (B, T) and the
+  next-token targets (B, T); a sample continues the start of the validation split.
+- `MaskedLM` ("masked-lm", BERT): [CLS] a [SEP] b [SEP] rows of T tokens with 15% of the
+  positions masked (labels -100 elsewhere); a sample shows a row with its masks filled in.
+
+Adding an objective: a class with these four methods, and a line in `OBJECTIVES`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from ..autograd import Tensor, no_grad
+from ..data import BertBatcher, LMBatcher, eval_batches
+
+_BERT_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
+
+
+class CausalLM:
+    """Next-token prediction on windows of the token stream."""
+
+    name = "causal-lm"
+
+    @staticmethod
+    def batcher(ids, tokenizer, batch_size: int, block_size: int, seed: int):
+        """An endless, seeded, resumable stream of training batches."""
+        return LMBatcher(ids, batch_size, block_size, seed=seed)
+
+    @staticmethod
+    def loss(model, batch) -> Tensor:
+        """The mean loss of one batch (a scalar Tensor)."""
+        x, y = batch                                                    # (B, T), (B, T)
+        return model(x, y).loss
+
+    @staticmethod
+    def eval_batches(ids, tokenizer, batch_size: int, block_size: int, n_batches: int,
+                     seed: int) -> Iterator:
+        """The same `n_batches` batches every time: consecutive windows from the start."""
+        return eval_batches(ids, batch_size, block_size, max_batches=n_batches)
+
+    @staticmethod
+    @no_grad()
+    def sample(model, tokenizer, val_ids, n_tokens: int, batch_size: int, block_size: int,
+               seed: int) -> str:
+        """`n_tokens` sampled after the first validation token (temperature 0.8)."""
+        prompt = np.asarray(val_ids[:1], dtype=np.int64)
+        out = model.generate(prompt[None], n_tokens, temperature=0.8, top_k=None, seed=seed)
+        return tokenizer.decode(out[0])
+
+
+class MaskedLM:
+    """BERT's masked-token prediction on pairs of text segments."""
+
+    name = "masked-lm"
+
+    @staticmethod
+    def batcher(ids, tokenizer, batch_size: int, block_size: int, seed: int):
+        """An endless, seeded, resumable stream of masked pair batches."""
+        return BertBatcher(ids, tokenizer, batch_size, max_length=block_size, seed=seed)
+
+    @staticmethod
+    def loss(model, batch: dict) -> Tensor:
+        """The mean loss over the masked positions of one batch (a scalar Tensor)."""
+        return model(**{k: batch[k] for k in (*_BERT_INPUTS, "labels")}).loss
+
+    @classmethod
+    def eval_batches(cls, ids, tokenizer, batch_size: int, block_size: int, n_batches: int,
+                     seed: int) -> Iterator:
+        """`n_batches` batches from a batcher with a fixed seed: the same masks every time."""
+        batcher = cls.batcher(ids, tokenizer, batch_size, block_size, seed)
+        return (next(batcher) for _ in range(n_batches))
+
+    @classmethod
+    @no_grad()
+    def sample(cls, model, tokenizer, val_ids, n_tokens: int, batch_size: int,
+               block_size: int, seed: int) -> str:
+        """One validation row with its masked positions filled by the model's best guess."""
+        batch = next(cls.batcher(val_ids, tokenizer, batch_size, block_size, seed))
+        training = model.training
+        model.eval()
+        try:
+            logits = model(**{k: batch[k] for k in _BERT_INPUTS}).logits.data[0]   # (T, V)
+        finally:
+            model.train(training)
+        ids = batch["input_ids"][0].copy()                                          # (T,)
+        masked = batch["labels"][0] != -100
+        ids[masked] = logits[masked].argmax(-1)
+        return tokenizer.decode(ids[batch["attention_mask"][0] == 1])
+
+
+OBJECTIVES = {objective.name: objective for objective in (CausalLM, MaskedLM)}
+
+
+def objective_for(family):
+    """The objective a model family (`tinyllm.models.registry.ModelFamily`) trains with."""
+    try:
+        return OBJECTIVES[family.objective]
+    except KeyError:
+        raise ValueError(f"model family {family.name!r} has objective {family.objective!r}, "
+                         f"which the trainer does not know; accepted: "
+                         f"{', '.join(OBJECTIVES)}") from None
