@@ -80,8 +80,8 @@ def _divisor_near(n: int, k: int) -> int:
     return min((d for d in range(1, n + 1) if n % d == 0), key=lambda d: abs(d - k))
 
 
-class _Config:
-    """Shared helpers: presets, dict round trips, overrides."""
+class ModelConfig:
+    """The base of every model config: presets, the context length, dict round trips."""
 
     model_type = ""
     architecture = ""
@@ -119,7 +119,7 @@ class _Config:
 
 
 @dataclass
-class GPTConfig(_Config):
+class GPTConfig(ModelConfig):
     """GPT-2's architecture, with `transformers.GPT2Config`'s field names.
 
     Defaults are the `small` preset; dropout defaults to 0 (GPT-2's own configs say 0.1).
@@ -169,7 +169,7 @@ class GPTConfig(_Config):
 
 
 @dataclass
-class BertConfig(_Config):
+class BertConfig(ModelConfig):
     """BERT's architecture, with `transformers.BertConfig`'s field names.
 
     Defaults are the `small` preset; `intermediate_size=None` means 4 * hidden_size. Dropout

@@ -48,7 +48,7 @@ from ..autograd.random import default_generator
 from ..autograd.tensor import Tensor
 from ..nn import LSTM, Dropout, Embedding, Linear, init
 from .base import LMOutput, PretrainedModel, as_ids, lm_loss
-from .config import _Config
+from .config import ModelConfig
 from .registry import ModelFamily, register_family
 from .sampling import next_tokens, start_generation
 
@@ -71,7 +71,7 @@ LSTM_PRESETS = {name: dict(num_layers=l, hidden_size=h, n_positions=t)
 
 
 @dataclass
-class LSTMConfig(_Config):
+class LSTMConfig(ModelConfig):
     """An LSTM language model's architecture. Defaults are the `small` preset.
 
     `n_embd=None` means `hidden_size` (required when the head is tied to the embedding);

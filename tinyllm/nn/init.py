@@ -17,8 +17,14 @@ import math
 
 import numpy as np
 
+from ..autograd.dtype import get_default_dtype
 from ..autograd.random import default_generator
 from ..autograd.tensor import Tensor
+
+
+def empty(*shape) -> np.ndarray:
+    """Zeros of the default dtype: a new Parameter's storage, before an initialiser fills it."""
+    return np.zeros(shape, dtype=get_default_dtype())
 
 
 def _rng(generator):

@@ -27,10 +27,6 @@ from . import init
 from .module import Module, Parameter
 
 
-def _empty(*shape) -> np.ndarray:
-    return np.zeros(shape, dtype=get_default_dtype())
-
-
 class Linear(Module):
     """y = x @ weight^T + bias, weight (out, in) as in PyTorch's `nn.Linear`.
 
@@ -41,8 +37,8 @@ class Linear(Module):
         super().__init__()
         self.in_features = positive_int("in_features", in_features, where="Linear")
         self.out_features = positive_int("out_features", out_features, where="Linear")
-        self.weight = Parameter(_empty(out_features, in_features))
-        self.bias = Parameter(_empty(out_features)) if bias else None
+        self.weight = Parameter(init.empty(out_features, in_features))
+        self.bias = Parameter(init.empty(out_features)) if bias else None
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
             bound = 1 / math.sqrt(in_features)
@@ -71,8 +67,8 @@ class Conv1D(Module):
         super().__init__()
         self.in_features = positive_int("in_features", in_features, where="Conv1D")
         self.out_features = positive_int("out_features", out_features, where="Conv1D")
-        self.weight = Parameter(_empty(in_features, out_features))
-        self.bias = Parameter(_empty(out_features)) if bias else None
+        self.weight = Parameter(init.empty(in_features, out_features))
+        self.bias = Parameter(init.empty(out_features)) if bias else None
         init.normal_(self.weight, std=0.02)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -101,7 +97,7 @@ class Embedding(Module):
                                  f"(accepted: 0..{num_embeddings - 1})")
             padding_idx %= num_embeddings
         self.padding_idx = padding_idx
-        self.weight = Parameter(_empty(num_embeddings, embedding_dim))
+        self.weight = Parameter(init.empty(num_embeddings, embedding_dim))
         init.normal_(self.weight)
         if padding_idx is not None:
             self.weight.data[padding_idx] = 0
@@ -139,7 +135,7 @@ class LayerNorm(Module):
         self.normalized_shape, self.eps = shape, float(eps)
         self.weight = Parameter(np.ones(shape, get_default_dtype())) if elementwise_affine \
             else None
-        self.bias = Parameter(_empty(*shape)) if elementwise_affine and bias else None
+        self.bias = Parameter(init.empty(*shape)) if elementwise_affine and bias else None
 
     def forward(self, x: Tensor) -> Tensor:
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)

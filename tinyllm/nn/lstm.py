@@ -29,7 +29,6 @@ from ..autograd.ops.rnn import lstm_layer
 from ..autograd.ops.shape import stack
 from ..autograd.tensor import Tensor
 from . import init
-from .layers import _empty
 from .module import Module, Parameter
 
 
@@ -55,11 +54,11 @@ class LSTM(Module):
         self.bias, self.batch_first, self.dropout = bool(bias), bool(batch_first), float(dropout)
         for k in range(self.num_layers):
             n_in = input_size if k == 0 else h
-            setattr(self, f"weight_ih_l{k}", Parameter(_empty(4 * h, n_in)))
-            setattr(self, f"weight_hh_l{k}", Parameter(_empty(4 * h, h)))
+            setattr(self, f"weight_ih_l{k}", Parameter(init.empty(4 * h, n_in)))
+            setattr(self, f"weight_hh_l{k}", Parameter(init.empty(4 * h, h)))
             if self.bias:
-                setattr(self, f"bias_ih_l{k}", Parameter(_empty(4 * h)))
-                setattr(self, f"bias_hh_l{k}", Parameter(_empty(4 * h)))
+                setattr(self, f"bias_ih_l{k}", Parameter(init.empty(4 * h)))
+                setattr(self, f"bias_hh_l{k}", Parameter(init.empty(4 * h)))
         self.reset_parameters()
 
     def reset_parameters(self, generator: np.random.Generator | None = None) -> None:
