@@ -8,6 +8,7 @@ array([2., 4., 6.], dtype=float32)
 """
 
 from . import functional, nn
+from ._version import __version__
 from .autograd import (
     Function,
     Tensor,
@@ -36,8 +37,6 @@ from .autograd.ops.shape import (
     unsqueeze,
 )
 from .creation import arange, full, ones, ones_like, rand, randn, tensor, zeros, zeros_like
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Function", "Tensor", "__version__", "abs", "arange", "bool_", "cat", "chunk",

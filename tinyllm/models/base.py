@@ -11,8 +11,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .. import __version__
 from .. import functional as F
+from .._version import __version__
 from ..autograd.dtype import default_dtype, get_default_dtype
 from ..autograd.tensor import Tensor
 from ..nn import Module

@@ -156,7 +156,7 @@ class GPT(PretrainedModel):
         ids, one_row, rng, greedy = start_generation(
             idx, self.config.vocab_size, max_new_tokens, temperature, top_k, top_p,
             eos_token_id, seed, do_sample)
-        n_ctx = self.config.n_positions
+        n_ctx = self.config.block_size
         cache = KVCache(self.config.n_layer) if use_cache else None
         finished = np.zeros(len(ids), dtype=bool)
         was_training = self.training
