@@ -1,7 +1,8 @@
-"""Peak resident memory of this process, for the benchmarks and the scaling study."""
+"""Memory: this process's peak, what the machine has available, and whether a job fits."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -23,3 +24,32 @@ def peak_rss_mib() -> float:
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
+
+
+def available_memory_bytes() -> int | None:
+    """Memory the OS says is available now (Linux's MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_fits(need_bytes: int, what: str, way_out: str, available: int | None = None,
+               fraction: float = 0.9) -> None:
+    """A ValueError, before anything is allocated, when `need_bytes` exceeds `fraction` of the
+    available memory, naming both figures, `what` needs it and `way_out`."""
+    available = available_memory_bytes() if available is None else available
+    if available is not None and need_bytes > fraction * available:
+        raise ValueError(f"{what} needs about {_gib(need_bytes)} of memory, but this machine "
+                         f"has {_gib(available)} available; {way_out}")
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n < 2**40 else f"{n / 2**40:.1f} TiB"

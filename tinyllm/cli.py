@@ -48,30 +48,56 @@ def _train_parser(sub) -> None:
     p.add_argument("--data", help=f"corpus name (pydoc, stdlib, markov) or a UTF-8 text file "
                    f"(default {d.data})")
     p.add_argument("--tokenizer", choices=TOKENIZERS, help=f"default {d.tokenizer}")
-    p.add_argument("--vocab-size", type=int, help=f"BPE vocabulary size (default {d.vocab_size})")
-    p.add_argument("--steps", type=int, help=f"optimizer steps (default {d.steps})")
-    p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
-    p.add_argument("--block-size", type=int, help="context length (default: the preset's)")
+    p.add_argument("--vocab-size", type=positive, help=f"BPE vocabulary size "
+                   f"(default {d.vocab_size})")
+    p.add_argument("--steps", type=positive, help=f"optimizer steps (default {d.steps})")
+    p.add_argument("--batch-size", type=positive, help=f"default {d.batch_size}")
+    p.add_argument("--block-size", type=positive, help="context length (default: the preset's)")
     p.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr})")
     p.add_argument("--min-lr", type=float, help=f"cosine floor (default {d.min_lr})")
-    p.add_argument("--warmup-steps", type=int, help=f"default {d.warmup_steps}")
+    p.add_argument("--warmup-steps", type=non_negative,
+                   help="linear warmup (default: 100, or a tenth of a run shorter than 1,000 "
+                   "steps)")
     p.add_argument("--weight-decay", type=float, help=f"default {d.weight_decay}")
     p.add_argument("--dropout", type=float, help=f"default {d.dropout}")
-    p.add_argument("--eval-interval", type=int, help=f"evaluate and checkpoint every N steps "
-                   f"(default {d.eval_interval})")
-    p.add_argument("--eval-iters", type=int,
-                   help=f"batches per evaluation (default {d.eval_iters})")
-    p.add_argument("--seed", type=int, help=f"default {d.seed}")
+    p.add_argument("--eval-interval", type=positive, help=f"evaluate and checkpoint every N "
+                   f"steps (default {d.eval_interval})")
+    p.add_argument("--eval-iters", type=positive, help=f"batches per evaluation, from the "
+                   f"start of each split (default {d.eval_iters})")
+    p.add_argument("--seed", type=non_negative, help=f"default {d.seed}")
     p.add_argument("--out", help=f"directory for runs (default {d.out})")
     p.add_argument("--name", help="run name (default <model>-<preset>-<data>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its last "
                    "checkpoint (only --steps may change)")
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in "
+                   "<out>/<name>/ (without it, such a run is never touched)")
+    p.add_argument("--ignore-memory-check", action="store_true", help="train even when the "
+                   "estimated memory of a step exceeds what the machine has available")
     p.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     _threads_option(p)
 
 
+def _int_option(least: int, what: str):
+    """An argparse type: an integer >= `least`, or an error naming the option and value."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < least:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+
+    parse.__name__ = what
+    return parse
+
+
+positive = _int_option(1, "a positive integer")
+non_negative = _int_option(0, "a non-negative integer")
+
+
 def _threads_option(p) -> None:
-    p.add_argument("--threads", type=int, default=1,
+    p.add_argument("--threads", type=positive, default=1,
                    help="BLAS/OpenMP threads (default 1: at these matrix sizes a second thread "
                    "gains little, and on a busy 2-core machine it can be several times slower)")
 
@@ -84,24 +110,28 @@ def _generate_parser(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--prompt", default="", help="text to continue (default: empty)")
-    p.add_argument("--max-new-tokens", type=int, default=200)
+    p.add_argument("--max-new-tokens", type=non_negative, default=200)
     p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
-    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--top-k", type=positive, default=None)
     p.add_argument("--top-p", type=float, default=None)
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=non_negative, default=None)
     _threads_option(p)
 
 
 def _eval_parser(sub) -> None:
     p = sub.add_parser("eval", help="loss, perplexity and bits per character of a run",
-                       description="Evaluate a run's best checkpoint on its validation split, "
-                       "or on another corpus or text file with --data.",
+                       description="Evaluate a run's best checkpoint on its whole validation "
+                       "split, or on another corpus or text file with --data. (Training's "
+                       "evaluations measure only the first --eval-iters batches of the split, "
+                       "so their figure differs.) Characters the run's tokenizer never saw are "
+                       "not scored, and their number is reported.",
                        epilog="examples:\n  tinyllm eval runs/gpt-small-pydoc\n"
                        "  tinyllm eval runs/gpt-small-pydoc --data stdlib",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--data", help="corpus name or text file (default: the run's validation split)")
-    p.add_argument("--max-batches", type=int, default=200, help="cap on evaluation batches")
+    p.add_argument("--max-batches", type=positive, default=None,
+                   help="measure only the first N batches (default: all of the text)")
     _threads_option(p)
 
 
@@ -121,10 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Time the softmax and attention kernels and a GPT training "
                        "step at the presets: compiled kernels vs NumPy twins vs PyTorch, same "
                        "threads; model FLOPs utilisation and peak memory.")
-    p.add_argument("--threads", type=int, default=1, help="threads for every library (1)")
+    p.add_argument("--threads", type=positive, default=1, help="threads for every library (1)")
     p.add_argument("--presets", default="tiny,mini,small,base,medium",
                    help="comma-separated GPT presets (default: tiny to medium)")
-    p.add_argument("--repeats", type=int, default=5, help="timed repeats per entry (5)")
+    p.add_argument("--repeats", type=positive, default=5, help="timed repeats per entry (5)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-RSS measurement")
     p.add_argument("--no-numpy", action="store_true", help="skip the NumPy-twin training column")
     sub.add_parser("info", help="version, kernel backend and why, threads",
@@ -138,7 +168,8 @@ def cmd_train(args) -> int:
     from .training import TrainConfig, Trainer
 
     options = {k: v for k, v in vars(args).items()
-               if k not in ("command", "resume", "quiet", "threads") and v is not None}
+               if k not in ("command", "resume", "quiet", "threads", "overwrite",
+                            "ignore_memory_check") and v is not None}
     if args.resume:
         extra = sorted(set(options) - {"steps"})
         if extra:
@@ -147,17 +178,20 @@ def cmd_train(args) -> int:
         trainer = Trainer.resume(args.resume, steps=options.get("steps"), quiet=args.quiet)
     else:
         _check_preset(options.get("model", "gpt"), options.get("preset"))
-        trainer = Trainer(TrainConfig(**options), quiet=args.quiet)
+        trainer = Trainer(TrainConfig(**options), quiet=args.quiet, overwrite=args.overwrite,
+                          check_memory=not args.ignore_memory_check)
     result = trainer.train()
     if result.status == "interrupted":
         return EXIT_INTERRUPTED
     if result.status == "stopped":
         return 1
     ev = result.last_eval or {}
+    c = trainer.config
     print(f"done: {result.step} steps in {result.elapsed_s:.0f} s | val loss "
           f"{ev.get('val_loss', float('nan')):.4f} nats/token (unigram entropy "
           f"{trainer.unigram_nats:.4f}) | {ev.get('val_bits_per_char', float('nan')):.3f} "
-          "bits/char")
+          f"bits/char, on the first {c.eval_iters} batches of the validation split "
+          f"(tinyllm eval measures all of it)")
     if result.sample:
         print("sample:\n" + result.sample)
     print(f"saved to {result.run_dir}/ (model/, best.safetensors, last.safetensors, "
@@ -176,10 +210,14 @@ def _check_preset(model: str, preset: str | None) -> None:
 def cmd_generate(args) -> int:
     from .training.inference import generate_text
 
-    text = generate_text(args.run_dir, args.prompt, max_new_tokens=args.max_new_tokens,
-                         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                         seed=args.seed)
-    print(text)
+    try:
+        generate_text(args.run_dir, args.prompt, max_new_tokens=args.max_new_tokens,
+                      temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                      seed=args.seed, stream=sys.stdout)
+    except KeyboardInterrupt:
+        print(flush=True)      # what was printed stays; end its line
+        raise
+    print()
     return 0
 
 
@@ -189,7 +227,10 @@ def cmd_eval(args) -> int:
     r = evaluate_run(args.run_dir, data=args.data, max_batches=args.max_batches)
     print(f"{r['data']}: loss {r['loss']:.4f} nats/token | perplexity {r['perplexity']:.2f} | "
           f"{r['bits_per_token']:.3f} bits/token | {r['bits_per_char']:.3f} bits/char "
-          f"({r['tokens']:,} tokens)")
+          f"({r['tokens']:,} tokens: {r['scope']})")
+    if r["unknown_tokens"]:
+        print(f"note: {r['unknown_tokens']:,} tokens are characters this run's tokenizer never "
+              "saw; they were not scored (bits/char is over the known characters)")
     return 0
 
 
@@ -248,13 +289,27 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
     try:
         with _thread_limit(getattr(args, "threads", None)):
-            return COMMANDS[args.command](args)
+            code = COMMANDS[args.command](args)
+        sys.stdout.flush()      # a closed pipe shows here, inside the handlers below
+        return code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (`tinyllm info | head -3`): not an error
+        _silence_stdout()
+        return 0
     except (ValueError, OSError) as exc:  # user errors; anything else is a bug: traceback
         print(f"tinyllm {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _thread_limit(threads: int | None):

@@ -98,6 +98,22 @@ class ModelConfig:
         """The config of preset `name` (see the table above), with fields overridden."""
         return cls(**{**get_family(cls.preset_family).preset(name), **overrides})
 
+    def param_count(self) -> int:
+        """The number of parameters the model of this config has (a tied weight once),
+        computed from the config alone, before anything is allocated."""
+        raise NotImplementedError
+
+    def activation_count(self, batch_size: int, block_size: int) -> int:
+        """About how many numbers one training step keeps for backward at batch x block."""
+        raise NotImplementedError
+
+    def train_memory_bytes(self, batch_size: int, block_size: int, itemsize: int = 4) -> int:
+        """An estimate of one training step's peak memory: weights, gradients and two AdamW
+        moments (4 copies of every parameter) plus the activations kept for backward and,
+        at the peak of backward, about as many gradients of them."""
+        return itemsize * (4 * self.param_count()
+                           + 2 * self.activation_count(batch_size, block_size))
+
     def replace(self, **changes):
         """A copy with some fields changed (checked again)."""
         return dataclasses.replace(self, **changes)
@@ -167,6 +183,21 @@ class GPTConfig(ModelConfig):
     def inner_dim(self) -> int:
         return 4 * self.n_embd if self.n_inner is None else self.n_inner
 
+    def param_count(self) -> int:
+        c, i, v = self.n_embd, self.inner_dim, self.vocab_size
+        # ln_1, c_attn, c_proj, ln_2, c_fc, mlp c_proj (weights and biases)
+        block = 2 * c + (3 * c * c + 3 * c) + (c * c + c) + 2 * c + (c * i + i) + (i * c + c)
+        head = 0 if self.tie_word_embeddings else v * c
+        return v * c + self.n_positions * c + self.n_layer * block + 2 * c + head
+
+    def activation_count(self, batch_size: int, block_size: int) -> int:
+        # per position and layer: LayerNorms, q/k/v, attention output and projection,
+        # residuals (~10 C), the MLP's input and activation (2 I), and 3 numbers per
+        # attention score (scores, probabilities, their gradient) for each head
+        c, t = self.n_embd, block_size
+        per_layer = 10 * c + 2 * self.inner_dim + 3 * self.n_head * t
+        return batch_size * t * (self.n_layer * per_layer + 3 * self.vocab_size + 2 * c)
+
 
 @dataclass
 class BertConfig(ModelConfig):
@@ -222,3 +253,18 @@ class BertConfig(ModelConfig):
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_attention_heads
+
+    def param_count(self) -> int:
+        """Parameters of `BertForMaskedLM` (the family's model; a classifier differs by the
+        pooler and the classifier's few weights)."""
+        c, i, v = self.hidden_size, self.intermediate_size, self.vocab_size
+        embeddings = (v + self.max_position_embeddings + self.type_vocab_size) * c + 2 * c
+        # query, key, value, output dense, LayerNorm; intermediate; output dense, LayerNorm
+        layer = 4 * (c * c + c) + 2 * c + (c * i + i) + (i * c + c) + 2 * c
+        mlm_head = (c * c + c) + 2 * c + v       # transform, its LayerNorm, output bias
+        return embeddings + self.num_hidden_layers * layer + mlm_head
+
+    def activation_count(self, batch_size: int, block_size: int) -> int:
+        c, t = self.hidden_size, block_size     # as GPTConfig.activation_count
+        per_layer = 10 * c + 2 * self.intermediate_size + 3 * self.num_attention_heads * t
+        return batch_size * t * (self.num_hidden_layers * per_layer + 3 * self.vocab_size + 4 * c)

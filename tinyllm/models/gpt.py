@@ -136,7 +136,7 @@ class GPT(PretrainedModel):
     def generate(self, idx, max_new_tokens: int, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, do_sample: bool = True,
                  eos_token_id: int | None = None, seed: int | None = None,
-                 use_cache: bool = True) -> np.ndarray:
+                 use_cache: bool = True, streamer=None) -> np.ndarray:
         """Continue each row of `idx` ((B, T) or (T,) ids) by up to `max_new_tokens` tokens.
 
         - `do_sample=False` (or temperature=0): greedy, the most likely token each step.
@@ -149,6 +149,9 @@ class GPT(PretrainedModel):
           whole sequence. Once the sequence outgrows the context, every step re-reads the
           last n_positions ids without the cache (the positions shift); greedy decoding gives
           the same tokens either way.
+        - `streamer`: an object whose `put(ids)` receives each step's new tokens (B,) as they
+          are chosen and whose `end()` is called when generation stops (Hugging Face's
+          streamer protocol; `tinyllm.training.inference.TextStreamer` prints text).
 
         Returns an int64 array: the input followed by the new tokens, of the input's rank.
         Runs in evaluation mode (no dropout) and restores the mode afterwards.
@@ -169,11 +172,15 @@ class GPT(PretrainedModel):
                     logits = self(ids[:, -n_ctx:]).logits
                 nxt = next_tokens(logits.data[:, -1, :], greedy, temperature, top_k, top_p,
                                   rng, finished, eos_token_id)          # (B,)
+                if streamer is not None:
+                    streamer.put(nxt)
                 ids = np.concatenate([ids, nxt[:, None].astype(np.int64)], axis=1)
                 if eos_token_id is not None and finished.all():
                     break
         finally:
             self.train(was_training)
+            if streamer is not None:
+                streamer.end()
         return ids[0] if one_row else ids
 
     # ----------------------------------------------------------------- size and cost

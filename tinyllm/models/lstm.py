@@ -104,6 +104,21 @@ class LSTMConfig(ModelConfig):
                              "set them equal or tie_word_embeddings=False")
 
 
+    def param_count(self) -> int:
+        h, v = self.hidden_size, self.vocab_size
+        inputs = [self.n_embd] + [h] * (self.num_layers - 1)     # each layer's input width
+        lstm = sum(4 * h * (e + h) + 8 * h for e in inputs)
+        head = v + (0 if self.tie_word_embeddings else v * h)
+        return v * self.n_embd + lstm + head
+
+    def activation_count(self, batch_size: int, block_size: int) -> int:
+        # per position and layer: the input, four gates, the cell and hidden states and
+        # their tanh (~8 H), plus the logits, probabilities and their gradient at the head
+        h = self.hidden_size
+        return batch_size * block_size * (self.num_layers * (self.n_embd + 8 * h)
+                                          + 3 * self.vocab_size)
+
+
 class LSTMLM(PretrainedModel):
     """`LSTMLM(config, seed=None)`; `model(idx, targets=None)` -> `LMOutput(logits, loss)`."""
 
@@ -157,12 +172,14 @@ class LSTMLM(PretrainedModel):
     @no_grad()
     def generate(self, idx, max_new_tokens: int, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, do_sample: bool = True,
-                 eos_token_id: int | None = None, seed: int | None = None) -> np.ndarray:
+                 eos_token_id: int | None = None, seed: int | None = None,
+                 streamer=None) -> np.ndarray:
         """Continue each row of `idx` ((B, T) or (T,) ids) by up to `max_new_tokens` tokens.
 
         The sampling options are `GPT.generate`'s (greedy with `do_sample=False` or
-        temperature 0; `top_k`, `top_p`, `eos_token_id`, `seed`). The prompt is read once;
-        each new token then costs one step of the recurrence, however long the text grows.
+        temperature 0; `top_k`, `top_p`, `eos_token_id`, `seed`, `streamer`). The prompt is
+        read once; each new token then costs one step of the recurrence, however long the
+        text grows.
         Returns the input followed by the new tokens, int64, of the input's rank.
         """
         ids, one_row, rng, greedy = start_generation(
@@ -177,12 +194,16 @@ class LSTMLM(PretrainedModel):
                 logits, state = self.forward_with_state(feed, state)
                 nxt = next_tokens(logits.data[:, -1, :], greedy, temperature, top_k, top_p,
                                   rng, finished, eos_token_id)          # (B,)
+                if streamer is not None:
+                    streamer.put(nxt)
                 feed = nxt[:, None].astype(np.int64)                   # (B, 1)
                 new.append(feed)
                 if eos_token_id is not None and finished.all():
                     break
         finally:
             self.train(was_training)
+            if streamer is not None:
+                streamer.end()
         out = np.concatenate([ids, *new], axis=1)
         return out[0] if one_row else out
 

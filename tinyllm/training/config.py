@@ -30,7 +30,7 @@ class TrainConfig:
     block_size: int | None = None      # context length; None = the preset's context
     lr: float = 1e-3                   # peak learning rate
     min_lr: float = 1e-4               # cosine decay floor
-    warmup_steps: int = 100
+    warmup_steps: int | None = None    # None = min(100, steps // 10), fixed when the run starts
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.99
@@ -46,6 +46,9 @@ class TrainConfig:
     model_overrides: dict = field(default_factory=dict)  # e.g. {"n_layer": 2}
 
     def __post_init__(self):
+        if self.warmup_steps is None:
+            positive_int("steps", self.steps)
+            self.warmup_steps = default_warmup(self.steps)
         choice("model", self.model, family_names())
         choice("tokenizer", self.tokenizer, TOKENIZERS)
         for name in ("steps", "batch_size", "eval_interval", "eval_iters"):
@@ -93,3 +96,7 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: unknown keys {unknown}; accepted: {sorted(known)}")
         return cls(**d)
 
+
+def default_warmup(steps: int) -> int:
+    """The warmup of a run that names none: 100 steps, or a tenth of a short run."""
+    return min(100, steps // 10)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
 
+from .._checks import positive_int
 from ..autograd import no_grad
 from ..data import encode_corpus, eval_batches, load_corpus, train_val_split
 from ..models import family_names, get_family
@@ -36,8 +38,19 @@ def load_run(run_dir, which: str = "best"):
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path} is incomplete or of an unknown kind "
                               f"({type(exc).__name__}: {exc})") from None
+    _check_finite(model, path)
     model.eval()
     return model, tokenizer, config
+
+
+def _check_finite(model, path: Path) -> None:
+    """Weights with NaN or infinity are damage, not a model: refuse them naming the file."""
+    bad = [name for name, p in model.named_parameters() if not np.isfinite(p.data).all()]
+    if bad:
+        other = "last" if path.name.startswith("best") else "best"
+        raise CheckpointError(f"{path} holds non-finite weights ({len(bad)} tensors, e.g. "
+                              f"{bad[0]}); the file is damaged: try {other}.safetensors of "
+                              "the run, or train again")
 
 
 def load_causal_lm(run_dir, command: str):
@@ -72,36 +85,98 @@ def encode_prompt(tokenizer: Tokenizer, prompt: str) -> list[int]:
     return ids
 
 
+class TextStreamer:
+    """Writes a generated row's text to `file` as its tokens arrive (`generate(streamer=)`).
+
+    Each `put` decodes everything so far and writes only what is new; a trailing U+FFFD (a
+    byte-level token that ends inside a multi-byte character) waits for the next token.
+    """
+
+    def __init__(self, tokenizer: Tokenizer, file=None):
+        self.tokenizer = tokenizer
+        self.file = file if file is not None else sys.stdout
+        self.ids: list[int] = []
+        self.written = 0
+
+    def put(self, ids: np.ndarray) -> None:
+        """Take the new token of row 0 (`ids` has shape (B,))."""
+        self.ids.append(int(ids[0]))
+        self._write(self.tokenizer.decode(self.ids).rstrip("\ufffd"))
+
+    def end(self) -> None:
+        """Write what was held back."""
+        self._write(self.tokenizer.decode(self.ids))
+
+    def _write(self, text: str) -> None:
+        if len(text) > self.written:
+            self.file.write(text[self.written:])
+            self.file.flush()
+            self.written = len(text)
+
+    @property
+    def text(self) -> str:
+        return self.tokenizer.decode(self.ids)
+
+
 @no_grad()
 def generate_text(run_dir, prompt: str = "", max_new_tokens: int = 200,
                   temperature: float = 0.8, top_k: int | None = None,
-                  top_p: float | None = None, seed: int | None = None) -> str:
-    """The prompt continued by a run's GPT (greedy when temperature is 0)."""
+                  top_p: float | None = None, seed: int | None = None,
+                  stream=None) -> str:
+    """The prompt continued by a run's GPT (greedy when temperature is 0).
+
+    With `stream` (a text file such as sys.stdout) the prompt and then each piece of new text
+    are written to it as they are produced, so an interrupted generation keeps what it wrote.
+    """
     model, tokenizer, _ = load_causal_lm(run_dir, "generate")
     ids = np.array(encode_prompt(tokenizer, prompt), dtype=np.int64)
     context = model.config.block_size
+    streamer = None
+    if stream is not None:
+        stream.write(prompt)
+        streamer = TextStreamer(tokenizer, stream)
     out = model.generate(ids[-context:][None], max_new_tokens, temperature=temperature,
-                         top_k=top_k, top_p=top_p, do_sample=temperature > 0, seed=seed)
+                         top_k=top_k, top_p=top_p, do_sample=temperature > 0, seed=seed,
+                         streamer=streamer)
     new = out[0, min(len(ids), context):]
     return prompt + tokenizer.decode(new)
 
 
 @no_grad()
-def evaluate_run(run_dir, data: str | None = None, max_batches: int = 200) -> dict:
-    """Mean loss of a run's GPT on its validation split, or on another corpus or file."""
+def evaluate_run(run_dir, data: str | None = None, max_batches: int | None = None) -> dict:
+    """Mean loss of a run's GPT on its whole validation split (or on another corpus or
+    file), in consecutive windows of the run's block size; `max_batches` caps the batches.
+
+    Training's evaluations measure only the first `eval_iters` batches of the split, so their
+    figure differs from this one; `scope` in the result says which part was measured.
+    """
+    if max_batches is not None:
+        positive_int("max_batches", max_batches)
     model, tokenizer, config = load_causal_lm(run_dir, "tinyllm eval")
     corpus = load_corpus(data or config.data)
-    ids = encode_corpus(corpus, tokenizer)
-    if data is None:
-        ids = train_val_split(ids, config.val_fraction)[1]
+    all_ids = encode_corpus(corpus, tokenizer)
+    chars_per_token = len(corpus.text) / max(len(all_ids), 1)
+    ids = train_val_split(all_ids, config.val_fraction)[1] if data is None else all_ids
     block = config.block_size or model.config.block_size
-    losses, counts = [], []
+    unk = tokenizer.unk_token_id
+    total, counted, unknown, windows = 0.0, 0, 0, 0
     for x, y in eval_batches(ids, config.batch_size, block, max_batches=max_batches):
-        losses.append(model(x, y).loss.item())
-        counts.append(y.size)
-    loss = float(np.average(losses, weights=counts))
-    sample = np.asarray(ids[:200_000])
-    chars_per_token = len(tokenizer.decode(sample)) / max(len(sample), 1)
+        if unk is not None:        # a character the tokenizer never saw: not scored
+            unknown += int(np.count_nonzero(y == unk))
+            y = np.where(y == unk, -100, y)
+        n = int(np.count_nonzero(y != -100))
+        if n:
+            total += model(x, y).loss.item() * n
+        counted, windows = counted + n, windows + len(y)
+    if counted == 0:
+        raise ValueError(f"{data} has no token this run's tokenizer knows; nothing to measure")
+    loss = total / counted
+    if not math.isfinite(loss):
+        raise ValueError(f"the loss of {run_dir} on {data or config.data} is {loss}: the "
+                         "model overflows on this text; evaluate a healthy checkpoint")
+    scope = ("all of it" if windows == (len(ids) - 1) // block
+             else f"the first {windows} windows of {block} tokens")
     return {"data": data or f"{config.data} (validation split)", "loss": loss,
             "perplexity": math.exp(min(loss, 700.0)), "bits_per_token": loss / LN2,
-            "bits_per_char": loss / LN2 / chars_per_token, "tokens": int(sum(counts))}
+            "bits_per_char": loss / LN2 / chars_per_token, "tokens": counted,
+            "unknown_tokens": unknown, "scope": scope}

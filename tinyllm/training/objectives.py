@@ -8,7 +8,7 @@ A model family names its objective in the models registry; the Trainer asks
 - `MaskedLM` ("masked-lm", BERT): [CLS] a [SEP] b [SEP] rows of T tokens with 15% of the
   positions masked (labels -100 elsewhere); a sample shows a row with its masks filled in.
 
-Adding an objective: a class with these four methods, and a line in `OBJECTIVES`.
+Adding an objective: a class with these five methods, and a line in `OBJECTIVES`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,11 @@ class CausalLM:
     """Next-token prediction on windows of the token stream."""
 
     name = "causal-lm"
+
+    @staticmethod
+    def min_tokens(block_size: int) -> int:
+        """The fewest tokens a split needs: one window of inputs plus its last target."""
+        return block_size + 1
 
     @staticmethod
     def batcher(ids, tokenizer, batch_size: int, block_size: int, seed: int):
@@ -59,6 +64,11 @@ class MaskedLM:
     """BERT's masked-token prediction on pairs of text segments."""
 
     name = "masked-lm"
+
+    @staticmethod
+    def min_tokens(block_size: int) -> int:
+        """The fewest tokens a split needs: one row of block_size tokens."""
+        return block_size
 
     @staticmethod
     def batcher(ids, tokenizer, batch_size: int, block_size: int, seed: int):

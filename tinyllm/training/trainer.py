@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..autograd import get_rng_state, manual_seed, no_grad, set_rng_state
+from .._memory import check_fits
+from ..autograd import get_default_dtype, get_rng_state, manual_seed, no_grad, set_rng_state
 from ..data import encode_corpus, load_corpus, train_val_split
 from ..models import get_family
 from ..optim import AdamW, WarmupCosine, clip_grad_norm_, param_groups_for_weight_decay
@@ -27,9 +28,15 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, write
 from .config import TrainConfig
 from .objectives import objective_for
 from .progress import MetricsLog, Progress
+from .rundir import RunLock, check_new_run_dir, clear_run
 
 LAST, BEST = "last.safetensors", "best.safetensors"
 LN2 = math.log(2.0)
+
+
+class _StepInterrupted(BaseException):
+    """Raised by the signal handler inside a step's forward/backward pass (a BaseException,
+    so no `except Exception` on the way swallows it)."""
 
 
 class TrainingError(RuntimeError):
@@ -64,13 +71,19 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, *, quiet: bool = False, stream=None,
+                 overwrite: bool = False, check_memory: bool = True,
                  _checkpoint: tuple[dict, dict] | None = None, run_dir: Path | None = None):
         self.config = config
         self.run_dir = Path(run_dir) if run_dir else Path(config.out) / config.run_name
         self.stream = stream
         self.quiet = quiet
+        self.overwrite = overwrite
         self._stop_signal: str | None = None
+        self._in_step = False
         resuming = _checkpoint is not None
+        self._owns_run_dir = resuming     # a new run claims its directory when it starts
+        if not resuming:
+            check_new_run_dir(self.run_dir, overwrite)
         meta = _checkpoint[1] if resuming else None
         manual_seed(config.seed)
         self.family = get_family(config.model)
@@ -81,8 +94,12 @@ class Trainer:
         ids = encode_corpus(self.corpus, self.tokenizer,
                             cache_dir=self.run_dir.parent / ".cache")
         self.train_ids, self.val_ids = train_val_split(ids, config.val_fraction)
-        self.model = self._build_model(meta["model_config"] if resuming else None)
-        self.block_size = self._block_size()
+        model_config = self._model_config(meta["model_config"] if resuming else None)
+        self.block_size = self._block_size(model_config)
+        self._check_splits()
+        if check_memory:
+            self._check_memory(model_config)
+        self.model = self.family.build(model_config, seed=config.seed)
         decay_groups = param_groups_for_weight_decay(self.model, config.weight_decay)
         self.optimizer = AdamW(decay_groups, lr=config.lr, betas=(config.beta1, config.beta2))
         self.scheduler = WarmupCosine(self.optimizer, warmup_steps=config.warmup_steps,
@@ -103,23 +120,43 @@ class Trainer:
             return CharTokenizer().train(self.corpus.text)
         return BPETokenizer().train(self.corpus.text, vocab_size=self.config.vocab_size)
 
-    def _build_model(self, saved_config: dict | None):
+    def _model_config(self, saved_config: dict | None):
         c, family = self.config, self.family
         if saved_config is not None:
-            model_config = family.config_from_dict(saved_config)
-        else:
-            model_config = family.make_config(
-                c.preset, vocab_size=self.tokenizer.vocab_size, block_size=c.block_size,
-                dropout=c.dropout, tokenizer=self.tokenizer, **c.model_overrides)
-        return family.build(model_config, seed=c.seed)
+            return family.config_from_dict(saved_config)
+        return family.make_config(
+            c.preset, vocab_size=self.tokenizer.vocab_size, block_size=c.block_size,
+            dropout=c.dropout, tokenizer=self.tokenizer, **c.model_overrides)
 
-    def _block_size(self) -> int:
-        context = self.model.config.block_size
+    def _block_size(self, model_config) -> int:
+        context = model_config.block_size
         block = self.config.block_size or context
         if block > context:
             raise ValueError(f"block_size={block} is larger than the model's context of "
                              f"{context} positions; use --block-size {context} or less")
         return block
+
+    def _check_splits(self) -> None:
+        """Both splits must hold a window of the block size: say so before any step."""
+        need = self.objective.min_tokens(self.block_size)
+        for split, ids in (("training", self.train_ids), ("validation", self.val_ids)):
+            if len(ids) < need:
+                raise ValueError(
+                    f"the {split} split of {self.config.data!r} has {len(ids):,} tokens "
+                    f"(val_fraction={self.config.val_fraction}), but one window of "
+                    f"block_size={self.block_size} needs {need:,}; use more text, a "
+                    f"{'larger' if split == 'validation' else 'smaller'} --val-fraction or a "
+                    "smaller --block-size")
+
+    def _check_memory(self, model_config) -> None:
+        """Refuse, before anything is allocated, a step that would not fit in memory."""
+        c = self.config
+        itemsize = get_default_dtype().itemsize
+        need = model_config.train_memory_bytes(c.batch_size, self.block_size, itemsize)
+        check_fits(need, f"a training step of this {c.model} ({model_config.param_count():,} "
+                   f"parameters) at batch {c.batch_size} x block {self.block_size}",
+                   "use a smaller --preset, --batch-size or --block-size (or "
+                   "--ignore-memory-check to try anyway)")
 
     def _batcher(self, ids, seed: int):
         return self.objective.batcher(ids, self.tokenizer, self.config.batch_size,
@@ -229,8 +266,21 @@ class Trainer:
     def train(self, until: int | None = None) -> TrainResult:
         """Train to `config.steps` (or stop early at step `until`), evaluating and saving
         every `eval_interval` steps. Returns how the run ended."""
-        c = self.config
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        with RunLock(self.run_dir):
+            self._claim_run_dir()
+            return self._train(until)
+
+    def _claim_run_dir(self) -> None:
+        """A new run checks again, under the lock, that no other run landed there meanwhile."""
+        if not self._owns_run_dir:
+            check_new_run_dir(self.run_dir, self.overwrite)
+            if self.overwrite:
+                clear_run(self.run_dir)
+            self._owns_run_dir = True
+
+    def _train(self, until: int | None) -> TrainResult:
+        c = self.config
         (self.run_dir / "tokenizer.json").write_text(self.tokenizer.to_json(), encoding="utf-8")
         write_json_atomic(self.run_dir / "train_config.json", c.to_dict())
         until = c.steps if until is None else min(until, c.steps)
@@ -242,7 +292,12 @@ class Trainer:
         try:
             while self.step < until:
                 t0 = time.perf_counter()
-                loss = self._train_step()
+                loss = self._interruptible_step()
+                if loss is None:        # a signal arrived inside the step: it was undone
+                    status = "interrupted"
+                    self.save(LAST)
+                    progress.write(self._interrupted_message())
+                    break
                 if not math.isfinite(loss):
                     status = "stopped"
                     progress.write(f"loss became {loss} at step {self.step + 1}; stopping. The "
@@ -260,9 +315,7 @@ class Trainer:
                 if self._stop_signal:
                     status = "interrupted"
                     self.save(LAST)
-                    progress.write(f"{self._stop_signal} received: saved step {self.step} to "
-                                   f"{self.run_dir / LAST}. Resume with: tinyllm train "
-                                   f"--resume {self.run_dir}")
+                    progress.write(self._interrupted_message())
                     break
             if status == "finished" and self.step == until and self.step % c.eval_interval:
                 self.save(LAST)  # stopped early (`until`): keep the exact state
@@ -274,14 +327,32 @@ class Trainer:
         return TrainResult(self.run_dir, self.step, status, self.best_val_loss, self.last_eval,
                            time.perf_counter() - start, sample)
 
+    def _interruptible_step(self) -> float | None:
+        """One step, or None when SIGINT/SIGTERM arrived during its forward or backward pass:
+        then the step is undone (the batch and the random state go back to where they were),
+        so the checkpoint saved next is exactly the last complete step."""
+        batcher_state, rng_state = self.batcher.state_dict(), get_rng_state()
+        try:
+            return self._train_step()
+        except _StepInterrupted:
+            self._in_step = False
+            self.optimizer.zero_grad()
+            self.batcher.load_state_dict(batcher_state)
+            set_rng_state(rng_state)
+            return None
+
     def _train_step(self) -> float:
         c = self.config
-        loss = self.objective.loss(self.model, next(self.batcher))
-        value = loss.item()
-        if not math.isfinite(value):
-            return value
-        self.optimizer.zero_grad()
-        loss.backward()
+        self._in_step = True      # a signal now interrupts the step (see the handler)
+        try:
+            loss = self.objective.loss(self.model, next(self.batcher))
+            value = loss.item()
+            if not math.isfinite(value):
+                return value
+            self.optimizer.zero_grad()
+            loss.backward()
+        finally:
+            self._in_step = False     # the update below is never cut in half
         if c.grad_clip > 0:
             clip_grad_norm_(self.model.parameters(), c.grad_clip)
         self.optimizer.step()
@@ -332,11 +403,18 @@ class Trainer:
             return "none yet"
 
     # ----------------------------------------------------------------- signals
+    def _interrupted_message(self) -> str:
+        return (f"{self._stop_signal} received: saved step {self.step} to "
+                f"{self.run_dir / LAST}. Resume with: tinyllm train --resume {self.run_dir}")
+
     def _install_signal_handlers(self) -> dict:
         previous = {}
 
         def handler(signum, frame):
             self._stop_signal = signal.Signals(signum).name
+            if self._in_step:     # a long forward/backward: stop now, not after the step
+                self._in_step = False
+                raise _StepInterrupted
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
