@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._io import atomic_path
 from ..tokenizers import CLS, MASK, PAD, SEP, Tokenizer
 from ..tokenizers.special import parse_allowed_special
 from .corpora import Corpus
@@ -104,11 +105,9 @@ def encode_corpus(
             pass  # a damaged cache file is rebuilt below
     ids = np.asarray(tokenizer.encode(text, allowed_special=allowed_special), dtype=dtype)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Write then rename, so an interrupted run never leaves a half-written cache behind.
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
+    # Atomically, so an interrupted run never leaves a half-written cache behind.
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, ids)
-    os.replace(tmp, path)
     return np.load(path, mmap_mode="r")
 
 

@@ -32,6 +32,7 @@ import shutil
 import time
 from pathlib import Path
 
+from .._io import atomic_write
 from .ladder import Rung
 from .sweep import (
     LN2,
@@ -39,7 +40,6 @@ from .sweep import (
     StudyError,
     _csv_text,
     _thread_env,
-    _write_atomic,
     load_meta,
     read_csv,
     text_digest,
@@ -204,7 +204,7 @@ def run_baselines(results_dir, corpora=None, lstm_widths=None, orders=NGRAM_ORDE
     def add(row: dict) -> None:
         rows.append(row)
         written.append(row)
-        _write_atomic(path, _csv_text(rows, BASELINE_RUN_COLUMNS))
+        atomic_write(path, _csv_text(rows, BASELINE_RUN_COLUMNS))
         say(f"{row['run_id']}: N={row['params_non_embedding']:,} val "
             f"{row['val_loss_nats']:.4f} nats ({row['wall_s']:.1f} s)")
 

@@ -39,7 +39,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -47,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._io import atomic_write
 from .._memory import peak_rss_mib
 from .ladder import Rung, check_fits_in_memory, make_ladder
 from .tasks import make_task
@@ -411,7 +411,7 @@ def _task_corpus_file(spec: RunSpec, work_dir: Path) -> str:
     path = work_dir / f"{task.name}-{lines}.txt"
     if not path.is_file():
         work_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomic(path, task.corpus_text(lines, seed=spec.seed))
+        atomic_write(path, task.corpus_text(lines, seed=spec.seed))
     return str(path)
 
 
@@ -422,28 +422,14 @@ def _worker_main(spec_dict: dict, work_dir: str) -> None:
     try:
         result = run_one(spec, Path(work_dir))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which decides
-        _write_atomic(Path(work_dir) / f"{spec.run_id}.error.json", json.dumps(
+        atomic_write(Path(work_dir) / f"{spec.run_id}.error.json", json.dumps(
             {"run_id": spec.run_id, "error": f"{type(exc).__name__}: {exc}",
              "traceback": traceback.format_exc()}))
         raise SystemExit(1) from None
-    _write_atomic(out, json.dumps(result))
+    atomic_write(out, json.dumps(result))
 
 
 # ---------------------------------------------------------------------- the results store
-def _write_atomic(path: Path, text: str) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _csv_text(rows: list[dict], columns) -> str:
     import io
 
@@ -496,9 +482,9 @@ class ResultsStore:
         """Write one finished run (its row and its curve), each file replaced atomically."""
         row = result["row"]
         rows = [r for r in self.rows(row["sweep"]) if r["run_id"] != row["run_id"]] + [row]
-        _write_atomic(self.csv_path(row["sweep"]), _csv_text(rows, RUN_COLUMNS))
+        atomic_write(self.csv_path(row["sweep"]), _csv_text(rows, RUN_COLUMNS))
         curves = [r for r in read_csv(self.root / "curves.csv") if r["run_id"] != row["run_id"]]
-        _write_atomic(self.root / "curves.csv",
+        atomic_write(self.root / "curves.csv",
                       _csv_text(curves + result["curve"], CURVE_COLUMNS))
 
     def open(self, plan: StudyPlan) -> None:
@@ -520,7 +506,7 @@ class ResultsStore:
             _check_same_study(old, meta, self.root)
             meta["corpora"] = {**old["corpora"], **meta["corpora"]}
             meta["task"] = meta["task"] or old.get("task")
-        _write_atomic(path, json.dumps(meta, indent=1))
+        atomic_write(path, json.dumps(meta, indent=1))
 
 
 def load_meta(root) -> dict:
@@ -657,7 +643,7 @@ def remeasure_memory(plan: StudyPlan, out, run_ids, *, steps: int = 20, jobs: in
                 row["peak_rss_mb"] = peaks[row["run_id"]]["peak_rss_mb"]
                 row["base_rss_mb"] = peaks[row["run_id"]]["base_rss_mb"]
         if rows:
-            _write_atomic(store.csv_path(sweep), _csv_text(rows, RUN_COLUMNS))
+            atomic_write(store.csv_path(sweep), _csv_text(rows, RUN_COLUMNS))
     shutil.rmtree(scratch.root, ignore_errors=True)
     return sorted(peaks)
 
