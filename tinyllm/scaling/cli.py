@@ -32,7 +32,7 @@ An interrupted study resumes where it stopped: run the same command again.
 
 
 def add_scaling_parser(sub) -> None:
-    from .sweep import BUDGETS
+    from .plan import BUDGETS
 
     p = sub.add_parser(
         "scaling", help="the scaling study: loss and capability vs size, data and compute",
@@ -79,15 +79,9 @@ def cmd_scaling(args) -> int:
 
 
 def _run(args) -> int:
-    from .sweep import (
-        default_jobs,
-        describe_plan,
-        estimate_seconds,
-        get_budget,
-        plan_study,
-        replace_settings,
-        run_study,
-    )
+    from .estimate import estimate_seconds
+    from .plan import describe_plan, get_budget, plan_study, replace_settings
+    from .runner import default_jobs, run_study
 
     budget = get_budget(args.budget)
     if args.max_width is not None:
@@ -123,7 +117,8 @@ def _run(args) -> int:
 def _baselines(args) -> int:
     from .baselines import run_baselines
     from .results import resolve_results
-    from .sweep import default_jobs, load_meta
+    from .runner import default_jobs
+    from .store import load_meta
 
     root = resolve_results(args.baselines_run)
     widths = load_meta(root)["budget"]["widths"]
