@@ -1,7 +1,7 @@
 """Atomic file writes: a reader sees the old file or the new one, never half of either.
 
-Every file tinyllm writes for keeps (checkpoints, model directories, token caches, a
-study's CSVs) goes through this module:
+Every file tinyllm rewrites whole (checkpoints, model directories, token caches, tokenizers,
+a study's CSVs and JSON) goes through this module:
 
 1. write to a temporary file with a unique name in the same directory (`tempfile.mkstemp`),
 2. give it the mode a plain `open()` would (0o666 less the umask; mkstemp makes 0o600),

@@ -147,6 +147,7 @@ def _redraw(args) -> int:
 def _finish(root: Path, args, plot_dir: Path, wall_s: float | None = None,
             write_fits: bool = True) -> None:
     """Fit, save fits.json, draw, print the summary."""
+    from .._io import atomic_write
     from .fits import fit_study, fits_to_json
     from .report import fits_summary, summary_table
     from .results import load_results
@@ -154,8 +155,7 @@ def _finish(root: Path, args, plot_dir: Path, wall_s: float | None = None,
     results = load_results(root, baselines=args.baselines)
     fits = {c: fit_study(results, c, n_boot=args.bootstrap) for c in results.corpora()}
     if write_fits:
-        (root / "fits.json").write_text(json.dumps(fits_to_json(fits), indent=1),
-                                        encoding="utf-8")
+        atomic_write(root / "fits.json", json.dumps(fits_to_json(fits), indent=1))
     print(summary_table(results))
     print(fits_summary(results, fits))
     from .plots import plot_all
