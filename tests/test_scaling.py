@@ -97,6 +97,20 @@ def test_unknown_budget_and_corpus():
         plan_study(TINY, ["wikipedia"])
 
 
+def test_sweep_module_still_offers_every_public_name():
+    """tinyllm.scaling.sweep was split into plan, runner, store and estimate; old imports work."""
+    from tinyllm.scaling import sweep
+
+    before_the_split = (
+        "BUDGETS CURVE_COLUMNS LN2 RUN_COLUMNS SCHEMA SWEEPS THREAD_VARS Budget CorpusInfo "
+        "CorpusSettings ResultsStore RunSpec StudyError StudyPlan StudyReport default_jobs "
+        "describe_plan estimate_seconds get_budget isoflop_steps kaplan_lr load_meta "
+        "measure_step_time plan_study read_csv remeasure_memory replace_settings run_one "
+        "run_study text_digest").split()
+    assert [name for name in before_the_split if not hasattr(sweep, name)] == []
+    assert sweep.run_study is run_study and sweep.get_budget is get_budget
+
+
 # ---------------------------------------------------------------------- running, resuming
 @pytest.fixture(scope="module")
 def tiny_study(tmp_path_factory):
