@@ -165,9 +165,9 @@ def test_markov_window_entropy_is_the_floor_of_a_windowed_loss():
         (source.conditional_entropy(1) + (T - 1) * h) / T)
     assert source.window_entropy(1) == source.conditional_entropy(1)
     assert source.window_entropy(10_000) == pytest.approx(h, rel=1e-3)
-    with pytest.raises(ValueError, match="block_size must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="block_size must be a positive integer, got 0"):
         source.window_entropy(0)
-    with pytest.raises(ValueError, match="context must be a non-negative int, got -1"):
+    with pytest.raises(ValueError, match="context must be a non-negative integer, got -1"):
         source.conditional_entropy(-1)
 
 
@@ -196,7 +196,7 @@ def test_uniform_markov_source_has_log2_alphabet_entropy():
         ({"alphabet": "aa"}, "at least 2 distinct characters"),
         ({"alphabet": 1}, r"alphabet size must be in 2\.\.62, got 1"),
         ({"order": 9}, r"order must be an int in 0\.\.8"),
-        ({"length": 0}, "length must be a positive int, got 0"),
+        ({"length": 0}, "length must be a positive integer, got 0"),
         ({"temperature": 2}, r"unknown options \['temperature'\]; it accepts order, alphabet"),
     ],
 )

@@ -19,16 +19,18 @@ from tinyllm.scaling import (
     Rung,
     StudyError,
     check_fits_in_memory,
+    get_budget,
     load_results,
     make_ladder,
     plan_study,
     run_study,
+    runner,
     shipped,
     task_accuracy,
 )
-from tinyllm.scaling import sweep as sweep_mod
 from tinyllm.scaling.fits import fit_chinchilla, fit_isoflop, fit_kaplan, fit_offset, fit_study
 from tinyllm.scaling.results import SHIPPED_BUDGETS, resolve_results
+from tinyllm.scaling.store import RUN_COLUMNS, csv_text, read_csv
 from tinyllm.tokenizers import CharTokenizer
 
 TINY = BUDGETS["tiny"]
@@ -90,9 +92,23 @@ def test_plan_shapes():
 
 def test_unknown_budget_and_corpus():
     with pytest.raises(StudyError, match="accepted: tiny, default, full"):
-        sweep_mod.get_budget("huge")
+        get_budget("huge")
     with pytest.raises(ValueError, match="unknown corpus 'wikipedia'"):
         plan_study(TINY, ["wikipedia"])
+
+
+def test_sweep_module_still_offers_every_public_name():
+    """tinyllm.scaling.sweep was split into plan, runner, store and estimate; old imports work."""
+    from tinyllm.scaling import sweep
+
+    before_the_split = (
+        "BUDGETS CURVE_COLUMNS LN2 RUN_COLUMNS SCHEMA SWEEPS THREAD_VARS Budget CorpusInfo "
+        "CorpusSettings ResultsStore RunSpec StudyError StudyPlan StudyReport default_jobs "
+        "describe_plan estimate_seconds get_budget isoflop_steps kaplan_lr load_meta "
+        "measure_step_time plan_study read_csv remeasure_memory replace_settings run_one "
+        "run_study text_digest").split()
+    assert [name for name in before_the_split if not hasattr(sweep, name)] == []
+    assert sweep.run_study is run_study and sweep.get_budget is get_budget
 
 
 # ---------------------------------------------------------------------- running, resuming
@@ -130,7 +146,7 @@ def test_resume_after_crash_loses_no_finished_run(tmp_path, monkeypatch):
     plan = plan_study(TINY, ["markov"], task=False)
     plan.specs = plan.by_sweep("size")
     calls = []
-    real = sweep_mod.run_one
+    real = runner.run_one
 
     def crashing(spec, work_dir):
         calls.append(spec.run_id)
@@ -138,17 +154,17 @@ def test_resume_after_crash_loses_no_finished_run(tmp_path, monkeypatch):
             raise Crash  # the machine dies mid-sweep
         return real(spec, work_dir)
 
-    monkeypatch.setattr(sweep_mod, "run_one", crashing)
+    monkeypatch.setattr(runner, "run_one", crashing)
     with pytest.raises(Crash):
         run_study(plan, tmp_path, jobs=0)
-    kept = [row["run_id"] for row in sweep_mod.read_csv(tmp_path / "size.csv")]
+    kept = [row["run_id"] for row in read_csv(tmp_path / "size.csv")]
     assert kept == calls[:1]
     calls.clear()
-    monkeypatch.setattr(sweep_mod, "run_one", lambda spec, work: calls.append(spec.run_id)
+    monkeypatch.setattr(runner, "run_one", lambda spec, work: calls.append(spec.run_id)
                         or real(spec, work))
     report = run_study(plan, tmp_path, jobs=0)
     assert report.skipped == kept and len(calls) == 2 and not report.failed
-    assert len(sweep_mod.read_csv(tmp_path / "size.csv")) == 3
+    assert len(read_csv(tmp_path / "size.csv")) == 3
 
 
 def test_worker_process_records_its_own_peak_memory(tmp_path):
@@ -159,7 +175,7 @@ def test_worker_process_records_its_own_peak_memory(tmp_path):
     ballast = np.ones(400 * 2**20 // 8)  # this process's peak grows by 400 MiB
     report = run_study(plan, tmp_path, jobs=1)
     assert report.finished == [plan.specs[0].run_id]
-    row = sweep_mod.read_csv(tmp_path / "size.csv")[0]
+    row = read_csv(tmp_path / "size.csv")[0]
     assert row["peak_rss_mb"] >= row["base_rss_mb"] > 10
     # The worker's peak is its own, not inherited from the parent (as getrusage would be).
     assert row["peak_rss_mb"] < peak_rss_mib() - 300, (row, peak_rss_mib())
@@ -167,18 +183,18 @@ def test_worker_process_records_its_own_peak_memory(tmp_path):
     del ballast
 
     # remeasure_memory repeats the run briefly and rewrites only the memory columns.
-    rows = sweep_mod.read_csv(tmp_path / "size.csv")
+    rows = read_csv(tmp_path / "size.csv")
     rows[0]["peak_rss_mb"] = rows[0]["base_rss_mb"] = 9999.0
-    (tmp_path / "size.csv").write_text(sweep_mod._csv_text(rows, sweep_mod.RUN_COLUMNS))
-    assert sweep_mod.remeasure_memory(plan, tmp_path, [row["run_id"]], steps=2,
-                                      jobs=1) == [row["run_id"]]
-    again = sweep_mod.read_csv(tmp_path / "size.csv")[0]
+    (tmp_path / "size.csv").write_text(csv_text(rows, RUN_COLUMNS))
+    assert runner.remeasure_memory(plan, tmp_path, [row["run_id"]], steps=2,
+                                   jobs=1) == [row["run_id"]]
+    again = read_csv(tmp_path / "size.csv")[0]
     assert again["peak_rss_mb"] == pytest.approx(row["peak_rss_mb"], rel=0.5)
     assert {k: v for k, v in again.items() if "rss" not in k} == \
         {k: v for k, v in row.items() if "rss" not in k}
     assert not (tmp_path / "_memory").exists()
     with pytest.raises(StudyError, match="cannot remeasure"):
-        sweep_mod.remeasure_memory(plan, tmp_path, ["size-markov-w99-l9"], jobs=1)
+        runner.remeasure_memory(plan, tmp_path, ["size-markov-w99-l9"], jobs=1)
 
 
 def test_results_from_another_version_or_corpus(tiny_study, tmp_path):

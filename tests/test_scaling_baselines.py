@@ -11,7 +11,7 @@ from tinyllm.models import LSTMLM, LSTMConfig, NGramLM
 from tinyllm.scaling import BUDGETS, WIDTHS, Rung, StudyError, plan_study
 from tinyllm.scaling import baselines as bl
 from tinyllm.scaling.results import read_baselines
-from tinyllm.scaling.sweep import ResultsStore, read_csv
+from tinyllm.scaling.store import ResultsStore, csv_text, read_csv
 from tinyllm.tokenizers import CharTokenizer
 
 TEXT = "".join(f"def f{i % 7}(x):\n    return x * {i % 5} + {i % 3}\n" for i in range(400))
@@ -76,7 +76,7 @@ def test_run_baselines_and_resume(study, monkeypatch):
     monkeypatch.setattr(bl, "lstm_row", boom)
     assert bl.run_baselines(root, lstm_widths=[12], orders=(1, 2), jobs=0) == []
     kept = [r for r in read_csv(root / "baselines.csv") if r["run_id"] != "ngram-notes-o1"]
-    (root / "baselines.csv").write_text(bl._csv_text(kept, bl.BASELINE_RUN_COLUMNS))
+    (root / "baselines.csv").write_text(csv_text(kept, bl.BASELINE_RUN_COLUMNS))
     again = bl.run_baselines(root, lstm_widths=[12], orders=(1, 2), jobs=0)
     assert [r["run_id"] for r in again] == ["ngram-notes-o1"]
     assert len(read_csv(root / "baselines.csv")) == 3

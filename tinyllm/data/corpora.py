@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._checks import non_negative_int, positive_int
+
 #: Names ``load_corpus`` knows besides file paths.
 CORPORA: tuple[str, ...] = ("pydoc", "stdlib", "markov")
 
@@ -252,8 +254,7 @@ class MarkovSource:
         """Bits of the next symbol given only the last ``context`` symbols (0 <= context):
         ``H(X_t | X_{t-j}..X_{t-1})`` under the stationary chain, j = min(context, order).
         Falls from the unigram entropy (j = 0) to the entropy rate (j >= order)."""
-        if isinstance(context, bool) or not isinstance(context, int) or context < 0:
-            raise ValueError(f"context must be a non-negative int, got {context!r}")
+        context = non_negative_int("context", context, where="MarkovSource.conditional_entropy")
         A, k = len(self.alphabet), self.order
         j = min(context, k)
         # joint[c, x] = P(context c, next x); keep the newest j symbols of c (base A digits).
@@ -271,8 +272,7 @@ class MarkovSource:
         so the first ``order - 1`` predictions cannot reach the entropy rate. This, not the
         rate, is the floor of a loss measured on such windows; it tends to the rate as the
         window grows."""
-        if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
-            raise ValueError(f"block_size must be a positive int, got {block_size!r}")
+        block_size = positive_int("block_size", block_size, where="MarkovSource.window_entropy")
         head = min(block_size, self.order)
         known = sum(self.conditional_entropy(i + 1) for i in range(head))
         return (known + (block_size - head) * self.entropy_rate()) / block_size
@@ -396,8 +396,7 @@ def markov_corpus(
     seed: int = 0,
 ) -> Corpus:
     """``length`` characters of ``MarkovSource.random(...)``, with its exact entropy rate."""
-    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
-        raise ValueError(f"length must be a positive int, got {length!r}")
+    positive_int("length", length, where="markov corpus")
     source = MarkovSource.random(order, alphabet, branching, epsilon, seed)
     meta = {
         "order": order,

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._checks import positive_int
+from .._io import atomic_path
 from ..tokenizers import CLS, MASK, PAD, SEP, Tokenizer
 from ..tokenizers.special import parse_allowed_special
 from .corpora import Corpus
@@ -104,11 +106,9 @@ def encode_corpus(
             pass  # a damaged cache file is rebuilt below
     ids = np.asarray(tokenizer.encode(text, allowed_special=allowed_special), dtype=dtype)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Write then rename, so an interrupted run never leaves a half-written cache behind.
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
+    # Atomically, so an interrupted run never leaves a half-written cache behind.
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, ids)
-    os.replace(tmp, path)
     return np.load(path, mmap_mode="r")
 
 
@@ -142,11 +142,9 @@ def _as_stream(ids) -> np.ndarray:
     return arr
 
 
-def _check_window(n: int, block_size: int, what: str = "token stream") -> None:
-    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)):
-        raise TypeError(f"block_size must be an int, got {block_size!r}")
-    if block_size < 1:
-        raise ValueError(f"block_size must be at least 1, got {block_size}")
+def _check_window(n: int, block_size, what: str = "token stream") -> None:
+    """Raise unless a stream of ``n`` tokens holds one window of ``block_size`` + 1."""
+    positive_int("block_size", block_size)
     if n < block_size + 1:
         raise ValueError(
             f"the {what} has {n} tokens, but one window of block_size={block_size} needs at "
@@ -155,19 +153,12 @@ def _check_window(n: int, block_size: int, what: str = "token stream") -> None:
         )
 
 
-def _check_batch_size(batch_size) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise TypeError(f"batch_size must be an int, got {batch_size!r}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-
-
 def get_batch(
     ids: np.ndarray, batch_size: int, block_size: int, rng=None
 ) -> tuple[np.ndarray, np.ndarray]:
     """``B`` random windows: inputs ``x`` and next-token targets ``y``, both ``(B, T)`` int64."""
     ids = _as_stream(ids)
-    _check_batch_size(batch_size)
+    positive_int("batch_size", batch_size)
     _check_window(len(ids), block_size)
     rng = as_generator(rng)
     starts = rng.integers(0, len(ids) - block_size, size=batch_size)  # (B,)
@@ -183,7 +174,7 @@ def eval_batches(
     Every batch has ``B`` rows except possibly the last.
     """
     ids = _as_stream(ids)
-    _check_batch_size(batch_size)
+    positive_int("batch_size", batch_size)
     _check_window(len(ids), block_size)
     starts = np.arange(0, len(ids) - block_size, block_size)
     for k, first in enumerate(range(0, len(starts), batch_size)):
@@ -210,7 +201,7 @@ class LMBatcher:
 
     def __init__(self, ids: np.ndarray, batch_size: int, block_size: int, seed: int = 0):
         ids = _as_stream(ids)
-        _check_batch_size(batch_size)
+        positive_int("batch_size", batch_size)
         _check_window(len(ids), block_size)
         self.ids = ids
         self.batch_size = int(batch_size)
@@ -371,7 +362,7 @@ class BertBatcher:
         nsp_prob: float = 0.5,
         short_seq_prob: float = 0.1,
     ):
-        _check_batch_size(batch_size)
+        positive_int("batch_size", batch_size)
         if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 5:
             raise ValueError(
                 f"max_length must be an int of at least 5 ([CLS] a [SEP] b [SEP] with one "

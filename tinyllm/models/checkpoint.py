@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._io import atomic_path, atomic_write
+
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 INDEX_NAME = "model.safetensors.index.json"
@@ -88,17 +90,15 @@ def read_weights(directory) -> dict[str, np.ndarray]:
 def write_model_dir(directory, config: dict, state: dict[str, np.ndarray]) -> Path:
     """Write config.json and model.safetensors into `directory` (created if needed).
 
-    The weights go to a temporary file that is renamed into place, so an interrupted save
-    never leaves a half-written model.safetensors behind.
+    Each file is written atomically (`tinyllm._io`), so an interrupted save never leaves a
+    half-written model.safetensors or config.json behind.
     """
     from safetensors.numpy import save_file
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     arrays = {name: np.ascontiguousarray(a) for name, a in state.items()}
-    tmp = directory / (WEIGHTS_NAME + ".tmp")
-    save_file(arrays, str(tmp), metadata={"format": "pt"})  # "pt": what transformers expects
-    os.replace(tmp, directory / WEIGHTS_NAME)
-    (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=False) + "\n",
-                                         encoding="utf-8")
+    with atomic_path(directory / WEIGHTS_NAME) as tmp:
+        save_file(arrays, tmp, metadata={"format": "pt"})  # "pt": what transformers expects
+    atomic_write(directory / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
     return directory

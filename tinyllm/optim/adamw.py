@@ -63,16 +63,8 @@ class Adam(Optimizer):
         if not wd >= 0.0:
             raise ValueError(f"{name}: invalid weight_decay={wd}; expected weight_decay >= 0")
 
-    def step(self, closure=None):
-        """One Adam(W) update of every parameter that has a gradient."""
-        loss = self._evaluate(closure)
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    self._update(p, group)
-        return loss
-
     def _update(self, p, group) -> None:
+        """One Adam(W) update of `p` in place: the equations of the module docstring."""
         data, g = p.data, p.grad
         lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
         beta1, beta2 = group["betas"]

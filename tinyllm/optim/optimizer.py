@@ -42,7 +42,11 @@ from ..autograd import enable_grad
 
 
 class Optimizer:
-    """Base class: parameter groups, lazy per-parameter state, `zero_grad`, `state_dict`."""
+    """Base class: parameter groups, lazy per-parameter state, `step`, `zero_grad`, `state_dict`.
+
+    A subclass checks its hyperparameters in `_validate_group` and updates one parameter in
+    `_update(p, group)`; `step` calls it for every parameter that has a gradient.
+    """
 
     def __init__(self, params, defaults: dict[str, Any]):
         if hasattr(params, "data") and hasattr(params, "grad"):
@@ -141,7 +145,16 @@ class Optimizer:
 
     def step(self, closure=None):
         """Update every parameter that has a gradient; returns `closure()`'s loss if given."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement step()")
+        loss = self._evaluate(closure)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self._update(p, group)
+        return loss
+
+    def _update(self, p, group: dict[str, Any]) -> None:
+        """Update one parameter `p` in place from `p.grad` and `group`'s hyperparameters."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement _update()")
 
     @staticmethod
     def _evaluate(closure):

@@ -54,16 +54,8 @@ class SGD(Optimizer):
                 f"momentum={momentum}, dampening={group['dampening']} "
                 "(expected momentum > 0, dampening = 0)")
 
-    def step(self, closure=None):
-        """One SGD update of every parameter that has a gradient."""
-        loss = self._evaluate(closure)
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    self._update(p, group)
-        return loss
-
     def _update(self, p, group) -> None:
+        """One SGD update of `p` in place: the equations of the module docstring."""
         data, g = p.data, p.grad
         lr, momentum, wd = group["lr"], group["momentum"], group["weight_decay"]
         a, b = self._buffers(data, 2)

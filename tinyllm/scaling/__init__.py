@@ -1,7 +1,11 @@
 """The scaling study: how loss and capability fall with parameters, data and compute.
 
     ladder   the model sizes (depth and width grown together) and their FLOPs and memory
-    sweep    plan, run (in worker processes, resumable) and store the study's runs
+    plan     budgets and the runs they ask for (size, IsoFLOP and task sweeps)
+    runner   run a plan in worker processes, two at a time, resumable after a crash
+    store    the results directory: study.json and one CSV per sweep, written atomically
+    estimate  how long a plan should take on this machine
+    results  read a results directory (the shipped studies or your own)
     fits     Kaplan's L(N), the offset form, Chinchilla's L(N, D), the compute-optimal frontier
     plots    every figure of the study, PNG and SVG
     tasks    a capability scored by accuracy: in-context copying
@@ -12,22 +16,22 @@
 >>> report = run_study(plan, "runs/scaling-tiny", jobs=0)     # doctest: +SKIP
 """
 
+from .estimate import estimate_seconds
 from .ladder import WIDTHS, Rung, check_fits_in_memory, make_ladder
-from .results import SHIPPED, Results, load_results, shipped
-from .sweep import (
+from .plan import (
     BUDGETS,
-    SCHEMA,
     Budget,
     CorpusSettings,
     RunSpec,
     StudyError,
     StudyPlan,
-    estimate_seconds,
     get_budget,
     kaplan_lr,
     plan_study,
-    run_study,
 )
+from .results import SHIPPED, Results, load_results, shipped
+from .runner import run_study
+from .store import SCHEMA
 from .tasks import CopyTask, RecallTask, make_task, task_accuracy
 
 __all__ = [

@@ -32,18 +32,11 @@ import shutil
 import time
 from pathlib import Path
 
+from .._io import atomic_write
 from .ladder import Rung
-from .sweep import (
-    LN2,
-    SCHEMA,
-    StudyError,
-    _csv_text,
-    _thread_env,
-    _write_atomic,
-    load_meta,
-    read_csv,
-    text_digest,
-)
+from .plan import StudyError, text_digest
+from .runner import LN2, thread_env
+from .store import SCHEMA, csv_text, load_meta, read_csv
 
 #: n-gram orders fitted for every corpus.
 NGRAM_ORDERS = (1, 2, 3, 4, 5)
@@ -204,7 +197,7 @@ def run_baselines(results_dir, corpora=None, lstm_widths=None, orders=NGRAM_ORDE
     def add(row: dict) -> None:
         rows.append(row)
         written.append(row)
-        _write_atomic(path, _csv_text(rows, BASELINE_RUN_COLUMNS))
+        atomic_write(path, csv_text(rows, BASELINE_RUN_COLUMNS))
         say(f"{row['run_id']}: N={row['params_non_embedding']:,} val "
             f"{row['val_loss_nats']:.4f} nats ({row['wall_s']:.1f} s)")
 
@@ -237,7 +230,7 @@ def run_baselines(results_dir, corpora=None, lstm_widths=None, orders=NGRAM_ORDE
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         threads = max(1, (os.cpu_count() or 1) // jobs)
-        with _thread_env(threads), ProcessPoolExecutor(
+        with thread_env(threads), ProcessPoolExecutor(
                 jobs, mp_context=mp.get_context("spawn")) as pool:
             futures = {pool.submit(_lstm_worker, args): args for args in todo_lstm}
             for future in as_completed(futures):

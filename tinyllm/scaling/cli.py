@@ -32,7 +32,7 @@ An interrupted study resumes where it stopped: run the same command again.
 
 
 def add_scaling_parser(sub) -> None:
-    from .sweep import BUDGETS
+    from .plan import BUDGETS
 
     p = sub.add_parser(
         "scaling", help="the scaling study: loss and capability vs size, data and compute",
@@ -79,15 +79,9 @@ def cmd_scaling(args) -> int:
 
 
 def _run(args) -> int:
-    from .sweep import (
-        default_jobs,
-        describe_plan,
-        estimate_seconds,
-        get_budget,
-        plan_study,
-        replace_settings,
-        run_study,
-    )
+    from .estimate import estimate_seconds
+    from .plan import describe_plan, get_budget, plan_study, replace_settings
+    from .runner import default_jobs, run_study
 
     budget = get_budget(args.budget)
     if args.max_width is not None:
@@ -123,7 +117,8 @@ def _run(args) -> int:
 def _baselines(args) -> int:
     from .baselines import run_baselines
     from .results import resolve_results
-    from .sweep import default_jobs, load_meta
+    from .runner import default_jobs
+    from .store import load_meta
 
     root = resolve_results(args.baselines_run)
     widths = load_meta(root)["budget"]["widths"]
@@ -152,6 +147,7 @@ def _redraw(args) -> int:
 def _finish(root: Path, args, plot_dir: Path, wall_s: float | None = None,
             write_fits: bool = True) -> None:
     """Fit, save fits.json, draw, print the summary."""
+    from .._io import atomic_write
     from .fits import fit_study, fits_to_json
     from .report import fits_summary, summary_table
     from .results import load_results
@@ -159,8 +155,7 @@ def _finish(root: Path, args, plot_dir: Path, wall_s: float | None = None,
     results = load_results(root, baselines=args.baselines)
     fits = {c: fit_study(results, c, n_boot=args.bootstrap) for c in results.corpora()}
     if write_fits:
-        (root / "fits.json").write_text(json.dumps(fits_to_json(fits), indent=1),
-                                        encoding="utf-8")
+        atomic_write(root / "fits.json", json.dumps(fits_to_json(fits), indent=1))
     print(summary_table(results))
     print(fits_summary(results, fits))
     from .plots import plot_all

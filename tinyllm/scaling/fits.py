@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .sweep import StudyError
+from .plan import StudyError
 
 HUBER_DELTA = 1e-3
 PUBLISHED = {  # for the notebook's comparison table

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .sweep import SCHEMA, SWEEPS, StudyError, load_meta, read_csv, text_digest
+from .plan import SWEEPS, StudyError, text_digest
+from .store import SCHEMA, load_meta, read_csv
 
 #: Where the studies that ship with the package live (CSV and JSON only), one folder per budget.
 SHIPPED_ROOT = Path(__file__).parent / "results"

@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .._io import atomic_write
 from .special import (
     CLS,
     DEFAULT_SPECIAL_TOKENS,
@@ -295,9 +296,7 @@ class Tokenizer:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the tokenizer to ``path`` as versioned JSON (no pickle); returns the path."""
-        path = Path(path)
-        path.write_text(self.to_json(), encoding="utf-8")
-        return path
+        return atomic_write(path, self.to_json())
 
     @classmethod
     def from_dict(cls, data: dict, *, where: str = "tokenizer dict") -> Tokenizer:

@@ -5,20 +5,19 @@ state under `optim.<index>.<key>`) and, in the file's metadata, one JSON documen
 everything else: step, train and model configs, optimizer hyper-parameters, scheduler and
 batch-sampler state, the global RNG state and the best validation loss so far.
 
-Writing goes to a temporary file in the same directory, is flushed to disk (fsync), and then
-renamed over the old checkpoint: a crash at any moment leaves either the old checkpoint or the
-new one, never a torn file. No pickle anywhere.
+Writing goes through `tinyllm._io.atomic_path` (a temporary file in the same directory,
+flushed to disk, then renamed over the old checkpoint): a crash at any moment leaves either the
+old checkpoint or the new one, never a torn file. No pickle anywhere.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .._io import atomic_path, atomic_write
 from ..models.checkpoint import CheckpointError
 
 FORMAT = "tinyllm-train-checkpoint"
@@ -34,17 +33,8 @@ def save_checkpoint(path, arrays: dict[str, np.ndarray], meta: dict) -> Path:
     header = {"format": FORMAT, "version": str(VERSION),
               "meta": json.dumps(meta, separators=(",", ":"))}
     contiguous = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         save_file(contiguous, tmp, metadata=header)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
     return path
 
 
@@ -77,26 +67,5 @@ def load_checkpoint(path) -> tuple[dict[str, np.ndarray], dict]:
 
 
 def write_json_atomic(path, obj) -> None:
-    """Write `obj` as indented JSON through a temporary file and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    """Write `obj` as indented JSON, atomically (see `tinyllm._io`)."""
+    atomic_write(path, json.dumps(obj, indent=2) + "\n")

@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+from .._io import atomic_write
+
 
 class Progress:
     """A tqdm bar (a widget in Jupyter, text in a terminal, hidden when not a TTY or quiet)."""
@@ -53,7 +55,7 @@ class MetricsLog:
             return
         kept = [line for line in self.path.read_text(encoding="utf-8").splitlines()
                 if line.strip() and json.loads(line).get("step", 0) <= step]
-        self.path.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
+        atomic_write(self.path, "".join(k + "\n" for k in kept))  # a crash keeps the old log
 
     def append(self, record: dict) -> None:
         with open(self.path, "a", encoding="utf-8") as f:
