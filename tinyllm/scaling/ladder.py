@@ -32,16 +32,16 @@ width   layers heads  non-emb. N  (rule)
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
+
+from .._memory import available_memory_bytes
 
 #: Widths of the whole ladder (3.5 orders of magnitude of N); each budget takes a prefix of it
 #: (`full`: the first nine, `default`: the first eight).
 WIDTHS: tuple[int, ...] = (12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 
-#: float32 bytes per number; training keeps weights, gradients and AdamW's two moments.
+#: float32 bytes per number.
 BYTES = 4
-STATE_COPIES = 4
 #: What a worker process holds before any model exists (interpreter, NumPy, corpus), bytes.
 BASE_PROCESS_BYTES = 250 * 2**20
 
@@ -93,19 +93,11 @@ class Rung:
         return 3 * forward if training else forward
 
     def train_memory_bytes(self, vocab_size: int, block_size: int, batch_size: int) -> int:
-        """A generous estimate of one training process's peak memory.
-
-        Weights, gradients and two AdamW moments (4 copies of every parameter), plus the
-        activations kept for backward: per layer about 24 numbers per channel per position
-        (LayerNorms, qkv, attention output, MLP in and out) and 3 per attention score
-        (scores, probabilities, their gradient), plus the logits, probabilities and their
-        gradient at the head; plus a fixed base for the interpreter, NumPy and the corpus.
-        """
-        p = self.params(vocab_size, block_size)
-        bt = batch_size * block_size
-        per_layer = bt * 24 * self.n_embd + batch_size * self.n_head * block_size ** 2 * 3
-        acts = self.n_layer * per_layer + bt * vocab_size * 3 + bt * self.n_embd * 4
-        return BASE_PROCESS_BYTES + BYTES * (STATE_COPIES * p + 2 * acts)
+        """A generous estimate of one training process's peak memory: the model's own
+        (`GPTConfig.train_memory_bytes`: weights, gradients, AdamW moments, activations)
+        plus a fixed base for the interpreter, NumPy and the corpus."""
+        config = self.config(vocab_size, block_size)
+        return BASE_PROCESS_BYTES + config.train_memory_bytes(batch_size, block_size, BYTES)
 
     def to_dict(self) -> dict:
         return {"rung": self.name, **asdict(self),
@@ -118,21 +110,6 @@ def make_ladder(widths=WIDTHS) -> list[Rung]:
     if len(set(widths)) != len(widths):
         raise ValueError(f"ladder widths must be distinct, got {widths}")
     return [Rung.from_width(w) for w in sorted(widths)]
-
-
-def available_memory_bytes() -> int | None:
-    """Memory the OS says is available now (Linux's MemAvailable), or None if unknown."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def check_fits_in_memory(ladder: list[Rung], vocab_size: int, block_size: int, batch_size: int,
