@@ -77,17 +77,24 @@ class OptionalBuildExt(build_ext):
         try:
             super().run()
         except Exception as exc:  # noqa: BLE001 - any compiler failure means "no kernels"
-            self._give_up(exc)
+            self._give_up(exc, self.extensions)
 
     def build_extension(self, ext):
         try:
             super().build_extension(ext)
         except Exception as exc:  # noqa: BLE001
-            self._give_up(exc)
+            self._give_up(exc, [ext])
 
-    def _give_up(self, exc):
+    def _give_up(self, exc, failed):
         if REQUIRE_EXT:
             raise
+        # A module left by an earlier build (build/lib*, or in place) would be packaged as if
+        # it were this build's: remove it, so the fallback really is the NumPy one.
+        for ext in failed:
+            stale = Path(self.get_ext_fullpath(ext.name))
+            if stale.exists():
+                stale.unlink()
+                print(f"tinyllm: removed {stale}, left by an earlier build")
         print(f"tinyllm: could not build the Cython kernels ({exc}); "
               "tinyllm will run on the NumPy reference kernels.")
 

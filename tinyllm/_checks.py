@@ -41,6 +41,14 @@ def non_negative_int(name: str, value, where: str = "") -> int:
     return int(value)
 
 
+def positive_number(name: str, value, where: str = "") -> float:
+    """`value` as a float when it is a finite real number > 0 (an epsilon, a scale)."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not 0 < value < float("inf")):
+        raise ValueError(f"{_prefix(where)}{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
 def probability(name: str, value, where: str = "") -> float:
     """`value` as a float when it is a number in [0, 1) (a dropout rate, a fraction)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:

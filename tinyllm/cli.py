@@ -54,7 +54,13 @@ def _train_parser(sub) -> None:
     p.add_argument("--batch-size", type=positive, help=f"default {d.batch_size}")
     p.add_argument("--block-size", type=positive, help="context length (default: the preset's)")
     p.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr})")
-    p.add_argument("--min-lr", type=float, help=f"cosine floor (default {d.min_lr})")
+    p.add_argument("--min-lr", type=float, help=f"the schedule's floor (default {d.min_lr})")
+    p.add_argument("--schedule", choices=("cosine", "wsd"), help="learning-rate schedule after "
+                   "warmup: cosine decay, or wsd: constant, then a linear decay over the last "
+                   "--decay-fraction of the steps; a wsd run resumed before its decay with "
+                   f"more --steps continues exactly (default {d.schedule})")
+    p.add_argument("--decay-fraction", type=float, help=f"wsd's decay share of the steps "
+                   f"(default {d.decay_fraction})")
     p.add_argument("--warmup-steps", type=non_negative,
                    help="linear warmup (default: 100, or a tenth of a run shorter than 1,000 "
                    "steps)")

@@ -12,6 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import functional as F
+from .._memory import check_fits
 from .._version import __version__
 from ..autograd.dtype import default_dtype, get_default_dtype
 from ..autograd.tensor import Tensor
@@ -102,8 +103,13 @@ class PretrainedModel(Module):
         cls.check_hf_config(raw, directory)
         if "num_labels" not in raw and isinstance(raw.get("id2label"), dict):
             raw["num_labels"] = len(raw["id2label"])  # transformers stores the label names
-        config = cls.config_class.from_dict({**raw, **config_overrides}, strict=False)
+        try:
+            config = cls.config_class.from_dict({**raw, **config_overrides}, strict=False)
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{cls.__name__}.from_pretrained: {directory}/config.json "
+                                  f"does not describe a usable model: {exc}") from None
         dtype = np.dtype(dtype) if dtype is not None else get_default_dtype()
+        cls._check_fits(config, dtype, directory)
         with default_dtype(dtype):
             model = cls(config)
         state = cls.convert_state_dict(read_weights(directory))
@@ -122,6 +128,16 @@ class PretrainedModel(Module):
                           f"{directory}; newly initialised -- train them before use",
                           stacklevel=2)
         return model
+
+    @staticmethod
+    def _check_fits(config, dtype: np.dtype, directory) -> None:
+        """Refuse, before allocating anything, a config whose weights exceed the memory."""
+        need = config.param_count() * dtype.itemsize
+        try:
+            check_fits(need, f"the model in {directory} ({config.param_count():,} parameters)",
+                       "a config.json asking for this much is refused")
+        except ValueError as exc:
+            raise CheckpointError(str(exc)) from None
 
     @classmethod
     def load(cls, directory, dtype=None):

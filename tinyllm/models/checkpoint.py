@@ -8,10 +8,16 @@ A directory holds the same two files `transformers`' `save_pretrained` writes::
 so tinyllm reads Hugging Face GPT-2 / BERT directories, and `transformers` reads tinyllm's.
 Sharded checkpoints (`model.safetensors.index.json` + shards) are read too. `.bin` / `.pt`
 files are pickles and are refused: a pickle runs code when it is loaded.
+
+Every safetensors file tinyllm writes (model directories and training checkpoints) carries
+the sha256 of its tensors in its metadata (`payload_sha256`), and reading verifies it: bytes
+changed on disk are reported as damage instead of loading as different weights. Files written
+elsewhere (by `transformers`) carry none and are read as they are.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -30,6 +36,58 @@ class CheckpointError(ValueError):
     """A model directory or file that cannot be read: missing, truncated, or not ours."""
 
 
+SHA256_KEY = "tinyllm_sha256"
+
+
+def payload_sha256(arrays: dict[str, np.ndarray]) -> str:
+    """The sha256 of a set of named arrays: names, dtypes, shapes and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()
+
+
+def save_safetensors(path, arrays: dict[str, np.ndarray], metadata: dict[str, str]) -> Path:
+    """Write `arrays` with `metadata` plus their sha256, atomically; a failed write (a full
+    disk) raises OSError naming the file, and the previous file stays as it was."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    arrays = {name: np.ascontiguousarray(a) for name, a in arrays.items()}
+    metadata = {**metadata, SHA256_KEY: payload_sha256(arrays)}
+    try:
+        with atomic_path(path) as tmp:
+            save_file(arrays, tmp, metadata=metadata)
+    except SafetensorError as exc:
+        raise OSError(f"cannot write {path}: {exc}; the previous file, if any, is "
+                      "unchanged") from None
+    return path
+
+
+def read_safetensors_with_metadata(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """(arrays, metadata) of one .safetensors file, its checksum verified when it has one."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} does not exist")
+    try:
+        with safe_open(str(path), framework="np") as f:
+            metadata = f.metadata() or {}
+            arrays = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"cannot read {path} ({os.path.getsize(path)} bytes): the file "
+                              f"is truncated, damaged or not a safetensors file ({exc})") from None
+    expected = metadata.get(SHA256_KEY)
+    if expected is not None and payload_sha256(arrays) != expected:
+        raise CheckpointError(f"{path} is damaged: its tensors no longer match the sha256 "
+                              "written with them (bytes changed on disk; corrupted)")
+    return arrays, metadata
+
+
 def read_config(directory) -> dict:
     """The parsed config.json of a model directory."""
     path = Path(directory) / CONFIG_NAME
@@ -43,6 +101,8 @@ def read_config(directory) -> dict:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{path} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise CheckpointError(f"{path} is nested too deeply to be a model config") from None
     if not isinstance(config, dict):
         raise CheckpointError(f"{path} should hold a JSON object, got {type(config).__name__}")
     return config
@@ -50,17 +110,7 @@ def read_config(directory) -> dict:
 
 def read_safetensors(path) -> dict[str, np.ndarray]:
     """All arrays of one .safetensors file, with a clear error for a damaged file."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
-    if not Path(path).is_file():
-        raise CheckpointError(f"{path} does not exist")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, ValueError, TypeError) as exc:
-        size = os.path.getsize(path)
-        raise CheckpointError(f"cannot read {path} ({size} bytes): the file is truncated, "
-                              f"damaged or not a safetensors file ({exc})") from None
+    return read_safetensors_with_metadata(path)[0]
 
 
 def read_weights(directory) -> dict[str, np.ndarray]:
@@ -93,12 +143,9 @@ def write_model_dir(directory, config: dict, state: dict[str, np.ndarray]) -> Pa
     Each file is written atomically (`tinyllm._io`), so an interrupted save never leaves a
     half-written model.safetensors or config.json behind.
     """
-    from safetensors.numpy import save_file
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    arrays = {name: np.ascontiguousarray(a) for name, a in state.items()}
-    with atomic_path(directory / WEIGHTS_NAME) as tmp:
-        save_file(arrays, tmp, metadata={"format": "pt"})  # "pt": what transformers expects
+    # "pt": the format transformers expects in the metadata
+    save_safetensors(directory / WEIGHTS_NAME, state, {"format": "pt"})
     atomic_write(directory / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
     return directory

@@ -37,7 +37,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .._checks import positive_int, probability
+from .._checks import positive_int, positive_number, probability
 from ..nn import ACTIVATIONS
 from .registry import PRESETS, get_family  # noqa: F401 - PRESETS re-exported here
 
@@ -171,9 +171,11 @@ class GPTConfig(ModelConfig):
         for field in ("resid_pdrop", "embd_pdrop", "attn_pdrop"):
             probability(field, getattr(self, field), where=name)
         _check_activation(name, "activation_function", self.activation_function)
-        if not self.layer_norm_epsilon > 0:
-            raise ValueError(f"{name}: layer_norm_epsilon must be positive, "
-                             f"got {self.layer_norm_epsilon}")
+        for field in ("layer_norm_epsilon", "initializer_range"):
+            positive_number(field, getattr(self, field), where=name)
+        if not isinstance(self.tie_word_embeddings, bool):
+            raise ValueError(f"{name}: tie_word_embeddings must be true or false, "
+                             f"got {self.tie_word_embeddings!r}")
 
     @property
     def head_dim(self) -> int:
@@ -246,9 +248,8 @@ class BertConfig(ModelConfig):
         if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
             raise ValueError(f"{name}: pad_token_id={self.pad_token_id} is outside the "
                              f"vocabulary (accepted: 0..{self.vocab_size - 1}, or None)")
-        if not self.layer_norm_eps > 0:
-            raise ValueError(f"{name}: layer_norm_eps must be positive, "
-                             f"got {self.layer_norm_eps}")
+        for field in ("layer_norm_eps", "initializer_range"):
+            positive_number(field, getattr(self, field), where=name)
 
     @property
     def head_dim(self) -> int:

@@ -27,13 +27,16 @@ from .schedules import (
     LambdaLR,
     LRScheduler,
     WarmupCosine,
+    WarmupStableDecay,
     inverse_sqrt_lr,
     warmup_cosine_lr,
+    warmup_stable_decay_lr,
 )
 from .sgd import SGD
 
 __all__ = [
     "SGD", "Adam", "AdamW", "ConstantLR", "InverseSqrt", "LRScheduler", "LambdaLR",
-    "Optimizer", "WarmupCosine", "clip_grad_norm_", "inverse_sqrt_lr", "is_no_decay",
-    "param_groups_for_weight_decay", "warmup_cosine_lr",
+    "Optimizer", "WarmupCosine", "WarmupStableDecay", "clip_grad_norm_", "inverse_sqrt_lr",
+    "is_no_decay", "param_groups_for_weight_decay", "warmup_cosine_lr",
+    "warmup_stable_decay_lr",
 ]

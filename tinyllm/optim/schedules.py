@@ -74,6 +74,10 @@ class LRScheduler:
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
+    def refresh(self) -> None:
+        """Recompute the current step's rates, after a setting changed (e.g. total_steps)."""
+        self._set(self.get_lr())
+
     def state_dict(self) -> dict[str, Any]:
         """Everything but the optimizer (and functions, which cannot be saved as data)."""
         return {key: (list(value) if isinstance(value, list) else value)
@@ -186,6 +190,59 @@ class WarmupCosine(LRScheduler):
     def get_lr(self) -> list[float]:
         return [warmup_cosine_lr(self.last_epoch, base, self.warmup_steps, self.total_steps,
                                  self.min_lr) for base in self.base_lrs]
+
+
+def warmup_stable_decay_lr(step: int, base_lr: float, warmup_steps: int, total_steps: int,
+                           min_lr: float = 0.0, decay_steps: int = 0) -> float:
+    """Warmup, a long constant stretch, then a short decay (Hägele et al. 2024, "Scaling Laws
+    and Compute-Optimal Training Beyond Fixed Training Durations"; MiniCPM's WSD).
+
+    - warmup, step < warmup_steps: as `warmup_cosine_lr`;
+    - stable, until total_steps - decay_steps: base_lr;
+    - decay, the last `decay_steps` steps: linear down to min_lr at the last step
+      (total_steps - 1);
+    - after total_steps: min_lr.
+
+    Until its decay begins, the schedule does not depend on total_steps: a run resumed from a
+    checkpoint taken in the stable stretch and given more steps continues exactly as a run
+    planned that long from the start.
+
+    >>> [round(warmup_stable_decay_lr(k, 1.0, 1, 6, 0.1, decay_steps=2), 2) for k in range(7)]
+    [0.5, 1.0, 1.0, 1.0, 0.55, 0.1, 0.1]
+    """
+    _check_cosine_args(base_lr, warmup_steps, total_steps, min_lr,
+                       where="warmup_stable_decay_lr")
+    _check_steps("warmup_stable_decay_lr", decay_steps=decay_steps, step=step)
+    if warmup_steps + decay_steps > total_steps:
+        raise ValueError(f"warmup_stable_decay_lr: warmup_steps={warmup_steps} + decay_steps="
+                         f"{decay_steps} is more than total_steps={total_steps}")
+    decay_start = total_steps - decay_steps
+    if step < warmup_steps:
+        return base_lr * (step + 1) / (warmup_steps + 1)
+    if step >= total_steps:
+        return min_lr
+    if step < decay_start:
+        return base_lr
+    return base_lr + (min_lr - base_lr) * (step - decay_start + 1) / decay_steps
+
+
+class WarmupStableDecay(LRScheduler):
+    """Warmup, constant, then a linear decay over the last `decay_steps` steps (see
+    `warmup_stable_decay_lr`); extending `total_steps` before the decay begins is exact."""
+
+    def __init__(self, optimizer, warmup_steps: int, total_steps: int, min_lr: float = 0.0,
+                 decay_steps: int = 0, last_epoch: int = -1):
+        warmup_stable_decay_lr(0, 1.0, warmup_steps, total_steps, min_lr, decay_steps)  # checks
+        self.warmup_steps = warmup_steps
+        self.total_steps = total_steps
+        self.min_lr = min_lr
+        self.decay_steps = decay_steps
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        return [warmup_stable_decay_lr(self.last_epoch, base, self.warmup_steps,
+                                       self.total_steps, self.min_lr, self.decay_steps)
+                for base in self.base_lrs]
 
 
 def inverse_sqrt_lr(step: int, base_lr: float, warmup_steps: int) -> float:

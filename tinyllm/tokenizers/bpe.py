@@ -47,6 +47,15 @@ from .special import DEFAULT_SPECIAL_TOKENS, special_pattern
 #: ``\s+(?!\S)`` leaves the last space of a run to start the next word.
 PRETOKENIZE_PATTERN = r"'(?:[sdmt]|ll|ve|re)| ?[^\W\d_]+| ?\d{1,3}| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+"
 
+#: The pre-tokenizer patterns a tokenizer *file* may name. A regular expression can take
+#: exponential time on a short input (``(a+)+$``), so a file cannot bring its own; a pattern
+#: built in Python (``BPETokenizer(pattern=...)``) is the caller's own choice.
+KNOWN_PATTERNS = (PRETOKENIZE_PATTERN,)
+
+#: The longest token (in bytes) a tokenizer file may define: merges double a token's length
+#: at most, so a short file of self-doubling merges could otherwise ask for gigabytes.
+MAX_TOKEN_BYTES = 1024
+
 # Distinct chunks remembered by encode(); cleared when full so memory stays bounded.
 _CACHE_LIMIT = 1 << 18
 # Chunks longer than this (in bytes) are encoded with a heap instead of repeated scans.
@@ -266,9 +275,21 @@ class BPETokenizer(Tokenizer):
         pattern = data.get("pattern", PRETOKENIZE_PATTERN)
         if not isinstance(pattern, str):
             raise TokenizerFileError(f'{where}: "pattern" must be a string, got {pattern!r}')
+        try:
+            re.compile(pattern)       # compiling is safe; only matching can run away
+        except re.error as exc:
+            raise TokenizerFileError(f"{where}: pattern {pattern!r} is not a valid regular "
+                                     f"expression: {exc}") from None
+        if pattern not in KNOWN_PATTERNS:
+            raise TokenizerFileError(
+                f'{where}: "pattern" {pattern[:80]!r} is not a pre-tokenizer tinyllm knows to be '
+                "safe (a hostile regular expression can make encoding run forever); accepted: "
+                "tinyllm's PRETOKENIZE_PATTERN. To use your own, build the tokenizer in Python "
+                "with BPETokenizer(pattern=...)")
         merges = data.get("merges")
         if not isinstance(merges, list):
             raise TokenizerFileError(f'{where}: "merges" must be a list of [left_id, right_id]')
+        lengths = [1] * 256                       # bytes per token, bytes then merges
         for m, pair in enumerate(merges):
             ok = (
                 isinstance(pair, list)
@@ -281,6 +302,11 @@ class BPETokenizer(Tokenizer):
                     f"{where}: merge {m} is {pair!r}; each merge must be [left_id, right_id] "
                     f"with ids in 0..{256 + m - 1} (bytes and earlier merges)"
                 )
+            lengths.append(lengths[pair[0]] + lengths[pair[1]])
+            if lengths[-1] > MAX_TOKEN_BYTES:
+                raise TokenizerFileError(
+                    f"{where}: merge {m} ({pair!r}) makes a token of {lengths[-1]:,} bytes; "
+                    f"accepted: tokens of at most {MAX_TOKEN_BYTES} bytes")
         try:
             tok = cls(special_tokens=(), pattern=pattern)
         except ValueError as exc:

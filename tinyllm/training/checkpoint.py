@@ -7,7 +7,8 @@ batch-sampler state, the global RNG state and the best validation loss so far.
 
 Writing goes through `tinyllm._io.atomic_path` (a temporary file in the same directory,
 flushed to disk, then renamed over the old checkpoint): a crash at any moment leaves either the
-old checkpoint or the new one, never a torn file. No pickle anywhere.
+old checkpoint or the new one, never a torn file. The metadata also holds the sha256 of every
+tensor, verified on load, so bytes damaged on disk are refused, not trained on. No pickle.
 """
 
 from __future__ import annotations
@@ -17,41 +18,36 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_path, atomic_write
-from ..models.checkpoint import CheckpointError
+from .._io import atomic_write
+from ..models.checkpoint import CheckpointError, read_safetensors_with_metadata, save_safetensors
 
 FORMAT = "tinyllm-train-checkpoint"
 VERSION = 1
 
 
 def save_checkpoint(path, arrays: dict[str, np.ndarray], meta: dict) -> Path:
-    """Atomically write `arrays` and the JSON-able `meta` to `path`."""
-    from safetensors.numpy import save_file
-
+    """Atomically write `arrays` and the JSON-able `meta` to `path` (with their sha256)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     header = {"format": FORMAT, "version": str(VERSION),
               "meta": json.dumps(meta, separators=(",", ":"))}
-    contiguous = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
-    with atomic_path(path) as tmp:
-        save_file(contiguous, tmp, metadata=header)
-    return path
+    return save_safetensors(path, arrays, header)
 
 
 def load_checkpoint(path) -> tuple[dict[str, np.ndarray], dict]:
-    """(arrays, meta) from a checkpoint, or a CheckpointError saying what is wrong."""
-    from safetensors import SafetensorError, safe_open
-
+    """(arrays, meta) from a checkpoint, or a CheckpointError saying what is wrong (and, for
+    a damaged last.safetensors, that best.safetensors may still be whole)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     try:
-        with safe_open(str(path), framework="np") as f:
-            header = f.metadata() or {}
-            arrays = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError) as exc:
+        arrays, header = read_safetensors_with_metadata(path)
+    except CheckpointError as exc:
+        other = path.with_name("best.safetensors")
+        hint = (f"; {other} may be whole: copy it over {path.name} to resume from it"
+                if path.name == "last.safetensors" and other.is_file() else "")
         raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupted?): "
-                              f"{exc}") from None
+                              f"{exc}{hint}") from None
     if header.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a tinyllm training checkpoint "
                               f"(format {header.get('format')!r}, expected {FORMAT!r})")

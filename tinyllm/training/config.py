@@ -14,6 +14,7 @@ from .._checks import choice, non_negative_int, positive_int
 from ..models import family_names
 
 TOKENIZERS = ("char", "bpe")
+SCHEDULES = ("cosine", "wsd")
 
 
 @dataclass
@@ -29,7 +30,9 @@ class TrainConfig:
     batch_size: int = 12
     block_size: int | None = None      # context length; None = the preset's context
     lr: float = 1e-3                   # peak learning rate
-    min_lr: float = 1e-4               # cosine decay floor
+    min_lr: float = 1e-4               # the schedule's floor
+    schedule: str = "cosine"           # "cosine" decay, or "wsd" (warmup-stable-decay)
+    decay_fraction: float = 0.2        # "wsd": the share of the steps spent decaying
     warmup_steps: int | None = None    # None = min(100, steps // 10), fixed when the run starts
     weight_decay: float = 0.1
     beta1: float = 0.9
@@ -51,6 +54,10 @@ class TrainConfig:
             self.warmup_steps = default_warmup(self.steps)
         choice("model", self.model, family_names())
         choice("tokenizer", self.tokenizer, TOKENIZERS)
+        choice("schedule", self.schedule, SCHEDULES)
+        if not 0 <= self.decay_fraction <= 1:
+            raise ValueError(f"decay_fraction={self.decay_fraction} is out of range; "
+                             "accepted: 0 <= value <= 1")
         for name in ("steps", "batch_size", "eval_interval", "eval_iters"):
             positive_int(name, getattr(self, name))
         for name in ("warmup_steps", "sample_tokens", "seed"):
@@ -77,6 +84,12 @@ class TrainConfig:
         if self.weight_decay < 0 or self.grad_clip < 0:
             raise ValueError("weight_decay and grad_clip must be >= 0, got "
                              f"{self.weight_decay} and {self.grad_clip}")
+
+    @property
+    def decay_steps(self) -> int:
+        """Steps of the "wsd" schedule's final decay (after warmup, at least one)."""
+        return max(1, min(round(self.decay_fraction * self.steps),
+                          self.steps - self.warmup_steps))
 
     @property
     def run_name(self) -> str:

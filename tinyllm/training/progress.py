@@ -53,9 +53,31 @@ class MetricsLog:
         """Drop records past `step` (written after the checkpoint a run resumes from)."""
         if not self.path.exists():
             return
-        kept = [line for line in self.path.read_text(encoding="utf-8").splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= step]
+        kept = [line for line, record in self._lines() if record.get("step", 0) <= step]
         atomic_write(self.path, "".join(k + "\n" for k in kept))  # a crash keeps the old log
+
+    def _lines(self) -> list[tuple[str, dict]]:
+        """(line, record) for every non-blank line, or a ValueError naming the damaged one."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{self.path} is damaged (not UTF-8 text at byte {exc.start}); "
+                             "the checkpoint does not need this log: move it away and "
+                             "resume again") from None
+        out = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                record = exc
+            if not isinstance(record, dict):
+                raise ValueError(f"{self.path} line {number} is damaged (not a JSON object: "
+                                 f"{line[:60]!r}); the checkpoint does not need this log: "
+                                 "delete that line (or move the file away) and resume again")
+            out.append((line, record))
+        return out
 
     def append(self, record: dict) -> None:
         with open(self.path, "a", encoding="utf-8") as f:
@@ -64,5 +86,4 @@ class MetricsLog:
     def read(self) -> list[dict]:
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines()
-                if line.strip()]
+        return [record for _, record in self._lines()]

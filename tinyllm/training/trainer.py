@@ -22,7 +22,13 @@ from .._memory import check_fits
 from ..autograd import get_default_dtype, get_rng_state, manual_seed, no_grad, set_rng_state
 from ..data import encode_corpus, load_corpus, train_val_split
 from ..models import get_family
-from ..optim import AdamW, WarmupCosine, clip_grad_norm_, param_groups_for_weight_decay
+from ..optim import (
+    AdamW,
+    WarmupCosine,
+    WarmupStableDecay,
+    clip_grad_norm_,
+    param_groups_for_weight_decay,
+)
 from ..tokenizers import BPETokenizer, CharTokenizer, Tokenizer
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, write_json_atomic
 from .config import TrainConfig
@@ -96,14 +102,13 @@ class Trainer:
         self.train_ids, self.val_ids = train_val_split(ids, config.val_fraction)
         model_config = self._model_config(meta["model_config"] if resuming else None)
         self.block_size = self._block_size(model_config)
-        self._check_splits()
         if check_memory:
             self._check_memory(model_config)
+        self._check_splits()
         self.model = self.family.build(model_config, seed=config.seed)
         decay_groups = param_groups_for_weight_decay(self.model, config.weight_decay)
         self.optimizer = AdamW(decay_groups, lr=config.lr, betas=(config.beta1, config.beta2))
-        self.scheduler = WarmupCosine(self.optimizer, warmup_steps=config.warmup_steps,
-                                      total_steps=config.steps, min_lr=config.min_lr)
+        self.scheduler = self._make_scheduler()
         self.batcher = self._batcher(self.train_ids, config.seed)
         self.step = 0
         self.best_val_loss = math.inf
@@ -111,6 +116,7 @@ class Trainer:
         self.chars_per_token = self._chars_per_token()
         self.unigram_nats = unigram_entropy(self.train_ids, self.tokenizer.vocab_size)
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+        self.schedule_note: str | None = None
         if resuming:
             self._restore(*_checkpoint)
 
@@ -135,6 +141,14 @@ class Trainer:
             raise ValueError(f"block_size={block} is larger than the model's context of "
                              f"{context} positions; use --block-size {context} or less")
         return block
+
+    def _make_scheduler(self):
+        c = self.config
+        if c.schedule == "wsd":
+            return WarmupStableDecay(self.optimizer, c.warmup_steps, c.steps, c.min_lr,
+                                     decay_steps=c.decay_steps)
+        return WarmupCosine(self.optimizer, warmup_steps=c.warmup_steps, total_steps=c.steps,
+                            min_lr=c.min_lr)
 
     def _check_splits(self) -> None:
         """Both splits must hold a window of the block size: say so before any step."""
@@ -208,9 +222,30 @@ class Trainer:
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise CheckpointError(f"{where} does not fit this run ({type(exc).__name__}: "
                                   f"{exc})") from None
-        # (re)set the schedule's horizon: --steps may have extended the run
-        self.scheduler.total_steps = self.config.steps
+        self._extend_schedule()
         self.metrics.truncate_after(self.step)
+
+    def _extend_schedule(self) -> None:
+        """Give the schedule the run's (possibly larger) --steps, and say whether the run
+        still continues exactly as one planned that long from the start."""
+        old_total, new_total = self.scheduler.total_steps, self.config.steps
+        if new_total == old_total:
+            return
+        old_lr = self.scheduler.get_last_lr()[0]
+        exact = (self.config.schedule == "wsd"
+                 and self.step < old_total - self.scheduler.decay_steps)
+        self.scheduler.total_steps = new_total
+        if self.config.schedule == "wsd":
+            self.scheduler.decay_steps = self.config.decay_steps
+        self.scheduler.refresh()
+        self.schedule_note = (
+            f"--steps {new_total}: the learning-rate schedule now ends at step {new_total}; "
+            + ("the run continues exactly as one planned for that many steps (its decay had "
+               "not begun)" if exact else
+               f"the rate of step {self.step + 1} moves from {old_lr:.3g} to "
+               f"{self.scheduler.get_last_lr()[0]:.3g}, so the run differs from one planned "
+               f"for {new_total} steps from the start (train with --schedule wsd to extend "
+               "runs exactly)"))
 
     # ----------------------------------------------------------------- checkpoints
     def save(self, name: str = LAST) -> Path:
@@ -395,6 +430,8 @@ class Trainer:
             f"({len(self.train_ids):,} train / {len(self.val_ids):,} val tokens, {c.tokenizer} "
             f"tokenizer, V={self.tokenizer.vocab_size}); unigram entropy "
             f"{self.unigram_nats:.3f} nats/token; run dir {self.run_dir}")
+        if self.schedule_note:
+            progress.write(self.schedule_note)
 
     def _saved_step(self) -> int | str:
         try:
