@@ -30,8 +30,8 @@ recomputes s and p = exp(s - lse) block by block, with delta = rowsum(dout * out
 Each thread needs only a few (BR, BC) blocks of scratch.
 
 Matmuls: BLAS via scipy.linalg.cython_blas (sgemm/dgemm called without the GIL from each
-thread). Measured alternatives: a hand-written loop reached about a quarter of BLAS speed
-(DESIGN.md section 4), and NumPy's matmul needs the GIL and a Python call per block, so heads
+thread). A hand-written matmul loop, measured when this kernel was planned, reached about a
+quarter of BLAS speed; NumPy's matmul needs the GIL and a Python call per block, so heads
 could not run in parallel. With BR = BC = 64 and head sizes up to 64 every call is at most
 64*64*64 multiply-adds, where OpenBLAS stays on the calling thread -- so the OpenMP threads
 over heads never start BLAS threads of their own (no oversubscription).
@@ -55,8 +55,9 @@ from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 from tinyllm.kernels import reference
 
+include "parallel.pxi"
+
 cdef extern from "attention_rows.h" nogil:
-    int tl_attn_max_threads()
     float tl_online_softmax_step_f32(float *s, Py_ssize_t n, float *m, float *l)
     double tl_online_softmax_step_f64(double *s, Py_ssize_t n, double *m, double *l)
     void tl_probs_from_lse_f32(float *s, Py_ssize_t n, float lse)
@@ -71,25 +72,6 @@ ctypedef fused real:
 cdef enum:
     BR = 64     # queries per block
     BC = 64     # keys per block
-
-# Heads run in parallel (one OpenMP thread each) only when a call has at least this many
-# multiply-adds (B*nh*L*S*E); below it waking threads costs more than it saves, and much more
-# on a loaded machine. B=8, nh=8, T=256, hs=64 is 2.7e8.
-PARALLEL_MIN_FLOPS = 1 << 24
-cdef double _min_flops = PARALLEL_MIN_FLOPS
-
-
-def set_parallel_threshold(double flops):
-    """Set the multiply-add count from which heads run in parallel; returns the old one."""
-    global _min_flops
-    old, _min_flops = _min_flops, flops
-    return old
-
-
-def num_threads():
-    """Number of OpenMP threads large calls run on (1 when built without OpenMP)."""
-    return tl_attn_max_threads()
-
 
 cdef inline void _gemm(char ta, char tb, int m, int n, int k, real alpha, const real *a,
                        int lda, const real *b, int ldb, real beta, real *c,
@@ -207,10 +189,12 @@ cdef void _backward_head(const real *q, const real *k, const real *v, const real
                   dk + j0 * e, e)
 
 
-cdef int _threads(Py_ssize_t bh, Py_ssize_t n_q, Py_ssize_t n_k, Py_ssize_t e) noexcept nogil:
-    if bh < 2 or <double>bh * n_q * n_k * e < _min_flops:
+cdef int _head_threads(Py_ssize_t bh, Py_ssize_t n_q, Py_ssize_t n_k,
+                      Py_ssize_t e) noexcept nogil:
+    """Threads for bh heads of n_q x n_k x e multiply-adds each: one head per thread at most."""
+    if bh < 2:
         return 1
-    return min(tl_attn_max_threads(), <int>bh)
+    return min(_threads(<double>bh * n_q * n_k * e * TL_NS_PER_MULADD), <int>bh)
 
 
 def _forward(const real[:, :, ::1] q, const real[:, :, ::1] k, const real[:, :, ::1] v,
@@ -225,7 +209,7 @@ def _forward(const real[:, :, ::1] q, const real[:, :, ::1] k, const real[:, :, 
     cdef real *s
     cdef real *m
     cdef real *l
-    cdef int nt = _threads(bh, n_q, n_k, e)
+    cdef int nt = _head_threads(bh, n_q, n_k, e)
     if bh == 0 or n_q == 0:
         return out_a, lse_a
     if n_k == 0:
@@ -258,7 +242,7 @@ def _backward(const real[:, :, ::1] q, const real[:, :, ::1] k, const real[:, :,
     cdef real *p
     cdef real *dp
     cdef real *delta
-    cdef int nt = _threads(bh, n_q, n_k, e)
+    cdef int nt = _head_threads(bh, n_q, n_k, e)
     if bh == 0 or n_q == 0 or n_k == 0:
         dq_a[...] = 0
         dk_a[...] = 0

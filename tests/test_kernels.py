@@ -35,7 +35,7 @@ SHAPES = [
     (3, 33),
     (5, 1000),
     (2, 3, 33),  # 3-D: softmax over the last axis only
-    (300, 257),  # large enough for the compiled code's multi-threaded path
+    (300, 257),  # many rows: split over threads in test_threaded_rows_match_reference
 ]
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
 ATOL = {np.float32: 1e-6, np.float64: 1e-13}
@@ -79,6 +79,26 @@ def test_backward_matches_reference(k, forward, backward, dtype, shape):
     dy = randn(shape, dtype, seed=1)
     dx = getattr(k, backward)(y, dy)
     assert dx.shape == y.shape and dx.dtype == y.dtype
+    assert_close(dx, getattr(reference, backward)(y, dy), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("forward,backward", PAIRS)
+def test_threaded_rows_match_reference(forward, backward, dtype):
+    """The compiled kernels' multi-threaded path (forced with a zero threshold)."""
+    if "cython" not in BACKENDS:
+        pytest.skip("compiled kernels not built")
+    from tinyllm.kernels import _softmax
+
+    k = kernels.get_backend("cython")
+    x, dy = randn((300, 257), dtype, scale=3.0), randn((300, 257), dtype, seed=1)
+    old = _softmax.set_parallel_threshold(0)
+    try:
+        y = getattr(k, forward)(x)
+        dx = getattr(k, backward)(y, dy)
+    finally:
+        _softmax.set_parallel_threshold(old)
+    assert_close(y, getattr(reference, forward)(x), dtype)
     assert_close(dx, getattr(reference, backward)(y, dy), dtype)
 
 
