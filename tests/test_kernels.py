@@ -329,6 +329,65 @@ def test_active_backend_reports_itself():
         kernels.get_backend("fortran")
 
 
+# ---------------------------------------------------------------- the kernel table
+
+API = {"KERNELS", "KERNEL_TABLE", "Kernel", "available_backends", "backend", "backend_reason",
+       "get_backend", "reference"}
+TABLE_NAMES = [row.name for row in kernels.KERNEL_TABLE]
+COMPILED_MODULES = sorted({row.module for row in kernels.KERNEL_TABLE})
+
+
+def test_names_and_exports_come_from_the_table():
+    assert kernels.KERNELS == tuple(TABLE_NAMES)
+    assert len(set(TABLE_NAMES)) == len(TABLE_NAMES)
+    assert set(kernels.__all__) == API | set(TABLE_NAMES)
+    assert set(TABLE_NAMES) <= set(reference.__all__)  # every kernel has its twin
+
+
+@pytest.mark.parametrize("name", TABLE_NAMES)
+def test_every_table_row_is_dispatched_on_every_backend(name):
+    for backend in BACKENDS:
+        kernel = getattr(kernels.get_backend(backend), name)
+        assert callable(kernel) and kernel.__name__ == name
+    assert getattr(kernels, name) is getattr(kernels.get_backend(kernels.backend()), name)
+    assert getattr(kernels.get_backend("numpy"), name) is getattr(reference, name)
+
+
+@pytest.mark.parametrize("stem", COMPILED_MODULES)
+def test_each_compiled_module_has_the_thread_controls(stem):
+    if "cython" not in BACKENDS:
+        pytest.skip("compiled kernels not built")
+    import importlib
+
+    module = importlib.import_module(f"tinyllm.kernels._{stem}")
+    assert module.num_threads() >= 1
+    old = module.set_parallel_threshold(0)
+    assert module.set_parallel_threshold(old) == 0
+
+
+@pytest.mark.parametrize("stem", [m for m in COMPILED_MODULES if m not in kernels._CORE_MODULES])
+def test_backend_reason_names_the_table_rows_left_on_twins(stem):
+    """A compiled module that fails to import leaves exactly its table rows on their twins."""
+    if "cython" not in BACKENDS:
+        pytest.skip("compiled kernels not built")
+    result = run_python(
+        "import importlib.abc, sys\n"
+        "class Broken(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name == 'tinyllm.kernels._{stem}':\n"
+        "            raise ImportError('simulated')\n"
+        "sys.meta_path.insert(0, Broken())\n"
+        "import tinyllm.kernels as k\n"
+        "print(k.backend_reason())\n"
+        "print(' '.join(n for n in k.KERNELS if getattr(k, n) is getattr(k.reference, n)))",
+        TINYLLM_KERNELS="cython",
+    )
+    assert result.returncode == 0, result.stderr
+    reason, twins = result.stdout.split("\n")[:2]
+    assert f"NumPy twins for the kernels of _{stem} (ImportError: simulated)" in reason
+    assert twins.split() == [r.name for r in kernels.KERNEL_TABLE if r.module == stem]
+
+
 @pytest.mark.skipif(
     os.environ.get("TINYLLM_REQUIRE_EXT", "") in ("", "0"),
     reason="only where the build must produce the compiled kernels (CI)",
