@@ -1,8 +1,9 @@
 """Fused scaled-dot-product attention, forward and backward, blockwise with an online softmax.
 
-The compiled twin of `attention_forward` / `attention_backward` in kernels/reference.py (the
-whole-matrix NumPy pair that tinyllm.autograd.ops.attention documents). Shapes: q (..., L, E),
-k (..., S, E), v (..., S, Ev); the batch dims `...` (usually B, nh) are folded into one, BH.
+The compiled twin of `attention_forward` / `attention_backward` in
+tinyllm/kernels/attention_reference.py, the whole-matrix NumPy pair whose docstring has the
+equations. Shapes: q (..., L, E), k (..., S, E), v (..., S, Ev); the batch dims `...` (usually
+B, nh) are folded into one, BH.
 
 Forward, for each head and each block of BR queries (FlashAttention, Dao et al. 2022)::
 
@@ -36,10 +37,11 @@ could not run in parallel. With BR = BC = 64 and head sizes up to 64 every call 
 64*64*64 multiply-adds, where OpenBLAS stays on the calling thread -- so the OpenMP threads
 over heads never start BLAS threads of their own (no oversubscription).
 
-Not handled here (the wrappers hand them to the NumPy twin): dropout on the weights, float
-(additive) masks -- whose gradient needs the full dscores --, batch dims that broadcast
-between q, k and v, and dtypes other than float32/float64. `attention_backward` returns
-dscores = None for this kernel's caches.
+Not handled here: dropout on the weights, float (additive) masks -- whose gradient needs the
+full dscores --, batch dims that broadcast between q, k and v, and dtypes other than
+float32/float64. `supports(...)` says whether a call is handled; `tinyllm.kernels` sends the
+others to the NumPy pair. `attention_backward` returns dscores = None. This module imports
+nothing from the tinyllm package: the package calls it, never the other way round.
 """
 
 from typing import NamedTuple
@@ -53,7 +55,6 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
-from tinyllm.kernels import reference
 
 include "parallel.pxi"
 
@@ -278,8 +279,9 @@ class FlashCache(NamedTuple):
 
 
 @cython.wraparound(True)  # Python-level code: negative indices mean what they say
-def _supported(q, k, v, mask, dropout_p) -> bool:
-    if dropout_p > 0.0 or q.dtype not in reference.SUPPORTED_DTYPES:
+def supports(q, k, v, mask, dropout_p) -> bool:
+    """Whether attention_forward handles these inputs (see the module doc for what it does not)."""
+    if dropout_p > 0.0 or q.dtype not in (np.float32, np.float64):
         return False
     if not q.dtype == k.dtype == v.dtype or q.ndim < 2 or not q.ndim == k.ndim == v.ndim:
         return False
@@ -289,12 +291,14 @@ def _supported(q, k, v, mask, dropout_p) -> bool:
 
 
 @cython.wraparound(True)  # Python-level code: negative indices mean what they say
-def attention_forward(q, k, v, mask=None, scale=None, is_causal=False, dropout_p=0.0,
-                      generator=None):
+def attention_forward(q, k, v, mask=None, scale=None, is_causal=False):
     """out = softmax(scale * q @ k^T, masked) @ v; returns (out, cache). See the module doc."""
-    if not _supported(q, k, v, mask, dropout_p):
-        return reference.attention_forward(q, k, v, mask, scale, is_causal, dropout_p,
-                                           generator)
+    if not supports(q, k, v, mask, 0.0):
+        raise ValueError(
+            f"attention_forward: this kernel takes float32/float64 q, k, v of one dtype and one "
+            f"batch shape and a boolean mask or none; got q {q.dtype} {q.shape}, k {k.dtype} "
+            f"{k.shape}, v {v.dtype} {v.shape}, mask {None if mask is None else mask.dtype} "
+            "(tinyllm.kernels.attention_forward sends other inputs to the NumPy pair)")
     if scale is None:
         scale = 1.0 / np.sqrt(q.shape[-1])
     batch, n_q, n_k = q.shape[:-2], q.shape[-2], k.shape[-2]
@@ -313,7 +317,8 @@ def attention_forward(q, k, v, mask=None, scale=None, is_causal=False, dropout_p
 def attention_backward(dout, cache):
     """(dq, dk, dv, dscores) of attention_forward; dscores is None for this kernel's cache."""
     if not isinstance(cache, FlashCache):
-        return reference.attention_backward(dout, cache)
+        raise TypeError(f"attention_backward: expected this kernel's FlashCache, got "
+                        f"{type(cache).__name__} (the NumPy pair's caches go to its own backward)")
     q3, k3, v3, out, lse, mask3, scale, causal, batch = cache
     d3 = np.ascontiguousarray(dout, dtype=q3.dtype).reshape(out.shape)
     dq, dk, dv = _backward(q3, k3, v3, out, d3, lse, mask3, scale, causal)

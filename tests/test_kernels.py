@@ -14,6 +14,7 @@ An all -inf row (every position masked) gives NaN, as in torch.softmax; tested b
 """
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -386,6 +387,43 @@ def test_backend_reason_names_the_table_rows_left_on_twins(stem):
     reason, twins = result.stdout.split("\n")[:2]
     assert f"NumPy twins for the kernels of _{stem} (ImportError: simulated)" in reason
     assert twins.split() == [r.name for r in kernels.KERNEL_TABLE if r.module == stem]
+
+
+def test_compiled_sources_import_nothing_from_tinyllm():
+    """ext/*.pyx are called by the package, never the other way round (kernels stay lowest)."""
+    if not (REPO / "ext").is_dir():
+        pytest.skip("no ext/ sources here (an installed wheel)")
+    imports = re.compile(r"^\s*(from\s+tinyllm\b|c?import\s+tinyllm\b)", re.MULTILINE)
+    sources = sorted((REPO / "ext").glob("*.pyx")) + sorted((REPO / "ext").glob("*.pxi"))
+    assert sources
+    assert [p.name for p in sources if imports.search(p.read_text())] == []
+
+
+def test_compiled_modules_run_with_the_package_blocked():
+    """Each compiled module imports and runs with every `import tinyllm...` made to fail."""
+    if "cython" not in BACKENDS:
+        pytest.skip("compiled kernels not built")
+    import importlib
+
+    files = {stem: importlib.import_module(f"tinyllm.kernels._{stem}").__file__
+             for stem in COMPILED_MODULES}
+    result = run_python(
+        "import importlib.util, sys\n"
+        "import numpy as np\n"
+        "sys.modules['tinyllm'] = None  # any import of the package now raises ImportError\n"
+        f"for stem, path in {files!r}.items():\n"
+        "    spec = importlib.util.spec_from_file_location(f'_{stem}', path)\n"
+        "    module = importlib.util.module_from_spec(spec)\n"
+        "    spec.loader.exec_module(module)\n"
+        "    globals()[stem] = module\n"
+        "q = np.ones((1, 2, 3, 4))\n"
+        "out, cache = attention.attention_forward(q, q, q, None, None, True)\n"
+        "attention.attention_backward(q, cache)\n"
+        "softmax.softmax_forward(np.zeros((2, 3)))\n"
+        "print('ok')",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ok")
 
 
 @pytest.mark.skipif(

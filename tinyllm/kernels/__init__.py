@@ -138,6 +138,26 @@ def _layer_norm_backward(module: ModuleType, name: str) -> Callable:
     return layer_norm_backward
 
 
+def _attention_forward(module: ModuleType, name: str) -> Callable:
+    """attention_forward: the compiled kernel for the inputs it `supports`, else the twin."""
+    def attention_forward(q, k, v, mask=None, scale=None, is_causal=False, dropout_p=0.0,
+                          generator=None):
+        if module.supports(q, k, v, mask, dropout_p):
+            return module.attention_forward(q, k, v, mask, scale, is_causal)
+        return reference.attention_forward(q, k, v, mask, scale, is_causal, dropout_p,
+                                           generator)
+    return attention_forward
+
+
+def _attention_backward(module: ModuleType, name: str) -> Callable:
+    """attention_backward: the backward of whichever forward made the cache."""
+    def attention_backward(dout, cache):
+        if isinstance(cache, reference.AttentionCache):
+            return reference.attention_backward(dout, cache)
+        return module.attention_backward(dout, cache)
+    return attention_backward
+
+
 # ------------------------------------------------------------------ the table
 class Kernel(NamedTuple):
     """One kernel: ``tinyllm.kernels.<name>``, ``reference.<name>`` and ``_<module>.<name>``."""
@@ -157,8 +177,8 @@ KERNEL_TABLE = (
     Kernel("gelu_backward", "fused", _gelu_backward),
     Kernel("layer_norm_forward", "fused", _layer_norm_forward),
     Kernel("layer_norm_backward", "fused", _layer_norm_backward),
-    Kernel("attention_forward", "attention", _as_is),
-    Kernel("attention_backward", "attention", _as_is),
+    Kernel("attention_forward", "attention", _attention_forward),
+    Kernel("attention_backward", "attention", _attention_backward),
 )
 KERNELS = tuple(row.name for row in KERNEL_TABLE)
 
