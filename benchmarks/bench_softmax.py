@@ -7,7 +7,8 @@ Shapes: x, dy (N, C), default (4096, 256) float32; softmax over the last axis C.
 
 Each cell is the median of many timed calls; variants are interleaved round by round so a
 noisy neighbour slows them all alike. Thread settings are printed with the numbers because
-they change the answer (DESIGN.md, section 4). Columns:
+they change the answer: on a 2-core machine two BLAS threads were sometimes slower than one,
+and an OpenMP thread woken for a small call can cost more than the call. Columns:
 
     cython          tinyllm.kernels compiled backend (inputs already contiguous)
     numpy           the NumPy twin, tinyllm/kernels/reference.py

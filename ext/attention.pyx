@@ -1,8 +1,9 @@
 """Fused scaled-dot-product attention, forward and backward, blockwise with an online softmax.
 
-The compiled twin of `attention_forward` / `attention_backward` in kernels/reference.py (the
-whole-matrix NumPy pair that tinyllm.autograd.ops.attention documents). Shapes: q (..., L, E),
-k (..., S, E), v (..., S, Ev); the batch dims `...` (usually B, nh) are folded into one, BH.
+The compiled twin of `attention_forward` / `attention_backward` in
+tinyllm/kernels/attention_reference.py, the whole-matrix NumPy pair whose docstring has the
+equations. Shapes: q (..., L, E), k (..., S, E), v (..., S, Ev); the batch dims `...` (usually
+B, nh) are folded into one, BH.
 
 Forward, for each head and each block of BR queries (FlashAttention, Dao et al. 2022)::
 
@@ -30,16 +31,17 @@ recomputes s and p = exp(s - lse) block by block, with delta = rowsum(dout * out
 Each thread needs only a few (BR, BC) blocks of scratch.
 
 Matmuls: BLAS via scipy.linalg.cython_blas (sgemm/dgemm called without the GIL from each
-thread). Measured alternatives: a hand-written loop reached about a quarter of BLAS speed
-(DESIGN.md section 4), and NumPy's matmul needs the GIL and a Python call per block, so heads
+thread). A hand-written matmul loop, measured when this kernel was planned, reached about a
+quarter of BLAS speed; NumPy's matmul needs the GIL and a Python call per block, so heads
 could not run in parallel. With BR = BC = 64 and head sizes up to 64 every call is at most
 64*64*64 multiply-adds, where OpenBLAS stays on the calling thread -- so the OpenMP threads
 over heads never start BLAS threads of their own (no oversubscription).
 
-Not handled here (the wrappers hand them to the NumPy twin): dropout on the weights, float
-(additive) masks -- whose gradient needs the full dscores --, batch dims that broadcast
-between q, k and v, and dtypes other than float32/float64. `attention_backward` returns
-dscores = None for this kernel's caches.
+Not handled here: dropout on the weights, float (additive) masks -- whose gradient needs the
+full dscores --, batch dims that broadcast between q, k and v, and dtypes other than
+float32/float64. `supports(...)` says whether a call is handled; `tinyllm.kernels` sends the
+others to the NumPy pair. `attention_backward` returns dscores = None. This module imports
+nothing from the tinyllm package: the package calls it, never the other way round.
 """
 
 from typing import NamedTuple
@@ -53,10 +55,10 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
-from tinyllm.kernels import reference
+
+include "parallel.pxi"
 
 cdef extern from "attention_rows.h" nogil:
-    int tl_attn_max_threads()
     float tl_online_softmax_step_f32(float *s, Py_ssize_t n, float *m, float *l)
     double tl_online_softmax_step_f64(double *s, Py_ssize_t n, double *m, double *l)
     void tl_probs_from_lse_f32(float *s, Py_ssize_t n, float lse)
@@ -71,25 +73,6 @@ ctypedef fused real:
 cdef enum:
     BR = 64     # queries per block
     BC = 64     # keys per block
-
-# Heads run in parallel (one OpenMP thread each) only when a call has at least this many
-# multiply-adds (B*nh*L*S*E); below it waking threads costs more than it saves, and much more
-# on a loaded machine. B=8, nh=8, T=256, hs=64 is 2.7e8.
-PARALLEL_MIN_FLOPS = 1 << 24
-cdef double _min_flops = PARALLEL_MIN_FLOPS
-
-
-def set_parallel_threshold(double flops):
-    """Set the multiply-add count from which heads run in parallel; returns the old one."""
-    global _min_flops
-    old, _min_flops = _min_flops, flops
-    return old
-
-
-def num_threads():
-    """Number of OpenMP threads large calls run on (1 when built without OpenMP)."""
-    return tl_attn_max_threads()
-
 
 cdef inline void _gemm(char ta, char tb, int m, int n, int k, real alpha, const real *a,
                        int lda, const real *b, int ldb, real beta, real *c,
@@ -207,10 +190,12 @@ cdef void _backward_head(const real *q, const real *k, const real *v, const real
                   dk + j0 * e, e)
 
 
-cdef int _threads(Py_ssize_t bh, Py_ssize_t n_q, Py_ssize_t n_k, Py_ssize_t e) noexcept nogil:
-    if bh < 2 or <double>bh * n_q * n_k * e < _min_flops:
+cdef int _head_threads(Py_ssize_t bh, Py_ssize_t n_q, Py_ssize_t n_k,
+                      Py_ssize_t e) noexcept nogil:
+    """Threads for bh heads of n_q x n_k x e multiply-adds each: one head per thread at most."""
+    if bh < 2:
         return 1
-    return min(tl_attn_max_threads(), <int>bh)
+    return min(_threads(<double>bh * n_q * n_k * e * TL_NS_PER_MULADD), <int>bh)
 
 
 def _forward(const real[:, :, ::1] q, const real[:, :, ::1] k, const real[:, :, ::1] v,
@@ -225,7 +210,7 @@ def _forward(const real[:, :, ::1] q, const real[:, :, ::1] k, const real[:, :, 
     cdef real *s
     cdef real *m
     cdef real *l
-    cdef int nt = _threads(bh, n_q, n_k, e)
+    cdef int nt = _head_threads(bh, n_q, n_k, e)
     if bh == 0 or n_q == 0:
         return out_a, lse_a
     if n_k == 0:
@@ -258,7 +243,7 @@ def _backward(const real[:, :, ::1] q, const real[:, :, ::1] k, const real[:, :,
     cdef real *p
     cdef real *dp
     cdef real *delta
-    cdef int nt = _threads(bh, n_q, n_k, e)
+    cdef int nt = _head_threads(bh, n_q, n_k, e)
     if bh == 0 or n_q == 0 or n_k == 0:
         dq_a[...] = 0
         dk_a[...] = 0
@@ -294,8 +279,9 @@ class FlashCache(NamedTuple):
 
 
 @cython.wraparound(True)  # Python-level code: negative indices mean what they say
-def _supported(q, k, v, mask, dropout_p) -> bool:
-    if dropout_p > 0.0 or q.dtype not in reference.SUPPORTED_DTYPES:
+def supports(q, k, v, mask, dropout_p) -> bool:
+    """Whether attention_forward handles these inputs (see the module doc for what it does not)."""
+    if dropout_p > 0.0 or q.dtype not in (np.float32, np.float64):
         return False
     if not q.dtype == k.dtype == v.dtype or q.ndim < 2 or not q.ndim == k.ndim == v.ndim:
         return False
@@ -305,12 +291,14 @@ def _supported(q, k, v, mask, dropout_p) -> bool:
 
 
 @cython.wraparound(True)  # Python-level code: negative indices mean what they say
-def attention_forward(q, k, v, mask=None, scale=None, is_causal=False, dropout_p=0.0,
-                      generator=None):
+def attention_forward(q, k, v, mask=None, scale=None, is_causal=False):
     """out = softmax(scale * q @ k^T, masked) @ v; returns (out, cache). See the module doc."""
-    if not _supported(q, k, v, mask, dropout_p):
-        return reference.attention_forward(q, k, v, mask, scale, is_causal, dropout_p,
-                                           generator)
+    if not supports(q, k, v, mask, 0.0):
+        raise ValueError(
+            f"attention_forward: this kernel takes float32/float64 q, k, v of one dtype and one "
+            f"batch shape and a boolean mask or none; got q {q.dtype} {q.shape}, k {k.dtype} "
+            f"{k.shape}, v {v.dtype} {v.shape}, mask {None if mask is None else mask.dtype} "
+            "(tinyllm.kernels.attention_forward sends other inputs to the NumPy pair)")
     if scale is None:
         scale = 1.0 / np.sqrt(q.shape[-1])
     batch, n_q, n_k = q.shape[:-2], q.shape[-2], k.shape[-2]
@@ -329,7 +317,8 @@ def attention_forward(q, k, v, mask=None, scale=None, is_causal=False, dropout_p
 def attention_backward(dout, cache):
     """(dq, dk, dv, dscores) of attention_forward; dscores is None for this kernel's cache."""
     if not isinstance(cache, FlashCache):
-        return reference.attention_backward(dout, cache)
+        raise TypeError(f"attention_backward: expected this kernel's FlashCache, got "
+                        f"{type(cache).__name__} (the NumPy pair's caches go to its own backward)")
     q3, k3, v3, out, lse, mask3, scale, causal, batch = cache
     d3 = np.ascontiguousarray(dout, dtype=q3.dtype).reshape(out.shape)
     dq, dk, dv = _backward(q3, k3, v3, out, d3, lse, mask3, scale, causal)

@@ -11,13 +11,6 @@
 
 #include "fastexp.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-static int tl_attn_max_threads(void) { return omp_get_max_threads(); }
-#else
-static int tl_attn_max_threads(void) { return 1; }
-#endif
-
 #define TL_IMPL "attention_rows_impl.h"
 #include "real_types.h"
 

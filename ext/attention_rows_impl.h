@@ -1,9 +1,5 @@
 /* attention_rows_impl.h: the body of attention_rows.h for TL_REAL (float or double). */
 
-#define TL_CAT2(a, b) a##_##b
-#define TL_CAT(a, b) TL_CAT2(a, b)
-#define TL_NAME(name) TL_CAT(name, TL_SUFFIX)
-
 /* Online softmax, one step. The row so far has running max *m and running sum
  * *l = sum exp(s_old - m). A new block s[0..n) arrives: the max becomes m' = max(m, max s),
  * s[j] is overwritten with exp(s[j] - m'), and l' = l exp(m - m') + sum_j exp(s[j] - m').
@@ -49,7 +45,3 @@ static void TL_NAME(tl_dsoftmax_row)(const TL_REAL *p, TL_REAL *dp, ptrdiff_t n,
 #pragma omp simd
     for (ptrdiff_t j = 0; j < n; j++) dp[j] = p[j] * (dp[j] - delta);
 }
-
-#undef TL_CAT2
-#undef TL_CAT
-#undef TL_NAME

@@ -10,15 +10,17 @@ reshapes inputs before calling here, so use it rather than this module.
     layer_norm_backward(x, dy, mean, rstd, w | None) -> dx (N, D), dw (D,), db (D,)
 
 The loops are in fused_rows.h (C, for the SIMD pragmas and multi-versioning); this file
-splits the work into chunks and spreads them over threads when there is enough of it.
+splits the work into chunks and spreads them over threads when parallel.h's rule says
+there is enough of it.
 """
 
 import numpy as np
 
 from cython.parallel cimport prange
 
+include "parallel.pxi"
+
 cdef extern from "fused_rows.h" nogil:
-    int tl_fused_max_threads()
     void tl_gelu_tanh_fwd_f32(const float *x, float *y, Py_ssize_t n)
     void tl_gelu_tanh_fwd_f64(const double *x, double *y, Py_ssize_t n)
     void tl_gelu_tanh_bwd_f32(const float *x, const float *dy, float *dx, Py_ssize_t n)
@@ -40,39 +42,12 @@ ctypedef fused real:
     float
     double
 
-# Below this many elements everything runs on the calling thread. Waking a second OpenMP
-# thread costs microseconds on an idle machine, but milliseconds when the cores are busy
-# (other processes, or BLAS threads): a 0.2 ms softmax took 6 ms inside a training step. The
-# (12, 64, 512) GELU of the `small` preset (393,216 elements, ~0.3 ms on one thread) stays
-# serial; only clearly larger work is split.
-PARALLEL_MIN_ELEMENTS = 1 << 20
-cdef Py_ssize_t _min_elements = PARALLEL_MIN_ELEMENTS
-
-
-def set_parallel_threshold(Py_ssize_t elements):
-    """Set the smallest number of elements that is split over threads; returns the old one."""
-    global _min_elements
-    old, _min_elements = _min_elements, elements
-    return old
-
-
-cdef int _threads(Py_ssize_t size) noexcept nogil:
-    if size < _min_elements:
-        return 1
-    return tl_fused_max_threads()
-
-
-def num_threads():
-    """Number of OpenMP threads large inputs run on (1 when built without OpenMP)."""
-    return tl_fused_max_threads()
-
-
 def gelu_forward(const real[::1] x, bint tanh):
     """GELU of every element: the tanh form when `tanh`, else the exact (erf) form."""
     cdef Py_ssize_t n = x.shape[0]
     out = np.empty(n, dtype=np.float32 if real is float else np.float64)
     cdef real[::1] y = out
-    cdef int nt = _threads(n)
+    cdef int nt = _threads(n * TL_NS_PER_ELEMENT)
     cdef Py_ssize_t c, lo, hi, chunk = (n + nt - 1) // nt if n else 0
     if n == 0:
         return out
@@ -101,7 +76,7 @@ def gelu_backward(const real[::1] x, const real[::1] dy, bint tanh):
         raise ValueError(f"gelu_backward: x and dy differ in size ({n} and {dy.shape[0]})")
     out = np.empty(n, dtype=np.float32 if real is float else np.float64)
     cdef real[::1] dx = out
-    cdef int nt = _threads(n)
+    cdef int nt = _threads(n * TL_NS_PER_ELEMENT)
     cdef Py_ssize_t c, lo, hi, chunk = (n + nt - 1) // nt if n else 0
     if n == 0:
         return out
@@ -126,6 +101,7 @@ def gelu_backward(const real[::1] x, const real[::1] dy, bint tanh):
 def layer_norm_forward(const real[:, ::1] x, const real[::1] w, const real[::1] b, double eps):
     """Normalise each row of x (N, D), scale by w and shift by b (either may be None)."""
     cdef Py_ssize_t i, n = x.shape[0], d = x.shape[1]
+    cdef int nt = _threads(n * d * TL_NS_PER_ELEMENT)
     dtype = np.float32 if real is float else np.float64
     out, mean_a, rstd_a = np.empty((n, d), dtype=dtype), np.empty(n, dtype), np.empty(n, dtype)
     cdef real[:, ::1] y = out
@@ -136,7 +112,7 @@ def layer_norm_forward(const real[:, ::1] x, const real[::1] w, const real[::1] 
         raise ValueError(f"layer_norm_forward: weight/bias must have {d} elements")
     if d == 0:
         return out, mean_a, rstd_a
-    for i in prange(n, nogil=True, schedule="static", num_threads=_threads(n * d)):
+    for i in prange(n, nogil=True, schedule="static", num_threads=nt):
         if real is float:
             tl_layer_norm_fwd_f32(&x[i, 0], wp, bp, &y[i, 0], &mean[i], &rstd[i], d, eps)
         else:
@@ -151,7 +127,7 @@ def layer_norm_backward(const real[:, ::1] x, const real[:, ::1] dy, const real[
     if dy.shape[0] != n or dy.shape[1] != d or mean.shape[0] != n or rstd.shape[0] != n:
         raise ValueError("layer_norm_backward: x, dy, mean and rstd disagree in shape")
     dtype = np.float32 if real is float else np.float64
-    cdef int nt = _threads(n * d)
+    cdef int nt = _threads(n * d * TL_NS_PER_ELEMENT)
     out = np.empty((n, d), dtype=dtype)
     # Each thread sums its rows' dw and db into its own row of these: no races, and the
     # result does not depend on scheduling.

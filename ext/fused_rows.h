@@ -4,8 +4,8 @@
  * size of the activation; here every element is read once and written once. LayerNorm is
  * per row (D features): two passes over a row that sits in L1 cache.
  *
- * The float32 and float64 versions are one template, fused_rows_impl.h, included twice with
- * TL_REAL / TL_SUFFIX / TL_EXP defined. The exp is fastexp.h's polynomial, so the loops
+ * The float32 and float64 versions are one template, fused_rows_impl.h, instantiated by
+ * real_types.h (suffixes _f32 and _f64). The exp is fastexp.h's polynomial, so the loops
  * vectorize (see fastexp.h for why libm's would not); TL_MULTIVERSION compiles each
  * function for AVX-512, AVX2+FMA and baseline x86-64.
  */
@@ -16,13 +16,6 @@
 #include <stddef.h>
 
 #include "fastexp.h"
-
-#ifdef _OPENMP
-#include <omp.h>
-static int tl_fused_max_threads(void) { return omp_get_max_threads(); }
-#else
-static int tl_fused_max_threads(void) { return 1; }
-#endif
 
 #define TL_GELU_K0 0.7978845608028654   /* sqrt(2 / pi) */
 #define TL_GELU_K1 0.044715

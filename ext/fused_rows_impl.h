@@ -1,10 +1,6 @@
 /* fused_rows_impl.h: the body of fused_rows.h, written once for TL_REAL (float or double).
  * Include fused_rows.h, not this file. Function names get the suffix _f32 or _f64. */
 
-#define TL_CAT2(a, b) a##_##b
-#define TL_CAT(a, b) TL_CAT2(a, b)
-#define TL_NAME(name) TL_CAT(name, TL_SUFFIX)
-
 /* 0.5 (1 + tanh(u)) = 1 / (1 + exp(-2u)), the logistic sigmoid of 2u: one exp, no branch,
  * and no cancellation where tanh(u) is near -1 (1 + tanh would lose every digit there). */
 static inline TL_REAL TL_NAME(tl_half_one_plus_tanh)(TL_REAL u)
@@ -129,7 +125,3 @@ static void TL_NAME(tl_layer_norm_bwd)(const TL_REAL *x, const TL_REAL *dy, cons
         for (ptrdiff_t i = 0; i < d; i++) db_acc[i] += dy[i];
     }
 }
-
-#undef TL_CAT2
-#undef TL_CAT
-#undef TL_NAME

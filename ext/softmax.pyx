@@ -6,7 +6,8 @@ float32 or float64, works along the last axis and returns a new (N, C) array of 
 use it rather than this module.
 
 The per-row loops live in softmax_rows.h (C, so they can carry the SIMD pragmas and the
-multi-versioning attribute Cython cannot write); this file spreads rows over threads.
+multi-versioning attribute Cython cannot write); this file spreads rows over threads
+(when parallel.h's rule says the batch is large enough).
 
 >>> import numpy as np
 >>> softmax_forward(np.zeros((1, 4), dtype=np.float32))
@@ -17,8 +18,9 @@ import numpy as np
 
 from cython.parallel cimport prange
 
+include "parallel.pxi"
+
 cdef extern from "softmax_rows.h" nogil:
-    int tl_max_threads()
     void tl_softmax_fwd_f32(const float *x, float *y, Py_ssize_t n)
     void tl_softmax_fwd_f64(const double *x, double *y, Py_ssize_t n)
     void tl_softmax_bwd_f32(const float *y, const float *dy, float *dx, Py_ssize_t n)
@@ -31,20 +33,6 @@ cdef extern from "softmax_rows.h" nogil:
 ctypedef fused real:
     float
     double
-
-# Waking a thread costs microseconds, so small batches stay on the calling thread. Measured
-# on (128, 256) float32 = 32768 elements, 2 cores: 2 threads 20 us, 1 thread 28 us.
-cdef Py_ssize_t PARALLEL_MIN_ELEMENTS = 1 << 15
-
-
-cdef inline int _threads(Py_ssize_t size) noexcept nogil:
-    return tl_max_threads() if size >= PARALLEL_MIN_ELEMENTS else 1
-
-
-def num_threads():
-    """Number of OpenMP threads a large batch runs on (1 when built without OpenMP)."""
-    return tl_max_threads()
-
 
 cdef object _new_like(const real[:, ::1] x):
     return np.empty((x.shape[0], x.shape[1]), dtype=np.float32 if real is float else np.float64)
@@ -62,9 +50,10 @@ def softmax_forward(const real[:, ::1] x):
     out = _new_like(x)
     cdef real[:, ::1] y = out                                 # (N, C)
     cdef Py_ssize_t i, rows = x.shape[0], cols = x.shape[1]
+    cdef int nt = _threads(rows * cols * TL_NS_PER_ELEMENT)
     if cols == 0:
         return out
-    for i in prange(rows, nogil=True, schedule="static", num_threads=_threads(rows * cols)):
+    for i in prange(rows, nogil=True, schedule="static", num_threads=nt):
         if real is float:
             tl_softmax_fwd_f32(&x[i, 0], &y[i, 0], cols)
         else:
@@ -78,9 +67,10 @@ def softmax_backward(const real[:, ::1] y, const real[:, ::1] dy):
     out = _new_like(y)
     cdef real[:, ::1] dx = out                                # (N, C)
     cdef Py_ssize_t i, rows = y.shape[0], cols = y.shape[1]
+    cdef int nt = _threads(rows * cols * TL_NS_PER_ELEMENT)
     if cols == 0:
         return out
-    for i in prange(rows, nogil=True, schedule="static", num_threads=_threads(rows * cols)):
+    for i in prange(rows, nogil=True, schedule="static", num_threads=nt):
         if real is float:
             tl_softmax_bwd_f32(&y[i, 0], &dy[i, 0], &dx[i, 0], cols)
         else:
@@ -93,9 +83,10 @@ def log_softmax_forward(const real[:, ::1] x):
     out = _new_like(x)
     cdef real[:, ::1] y = out                                 # (N, C)
     cdef Py_ssize_t i, rows = x.shape[0], cols = x.shape[1]
+    cdef int nt = _threads(rows * cols * TL_NS_PER_ELEMENT)
     if cols == 0:
         return out
-    for i in prange(rows, nogil=True, schedule="static", num_threads=_threads(rows * cols)):
+    for i in prange(rows, nogil=True, schedule="static", num_threads=nt):
         if real is float:
             tl_log_softmax_fwd_f32(&x[i, 0], &y[i, 0], cols)
         else:
@@ -109,9 +100,10 @@ def log_softmax_backward(const real[:, ::1] y, const real[:, ::1] dy):
     out = _new_like(y)
     cdef real[:, ::1] dx = out                                # (N, C)
     cdef Py_ssize_t i, rows = y.shape[0], cols = y.shape[1]
+    cdef int nt = _threads(rows * cols * TL_NS_PER_ELEMENT)
     if cols == 0:
         return out
-    for i in prange(rows, nogil=True, schedule="static", num_threads=_threads(rows * cols)):
+    for i in prange(rows, nogil=True, schedule="static", num_threads=nt):
         if real is float:
             tl_log_softmax_bwd_f32(&y[i, 0], &dy[i, 0], &dx[i, 0], cols)
         else:

@@ -11,6 +11,8 @@ cimport cython
 from cython.parallel cimport prange
 from libc.math cimport erf as c_erf
 
+include "parallel.pxi"
+
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
@@ -22,14 +24,15 @@ def erf(x):
     flat = np.ascontiguousarray(x).reshape(-1)
     out = np.empty_like(flat)
     cdef Py_ssize_t i, n = flat.shape[0]
+    cdef int nt = _threads(n * TL_NS_PER_ERF)
     cdef float[::1] x32, o32
     cdef double[::1] x64, o64
     if flat.dtype == np.float32:
         x32, o32 = flat, out
-        for i in prange(n, nogil=True, schedule="static"):
+        for i in prange(n, nogil=True, schedule="static", num_threads=nt):
             o32[i] = <float>c_erf(<double>x32[i])
     else:
         x64, o64 = flat, out
-        for i in prange(n, nogil=True, schedule="static"):
+        for i in prange(n, nogil=True, schedule="static", num_threads=nt):
             o64[i] = c_erf(x64[i])
     return out.reshape(x.shape)

@@ -14,6 +14,7 @@ import tinyllm.nn as nn
 from tinyllm import kernels
 from tinyllm.autograd.gradcheck import gradcheck, max_relative_error
 from tinyllm.autograd.ops import attention as attn_ops
+from tinyllm.kernels import attention_reference
 
 TOL = 1e-10
 RNG = np.random.default_rng(7)
@@ -213,6 +214,43 @@ def test_causal_mask_is_bottom_right():
     assert np.array_equal(nn.causal_mask(2, 4), [[1, 1, 1, 0], [1, 1, 1, 1]])
 
 
+@pytest.mark.parametrize(
+    "n_queries, n_keys, align, expected",
+    [
+        (2, 4, "bottom-right", [[1, 1, 1, 0],
+                                [1, 1, 1, 1]]),
+        (2, 4, "top-left", [[1, 0, 0, 0],
+                            [1, 1, 0, 0]]),
+        (4, 2, "bottom-right", [[0, 0],
+                                [0, 0],
+                                [1, 0],
+                                [1, 1]]),
+        (4, 2, "top-left", [[1, 0],
+                            [1, 1],
+                            [1, 1],
+                            [1, 1]]),
+    ],
+)
+def test_causal_mask_alignments(n_queries, n_keys, align, expected):
+    mask = nn.causal_mask(n_queries, n_keys, align=align)
+    assert mask.dtype == np.bool_ and np.array_equal(mask, np.array(expected, dtype=bool))
+
+
+def test_causal_mask_is_the_one_functional_uses():
+    """is_causal=True is the top-left mask; nn's KV-cache attention uses the bottom-right one."""
+    q, k, v = t64(B, H, L, E), t64(B, H, S, E), t64(B, H, S, E)
+    top_left = nn.causal_mask(L, S, align="top-left")
+    assert np.array_equal(F.scaled_dot_product_attention(q, k, v, is_causal=True).data,
+                          F.scaled_dot_product_attention(q, k, v, attn_mask=top_left).data)
+    assert nn.causal_mask is attention_reference.causal_mask
+
+
+def test_causal_mask_rejects_an_unknown_alignment():
+    with pytest.raises(ValueError, match=r"align must be one of \('top-left', 'bottom-right'\), "
+                                         r"got 'bottom-left'"):
+        nn.causal_mask(2, 3, align="bottom-left")
+
+
 def _mha(**kw):
     with tinyllm.default_dtype(np.float64):
         tinyllm.manual_seed(0)
@@ -288,6 +326,29 @@ def test_mha_bad_masks(kwargs, message):
     m = _mha()
     with pytest.raises((ValueError, TypeError), match=message):
         m(tinyllm.tensor(RNG.standard_normal((2, 4, 8))), **kwargs)
+
+
+@pytest.mark.parametrize(
+    "mask, error, message",
+    [
+        (np.ones((4, 4), dtype=np.int64), TypeError,
+         "attn_mask must be boolean (True = may attend) or floating (added to the scores), "
+         "got int64"),
+        (np.ones((3, 4), dtype=bool), ValueError,
+         "attn_mask of shape (3, 4) does not broadcast to the attention scores; accepted: a "
+         "shape that broadcasts to (..., L, S) = (2, 2, 4, 4), e.g. (4, 4) for the whole batch"),
+    ],
+)
+def test_one_mask_check_for_nn_and_the_op(mask, error, message):
+    """MultiHeadAttention and F.scaled_dot_product_attention reject a mask with one message."""
+    with pytest.raises(error) as from_nn:
+        _mha()(tinyllm.tensor(RNG.standard_normal((2, 4, 8))), attn_mask=mask)
+    q = t64(2, 2, 4, 5)
+    with pytest.raises(error) as from_op:
+        F.scaled_dot_product_attention(q, q, q, attn_mask=mask)
+    assert str(from_op.value) == f"scaled_dot_product_attention: {message}"
+    assert str(from_nn.value) == f"attend: {message}".replace("(..., L, S)", "(B, nh, T, S)")
+
 
 
 def test_mha_bad_construction_and_input():

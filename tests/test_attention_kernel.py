@@ -124,6 +124,38 @@ def test_gradcheck_through_op_bool_mask():
 
 
 def test_active_backend_is_used_by_the_op():
-    from tinyllm.autograd.ops import attention
+    """The op's node keeps the cache of the active backend's forward (FlashCache when compiled)."""
+    q = tinyllm.tensor(np.random.default_rng(7).standard_normal((1, 2, 5, 4)), requires_grad=True)
+    node = F.scaled_dot_product_attention(q, q, q, is_causal=True).grad_fn
+    _, want = kernels.attention_forward(q.data, q.data, q.data, None, None, True, 0.0, None)
+    assert type(node.cache) is type(want)
+    if kernels.backend() == "cython":
+        assert not isinstance(node.cache, reference.AttentionCache)
 
-    assert attention._kernel("attention_forward") is kernels.attention_forward
+
+def test_twin_dropout_needs_a_generator():
+    """The kernels take no global state: the op hands them tinyllm's generator."""
+    q, k, v, _ = inputs((1, 1, 3, 3, 2, 2), np.float64)
+    with pytest.raises(ValueError, match="dropout_p=0.5 needs a generator"):
+        reference.attention_forward(q, k, v, None, None, False, 0.5, None)
+    tinyllm.manual_seed(3)
+    a = F.scaled_dot_product_attention(*(tinyllm.tensor(x) for x in (q, k, v)), dropout_p=0.5)
+    tinyllm.manual_seed(3)
+    b = F.scaled_dot_product_attention(*(tinyllm.tensor(x) for x in (q, k, v)), dropout_p=0.5,
+                                       generator=tinyllm.autograd.random.default_generator())
+    np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_compiled_kernel_refuses_what_it_does_not_support():
+    """Called directly, the compiled pair says what it takes (tinyllm.kernels routes the rest)."""
+    if "cython" not in BACKENDS:
+        pytest.skip("compiled kernels not built")
+    from tinyllm.kernels import _attention
+
+    q, k, v, dout = inputs((1, 1, 3, 3, 2, 2), np.float64)
+    assert not _attention.supports(q, k, v, np.zeros((3, 3)), 0.0)
+    with pytest.raises(ValueError, match="boolean mask or none; got .* mask float64"):
+        _attention.attention_forward(q, k, v, np.zeros((3, 3)))
+    _, cache = reference.attention_forward(q, k, v)
+    with pytest.raises(TypeError, match="expected this kernel's FlashCache, got AttentionCache"):
+        _attention.attention_backward(dout, cache)

@@ -198,3 +198,14 @@ def test_cast_passes_gradient_back_in_the_input_dtype():
     (y * y).sum().backward()
     assert x.grad.dtype == np.float32
     np.testing.assert_allclose(x.grad, [2.0, 4.0])
+
+
+def test_ops_package_lists_every_op_module():
+    """`tinyllm.autograd.ops` imports each ops/*.py, so `ops.rnn` works without `tinyllm.nn`."""
+    from pathlib import Path
+
+    from tinyllm.autograd import ops
+
+    modules = {p.stem for p in Path(ops.__file__).parent.glob("*.py") if not p.stem.startswith("_")}
+    assert set(ops.__all__) == modules
+    assert all(hasattr(ops, name) for name in modules)

@@ -14,6 +14,7 @@ An all -inf row (every position masked) gives NaN, as in torch.softmax; tested b
 """
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,7 +36,7 @@ SHAPES = [
     (3, 33),
     (5, 1000),
     (2, 3, 33),  # 3-D: softmax over the last axis only
-    (300, 257),  # large enough for the compiled code's multi-threaded path
+    (300, 257),  # many rows: split over threads in test_threaded_rows_match_reference
 ]
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
 ATOL = {np.float32: 1e-6, np.float64: 1e-13}
@@ -79,6 +80,26 @@ def test_backward_matches_reference(k, forward, backward, dtype, shape):
     dy = randn(shape, dtype, seed=1)
     dx = getattr(k, backward)(y, dy)
     assert dx.shape == y.shape and dx.dtype == y.dtype
+    assert_close(dx, getattr(reference, backward)(y, dy), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("forward,backward", PAIRS)
+def test_threaded_rows_match_reference(forward, backward, dtype):
+    """The compiled kernels' multi-threaded path (forced with a zero threshold)."""
+    if "cython" not in BACKENDS:
+        pytest.skip("compiled kernels not built")
+    from tinyllm.kernels import _softmax
+
+    k = kernels.get_backend("cython")
+    x, dy = randn((300, 257), dtype, scale=3.0), randn((300, 257), dtype, seed=1)
+    old = _softmax.set_parallel_threshold(0)
+    try:
+        y = getattr(k, forward)(x)
+        dx = getattr(k, backward)(y, dy)
+    finally:
+        _softmax.set_parallel_threshold(old)
+    assert_close(y, getattr(reference, forward)(x), dtype)
     assert_close(dx, getattr(reference, backward)(y, dy), dtype)
 
 
@@ -307,6 +328,102 @@ def test_active_backend_reports_itself():
         assert kernels.softmax_forward is kernels.get_backend("cython").softmax_forward
     with pytest.raises(ValueError, match="accepted"):
         kernels.get_backend("fortran")
+
+
+# ---------------------------------------------------------------- the kernel table
+
+API = {"KERNELS", "KERNEL_TABLE", "Kernel", "available_backends", "backend", "backend_reason",
+       "get_backend", "reference"}
+TABLE_NAMES = [row.name for row in kernels.KERNEL_TABLE]
+COMPILED_MODULES = sorted({row.module for row in kernels.KERNEL_TABLE})
+
+
+def test_names_and_exports_come_from_the_table():
+    assert kernels.KERNELS == tuple(TABLE_NAMES)
+    assert len(set(TABLE_NAMES)) == len(TABLE_NAMES)
+    assert set(kernels.__all__) == API | set(TABLE_NAMES)
+    assert set(TABLE_NAMES) <= set(reference.__all__)  # every kernel has its twin
+
+
+@pytest.mark.parametrize("name", TABLE_NAMES)
+def test_every_table_row_is_dispatched_on_every_backend(name):
+    for backend in BACKENDS:
+        kernel = getattr(kernels.get_backend(backend), name)
+        assert callable(kernel) and kernel.__name__ == name
+    assert getattr(kernels, name) is getattr(kernels.get_backend(kernels.backend()), name)
+    assert getattr(kernels.get_backend("numpy"), name) is getattr(reference, name)
+
+
+@pytest.mark.parametrize("stem", COMPILED_MODULES)
+def test_each_compiled_module_has_the_thread_controls(stem):
+    if "cython" not in BACKENDS:
+        pytest.skip("compiled kernels not built")
+    import importlib
+
+    module = importlib.import_module(f"tinyllm.kernels._{stem}")
+    assert module.num_threads() >= 1
+    old = module.set_parallel_threshold(0)
+    assert module.set_parallel_threshold(old) == 0
+
+
+@pytest.mark.parametrize("stem", [m for m in COMPILED_MODULES if m not in kernels._CORE_MODULES])
+def test_backend_reason_names_the_table_rows_left_on_twins(stem):
+    """A compiled module that fails to import leaves exactly its table rows on their twins."""
+    if "cython" not in BACKENDS:
+        pytest.skip("compiled kernels not built")
+    result = run_python(
+        "import importlib.abc, sys\n"
+        "class Broken(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name == 'tinyllm.kernels._{stem}':\n"
+        "            raise ImportError('simulated')\n"
+        "sys.meta_path.insert(0, Broken())\n"
+        "import tinyllm.kernels as k\n"
+        "print(k.backend_reason())\n"
+        "print(' '.join(n for n in k.KERNELS if getattr(k, n) is getattr(k.reference, n)))",
+        TINYLLM_KERNELS="cython",
+    )
+    assert result.returncode == 0, result.stderr
+    reason, twins = result.stdout.split("\n")[:2]
+    assert f"NumPy twins for the kernels of _{stem} (ImportError: simulated)" in reason
+    assert twins.split() == [r.name for r in kernels.KERNEL_TABLE if r.module == stem]
+
+
+def test_compiled_sources_import_nothing_from_tinyllm():
+    """ext/*.pyx are called by the package, never the other way round (kernels stay lowest)."""
+    if not (REPO / "ext").is_dir():
+        pytest.skip("no ext/ sources here (an installed wheel)")
+    imports = re.compile(r"^\s*(from\s+tinyllm\b|c?import\s+tinyllm\b)", re.MULTILINE)
+    sources = sorted((REPO / "ext").glob("*.pyx")) + sorted((REPO / "ext").glob("*.pxi"))
+    assert sources
+    assert [p.name for p in sources if imports.search(p.read_text())] == []
+
+
+def test_compiled_modules_run_with_the_package_blocked():
+    """Each compiled module imports and runs with every `import tinyllm...` made to fail."""
+    if "cython" not in BACKENDS:
+        pytest.skip("compiled kernels not built")
+    import importlib
+
+    files = {stem: importlib.import_module(f"tinyllm.kernels._{stem}").__file__
+             for stem in COMPILED_MODULES}
+    result = run_python(
+        "import importlib.util, sys\n"
+        "import numpy as np\n"
+        "sys.modules['tinyllm'] = None  # any import of the package now raises ImportError\n"
+        f"for stem, path in {files!r}.items():\n"
+        "    spec = importlib.util.spec_from_file_location(f'_{stem}', path)\n"
+        "    module = importlib.util.module_from_spec(spec)\n"
+        "    spec.loader.exec_module(module)\n"
+        "    globals()[stem] = module\n"
+        "q = np.ones((1, 2, 3, 4))\n"
+        "out, cache = attention.attention_forward(q, q, q, None, None, True)\n"
+        "attention.attention_backward(q, cache)\n"
+        "softmax.softmax_forward(np.zeros((2, 3)))\n"
+        "print('ok')",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ok")
 
 
 @pytest.mark.skipif(

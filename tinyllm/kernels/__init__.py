@@ -1,24 +1,16 @@
 """Kernel dispatch: the compiled Cython kernels when they import, their NumPy twins otherwise.
 
-Shapes: every kernel works along the LAST axis of an array ``(..., C)`` (``C`` columns, any
-number of leading axes), float32 or float64, and returns a new array of the input's shape
-and dtype. Inputs may be non-contiguous views; they are copied where the compiled code
-needs contiguous rows.
+Shapes: the row kernels (softmax, log-softmax, LayerNorm) work along the LAST axis of an array
+``(..., C)`` (``C`` columns, any number of leading axes); GELU and erf are elementwise. Inputs
+are float32 or float64, may be non-contiguous views (copied where the compiled code needs
+contiguous rows), and results keep the input's shape and dtype. Each kernel's twin in
+`reference` documents its signature and its equation.
 
-    softmax_forward(x) -> y          softmax_backward(y, dy) -> dx
-    log_softmax_forward(x) -> y      log_softmax_backward(y, dy) -> dx
-    erf(x) -> y                      (elementwise, any shape)
-    gelu_forward(x, approximate) -> y        gelu_backward(x, dy, approximate) -> dx
-    layer_norm_forward(x, weight, bias, eps) -> (y, mean, rstd)
-    layer_norm_backward(x, dy, mean, rstd, weight) -> (dx, dweight, dbias)
-    attention_forward(q, k, v, mask, scale, is_causal, dropout_p, generator) -> (out, cache)
-    attention_backward(dout, cache) -> (dq, dk, dv, dscores)
-
-GELU's backward takes the forward's *input*; LayerNorm's mean and rstd have shape (...).
-The attention pair is the one `tinyllm.autograd.ops.attention` documents; its cache is
-opaque (each backend's backward reads only its own forward's cache).
-
-The backward kernels take the forward's *output* ``y`` (what autograd saves), not ``x``.
+Every kernel is one row of `KERNEL_TABLE`: its name, the compiled module that defines it
+(``ext/<module>.pyx``, built as ``tinyllm.kernels._<module>``) and an adapter that gives the
+compiled function its twin's signature. `KERNELS`, ``__all__``, both backends and
+`backend_reason()` are all read from that table, so adding a kernel takes three things: a
+row, the compiled function, and its twin in `reference` (same name).
 
 >>> import numpy as np
 >>> from tinyllm import kernels
@@ -37,40 +29,21 @@ chooses the backend:
 
 ``backend()`` names the active backend and ``backend_reason()`` says why it was chosen.
 Tests reach every backend through ``available_backends()`` and ``get_backend(name)``.
+``tinyllm.kernels.<name>`` is the active backend's kernel; ops look it up at every call, so
+replacing it (as tests and `tinyllm.bench.use_backend` do) reroutes every op.
 """
 
 import functools
 import importlib
 import os
-from types import SimpleNamespace
+from collections.abc import Callable
+from types import ModuleType, SimpleNamespace
+from typing import NamedTuple
 
 import numpy as np
 
 from . import reference
 
-__all__ = [
-    "KERNELS",
-    "available_backends",
-    "backend",
-    "backend_reason",
-    "attention_backward",
-    "attention_forward",
-    "erf",
-    "gelu_backward",
-    "gelu_forward",
-    "get_backend",
-    "layer_norm_backward",
-    "layer_norm_forward",
-    "log_softmax_backward",
-    "log_softmax_forward",
-    "reference",
-    "softmax_backward",
-    "softmax_forward",
-]
-
-KERNELS = ("softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward",
-           "erf", "gelu_forward", "gelu_backward", "layer_norm_forward", "layer_norm_backward",
-           "attention_forward", "attention_backward")
 _ENV = "TINYLLM_KERNELS"
 _CHOICES = ("auto", "numpy", "cython")
 _REBUILD = ("to build them, install a C compiler and reinstall tinyllm without pip's wheel "
@@ -78,133 +51,196 @@ _REBUILD = ("to build them, install a C compiler and reinstall tinyllm without p
             "pip install -e .)")
 
 
+# ------------------------------------------------------------------ adapters
+# Each takes (compiled module, kernel name) and returns a function with the twin's signature.
+
+
 def _rows(x: np.ndarray) -> np.ndarray:
     """View (or copy) ``x`` (..., C) as C-contiguous rows (N, C), the compiled kernels' input."""
     return np.ascontiguousarray(x).reshape(-1, x.shape[-1])
 
 
-def _compiled_unary(name, fn):
-    """Wrap a compiled (N, C) -> (N, C) kernel to accept any (..., C) array like its twin."""
-    @functools.wraps(getattr(reference, name))
+def _flat(x: np.ndarray) -> np.ndarray:
+    """View (or copy) ``x`` as one C-contiguous vector, the elementwise kernels' input."""
+    return np.ascontiguousarray(x).reshape(-1)
+
+
+def _as_is(module: ModuleType, name: str) -> Callable:
+    """The compiled function already takes what its twin takes (erf)."""
+    return getattr(module, name)
+
+
+def _on_rows(module: ModuleType, name: str) -> Callable:
+    """An (N, C) -> (N, C) compiled kernel on any (..., C) array: softmax_forward(x)."""
+    fn = getattr(module, name)
+
     def kernel(x):
         x = reference.check_input(x, name)
         if x.size == 0:  # nothing to compute, and reshape(-1, 0) is ambiguous
             return np.empty(x.shape, x.dtype)
         return fn(_rows(x)).reshape(x.shape)
-
-    kernel.__module__ = __name__
     return kernel
 
 
-def _compiled_binary(name, fn):
-    """Wrap a compiled (y, dy) -> dx kernel on (N, C) rows to accept any (..., C) arrays."""
-    @functools.wraps(getattr(reference, name))
+def _on_row_pairs(module: ModuleType, name: str) -> Callable:
+    """A (y, dy) -> dx compiled kernel on (N, C) rows, on any (..., C) arrays."""
+    fn = getattr(module, name)
+
     def kernel(y, dy):
         y, dy = reference.check_pair(y, dy, name)
         if y.size == 0:
             return np.empty(y.shape, y.dtype)
         return fn(_rows(y), _rows(dy)).reshape(y.shape)
+    return kernel
 
+
+def _gelu_forward(module: ModuleType, name: str) -> Callable:
+    """gelu_forward(x, approximate) on any shape (the compiled one takes a flat vector)."""
+    def gelu_forward(x, approximate="tanh"):
+        x = reference.check_input(x, name)
+        tanh = reference._gelu_form(approximate, name)
+        return module.gelu_forward(_flat(x), tanh).reshape(x.shape)
+    return gelu_forward
+
+
+def _gelu_backward(module: ModuleType, name: str) -> Callable:
+    """gelu_backward(x, dy, approximate) on any shape."""
+    def gelu_backward(x, dy, approximate="tanh"):
+        x, dy = reference.check_pair(x, dy, name)
+        tanh = reference._gelu_form(approximate, name)
+        return module.gelu_backward(_flat(x), _flat(dy), tanh).reshape(x.shape)
+    return gelu_backward
+
+
+def _param(p, x: np.ndarray):
+    """A LayerNorm weight or bias (D,) as the compiled code wants it, or None."""
+    return None if p is None else np.ascontiguousarray(p, dtype=x.dtype).reshape(-1)
+
+
+def _layer_norm_forward(module: ModuleType, name: str) -> Callable:
+    """layer_norm_forward on (..., D) arrays (the compiled one takes (N, D) rows)."""
+    def layer_norm_forward(x, weight, bias, eps):
+        x = reference.check_input(x, name)
+        y, mean, rstd = module.layer_norm_forward(_rows(x), _param(weight, x),
+                                                  _param(bias, x), float(eps))
+        return y.reshape(x.shape), mean.reshape(x.shape[:-1]), rstd.reshape(x.shape[:-1])
+    return layer_norm_forward
+
+
+def _layer_norm_backward(module: ModuleType, name: str) -> Callable:
+    """layer_norm_backward on (..., D) arrays; mean and rstd have shape (...)."""
+    def layer_norm_backward(x, dy, mean, rstd, weight):
+        x, dy = reference.check_pair(x, dy, name)
+        dx, dweight, dbias = module.layer_norm_backward(
+            _rows(x), _rows(dy), _flat(np.asarray(mean, x.dtype)),
+            _flat(np.asarray(rstd, x.dtype)), _param(weight, x))
+        return dx.reshape(x.shape), dweight, dbias
+    return layer_norm_backward
+
+
+def _attention_forward(module: ModuleType, name: str) -> Callable:
+    """attention_forward: the compiled kernel for the inputs it `supports`, else the twin."""
+    def attention_forward(q, k, v, mask=None, scale=None, is_causal=False, dropout_p=0.0,
+                          generator=None):
+        if module.supports(q, k, v, mask, dropout_p):
+            return module.attention_forward(q, k, v, mask, scale, is_causal)
+        return reference.attention_forward(q, k, v, mask, scale, is_causal, dropout_p,
+                                           generator)
+    return attention_forward
+
+
+def _attention_backward(module: ModuleType, name: str) -> Callable:
+    """attention_backward: the backward of whichever forward made the cache."""
+    def attention_backward(dout, cache):
+        if isinstance(cache, reference.AttentionCache):
+            return reference.attention_backward(dout, cache)
+        return module.attention_backward(dout, cache)
+    return attention_backward
+
+
+# ------------------------------------------------------------------ the table
+class Kernel(NamedTuple):
+    """One kernel: ``tinyllm.kernels.<name>``, ``reference.<name>`` and ``_<module>.<name>``."""
+
+    name: str
+    module: str                 # ext/<module>.pyx, imported as tinyllm.kernels._<module>
+    adapt: Callable[[ModuleType, str], Callable]   # gives the compiled one the twin's signature
+
+
+KERNEL_TABLE = (
+    Kernel("softmax_forward", "softmax", _on_rows),
+    Kernel("softmax_backward", "softmax", _on_row_pairs),
+    Kernel("log_softmax_forward", "softmax", _on_rows),
+    Kernel("log_softmax_backward", "softmax", _on_row_pairs),
+    Kernel("erf", "special", _as_is),
+    Kernel("gelu_forward", "fused", _gelu_forward),
+    Kernel("gelu_backward", "fused", _gelu_backward),
+    Kernel("layer_norm_forward", "fused", _layer_norm_forward),
+    Kernel("layer_norm_backward", "fused", _layer_norm_backward),
+    Kernel("attention_forward", "attention", _attention_forward),
+    Kernel("attention_backward", "attention", _attention_backward),
+)
+KERNELS = tuple(row.name for row in KERNEL_TABLE)
+
+# Without these modules there is no compiled backend. Any other module that fails to import
+# (a stale build, say) only leaves its own kernels on their twins, and backend_reason() says so.
+_CORE_MODULES = ("softmax", "special")
+
+__all__ = ["KERNELS", "KERNEL_TABLE", "Kernel", "available_backends", "backend",
+           "backend_reason", "get_backend", "reference", *KERNELS]
+
+
+# ------------------------------------------------------------------ the backends
+def _numpy_backend() -> SimpleNamespace:
+    return SimpleNamespace(name="numpy", **{name: getattr(reference, name) for name in KERNELS})
+
+
+def _compiled_kernel(row: Kernel, module: ModuleType) -> Callable:
+    """The row's compiled kernel, adapted, named and documented like its twin."""
+    kernel = row.adapt(module, row.name)
+    if kernel is getattr(module, row.name):
+        return kernel
+    kernel = functools.update_wrapper(kernel, getattr(reference, row.name))
     kernel.__module__ = __name__
     return kernel
 
 
-def _compiled_gelu(fused):
-    """GELU kernels on any shape (the compiled ones take flat contiguous arrays)."""
-    @functools.wraps(reference.gelu_forward)
-    def gelu_forward(x, approximate="tanh"):
-        x = reference.check_input(x, "gelu_forward")
-        tanh = reference._gelu_form(approximate, "gelu_forward")
-        return fused.gelu_forward(np.ascontiguousarray(x).reshape(-1), tanh).reshape(x.shape)
-
-    @functools.wraps(reference.gelu_backward)
-    def gelu_backward(x, dy, approximate="tanh"):
-        x, dy = reference.check_pair(x, dy, "gelu_backward")
-        tanh = reference._gelu_form(approximate, "gelu_backward")
-        return fused.gelu_backward(np.ascontiguousarray(x).reshape(-1),
-                                   np.ascontiguousarray(dy).reshape(-1), tanh).reshape(x.shape)
-
-    gelu_forward.__module__ = gelu_backward.__module__ = __name__
-    return gelu_forward, gelu_backward
-
-
-def _compiled_layer_norm(fused):
-    """LayerNorm kernels on (..., D) arrays (the compiled ones take (N, D) rows)."""
-    def _param(p, x):
-        return None if p is None else np.ascontiguousarray(p, dtype=x.dtype).reshape(-1)
-
-    @functools.wraps(reference.layer_norm_forward)
-    def layer_norm_forward(x, weight, bias, eps):
-        x = reference.check_input(x, "layer_norm_forward")
-        y, mean, rstd = fused.layer_norm_forward(_rows(x), _param(weight, x), _param(bias, x),
-                                                 float(eps))
-        return y.reshape(x.shape), mean.reshape(x.shape[:-1]), rstd.reshape(x.shape[:-1])
-
-    @functools.wraps(reference.layer_norm_backward)
-    def layer_norm_backward(x, dy, mean, rstd, weight):
-        x, dy = reference.check_pair(x, dy, "layer_norm_backward")
-        dx, dweight, dbias = fused.layer_norm_backward(
-            _rows(x), _rows(dy), np.ascontiguousarray(mean, x.dtype).reshape(-1),
-            np.ascontiguousarray(rstd, x.dtype).reshape(-1), _param(weight, x))
-        return dx.reshape(x.shape), dweight, dbias
-
-    layer_norm_forward.__module__ = layer_norm_backward.__module__ = __name__
-    return layer_norm_forward, layer_norm_backward
-
-
-def _optional_module(stem: str, missing: list[str]):
-    """Import tinyllm.kernels._<stem>, or note why not in `missing` and return None.
-
-    The core modules (softmax, erf) decide whether the compiled backend exists at all; the
-    others only replace their own kernels, so a stale build without one of them still runs
-    the rest compiled (its kernels use the NumPy twins, and backend_reason() says so).
-    """
-    try:
-        return importlib.import_module(f"{__name__}._{stem}")
-    except (ImportError, ValueError) as exc:
-        missing.append(f"_{stem} ({type(exc).__name__}: {exc})")
-        return None
-
-
-def _numpy_backend() -> SimpleNamespace:
-    return SimpleNamespace(name="numpy", **{k: getattr(reference, k) for k in KERNELS})
+def _import_modules() -> tuple[dict[str, ModuleType], dict[str, Exception]]:
+    """Import the table's compiled modules, core ones first: ({stem: module}, {stem: error})."""
+    stems = sorted(dict.fromkeys(row.module for row in KERNEL_TABLE),
+                   key=lambda stem: stem not in _CORE_MODULES)
+    modules, errors = {}, {}
+    for stem in stems:
+        try:
+            # import_module, not `from . import`: inside the package's own __init__ a missing
+            # file would be reported as a (nonexistent) circular import.
+            modules[stem] = importlib.import_module(f"{__name__}._{stem}")
+        except (ImportError, ValueError) as exc:
+            # ValueError: a module compiled against a newer NumPy than the one running
+            # ("numpy.dtype size changed, may indicate binary incompatibility").
+            errors[stem] = exc
+            if stem in _CORE_MODULES:
+                break
+    return modules, errors
 
 
 def _import_compiled() -> tuple[SimpleNamespace | None, str]:
     """Import the compiled kernels; return (namespace or None, the reason in words)."""
-    try:
-        # import_module, not `from . import`: inside the package's own __init__ a missing
-        # file would be reported as a (nonexistent) circular import.
-        _softmax = importlib.import_module(f"{__name__}._softmax")
-        _special = importlib.import_module(f"{__name__}._special")
-    except (ImportError, ValueError) as exc:
-        # ValueError: a module compiled against a newer NumPy than the one running
-        # ("numpy.dtype size changed, may indicate binary incompatibility").
-        return None, f"compiled kernels unavailable ({type(exc).__name__}: {exc})"
-    namespace = SimpleNamespace(
-        name="cython",
-        softmax_forward=_compiled_unary("softmax_forward", _softmax.softmax_forward),
-        softmax_backward=_compiled_binary("softmax_backward", _softmax.softmax_backward),
-        log_softmax_forward=_compiled_unary("log_softmax_forward", _softmax.log_softmax_forward),
-        log_softmax_backward=_compiled_binary("log_softmax_backward",
-                                              _softmax.log_softmax_backward),
-        erf=_special.erf,
-    )
-    missing: list[str] = []
-    _fused = _optional_module("fused", missing)
-    if _fused is not None:
-        namespace.gelu_forward, namespace.gelu_backward = _compiled_gelu(_fused)
-        namespace.layer_norm_forward, namespace.layer_norm_backward = _compiled_layer_norm(_fused)
-    _attention = _optional_module("attention", missing)
-    if _attention is not None:
-        namespace.attention_forward = _attention.attention_forward
-        namespace.attention_backward = _attention.attention_backward
-    for name in KERNELS:  # whatever did not import runs on its twin
-        if not hasattr(namespace, name):
-            setattr(namespace, name, getattr(reference, name))
-    reason = f"compiled kernels imported from {os.path.dirname(_softmax.__file__)}"
-    if missing:
-        reason += f"; NumPy twins for the kernels of {', '.join(missing)}"
+    modules, errors = _import_modules()
+    why = {stem: f"{type(exc).__name__}: {exc}" for stem, exc in errors.items()}
+    for stem in _CORE_MODULES:
+        if stem in why:
+            return None, f"compiled kernels unavailable ({why[stem]})"
+    namespace = SimpleNamespace(name="cython")
+    for row in KERNEL_TABLE:  # whatever did not import runs on its twin
+        module = modules.get(row.module)
+        kernel = getattr(reference, row.name) if module is None else _compiled_kernel(row, module)
+        setattr(namespace, row.name, kernel)
+    folder = os.path.dirname(modules[_CORE_MODULES[0]].__file__)
+    reason = f"compiled kernels imported from {folder}"
+    if why:
+        failed = ", ".join(f"_{stem} ({text})" for stem, text in why.items())
+        reason += f"; NumPy twins for the kernels of {failed}"
     return namespace, reason
 
 
@@ -265,14 +301,13 @@ def get_backend(name: str) -> SimpleNamespace:
 
 _ACTIVE, _REASON = _choose()
 
-softmax_forward = _ACTIVE.softmax_forward
-softmax_backward = _ACTIVE.softmax_backward
-log_softmax_forward = _ACTIVE.log_softmax_forward
-log_softmax_backward = _ACTIVE.log_softmax_backward
-erf = _ACTIVE.erf
-gelu_forward = _ACTIVE.gelu_forward
-gelu_backward = _ACTIVE.gelu_backward
-layer_norm_forward = _ACTIVE.layer_norm_forward
-layer_norm_backward = _ACTIVE.layer_norm_backward
-attention_forward = _ACTIVE.attention_forward
-attention_backward = _ACTIVE.attention_backward
+
+def __getattr__(name: str):
+    """``tinyllm.kernels.<kernel>``: the active backend's kernel of that name."""
+    if name in KERNELS:
+        return getattr(_ACTIVE, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *KERNELS})

@@ -6,6 +6,8 @@ classes (columns) softmax normalises over; ``...`` are any leading axes (rows).
 
 These are the definitions the compiled kernels in ``ext/`` are tested against, and what
 tinyllm runs on when the compiled module is missing. Keep them short and obviously right.
+Attention's pair (whole-matrix scores and probabilities, ``(..., L, S)``) is in
+``attention_reference.py`` with its equations, and re-exported here.
 
 >>> import numpy as np
 >>> softmax_forward(np.array([0.0, 0.0, -np.inf]))   # -inf: a masked position
@@ -16,9 +18,16 @@ A row that is entirely ``-inf`` (every position masked) has no defined softmax; 
 """
 
 import math
-from typing import NamedTuple
 
 import numpy as np
+
+# Attention's pair lives in its own file, the one to read for the equations; every twin is
+# still reachable here as reference.<name>.
+from .attention_reference import (  # noqa: F401 - re-exported
+    AttentionCache,
+    attention_backward,
+    attention_forward,
+)
 
 __all__ = [
     "attention_backward",
@@ -200,105 +209,3 @@ def layer_norm_backward(x, dy, mean, rstd, weight):
     dweight = (dy * xhat).reshape(-1, d).sum(axis=0)
     dbias = dy.reshape(-1, d).sum(axis=0)
     return dx.astype(x.dtype, copy=False), dweight, dbias
-
-
-# ------------------------------------------------------------------ attention
-# The whole-matrix NumPy pair that tinyllm.autograd.ops.attention documents (and re-exports):
-# scores, probabilities and their gradients as (..., L, S) arrays.
-
-
-class AttentionCache(NamedTuple):
-    """What `attention_backward` needs from `attention_forward`."""
-
-    q: np.ndarray               # (..., L, E)
-    k: np.ndarray               # (..., S, E)
-    v: np.ndarray               # (..., S, Ev)
-    probs: np.ndarray           # (..., L, S), softmax output before dropout
-    drop_scale: np.ndarray | None  # (..., L, S), keep / (1 - p), or None without dropout
-    scale: float
-
-
-def causal_mask(n_queries: int, n_keys: int) -> np.ndarray:
-    """PyTorch's `is_causal` mask, `tril(ones(L, S))`: query i may see keys 0..i.
-
-    It is aligned to the top-left corner. When L < S (queries that come after cached keys)
-    that is *not* what a decoder wants -- build the bottom-right mask yourself (see
-    `tinyllm.nn.attention.causal_mask`).
-
-    >>> causal_mask(2, 3).astype(int)
-    array([[1, 0, 0],
-           [1, 1, 0]])
-    """
-    return np.tri(n_queries, n_keys, dtype=bool)
-
-
-def _allowed(mask: np.ndarray | None, is_causal: bool, n_queries: int,
-             n_keys: int) -> np.ndarray | None:
-    """The boolean 'may attend' pattern of `mask` and `is_causal` together, or None if all."""
-    allowed = None
-    if mask is not None:
-        allowed = mask if mask.dtype == np.bool_ else ~np.isneginf(mask)
-    if is_causal:
-        tri = causal_mask(n_queries, n_keys)
-        allowed = tri if allowed is None else allowed & tri
-    return allowed
-
-
-def attention_forward(q, k, v, mask=None, scale=None, is_causal=False, dropout_p=0.0,
-                      generator=None):
-    """out = dropout(softmax(scale * q @ k^T + mask)) @ v on plain arrays; returns (out, cache).
-
-    `mask` is None, a boolean array (True = may attend) or a float array added to the scores,
-    broadcastable to (..., L, S). Rows whose keys are all masked give zeros (as PyTorch 2.x
-    does), not NaN. `generator` (a NumPy Generator) draws the dropout mask.
-    """
-    n_queries, n_keys = q.shape[-2], k.shape[-2]
-    if scale is None:
-        scale = 1.0 / math.sqrt(q.shape[-1])
-    scores = q @ np.swapaxes(k, -1, -2)                     # (..., L, S)
-    scores *= scale
-    if mask is not None:
-        if mask.dtype == np.bool_:
-            scores = np.where(mask, scores, -np.inf)        # (..., L, S)
-        else:
-            scores = scores + mask.astype(scores.dtype, copy=False)
-    if is_causal:
-        scores = np.where(causal_mask(n_queries, n_keys), scores, -np.inf)
-    probs = softmax_forward(scores)                 # (..., L, S)
-    allowed = _allowed(mask, is_causal, n_queries, n_keys)
-    if allowed is not None and n_keys:
-        dead = ~allowed.any(axis=-1, keepdims=True)         # queries that may see no key
-        if dead.any():
-            # softmax of an all -inf row is 0/0; PyTorch returns zeros there, so do we.
-            probs = np.where(dead, np.zeros((), probs.dtype), probs)
-    drop_scale = None
-    weights = probs
-    if dropout_p > 0.0:
-        if generator is None:  # imported here: tinyllm.autograd itself imports this module
-            from ..autograd.random import default_generator
-            generator = default_generator()
-        rng = generator
-        keep = rng.random(probs.shape) >= dropout_p
-        drop_scale = (keep / (1.0 - dropout_p)).astype(probs.dtype)   # (..., L, S)
-        weights = probs * drop_scale
-    out = weights @ v                                       # (..., L, Ev)
-    return out, AttentionCache(q, k, v, probs, drop_scale, float(scale))
-
-
-def attention_backward(dout, cache: AttentionCache):
-    """Gradients (dq, dk, dv, dscores) of `attention_forward`, given dL/dout (..., L, Ev).
-
-    Each gradient has the broadcast batch shape; the caller sums it back to its input's shape.
-    `dscores` (..., L, S) is also the gradient of an additive float mask.
-    """
-    q, k, v, probs, drop_scale, scale = cache
-    weights = probs if drop_scale is None else probs * drop_scale
-    dv = np.swapaxes(weights, -1, -2) @ dout                # (..., S, Ev)
-    dprobs = dout @ np.swapaxes(v, -1, -2)                  # (..., L, S)
-    if drop_scale is not None:
-        dprobs *= drop_scale
-    dscores = softmax_backward(probs, dprobs)       # (..., L, S)
-    dscaled = dscores * scale if scale != 1.0 else dscores
-    dq = dscaled @ k                                        # (..., L, E)
-    dk = np.swapaxes(dscaled, -1, -2) @ q                   # (..., S, E)
-    return dq, dk, dv, dscores

@@ -13,7 +13,8 @@ Masks, and which way round they read:
 
 - `is_causal` (a constructor flag): position i sees positions <= i. With a KV cache the
   queries are the *last* T of S positions, so the mask is aligned bottom-right
-  (`causal_mask`), not top-left as `F.scaled_dot_product_attention(is_causal=True)` is.
+  (`causal_mask(T, S, align="bottom-right")`), not top-left as
+  `F.scaled_dot_product_attention(is_causal=True)` is.
 - `attn_mask` (forward): as in `F.scaled_dot_product_attention`: boolean True = may attend,
   or floats added to the scores; broadcastable to (B, nh, T, S). (PyTorch's
   `nn.MultiheadAttention` reads a boolean attn_mask the other way round; tinyllm keeps one
@@ -29,23 +30,12 @@ import numpy as np
 
 from .. import functional as F
 from .._checks import positive_int
+from ..autograd.ops.attention import check_attn_mask
 from ..autograd.ops.shape import cat
 from ..autograd.tensor import Tensor
+from ..kernels.attention_reference import causal_mask  # public as tinyllm.nn.causal_mask
 from .layers import Conv1D, Dropout
 from .module import Module
-
-
-def causal_mask(n_queries: int, n_keys: int) -> np.ndarray:
-    """Bottom-right causal mask (L, S): query i, at position S - L + i, sees keys 0..S-L+i.
-
-    For L == S it equals PyTorch's `tril(ones(L, S))`; for L < S (new tokens after a KV
-    cache) each query also sees every cached key.
-
-    >>> causal_mask(2, 4).astype(int)
-    array([[1, 1, 1, 0],
-           [1, 1, 1, 1]])
-    """
-    return np.tri(n_queries, n_keys, k=n_keys - n_queries, dtype=bool)
 
 
 class LayerKVCache:
@@ -119,21 +109,6 @@ def _check_key_padding(mask, batch: int, n_keys: int) -> np.ndarray:
     return m
 
 
-def _check_attn_mask(mask, scores_shape: tuple[int, ...]):
-    m = mask if isinstance(mask, Tensor) else Tensor._make(np.asarray(mask))
-    if m.dtype != np.bool_ and m.dtype.kind != "f":
-        raise TypeError(f"attn_mask must be boolean (True = may attend) or floating, "
-                        f"got {m.dtype}")
-    try:
-        fits = m.ndim <= 4 and np.broadcast_shapes(m.shape, scores_shape) == scores_shape
-    except ValueError:
-        fits = False
-    if not fits:
-        raise ValueError(f"attn_mask has shape {m.shape}; expected a shape that broadcasts to "
-                         f"(B, nh, T, S) = {scores_shape}, e.g. (T, S) or (B, 1, T, S)")
-    return m
-
-
 def attend(q: Tensor, k: Tensor, v: Tensor, *, is_causal: bool = False, attn_mask=None,
            key_padding_mask=None, kv_cache: LayerKVCache | None = None,
            dropout_p: float = 0.0) -> Tensor:
@@ -154,13 +129,13 @@ def attend(q: Tensor, k: Tensor, v: Tensor, *, is_causal: bool = False, attn_mas
                                               is_causal=is_causal and t > 1)
     allowed = None                                                     # boolean, True = may see
     if is_causal:
-        allowed = causal_mask(t, s)                                    # (T, S)
+        allowed = causal_mask(t, s, align="bottom-right")              # (T, S)
     if key_padding_mask is not None:
         keep = ~_check_key_padding(key_padding_mask, b, s)[:, None, None, :]   # (B, 1, 1, S)
         allowed = keep if allowed is None else allowed & keep          # (B, 1, T, S)
     mask = allowed
     if attn_mask is not None:
-        m = _check_attn_mask(attn_mask, (b, nh, t, s))
+        m = check_attn_mask(attn_mask, (b, nh, t, s), caller="attend", layout="(B, nh, T, S)")
         if m.dtype == np.bool_:
             mask = m.data if allowed is None else m.data & allowed
         else:

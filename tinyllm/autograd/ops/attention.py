@@ -3,33 +3,19 @@
 Shapes: `...` the batch dimensions (usually B, nh), L query positions, S key positions,
 E query/key features, Ev value features.
 
-Forward, written out::
+The equations, forward and backward, are in `tinyllm/kernels/attention_reference.py`: the
+NumPy pair `attention_forward` / `attention_backward` (re-exported here), to be read top to
+bottom. This module adds what autograd needs and nothing else:
 
-    scores = scale * q @ k^T                    (..., L, S)
-    scores = where(mask, scores, -inf)          boolean mask: True = may attend
-       or  = scores + mask                      float mask: added to the scores
-    P      = softmax(scores)                    each query's weights over the keys
-    P'     = P * keep / (1 - dropout_p)         dropout on the weights (training only)
-    out    = P' @ v                             (..., L, Ev)
+- `ScaledDotProductAttention`, one graph node (instead of seven composed ones) that calls
+  `tinyllm.kernels.attention_forward` / `attention_backward` -- that NumPy pair, or the
+  compiled kernel with the same signatures (ext/attention.pyx: blockwise, with an online
+  softmax) where it is built -- and sums each gradient back to its input's shape;
+- `scaled_dot_product_attention`, PyTorch's function: it checks the inputs and the mask
+  (`check_attn_mask`, which `tinyllm.nn` uses too) and applies the node.
 
-Backward (dout = dL/dout)::
-
-    dv      = P'^T @ dout
-    dP      = (dout @ v^T) * keep / (1 - dropout_p)
-    dscores = P * (dP - sum_S(dP * P))          the softmax backward, row by row
-    dq      = scale * dscores @ k
-    dk      = scale * dscores^T @ q
-    dmask   = dscores                           (float masks only, summed to the mask's shape)
-
-Only P (and the dropout scale) is kept between the two: one (..., L, S) array, the same
-memory as the composed version's softmax output but one graph node instead of seven.
-
-The plain-array pair `attention_forward` / `attention_backward` (defined in
-`tinyllm.kernels.reference`, re-exported here) is the whole computation;
-`ScaledDotProductAttention` only wraps it for autograd. The compiled kernel with the same
-signatures (ext/attention.pyx: causal or boolean masks, blockwise with an online softmax, so it
-keeps a per-row log-sum-exp instead of P) is `tinyllm.kernels.attention_forward` /
-`attention_backward` when it is built, and takes over automatically (see `_kernel`).
+The call path: `F.scaled_dot_product_attention` -> `ScaledDotProductAttention.forward` ->
+`tinyllm.kernels.attention_forward` -> `scores = q @ k^T` in attention_reference.py.
 """
 
 from __future__ import annotations
@@ -40,25 +26,15 @@ import numbers
 import numpy as np
 
 from ... import kernels
-from ...kernels.reference import (  # noqa: F401 - re-exported: the NumPy pair lives there
+from ...kernels.attention_reference import (  # noqa: F401 - re-exported: the equations
     AttentionCache,
-    _allowed,
     attention_backward,
     attention_forward,
-    causal_mask,
 )
 from ..function import Function
+from ..random import default_generator
 from ..tensor import Tensor
 from ._util import broadcast_shape, unbroadcast
-
-
-def _kernel(name: str):
-    """The active backend's kernel `name` (compiled, or the NumPy pair), else the NumPy pair.
-
-    This is the dispatch point: tests swap `tinyllm.kernels.attention_forward` /
-    `attention_backward` here, and every caller picks them up without changing.
-    """
-    return getattr(kernels, name, None) or globals()[name]
 
 
 class ScaledDotProductAttention(Function):
@@ -69,12 +45,12 @@ class ScaledDotProductAttention(Function):
 
     def forward(self, q, k, v, mask, scale, is_causal, dropout_p, generator):
         self.shapes = (q.shape, k.shape, v.shape, None if mask is None else mask.shape)
-        out, self.cache = _kernel("attention_forward")(
-            q, k, v, mask, scale, is_causal, dropout_p, generator)
+        out, self.cache = kernels.attention_forward(q, k, v, mask, scale, is_causal, dropout_p,
+                                                    generator)
         return out
 
     def backward(self, dout):
-        dq, dk, dv, dscores = _kernel("attention_backward")(dout, self.cache)
+        dq, dk, dv, dscores = kernels.attention_backward(dout, self.cache)
         q_shape, k_shape, v_shape, mask_shape = self.shapes
         dmask = None
         if len(self.needs_input_grad) > 3 and self.needs_input_grad[3]:
@@ -108,18 +84,29 @@ def _check_inputs(q: Tensor, k: Tensor, v: Tensor) -> tuple[int, ...]:
     return (*batch, q.shape[-2], k.shape[-2])
 
 
-def _check_mask(mask: np.ndarray, scores_shape: tuple[int, ...]) -> None:
-    if mask.dtype != np.bool_ and mask.dtype.kind != "f":
-        raise TypeError(f"scaled_dot_product_attention: attn_mask must be boolean (True = may "
-                        f"attend) or floating (added to the scores), got {mask.dtype}")
+def check_attn_mask(mask, scores_shape: tuple[int, ...], *,
+                    caller: str = "scaled_dot_product_attention",
+                    layout: str = "(..., L, S)") -> Tensor:
+    """Check an attention mask against the scores' shape; return it as a Tensor.
+
+    The one check for `attn_mask`, used by `scaled_dot_product_attention` and `tinyllm.nn`:
+    boolean (True = may attend) or floating (added to the scores), broadcastable to
+    `scores_shape`, whose letters `layout` names in the error message.
+    """
+    m = mask if isinstance(mask, Tensor) else Tensor._make(np.asarray(mask))
+    if m.dtype != np.bool_ and m.dtype.kind != "f":
+        raise TypeError(f"{caller}: attn_mask must be boolean (True = may attend) or floating "
+                        f"(added to the scores), got {m.dtype}")
+    scores_shape = tuple(scores_shape)
     try:
-        fits = np.broadcast_shapes(mask.shape, scores_shape) == tuple(scores_shape)
+        fits = np.broadcast_shapes(m.shape, scores_shape) == scores_shape
     except ValueError:
         fits = False
     if not fits:
-        raise ValueError(f"scaled_dot_product_attention: attn_mask of shape {mask.shape} does "
-                         f"not broadcast to the attention scores' shape (..., L, S) = "
-                         f"{tuple(scores_shape)}")
+        raise ValueError(f"{caller}: attn_mask of shape {m.shape} does not broadcast to the "
+                         f"attention scores; accepted: a shape that broadcasts to {layout} = "
+                         f"{scores_shape}, e.g. {scores_shape[-2:]} for the whole batch")
+    return m
 
 
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask=None,
@@ -154,14 +141,13 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     if scale is not None and not (isinstance(scale, numbers.Real) and math.isfinite(scale)):
         raise ValueError(f"scaled_dot_product_attention: scale must be a finite number or "
                          f"None, got {scale!r}")
-    mask_t = None
     if attn_mask is not None and is_causal:
         raise ValueError("scaled_dot_product_attention: give attn_mask or is_causal=True, not "
-                         "both (as PyTorch); to combine them, pass attn_mask & causal_mask(L, S)")
-    if attn_mask is not None:
-        mask_t = attn_mask if isinstance(attn_mask, Tensor) else Tensor._make(
-            np.asarray(attn_mask))
-        _check_mask(mask_t.data, scores_shape)
+                         "both (as PyTorch); to combine them, pass attn_mask & "
+                         "tinyllm.nn.causal_mask(L, S, align='top-left')")
+    mask_t = None if attn_mask is None else check_attn_mask(attn_mask, scores_shape)
+    if dropout_p > 0.0 and generator is None:
+        generator = default_generator()
     return ScaledDotProductAttention.apply(
         query, key, value, mask_t, scale=None if scale is None else float(scale),
         is_causal=bool(is_causal),
