@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -185,7 +185,43 @@ def eval_batches(
         yield np.ascontiguousarray(windows[:, :-1]), np.ascontiguousarray(windows[:, 1:])
 
 
-class LMBatcher:
+class _ResumableBatcher:
+    """What every batcher shares: a seeded generator whose exact state saves and restores.
+
+    Subclasses set ``seed``, ``rng`` and ``step``, and name in ``_shape_keys`` the settings a
+    saved state must match.
+    """
+
+    _shape_keys: tuple[str, ...] = ()
+
+    def __iter__(self):
+        return self
+
+    def state_dict(self) -> dict:
+        """Seed, step count, batch shape and the generator's exact state, as JSON types."""
+        return {"seed": self.seed, "step": self.step,
+                **{key: getattr(self, key) for key in self._shape_keys},
+                "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resume from ``state_dict()`` output (the batch shape must match)."""
+        for key in self._shape_keys:
+            if state.get(key) != getattr(self, key):
+                raise ValueError(
+                    f"saved {key}={state.get(key)!r} differs from this batcher's "
+                    f"{key}={getattr(self, key)!r}; resuming would change the batches"
+                )
+        rng = np.random.default_rng()
+        try:
+            rng.bit_generator.state = state["rng"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"state['rng'] is not a saved generator state: {exc}") from None
+        self.rng = rng
+        self.seed = state.get("seed")
+        self.step = int(state.get("step", 0))
+
+
+class LMBatcher(_ResumableBatcher):
     """An endless, seeded stream of GPT batches whose position can be saved and restored.
 
     ``state_dict()`` is JSON-ready; ``load_state_dict`` resumes bit-identically.
@@ -199,6 +235,8 @@ class LMBatcher:
     True
     """
 
+    _shape_keys = ("batch_size", "block_size")
+
     def __init__(self, ids: np.ndarray, batch_size: int, block_size: int, seed: int = 0):
         ids = _as_stream(ids)
         positive_int("batch_size", batch_size)
@@ -210,44 +248,11 @@ class LMBatcher:
         self.rng = np.random.default_rng(seed)
         self.step = 0
 
-    def __iter__(self) -> LMBatcher:
-        return self
-
     def __next__(self) -> tuple[np.ndarray, np.ndarray]:
         batch = get_batch(self.ids, self.batch_size, self.block_size, self.rng)
         self.step += 1
         return batch
 
-    def state_dict(self) -> dict:
-        """Seed, step count and the generator's exact state, as plain JSON types."""
-        return {
-            "seed": self.seed,
-            "step": self.step,
-            "batch_size": self.batch_size,
-            "block_size": self.block_size,
-            "rng": self.rng.bit_generator.state,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        """Resume from ``state_dict()`` output (batch and block size must match)."""
-        _restore(self, state, ("batch_size", "block_size"))
-
-
-def _restore(batcher, state: dict, must_match: Sequence[str]) -> None:
-    for key in must_match:
-        if state.get(key) != getattr(batcher, key):
-            raise ValueError(
-                f"saved {key}={state.get(key)!r} differs from this batcher's "
-                f"{key}={getattr(batcher, key)!r}; resuming would change the batches"
-            )
-    rng = np.random.default_rng()
-    try:
-        rng.bit_generator.state = state["rng"]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"state['rng'] is not a saved generator state: {exc}") from None
-    batcher.rng = rng
-    batcher.seed = state.get("seed")
-    batcher.step = int(state.get("step", 0))
 
 
 # ---------------------------------------------------------------------- BERT batches
@@ -339,7 +344,7 @@ def make_pair_batch(
     }
 
 
-class BertBatcher:
+class BertBatcher(_ResumableBatcher):
     """Seeded BERT pre-training batches from a token stream: sentence pairs, NSP and MLM.
 
     Each row takes ``a`` from a random place in ``ids``; ``b`` is the text that follows ``a``
@@ -350,6 +355,8 @@ class BertBatcher:
     int64 arrays: ``input_ids``, ``token_type_ids``, ``attention_mask``, ``labels`` (all
     ``(B, L)``) and ``next_sentence_label`` ``(B,)``.
     """
+
+    _shape_keys = ("batch_size", "max_length")
 
     def __init__(
         self,
@@ -390,9 +397,6 @@ class BertBatcher:
         self.rng = np.random.default_rng(seed)
         self.step = 0
 
-    def __iter__(self) -> BertBatcher:
-        return self
-
     def _pair(self) -> tuple[np.ndarray, np.ndarray, int]:
         rng, n = self.rng, len(self.ids)
         budget = self.max_length - 3  # room left for a and b after [CLS], [SEP], [SEP]
@@ -420,16 +424,4 @@ class BertBatcher:
         self.step += 1
         return batch
 
-    def state_dict(self) -> dict:
-        """Seed, step count and the generator's exact state, as plain JSON types."""
-        return {
-            "seed": self.seed,
-            "step": self.step,
-            "batch_size": self.batch_size,
-            "max_length": self.max_length,
-            "rng": self.rng.bit_generator.state,
-        }
 
-    def load_state_dict(self, state: dict) -> None:
-        """Resume from ``state_dict()`` output (batch size and max_length must match)."""
-        _restore(self, state, ("batch_size", "max_length"))

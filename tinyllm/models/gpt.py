@@ -40,7 +40,7 @@ from ..nn import (
 from .base import LMOutput, PretrainedModel, as_ids, lm_loss
 from .config import GPT_PRESETS, GPTConfig
 from .registry import ModelFamily, register_family
-from .sampling import next_tokens, start_generation
+from .sampling import generating, next_tokens, start_generation
 
 
 class GPTTransformer(Module):
@@ -162,25 +162,17 @@ class GPT(PretrainedModel):
         n_ctx = self.config.block_size
         cache = KVCache(self.config.n_layer) if use_cache else None
         finished = np.zeros(len(ids), dtype=bool)
-        was_training = self.training
-        self.eval()
-        try:
+        with generating(self, streamer):
             for _ in range(max_new_tokens):
                 if cache is not None and ids.shape[1] <= n_ctx:
                     logits = self(ids[:, cache.length:], kv_cache=cache).logits
                 else:
                     logits = self(ids[:, -n_ctx:]).logits
                 nxt = next_tokens(logits.data[:, -1, :], greedy, temperature, top_k, top_p,
-                                  rng, finished, eos_token_id)          # (B,)
-                if streamer is not None:
-                    streamer.put(nxt)
+                                  rng, finished, eos_token_id, streamer)  # (B,)
                 ids = np.concatenate([ids, nxt[:, None].astype(np.int64)], axis=1)
                 if eos_token_id is not None and finished.all():
                     break
-        finally:
-            self.train(was_training)
-            if streamer is not None:
-                streamer.end()
         return ids[0] if one_row else ids
 
     # ----------------------------------------------------------------- size and cost

@@ -50,7 +50,7 @@ from ..nn import LSTM, Dropout, Embedding, Linear, init
 from .base import LMOutput, PretrainedModel, as_ids, lm_loss
 from .config import ModelConfig
 from .registry import ModelFamily, register_family
-from .sampling import next_tokens, start_generation
+from .sampling import generating, next_tokens, start_generation
 
 # name: (num_layers, hidden_size, n_positions); n_embd = hidden_size (tied head)
 _SIZES = {
@@ -187,23 +187,15 @@ class LSTMLM(PretrainedModel):
             eos_token_id, seed, do_sample)
         finished = np.zeros(len(ids), dtype=bool)
         new, feed, state = [], ids, None
-        was_training = self.training
-        self.eval()
-        try:
+        with generating(self, streamer):
             for _ in range(max_new_tokens):
                 logits, state = self.forward_with_state(feed, state)
                 nxt = next_tokens(logits.data[:, -1, :], greedy, temperature, top_k, top_p,
-                                  rng, finished, eos_token_id)          # (B,)
-                if streamer is not None:
-                    streamer.put(nxt)
+                                  rng, finished, eos_token_id, streamer)  # (B,)
                 feed = nxt[:, None].astype(np.int64)                   # (B, 1)
                 new.append(feed)
                 if eos_token_id is not None and finished.all():
                     break
-        finally:
-            self.train(was_training)
-            if streamer is not None:
-                streamer.end()
         out = np.concatenate([ids, *new], axis=1)
         return out[0] if one_row else out
 

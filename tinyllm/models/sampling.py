@@ -5,6 +5,8 @@ Shapes: B rows being generated, V vocabulary.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from ..autograd.random import default_generator
@@ -24,16 +26,33 @@ def start_generation(idx, vocab_size: int, max_new_tokens, temperature, top_k, t
     rng = np.random.default_rng(seed) if seed is not None else default_generator()
     return ids, one_row, rng, not do_sample or temperature == 0
 
+@contextmanager
+def generating(model, streamer=None):
+    """`with generating(model, streamer):` runs a generation loop in evaluation mode (the
+    model's mode is restored after) and ends the streamer however the loop stops."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+        if streamer is not None:
+            streamer.end()
+
+
 def next_tokens(last_logits: np.ndarray, greedy: bool, temperature, top_k, top_p,
                 rng: np.random.Generator, finished: np.ndarray,
-                eos_token_id: int | None) -> np.ndarray:
+                eos_token_id: int | None, streamer=None) -> np.ndarray:
     """The next id of each row from its last logits (B, V); rows that already emitted
-    `eos_token_id` keep repeating it, and `finished` (B,) is updated in place."""
+    `eos_token_id` keep repeating it, and `finished` (B,) is updated in place. A streamer's
+    `put` receives the ids (B,)."""
     last = last_logits.astype(np.float64)                              # (B, V)
     nxt = last.argmax(axis=-1) if greedy else sample(last, temperature, top_k, top_p, rng)
     if eos_token_id is not None:
         nxt = np.where(finished, eos_token_id, nxt)
         finished |= nxt == eos_token_id
+    if streamer is not None:
+        streamer.put(nxt)
     return nxt
 
 
