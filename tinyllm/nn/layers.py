@@ -17,10 +17,9 @@ import math
 import numpy as np
 
 from .. import functional as F
-from .._checks import positive_int
+from .._checks import choice, positive_int
 from ..autograd.dtype import get_default_dtype
 from ..autograd.grad_mode import is_grad_enabled
-from ..autograd.ops._util import check_choice
 from ..autograd.ops.elementwise import where
 from ..autograd.tensor import Tensor
 from . import init
@@ -173,7 +172,7 @@ ACTIVATIONS = {
 
 def get_activation(name: str):
     """The activation function named `name` (see `ACTIVATIONS`)."""
-    check_choice("activation", "name", name, tuple(ACTIVATIONS))
+    choice("name", name, tuple(ACTIVATIONS), where="activation")
     return ACTIVATIONS[name]
 
 
@@ -182,7 +181,7 @@ class GELU(Module):
 
     def __init__(self, approximate: str = "none"):
         super().__init__()
-        check_choice("GELU", "approximate", approximate, ("none", "tanh"))
+        choice("approximate", approximate, ("none", "tanh"), where="GELU")
         self.approximate = approximate
 
     def forward(self, x: Tensor) -> Tensor:

@@ -53,10 +53,3 @@ def normalize_dim(op: str, dim, ndim: int) -> tuple[int, ...] | None:
     if len(set(out)) != len(out):
         raise ValueError(f"{op}: dim {dim} repeats a dimension")
     return tuple(sorted(out))
-
-
-def check_choice(op: str, name: str, value, accepted) -> None:
-    """Raise a ValueError listing the accepted values when `value` is not one of them."""
-    if value not in accepted:
-        listed = ", ".join(repr(a) for a in accepted)
-        raise ValueError(f"{op}: unknown {name}={value!r}; accepted: {listed}")

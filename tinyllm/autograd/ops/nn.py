@@ -12,10 +12,11 @@ from __future__ import annotations
 import numpy as np
 
 from ... import kernels
+from ..._checks import choice
 from ..function import Function
 from ..random import default_generator
 from ..tensor import Tensor
-from ._util import check_choice, normalize_dim
+from ._util import normalize_dim
 
 
 # ------------------------------------------------------------------ softmax family
@@ -117,7 +118,7 @@ def cross_entropy(input: Tensor, target, ignore_index: int = -100,  # noqa: A002
     As `torch.nn.functional.cross_entropy`: targets equal to `ignore_index` count for nothing,
     `reduction='mean'` divides by the number of counted targets.
     """
-    check_choice("cross_entropy", "reduction", reduction, ("mean", "sum", "none"))
+    choice("reduction", reduction, ("mean", "sum", "none"), where="cross_entropy")
     _float_input("cross_entropy", input)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], "
@@ -207,7 +208,7 @@ class Gelu(Function):
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:  # noqa: A002
-    check_choice("gelu", "approximate", approximate, ("none", "tanh"))
+    choice("approximate", approximate, ("none", "tanh"), where="gelu")
     return Gelu.apply(input, approximate=approximate)
 
 
