@@ -94,7 +94,7 @@ def test_unsupported_cases_fall_back(kern):
 @pytest.mark.parametrize("causal", [True, False])
 def test_parallel_heads_match(causal):
     if "cython" not in BACKENDS:
-        pytest.skip("compiled kernels not built")
+        pytest.skip(kernels.compiled_reason())
     from tinyllm.kernels import _attention
 
     old = _attention.set_parallel_threshold(0)
@@ -149,7 +149,7 @@ def test_twin_dropout_needs_a_generator():
 def test_compiled_kernel_refuses_what_it_does_not_support():
     """Called directly, the compiled pair says what it takes (tinyllm.kernels routes the rest)."""
     if "cython" not in BACKENDS:
-        pytest.skip("compiled kernels not built")
+        pytest.skip(kernels.compiled_reason())
     from tinyllm.kernels import _attention
 
     q, k, v, dout = inputs((1, 1, 3, 3, 2, 2), np.float64)

@@ -126,5 +126,5 @@ def test_layer_norm_op_gradcheck():
 
 def test_compiled_backend_has_every_kernel():
     if "cython" not in BACKENDS:
-        pytest.skip("compiled kernels not built")
+        pytest.skip(kernels.compiled_reason())
     assert "NumPy twins for" not in kernels.backend_reason() or kernels.backend() != "cython"

@@ -88,7 +88,7 @@ def test_backward_matches_reference(k, forward, backward, dtype, shape):
 def test_threaded_rows_match_reference(forward, backward, dtype):
     """The compiled kernels' multi-threaded path (forced with a zero threshold)."""
     if "cython" not in BACKENDS:
-        pytest.skip("compiled kernels not built")
+        pytest.skip(kernels.compiled_reason())
     from tinyllm.kernels import _softmax
 
     k = kernels.get_backend("cython")
@@ -333,7 +333,7 @@ def test_active_backend_reports_itself():
 # ---------------------------------------------------------------- the kernel table
 
 API = {"KERNELS", "KERNEL_TABLE", "Kernel", "available_backends", "backend", "backend_reason",
-       "get_backend", "reference"}
+       "compiled_reason", "get_backend", "reference"}
 TABLE_NAMES = [row.name for row in kernels.KERNEL_TABLE]
 COMPILED_MODULES = sorted({row.module for row in kernels.KERNEL_TABLE})
 
@@ -357,7 +357,7 @@ def test_every_table_row_is_dispatched_on_every_backend(name):
 @pytest.mark.parametrize("stem", COMPILED_MODULES)
 def test_each_compiled_module_has_the_thread_controls(stem):
     if "cython" not in BACKENDS:
-        pytest.skip("compiled kernels not built")
+        pytest.skip(kernels.compiled_reason())
     import importlib
 
     module = importlib.import_module(f"tinyllm.kernels._{stem}")
@@ -370,7 +370,7 @@ def test_each_compiled_module_has_the_thread_controls(stem):
 def test_backend_reason_names_the_table_rows_left_on_twins(stem):
     """A compiled module that fails to import leaves exactly its table rows on their twins."""
     if "cython" not in BACKENDS:
-        pytest.skip("compiled kernels not built")
+        pytest.skip(kernels.compiled_reason())
     result = run_python(
         "import importlib.abc, sys\n"
         "class Broken(importlib.abc.MetaPathFinder):\n"
@@ -402,7 +402,7 @@ def test_compiled_sources_import_nothing_from_tinyllm():
 def test_compiled_modules_run_with_the_package_blocked():
     """Each compiled module imports and runs with every `import tinyllm...` made to fail."""
     if "cython" not in BACKENDS:
-        pytest.skip("compiled kernels not built")
+        pytest.skip(kernels.compiled_reason())
     import importlib
 
     files = {stem: importlib.import_module(f"tinyllm.kernels._{stem}").__file__

@@ -429,3 +429,60 @@ def test_an_unknown_pretokenizer_pattern_is_refused(tmp_path):
     path.write_text(json.dumps({**tok, "pattern": "(a+)+$"}))
     with pytest.raises(TokenizerFileError, match="not a pre-tokenizer tinyllm knows to be safe"):
         BPETokenizer.load(path)
+
+
+# ---------------------------------------------------------------------- install and test flow
+def test_a_missing_build_says_where_it_looked_and_never_installs_by_bare_name():
+    """The hint must not be `pip install tinyllm`: that name on the index is another project."""
+    code = ("import sys; sys.modules['tinyllm.kernels._softmax'] = None\n"
+            "import tinyllm.kernels as k; print(k.backend()); print(k.backend_reason())")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ, "TINYLLM_KERNELS": "auto"})
+    backend, reason = r.stdout.splitlines()
+    import tinyllm.kernels
+
+    assert backend == "numpy"
+    assert f"unavailable in {os.path.dirname(tinyllm.kernels.__file__)}" in reason
+    assert "pip install -e ." in reason
+    assert not any(w in reason for w in ("install tinyllm", "reinstall tinyllm",
+                                          "force-reinstall tinyllm"))
+
+
+def test_the_distribution_name_is_not_the_index_s_tinyllm():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    name = re.search(r'^name = "(.+)"', (root / "pyproject.toml").read_text(), re.M).group(1)
+    assert name != "tinyllm" and name.replace("_", "-").lower() != "tinyllm"
+    readme = (root / "README.md").read_text()
+    assert "pip install tinyllm" not in readme and "pip install \"tinyllm" not in readme
+
+
+def test_a_failed_build_removes_compiled_modules_left_by_an_earlier_one(tmp_path):
+    """Else `pip install .` would package the old modules while saying it fell back."""
+    pytest.importorskip("Cython")
+    import shutil
+    import sysconfig
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    src = tmp_path / "src"
+    shutil.copytree(root / "ext", src / "ext")
+    shutil.copytree(root / "tinyllm", src / "tinyllm",
+                    ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+    for name in ("setup.py", "pyproject.toml", "README.md", "MANIFEST.in"):
+        shutil.copy(root / name, src / name)
+    build = tmp_path / "build"
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    stale = build / "tinyllm" / "kernels" / f"_softmax{suffix}"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"an old build")
+    os.utime(stale, (0, 0))              # older than the sources: the build retries it
+    env = {k: v for k, v in os.environ.items() if k != "TINYLLM_REQUIRE_EXT"}
+    r = subprocess.run([sys.executable, "setup.py", "build_ext", "--build-lib", str(build)],
+                       cwd=src, env={**env, "CC": "false", "LDSHARED": "false"},
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "could not build the Cython kernels" in r.stdout
+    assert f"removed {stale}" in r.stdout and not stale.exists()

@@ -46,9 +46,9 @@ from . import reference
 
 _ENV = "TINYLLM_KERNELS"
 _CHOICES = ("auto", "numpy", "cython")
-_REBUILD = ("to build them, install a C compiler and reinstall tinyllm without pip's wheel "
-            "cache: pip install --no-cache-dir --force-reinstall tinyllm (from a checkout: "
-            "pip install -e .)")
+_REBUILD = ("to build them, install a C compiler, then in the tinyllm checkout run: "
+            "pip install --no-cache-dir --force-reinstall . (or pip install -e . to build them "
+            "in place, which is what the tests of a checkout import)")
 
 
 # ------------------------------------------------------------------ adapters
@@ -187,7 +187,7 @@ KERNELS = tuple(row.name for row in KERNEL_TABLE)
 _CORE_MODULES = ("softmax", "special")
 
 __all__ = ["KERNELS", "KERNEL_TABLE", "Kernel", "available_backends", "backend",
-           "backend_reason", "get_backend", "reference", *KERNELS]
+           "backend_reason", "compiled_reason", "get_backend", "reference", *KERNELS]
 
 
 # ------------------------------------------------------------------ the backends
@@ -230,7 +230,8 @@ def _import_compiled() -> tuple[SimpleNamespace | None, str]:
     why = {stem: f"{type(exc).__name__}: {exc}" for stem, exc in errors.items()}
     for stem in _CORE_MODULES:
         if stem in why:
-            return None, f"compiled kernels unavailable ({why[stem]})"
+            return None, (f"compiled kernels unavailable in {os.path.dirname(__file__)} "
+                          f"({why[stem]})")
     namespace = SimpleNamespace(name="cython")
     for row in KERNEL_TABLE:  # whatever did not import runs on its twin
         module = modules.get(row.module)
@@ -281,6 +282,11 @@ def available_backends() -> list[str]:
     so tests can compare every backend; it does not change the active one.
     """
     return ["numpy"] + (["cython"] if _compiled()[0] is not None else [])
+
+
+def compiled_reason() -> str:
+    """Whether the compiled kernels import, and from where (or why not), in words."""
+    return _compiled()[1]
 
 
 def get_backend(name: str) -> SimpleNamespace:
