@@ -29,9 +29,6 @@ import numpy as np
 
 from .._checks import non_negative_int, positive_int
 
-#: Names ``load_corpus`` knows besides file paths.
-CORPORA: tuple[str, ...] = ("pydoc", "stdlib", "markov")
-
 #: Directories of the standard library that hold tests, an IDE, or third-party packages.
 STDLIB_EXCLUDED_DIRS = frozenset(
     {"test", "tests", "idle_test", "idlelib", "site-packages", "dist-packages", "__pycache__"}
@@ -67,7 +64,7 @@ class Corpus:
 
 def list_corpora() -> list[str]:
     """The names of the built-in corpora."""
-    return list(CORPORA)
+    return list(_BUILDERS)
 
 
 def load_corpus(name_or_path: str | os.PathLike, **options) -> Corpus:
@@ -76,9 +73,8 @@ def load_corpus(name_or_path: str | os.PathLike, **options) -> Corpus:
     Options: ``"stdlib"`` takes ``max_bytes``; ``"markov"`` takes ``order``, ``alphabet``,
     ``branching``, ``epsilon``, ``length`` and ``seed`` (see ``markov_corpus``).
     """
-    if isinstance(name_or_path, str) and name_or_path in CORPORA:
-        builder = {"pydoc": pydoc_corpus, "stdlib": stdlib_corpus, "markov": markov_corpus}
-        func = builder[name_or_path]
+    if isinstance(name_or_path, str) and name_or_path in _BUILDERS:
+        func = _BUILDERS[name_or_path]
         accepted = list(inspect.signature(func).parameters)
         unknown = sorted(set(options) - set(accepted))
         if unknown:
@@ -96,7 +92,7 @@ def load_corpus(name_or_path: str | os.PathLike, **options) -> Corpus:
         raise TypeError(f"a text-file corpus takes no options, got {sorted(options)}")
     if path.is_file():
         return text_file_corpus(path)
-    known = ", ".join(repr(n) for n in CORPORA)
+    known = ", ".join(repr(n) for n in _BUILDERS)
     if path.exists():
         raise ValueError(f"{str(path)!r} is not a regular file; give a UTF-8 text file")
     if isinstance(name_or_path, str) and os.sep not in name_or_path and "." not in name_or_path:
@@ -414,3 +410,9 @@ def markov_corpus(
         entropy_rate_bits=source.entropy_rate(),
         metadata=meta,
     )
+
+
+#: The built-in corpora: name -> the function that builds it (its keyword arguments are the
+#: options `load_corpus` accepts). Adding a corpus is a function and a line here.
+_BUILDERS = {"pydoc": pydoc_corpus, "stdlib": stdlib_corpus, "markov": markov_corpus}
+CORPORA: tuple[str, ...] = tuple(_BUILDERS)
