@@ -98,7 +98,7 @@ def _gelu_forward(module: ModuleType, name: str) -> Callable:
     """gelu_forward(x, approximate) on any shape (the compiled one takes a flat vector)."""
     def gelu_forward(x, approximate="tanh"):
         x = reference.check_input(x, name)
-        tanh = reference._gelu_form(approximate, name)
+        tanh = reference.is_tanh_gelu(approximate, name)
         return module.gelu_forward(_flat(x), tanh).reshape(x.shape)
     return gelu_forward
 
@@ -107,7 +107,7 @@ def _gelu_backward(module: ModuleType, name: str) -> Callable:
     """gelu_backward(x, dy, approximate) on any shape."""
     def gelu_backward(x, dy, approximate="tanh"):
         x, dy = reference.check_pair(x, dy, name)
-        tanh = reference._gelu_form(approximate, name)
+        tanh = reference.is_tanh_gelu(approximate, name)
         return module.gelu_backward(_flat(x), _flat(dy), tanh).reshape(x.shape)
     return gelu_backward
 

@@ -21,6 +21,8 @@ import math
 
 import numpy as np
 
+from .._checks import choice
+
 # Attention's pair lives in its own file, the one to read for the equations; every twin is
 # still reachable here as reference.<name>.
 from .attention_reference import (  # noqa: F401 - re-exported
@@ -146,18 +148,16 @@ _GELU_C = 0.044715
 _GELU_FORMS = ("none", "tanh")
 
 
-def _gelu_form(approximate: str, name: str) -> bool:
-    """True for the tanh form; checks the name."""
-    if approximate not in _GELU_FORMS:
-        raise ValueError(f"{name}: approximate must be 'none' or 'tanh', got {approximate!r}")
-    return approximate == "tanh"
+def is_tanh_gelu(approximate: str, name: str) -> bool:
+    """True for GELU's tanh form, False for the exact one; any other name is an error."""
+    return choice("approximate", approximate, _GELU_FORMS, where=name) == "tanh"
 
 
 def gelu_forward(x, approximate="tanh"):
     """GELU(x) = x * Phi(x) exactly (``"none"``, via erf) or GPT-2's tanh approximation:
     0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). Elementwise, any shape."""
     x = check_input(x, "gelu_forward")
-    if _gelu_form(approximate, "gelu_forward"):
+    if is_tanh_gelu(approximate, "gelu_forward"):
         t = np.tanh(_SQRT_2_OVER_PI * (x + _GELU_C * (x * x * x)))   # not x**3: far slower
         return 0.5 * x * (1 + t)
     return x * (0.5 * (1 + erf(x / math.sqrt(2.0)))).astype(x.dtype, copy=False)
@@ -166,7 +166,7 @@ def gelu_forward(x, approximate="tanh"):
 def gelu_backward(x, dy, approximate="tanh"):
     """dL/dx of gelu_forward, from the forward's *input* ``x`` and dL/dy."""
     x, dy = check_pair(x, dy, "gelu_backward")
-    if _gelu_form(approximate, "gelu_backward"):
+    if is_tanh_gelu(approximate, "gelu_backward"):
         t = np.tanh(_SQRT_2_OVER_PI * (x + _GELU_C * (x * x * x)))
         du = _SQRT_2_OVER_PI * (1 + 3 * _GELU_C * x * x)
         return dy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du)
