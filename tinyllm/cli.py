@@ -183,7 +183,7 @@ def cmd_train(args) -> int:
                              f"may change, got --{extra[0].replace('_', '-')}")
         trainer = Trainer.resume(args.resume, steps=options.get("steps"), quiet=args.quiet)
     else:
-        _check_preset(options.get("model", "gpt"), options.get("preset"))
+        _check_preset(options.get("model", TrainConfig.model), options.get("preset"))
         trainer = Trainer(TrainConfig(**options), quiet=args.quiet, overwrite=args.overwrite,
                           check_memory=not args.ignore_memory_check)
     result = trainer.train()

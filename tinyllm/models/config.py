@@ -70,6 +70,15 @@ def _check_heads(cls: str, width_name: str, width: int, heads_name: str, heads: 
                          f"whole number (e.g. {heads_name}={_divisor_near(width, heads)})")
 
 
+def stored_score_copies() -> int:
+    """Numbers a training step keeps per attention score: 3 on the NumPy twin (the scores,
+    the probabilities and their gradient, all T x T), none on the compiled kernel, which keeps
+    only each row's log-sum-exp and recomputes the rest block by block in backward."""
+    from .. import kernels
+
+    return 3 if kernels.attention_forward is kernels.reference.attention_forward else 0
+
+
 def _check_activation(cls: str, field: str, name: str) -> None:
     if name not in SUPPORTED_ACTIVATIONS:
         raise ValueError(f"{cls}: {field}={name!r} is not supported; "
@@ -103,16 +112,17 @@ class ModelConfig:
         computed from the config alone, before anything is allocated."""
         raise NotImplementedError
 
-    def activation_count(self, batch_size: int, block_size: int) -> int:
-        """About how many numbers one training step keeps for backward at batch x block."""
+    def activation_count(self, batch_size: int, block_size: int, score_copies: int = 3) -> int:
+        """About how many numbers one training step keeps for backward at batch x block;
+        `score_copies` numbers per attention score (see `stored_score_copies`)."""
         raise NotImplementedError
 
     def train_memory_bytes(self, batch_size: int, block_size: int, itemsize: int = 4) -> int:
         """An estimate of one training step's peak memory: weights, gradients and two AdamW
         moments (4 copies of every parameter) plus the activations kept for backward and,
         at the peak of backward, about as many gradients of them."""
-        return itemsize * (4 * self.param_count()
-                           + 2 * self.activation_count(batch_size, block_size))
+        acts = self.activation_count(batch_size, block_size, stored_score_copies())
+        return itemsize * (4 * self.param_count() + 2 * acts)
 
     def replace(self, **changes):
         """A copy with some fields changed (checked again)."""
@@ -192,12 +202,12 @@ class GPTConfig(ModelConfig):
         head = 0 if self.tie_word_embeddings else v * c
         return v * c + self.n_positions * c + self.n_layer * block + 2 * c + head
 
-    def activation_count(self, batch_size: int, block_size: int) -> int:
+    def activation_count(self, batch_size: int, block_size: int, score_copies: int = 3) -> int:
         # per position and layer: LayerNorms, q/k/v, attention output and projection,
-        # residuals (~10 C), the MLP's input and activation (2 I), and 3 numbers per
-        # attention score (scores, probabilities, their gradient) for each head
+        # residuals (~10 C), the MLP's input and activation (2 I), and `score_copies`
+        # numbers per attention score for each head
         c, t = self.n_embd, block_size
-        per_layer = 10 * c + 2 * self.inner_dim + 3 * self.n_head * t
+        per_layer = 10 * c + 2 * self.inner_dim + score_copies * self.n_head * t
         return batch_size * t * (self.n_layer * per_layer + 3 * self.vocab_size + 2 * c)
 
 
@@ -265,7 +275,8 @@ class BertConfig(ModelConfig):
         mlm_head = (c * c + c) + 2 * c + v       # transform, its LayerNorm, output bias
         return embeddings + self.num_hidden_layers * layer + mlm_head
 
-    def activation_count(self, batch_size: int, block_size: int) -> int:
+    def activation_count(self, batch_size: int, block_size: int, score_copies: int = 3) -> int:
         c, t = self.hidden_size, block_size     # as GPTConfig.activation_count
-        per_layer = 10 * c + 2 * self.intermediate_size + 3 * self.num_attention_heads * t
+        per_layer = (10 * c + 2 * self.intermediate_size
+                     + score_copies * self.num_attention_heads * t)
         return batch_size * t * (self.num_hidden_layers * per_layer + 3 * self.vocab_size + 4 * c)

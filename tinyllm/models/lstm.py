@@ -111,7 +111,7 @@ class LSTMConfig(ModelConfig):
         head = v + (0 if self.tie_word_embeddings else v * h)
         return v * self.n_embd + lstm + head
 
-    def activation_count(self, batch_size: int, block_size: int) -> int:
+    def activation_count(self, batch_size: int, block_size: int, score_copies: int = 3) -> int:
         # per position and layer: the input, four gates, the cell and hidden states and
         # their tanh (~8 H), plus the logits, probabilities and their gradient at the head
         h = self.hidden_size

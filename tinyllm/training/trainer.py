@@ -11,13 +11,17 @@ Shapes: B batch, T block (context) length, V vocabulary.
 from __future__ import annotations
 
 import math
+import os
 import signal
+import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .._io import atomic_write
 from .._memory import check_fits
 from ..autograd import get_default_dtype, get_rng_state, manual_seed, no_grad, set_rng_state
 from ..data import encode_corpus, load_corpus, train_val_split
@@ -32,6 +36,7 @@ from ..optim import (
 from ..tokenizers import BPETokenizer, CharTokenizer, Tokenizer
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, write_json_atomic
 from .config import TrainConfig
+from .interrupt import EXIT_INTERRUPTED, InterruptWatchdog
 from .objectives import objective_for
 from .progress import MetricsLog, Progress
 from .rundir import RunLock, check_new_run_dir, clear_run
@@ -86,6 +91,11 @@ class Trainer:
         self.overwrite = overwrite
         self._stop_signal: str | None = None
         self._in_step = False
+        self._update_lock = threading.Lock()
+        self._pre_step: tuple[dict, dict] | None = None
+        # Seconds a signal may wait for a step stuck in one long NumPy/BLAS/compiled call
+        # before the watchdog saves the last complete step and ends the process.
+        self.interrupt_grace_s = 3.0
         resuming = _checkpoint is not None
         self._owns_run_dir = resuming     # a new run claims its directory when it starts
         if not resuming:
@@ -248,8 +258,13 @@ class Trainer:
                "runs exactly)"))
 
     # ----------------------------------------------------------------- checkpoints
-    def save(self, name: str = LAST) -> Path:
-        """Write a checkpoint of everything the run needs to continue exactly."""
+    def save(self, name: str = LAST, pre_step: tuple[dict, dict] | None = None) -> Path:
+        """Write a checkpoint of everything the run needs to continue exactly.
+
+        `pre_step` = (batcher state, RNG state) taken before a step that is still running:
+        the checkpoint is then the last complete step (the step's update has not happened).
+        """
+        batcher_state, rng_state = pre_step or (self.batcher.state_dict(), get_rng_state())
         arrays = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         optim_state = self.optimizer.state_dict()
         for index, state in optim_state["state"].items():
@@ -259,8 +274,8 @@ class Trainer:
             "step": self.step, "train_config": self.config.to_dict(),
             "model_type": self.config.model, "model_config": self.model.config.to_dict(),
             "tokenizer": self.tokenizer.to_dict(), "optimizer": _jsonable(optim_state),
-            "scheduler": self.scheduler.state_dict(), "batcher": self.batcher.state_dict(),
-            "rng": get_rng_state(), "best_val_loss": self.best_val_loss,
+            "scheduler": self.scheduler.state_dict(), "batcher": batcher_state,
+            "rng": rng_state, "best_val_loss": self.best_val_loss,
             "last_eval": self.last_eval,
         }
         return save_checkpoint(self.run_dir / name, arrays, meta)
@@ -316,7 +331,7 @@ class Trainer:
 
     def _train(self, until: int | None) -> TrainResult:
         c = self.config
-        (self.run_dir / "tokenizer.json").write_text(self.tokenizer.to_json(), encoding="utf-8")
+        atomic_write(self.run_dir / "tokenizer.json", self.tokenizer.to_json())
         write_json_atomic(self.run_dir / "train_config.json", c.to_dict())
         until = c.steps if until is None else min(until, c.steps)
         progress = Progress(total=c.steps, initial=self.step, quiet=self.quiet,
@@ -324,6 +339,8 @@ class Trainer:
         self._announce(progress)
         start, status, sample = time.perf_counter(), "finished", None
         previous = self._install_signal_handlers()
+        watchdog = InterruptWatchdog(self._stop_now, self.interrupt_grace_s)
+        watchdog.start()
         try:
             while self.step < until:
                 t0 = time.perf_counter()
@@ -355,6 +372,7 @@ class Trainer:
             if status == "finished" and self.step == until and self.step % c.eval_interval:
                 self.save(LAST)  # stopped early (`until`): keep the exact state
         finally:
+            watchdog.stop()
             self._restore_signal_handlers(previous)
             progress.close()
         if status == "finished" and self.step == c.steps:
@@ -366,14 +384,14 @@ class Trainer:
         """One step, or None when SIGINT/SIGTERM arrived during its forward or backward pass:
         then the step is undone (the batch and the random state go back to where they were),
         so the checkpoint saved next is exactly the last complete step."""
-        batcher_state, rng_state = self.batcher.state_dict(), get_rng_state()
+        self._pre_step = (self.batcher.state_dict(), get_rng_state())
         try:
             return self._train_step()
         except _StepInterrupted:
             self._in_step = False
             self.optimizer.zero_grad()
-            self.batcher.load_state_dict(batcher_state)
-            set_rng_state(rng_state)
+            self.batcher.load_state_dict(self._pre_step[0])
+            set_rng_state(self._pre_step[1])
             return None
 
     def _train_step(self) -> float:
@@ -382,16 +400,18 @@ class Trainer:
         try:
             loss = self.objective.loss(self.model, next(self.batcher))
             value = loss.item()
-            if not math.isfinite(value):
-                return value
-            self.optimizer.zero_grad()
-            loss.backward()
+            if math.isfinite(value):
+                self.optimizer.zero_grad()
+                loss.backward()
         finally:
-            self._in_step = False     # the update below is never cut in half
-        if c.grad_clip > 0:
-            clip_grad_norm_(self.model.parameters(), c.grad_clip)
-        self.optimizer.step()
-        self.scheduler.step()
+            with self._update_lock:   # the watchdog acts only while _in_step holds
+                self._in_step = False
+        if math.isfinite(value):
+            with self._update_lock:   # the update is never cut in half
+                if c.grad_clip > 0:
+                    clip_grad_norm_(self.model.parameters(), c.grad_clip)
+                self.optimizer.step()
+                self.scheduler.step()
         return value
 
     def _evaluate_and_save(self, progress: Progress) -> str:
@@ -440,6 +460,23 @@ class Trainer:
             return "none yet"
 
     # ----------------------------------------------------------------- signals
+    def _stop_now(self, signal_name: str) -> None:
+        """Called by the watchdog when a signal has waited `interrupt_grace_s` for a step stuck
+        in one long computation: save the last complete step and end the process."""
+        if not self._update_lock.acquire(blocking=False):
+            return                  # the step is updating: the handler will act after it
+        try:
+            if not self._in_step:
+                return              # the step ended: the handler acts (or has acted)
+            self._stop_signal = self._stop_signal or signal_name
+            self.save(LAST, pre_step=self._pre_step)
+            sys.stderr.write(f"\n{self._interrupted_message()} (the step in progress was "
+                             "inside one long computation and was abandoned)\n")
+            sys.stderr.flush()
+            os._exit(EXIT_INTERRUPTED)
+        finally:
+            self._update_lock.release()
+
     def _interrupted_message(self) -> str:
         return (f"{self._stop_signal} received: saved step {self.step} to "
                 f"{self.run_dir / LAST}. Resume with: tinyllm train --resume {self.run_dir}")
