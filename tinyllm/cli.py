@@ -181,7 +181,8 @@ def cmd_train(args) -> int:
         if extra:
             raise ValueError(f"--resume continues a run with its saved settings; only --steps "
                              f"may change, got --{extra[0].replace('_', '-')}")
-        trainer = Trainer.resume(args.resume, steps=options.get("steps"), quiet=args.quiet)
+        trainer = Trainer.resume(args.resume, steps=options.get("steps"), quiet=args.quiet,
+                                 check_memory=not args.ignore_memory_check)
     else:
         _check_preset(options.get("model", TrainConfig.model), options.get("preset"))
         trainer = Trainer(TrainConfig(**options), quiet=args.quiet, overwrite=args.overwrite,

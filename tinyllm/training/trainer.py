@@ -78,7 +78,9 @@ class Trainer:
     """One training run in `<config.out>/<run name>/`.
 
     Start one with `Trainer(config)`, continue one with `Trainer.resume(run_dir)`; then
-    `train()`. SIGINT (Ctrl-C) and SIGTERM save a checkpoint and return cleanly.
+    `train()`. A new run refuses a directory that holds a run (unless `overwrite`) and, before
+    anything is allocated, a step that would not fit in memory (unless not `check_memory`).
+    SIGINT (Ctrl-C) and SIGTERM save the last complete step and return cleanly.
     """
 
     def __init__(self, config: TrainConfig, *, quiet: bool = False, stream=None,
@@ -194,7 +196,7 @@ class Trainer:
     # ----------------------------------------------------------------- resume
     @classmethod
     def resume(cls, run_dir, *, steps: int | None = None, quiet: bool = False,
-               stream=None) -> Trainer:
+               stream=None, check_memory: bool = True) -> Trainer:
         """Continue the run in `run_dir` from its last checkpoint (optionally to more steps)."""
         run_dir = Path(run_dir)
         if not run_dir.is_dir():
@@ -209,8 +211,8 @@ class Trainer:
                 raise ValueError(f"--steps {steps} is fewer than the {meta['step']} steps "
                                  f"already done in {run_dir}")
             config = TrainConfig.from_dict({**config.to_dict(), "steps": steps})
-        return cls(config, quiet=quiet, stream=stream, _checkpoint=(arrays, meta),
-                   run_dir=run_dir)
+        return cls(config, quiet=quiet, stream=stream, check_memory=check_memory,
+                   _checkpoint=(arrays, meta), run_dir=run_dir)
 
     def _restore(self, arrays: dict, meta: dict) -> None:
         where = self.run_dir / LAST
