@@ -47,9 +47,12 @@ def check_fits(need_bytes: int, what: str, way_out: str, available: int | None =
     available memory, naming both figures, `what` needs it and `way_out`."""
     available = available_memory_bytes() if available is None else available
     if available is not None and need_bytes > fraction * available:
-        raise ValueError(f"{what} needs about {_gib(need_bytes)} of memory, but this machine "
-                         f"has {_gib(available)} available; {way_out}")
+        raise ValueError(f"{what} needs about {format_bytes(need_bytes)} of memory, but this "
+                         f"machine has {format_bytes(available)} available; {way_out}")
 
 
-def _gib(n: int) -> str:
+def format_bytes(n: float) -> str:
+    """`n` bytes in MiB, GiB or TiB, whichever reads best."""
+    if n < 2**30:
+        return f"{n / 2**20:.1f} MiB"
     return f"{n / 2**30:.2f} GiB" if n < 2**40 else f"{n / 2**40:.1f} TiB"

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_write
-from .._memory import check_fits
+from .._memory import available_memory_bytes, check_fits, format_bytes
 from ..autograd import get_default_dtype, get_rng_state, manual_seed, no_grad, set_rng_state
 from ..data import encode_corpus, load_corpus, train_val_split
 from ..models import get_family
@@ -98,6 +98,7 @@ class Trainer:
         # Seconds a signal may wait for a step stuck in one long NumPy/BLAS/compiled call
         # before the watchdog saves the last complete step and ends the process.
         self.interrupt_grace_s = 3.0
+        self.memory_note = "memory not checked"
         resuming = _checkpoint is not None
         self._owns_run_dir = resuming     # a new run claims its directory when it starts
         if not resuming:
@@ -179,6 +180,9 @@ class Trainer:
         c = self.config
         itemsize = get_default_dtype().itemsize
         need = model_config.train_memory_bytes(c.batch_size, self.block_size, itemsize)
+        self.memory_note = f"a step needs about {format_bytes(need)}" + (
+            f" of the {format_bytes(available)} available"
+            if (available := available_memory_bytes()) else "")
         check_fits(need, f"a training step of this {c.model} ({model_config.param_count():,} "
                    f"parameters) at batch {c.batch_size} x block {self.block_size}",
                    "use a smaller --preset, --batch-size or --block-size (or "
@@ -451,7 +455,7 @@ class Trainer:
             f"{verb}: {c.model} '{c.preset}' ({n:,} parameters) on '{c.data}' "
             f"({len(self.train_ids):,} train / {len(self.val_ids):,} val tokens, {c.tokenizer} "
             f"tokenizer, V={self.tokenizer.vocab_size}); unigram entropy "
-            f"{self.unigram_nats:.3f} nats/token; run dir {self.run_dir}")
+            f"{self.unigram_nats:.3f} nats/token; {self.memory_note}; run dir {self.run_dir}")
         if self.schedule_note:
             progress.write(self.schedule_note)
 
