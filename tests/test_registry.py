@@ -116,3 +116,15 @@ def test_generate_refuses_a_masked_lm_naming_the_causal_families(tmp_path):
     run = Trainer(config, quiet=True).train().run_dir
     with pytest.raises(ValueError, match=r"needs a causal language model \(gpt, lstm\)"):
         generate_text(run, "ab")
+
+
+def test_task_heads_come_from_the_registry():
+    from tinyllm.models import BertForSequenceClassification
+
+    assert get_family("bert").head("sequence-classification") is BertForSequenceClassification
+    with pytest.raises(ValueError, match="'lstm' has no sequence-classification head; the "
+                                         "families that have one: .*bert"):
+        get_family("lstm").head("sequence-classification")
+    with pytest.raises(ValueError, match="unknown head kinds"):
+        ModelFamily(name="x", config_class=GPTConfig, model_class=GPT, objective="causal-lm",
+                    presets={}, description="", heads={"translation": GPT})

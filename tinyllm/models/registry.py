@@ -8,7 +8,9 @@ ends with one `register_family(ModelFamily(...))` call naming
 - its training objective ("causal-lm", "masked-lm"): how batches are cut and the loss taken
   (`tinyllm.training.objectives` maps each objective to that code);
 - the config fields that the run's dropout and the tokenizer's special tokens set;
-- the Hugging Face class with the same parameter layout, where there is one.
+- the Hugging Face class with the same parameter layout, where there is one;
+- its task heads: the model class to fine-tune for each kind of task (`HEADS`), e.g. BERT's
+  `BertForSequenceClassification` for "sequence-classification".
 
 The trainer, `tinyllm.training.inference`, the command and the studies ask this registry;
 nothing else branches on a family's name. An unknown name is an error:
@@ -26,6 +28,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 OBJECTIVES = ("causal-lm", "masked-lm")
+#: Kinds of task a family may have a head for (the `heads` keys).
+HEADS = ("sequence-classification", "question-answering", "pretraining")
 
 _FAMILIES: dict[str, ModelFamily] = {}
 
@@ -44,11 +48,16 @@ class ModelFamily:
     # config field -> tokenizer attribute it is taken from (e.g. BERT's pad_token_id)
     token_id_fields: dict[str, str] = field(default_factory=dict)
     hf_class: str | None = None      # the transformers class with this parameter layout
+    heads: dict[str, type] = field(default_factory=dict)   # task kind -> model class
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
             raise ValueError(f"model family {self.name!r}: unknown objective "
                              f"{self.objective!r}; accepted: {', '.join(OBJECTIVES)}")
+        unknown = sorted(set(self.heads) - set(HEADS))
+        if unknown:
+            raise ValueError(f"model family {self.name!r}: unknown head kinds {unknown}; "
+                             f"accepted: {', '.join(HEADS)}")
 
     @property
     def context_field(self) -> str:
@@ -66,6 +75,15 @@ class ModelFamily:
             raise ValueError(f"{self.config_class.__name__}: unknown preset {name!r}; "
                              f"accepted: {', '.join(self.presets)}")
         return self.presets[name]
+
+    def head(self, kind: str) -> type:
+        """The model class that fine-tunes this family for `kind`, or an error naming the
+        families that have one."""
+        if kind not in self.heads:
+            having = [n for n in _FAMILIES if kind in _FAMILIES[n].heads]
+            raise ValueError(f"model family {self.name!r} has no {kind} head; the families "
+                             f"that have one: {', '.join(having) or 'none'}")
+        return self.heads[kind]
 
     def make_config(self, preset: str, *, vocab_size: int, block_size: int | None = None,
                     dropout: float = 0.0, tokenizer=None, **overrides):
