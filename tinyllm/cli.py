@@ -30,6 +30,8 @@ _TRAIN_EXAMPLES = """examples:
   tinyllm train --data stdlib --tokenizer bpe --vocab-size 1024
   tinyllm train --data notes.txt --model bert     # a masked LM on your own text file
   tinyllm train --resume runs/gpt-small-pydoc     # continue where a run stopped
+  tinyllm train --init-from runs/gpt-small-pydoc --data shakespeare.txt --steps 500
+                                                  # fine-tune its weights on another text
 """
 
 
@@ -75,6 +77,9 @@ def _train_parser(sub) -> None:
     p.add_argument("--name", help="run name (default <model>-<preset>-<data>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its last "
                    "checkpoint (only --steps may change)")
+    p.add_argument("--init-from", metavar="SOURCE", help="start a new run from the weights "
+                   "and tokenizer of a run directory or a model directory (continued "
+                   "language-model training on --data; the source is not modified)")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in "
                    "<out>/<name>/ (without it, such a run is never touched)")
     p.add_argument("--ignore-memory-check", action="store_true", help="train even when the "
@@ -184,7 +189,10 @@ def cmd_train(args) -> int:
         trainer = Trainer.resume(args.resume, steps=options.get("steps"), quiet=args.quiet,
                                  check_memory=not args.ignore_memory_check)
     else:
-        _check_preset(options.get("model", TrainConfig.model), options.get("preset"))
+        if args.init_from:
+            _init_from_options(options)
+        else:
+            _check_preset(options.get("model", TrainConfig.model), options.get("preset"))
         trainer = Trainer(TrainConfig(**options), quiet=args.quiet, overwrite=args.overwrite,
                           check_memory=not args.ignore_memory_check)
     result = trainer.train()
@@ -204,6 +212,16 @@ def cmd_train(args) -> int:
     print(f"saved to {result.run_dir}/ (model/, best.safetensors, last.safetensors, "
           f"metrics.jsonl). Next: tinyllm generate {result.run_dir}")
     return 0
+
+
+def _init_from_options(options: dict) -> None:
+    """--init-from takes the model family and size from the source."""
+    from .training.sources import source_family
+
+    if "preset" in options:
+        raise ValueError(f"--init-from {options['init_from']} takes the model's size from it; "
+                         "drop --preset")
+    options.setdefault("model", source_family(options["init_from"]).name)
 
 
 def _check_preset(model: str, preset: str | None) -> None:

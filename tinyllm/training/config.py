@@ -47,6 +47,7 @@ class TrainConfig:
     out: str = "runs"                  # runs are written to <out>/<name>/
     name: str | None = None            # run name; None = <model>-<preset>-<data>
     model_overrides: dict = field(default_factory=dict)  # e.g. {"n_layer": 2}
+    init_from: str | None = None       # start from this run or model directory's weights
 
     def __post_init__(self):
         if self.warmup_steps is None:
@@ -95,7 +96,9 @@ class TrainConfig:
     def run_name(self) -> str:
         if self.name:
             return self.name
-        data = self.data.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].split(".")[0]
+        data = _stem(self.data)
+        if self.init_from:
+            return f"{_stem(self.init_from)}-on-{data}"
         return f"{self.model}-{self.preset}-{data}"
 
     def to_dict(self) -> dict:
@@ -113,3 +116,8 @@ class TrainConfig:
 def default_warmup(steps: int) -> int:
     """The warmup of a run that names none: 100 steps, or a tenth of a short run."""
     return min(100, steps // 10)
+
+
+def _stem(path: str) -> str:
+    """The last part of a name or path, without its extension."""
+    return path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].split(".")[0]

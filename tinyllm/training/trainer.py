@@ -40,6 +40,7 @@ from .interrupt import EXIT_INTERRUPTED, InterruptWatchdog
 from .objectives import objective_for
 from .progress import MetricsLog, Progress
 from .rundir import RunLock, check_new_run_dir, clear_run
+from .sources import check_encodable, load_source
 
 LAST, BEST = "last.safetensors", "best.safetensors"
 LN2 = math.log(2.0)
@@ -107,18 +108,24 @@ class Trainer:
         manual_seed(config.seed)
         self.family = get_family(config.model)
         self.objective = objective_for(self.family)
+        source = self._source() if config.init_from and not resuming else None
         self.corpus = load_corpus(config.data)
         self.tokenizer = (Tokenizer.from_dict(meta["tokenizer"]) if resuming
-                          else self._train_tokenizer())
+                          else source.tokenizer if source else self._train_tokenizer())
         ids = encode_corpus(self.corpus, self.tokenizer,
                             cache_dir=self.run_dir.parent / ".cache")
+        if source:
+            check_encodable(self.tokenizer, ids, self.corpus.text, f"the corpus {config.data!r}",
+                            source.path)
         self.train_ids, self.val_ids = train_val_split(ids, config.val_fraction)
-        model_config = self._model_config(meta["model_config"] if resuming else None)
+        model_config = self._model_config(meta["model_config"] if resuming else None, source)
         self.block_size = self._block_size(model_config)
         if check_memory:
             self._check_memory(model_config)
         self._check_splits()
         self.model = self.family.build(model_config, seed=config.seed)
+        if source:
+            self.model.load_state_dict(source.state)
         decay_groups = param_groups_for_weight_decay(self.model, config.weight_decay)
         self.optimizer = AdamW(decay_groups, lr=config.lr, betas=(config.beta1, config.beta2))
         self.scheduler = self._make_scheduler()
@@ -139,10 +146,22 @@ class Trainer:
             return CharTokenizer().train(self.corpus.text)
         return BPETokenizer().train(self.corpus.text, vocab_size=self.config.vocab_size)
 
-    def _model_config(self, saved_config: dict | None):
+    def _source(self):
+        """The run or model directory of --init-from, of this run's model family."""
+        source = load_source(self.config.init_from)
+        if source.family is not self.family:
+            raise ValueError(f"--init-from {source.path} holds a {source.family.name} model, "
+                             f"but this run trains a {self.family.name}; drop --model, or pass "
+                             f"--model {source.family.name}")
+        return source
+
+    def _model_config(self, saved_config: dict | None, source=None):
         c, family = self.config, self.family
         if saved_config is not None:
             return family.config_from_dict(saved_config)
+        if source is not None:   # its architecture, with this run's dropout and context
+            changes = {name: c.dropout for name in family.dropout_fields}
+            return source.config.replace(**changes, **c.model_overrides)
         return family.make_config(
             c.preset, vocab_size=self.tokenizer.vocab_size, block_size=c.block_size,
             dropout=c.dropout, tokenizer=self.tokenizer, **c.model_overrides)
@@ -451,8 +470,9 @@ class Trainer:
     def _announce(self, progress: Progress) -> None:
         c, n = self.config, self.model.num_params()
         verb = "resuming at step " + str(self.step) if self.step else "training"
+        what = f"from {c.init_from}" if c.init_from else f"'{c.preset}'"
         progress.write(
-            f"{verb}: {c.model} '{c.preset}' ({n:,} parameters) on '{c.data}' "
+            f"{verb}: {c.model} {what} ({n:,} parameters) on '{c.data}' "
             f"({len(self.train_ids):,} train / {len(self.val_ids):,} val tokens, {c.tokenizer} "
             f"tokenizer, V={self.tokenizer.vocab_size}); unigram entropy "
             f"{self.unigram_nats:.3f} nats/token; {self.memory_note}; run dir {self.run_dir}")

@@ -1,0 +1,108 @@
+"""Pre-trained models to continue from: a `tinyllm train` run, or a model directory.
+
+`load_source(path)` accepts
+
+- a run directory (`runs/gpt-small-pydoc`: its best checkpoint, or last, with the tokenizer
+  stored in it), or
+- a model directory (`config.json` + `model.safetensors`, as `model.save` and
+  `transformers`' `save_pretrained` write) with a tinyllm `tokenizer.json` in it or beside it
+  (a run's `model/` folder has one beside it; tinyllm cannot read Hugging Face tokenizers).
+
+and returns the model family (from the models registry), the config, the weights and the
+tokenizer. Nothing is written to the source: `tinyllm train --init-from` and `tinyllm
+finetune` always write a new run directory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..models import ModelFamily, get_family
+from ..models.checkpoint import CONFIG_NAME, CheckpointError, read_config
+from ..models.registry import family_names
+from ..tokenizers import Tokenizer, TokenizerFileError
+from .inference import load_run
+
+TOKENIZER_NAME = "tokenizer.json"
+
+
+@dataclass
+class Source:
+    """A pre-trained model: its family, config, weights (name -> array) and tokenizer."""
+
+    path: Path
+    kind: str                        # "run" or "model directory"
+    family: ModelFamily
+    config: object                   # the family's config class
+    state: dict[str, np.ndarray]
+    tokenizer: Tokenizer
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / "last.safetensors").is_file() or (path / "best.safetensors").is_file()
+
+
+def load_source(path) -> Source:
+    """The run or model directory at `path`, or a CheckpointError saying what it is not."""
+    path = Path(path)
+    if is_run_dir(path):
+        model, tokenizer, config = load_run(path)
+        return Source(path, "run", get_family(config.model), model.config,
+                      model.state_dict(), tokenizer)
+    if (path / CONFIG_NAME).is_file():
+        family = family_of_directory(path)
+        model = family.model_class.from_pretrained(path)
+        return Source(path, "model directory", family, model.config, model.state_dict(),
+                      _directory_tokenizer(path))
+    raise CheckpointError(
+        f"{path} is neither a tinyllm run directory (best.safetensors or last.safetensors) "
+        f"nor a model directory ({CONFIG_NAME} + model.safetensors); accepted: a directory "
+        "written by tinyllm train, or by model.save / save_pretrained")
+
+
+def family_of_directory(path: Path) -> ModelFamily:
+    """The registered family whose config's model_type a model directory's config names."""
+    model_type = read_config(path).get("model_type")
+    for name in family_names():
+        family = get_family(name)
+        if family.config_class.model_type == model_type:
+            return family
+    known = sorted({get_family(n).config_class.model_type for n in family_names()})
+    raise CheckpointError(f"{path / CONFIG_NAME} has model_type {model_type!r}, which no "
+                          f"model family reads; accepted: {', '.join(known)}")
+
+
+def source_family(path) -> ModelFamily:
+    """The family of the source at `path`, read without loading its weights where possible."""
+    path = Path(path)
+    if is_run_dir(path) or not (path / CONFIG_NAME).is_file():
+        return load_source(path).family
+    return family_of_directory(path)
+
+
+def _directory_tokenizer(path: Path) -> Tokenizer:
+    for candidate in (path / TOKENIZER_NAME, path.parent / TOKENIZER_NAME):
+        if candidate.is_file():
+            try:
+                return Tokenizer.load(candidate)
+            except TokenizerFileError as exc:
+                raise CheckpointError(f"{candidate} is not a tinyllm tokenizer ({exc}); "
+                                      "tinyllm cannot read Hugging Face tokenizers") from None
+    raise CheckpointError(f"{path} has no {TOKENIZER_NAME} (in it or its parent): a model "
+                          "directory needs the tinyllm tokenizer it was trained with")
+
+
+def check_encodable(tokenizer: Tokenizer, ids, text: str, what: str, source: Path) -> None:
+    """Refuse text with characters the source's tokenizer never saw (they would all be
+    [UNK]), naming them: a model continued from a source can only read its characters."""
+    unk = tokenizer.unk_token_id
+    if unk is None or not np.any(np.asarray(ids) == unk):
+        return
+    unknown = sorted({ch for ch in set(text) if unk in tokenizer.encode(ch)})
+    shown = "".join(unknown[:30]) + ("..." if len(unknown) > 30 else "")
+    raise ValueError(f"{what} has {len(unknown)} characters the tokenizer of {source} never "
+                     f"saw: {shown!r}; a model continued from it reads only its own "
+                     "characters (remove them, or train from scratch)")
