@@ -104,8 +104,24 @@ class Trainer:
         self._owns_run_dir = resuming     # a new run claims its directory when it starts
         if not resuming:
             check_new_run_dir(self.run_dir, overwrite)
-        meta = _checkpoint[1] if resuming else None
         manual_seed(config.seed)
+        self._prepare(_checkpoint[1] if resuming else None, check_memory)
+        decay_groups = param_groups_for_weight_decay(self.model, config.weight_decay)
+        self.optimizer = AdamW(decay_groups, lr=config.lr, betas=(config.beta1, config.beta2))
+        self.scheduler = self._make_scheduler()
+        self.step = 0
+        self.best_val_loss = math.inf
+        self.last_eval: dict | None = None
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+        self.schedule_note: str | None = None
+        if resuming:
+            self._restore(*_checkpoint)
+
+    # ----------------------------------------------------------------- construction
+    def _prepare(self, meta: dict | None, check_memory: bool) -> None:
+        """Data, tokenizer, model and batcher of a language-model run (a subclass that
+        trains on something else overrides this): corpus -> ids -> splits -> model."""
+        config, resuming = self.config, meta is not None
         self.family = get_family(config.model)
         self.objective = objective_for(self.family)
         source = self._source() if config.init_from and not resuming else None
@@ -126,21 +142,10 @@ class Trainer:
         self.model = self.family.build(model_config, seed=config.seed)
         if source:
             self.model.load_state_dict(source.state)
-        decay_groups = param_groups_for_weight_decay(self.model, config.weight_decay)
-        self.optimizer = AdamW(decay_groups, lr=config.lr, betas=(config.beta1, config.beta2))
-        self.scheduler = self._make_scheduler()
         self.batcher = self._batcher(self.train_ids, config.seed)
-        self.step = 0
-        self.best_val_loss = math.inf
-        self.last_eval: dict | None = None
         self.chars_per_token = self._chars_per_token()
         self.unigram_nats = unigram_entropy(self.train_ids, self.tokenizer.vocab_size)
-        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
-        self.schedule_note: str | None = None
-        if resuming:
-            self._restore(*_checkpoint)
 
-    # ----------------------------------------------------------------- construction
     def _train_tokenizer(self) -> Tokenizer:
         if self.config.tokenizer == "char":
             return CharTokenizer().train(self.corpus.text)
