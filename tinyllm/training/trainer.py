@@ -306,7 +306,7 @@ class Trainer:
             "tokenizer": self.tokenizer.to_dict(), "optimizer": _jsonable(optim_state),
             "scheduler": self.scheduler.state_dict(), "batcher": batcher_state,
             "rng": rng_state, "best_val_loss": self.best_val_loss,
-            "last_eval": self.last_eval,
+            "last_eval": self.last_eval, **self._checkpoint_extras(),
         }
         return save_checkpoint(self.run_dir / name, arrays, meta)
 
@@ -457,12 +457,19 @@ class Trainer:
             self.save(BEST)
         sample = self.sample()
         progress.write(f"step {self.step:>6d} | train {record['train_loss']:.4f} | val "
-                       f"{record['val_loss']:.4f} | ppl {record['val_ppl']:.2f} | "
-                       f"{record['val_bits_per_char']:.3f} bits/char"
+                       f"{record['val_loss']:.4f} | {self._eval_summary(record)}"
                        + (" | best" if improved else ""))
         if sample:
             progress.write("  sample: " + sample.replace("\n", "\n          ")[:1000])
         return sample
+
+    def _eval_summary(self, record: dict) -> str:
+        """What an evaluation line shows after the losses."""
+        return f"ppl {record['val_ppl']:.2f} | {record['val_bits_per_char']:.3f} bits/char"
+
+    def _checkpoint_extras(self) -> dict:
+        """Entries a subclass adds to every checkpoint's metadata."""
+        return {}
 
     def export_model(self) -> Path:
         """Save the best weights as a model directory (config.json + model.safetensors)."""
