@@ -8,6 +8,7 @@ CPU recipe size: 4 layers, 4 heads, d=128, context 64) on the built-in English c
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 from .._checks import choice, non_negative_int, positive_int
@@ -121,3 +122,57 @@ def default_warmup(steps: int) -> int:
 def _stem(path: str) -> str:
     """The last part of a name or path, without its extension."""
     return path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].split(".")[0]
+
+
+FREEZE = ("none", "embeddings", "body")
+
+
+@dataclass
+class FineTuneConfig(TrainConfig):
+    """A fine-tuning run: the weights of `init_from` (a run or model directory) with a task
+    head, trained on the labelled task `task` (a name of `tinyllm.tasks.list_tasks()` or
+    csv:/jsonl:FILE). Its defaults are those of fine-tuning, not of pre-training."""
+
+    task: str = ""
+    freeze: str = "none"               # "embeddings" or "body": keep those weights fixed
+    train_examples: int | None = None  # a label budget: this many training examples (None: all)
+    epochs: float | None = None        # how `steps` was chosen, when it was (for the record)
+    lora_rank: int = 0                 # > 0: train LoRA adapters of this rank, not the body
+    lora_alpha: float = 16.0
+    lora_targets: list[str] | None = None   # module names (None: the family's attention)
+    lr: float = 3e-4
+    min_lr: float = 3e-5
+    weight_decay: float = 0.01
+    eval_interval: int = 50
+    dropout: float = 0.1
+    sample_tokens: int = 0
+
+    def __post_init__(self):
+        if not self.init_from:
+            raise ValueError("fine-tuning needs a SOURCE: a run directory or a model directory "
+                             "(FineTuneConfig.init_from)")
+        if not self.task:
+            raise ValueError("fine-tuning needs a task (FineTuneConfig.task); see "
+                             "tinyllm.tasks.list_tasks()")
+        choice("freeze", self.freeze, FREEZE)
+        if self.train_examples is not None:
+            positive_int("train_examples", self.train_examples)
+        non_negative_int("lora_rank", self.lora_rank)
+        if self.lora_rank and self.freeze != "none":
+            raise ValueError(f"lora_rank={self.lora_rank} already keeps the body fixed; "
+                             f"drop freeze={self.freeze!r}")
+        super().__post_init__()
+
+    @property
+    def run_name(self) -> str:
+        if self.name:
+            return self.name
+        budget = f"-n{self.train_examples}" if self.train_examples else ""
+        return f"{_stem(self.init_from)}-{_stem(self.task.split(':', 1)[-1])}{budget}"
+
+
+def steps_for_epochs(epochs: float, examples: int, batch_size: int) -> int:
+    """Optimizer steps that show `examples` training examples `epochs` times."""
+    if not epochs > 0:
+        raise ValueError(f"epochs={epochs} must be positive")
+    return max(1, math.ceil(epochs * examples / batch_size))

@@ -14,7 +14,7 @@ from ..data import encode_corpus, eval_batches, load_corpus, train_val_split
 from ..models import family_names, get_family
 from ..tokenizers import Tokenizer
 from .checkpoint import CheckpointError, load_checkpoint
-from .config import TrainConfig
+from .config import FineTuneConfig, TrainConfig
 
 LN2 = math.log(2.0)
 
@@ -30,9 +30,11 @@ def load_run(run_dir, which: str = "best"):
         path = run_dir / "last.safetensors"
     arrays, meta = load_checkpoint(path)
     try:
-        config = TrainConfig.from_dict(meta["train_config"])
+        config_class = FineTuneConfig if meta.get("run_kind") == "finetune" else TrainConfig
+        config = config_class.from_dict(meta["train_config"])
         family = get_family(meta["model_type"])
-        model = family.build(family.config_from_dict(meta["model_config"]))
+        model_class = family.head(meta["head"]) if meta.get("head") else family.model_class
+        model = model_class(family.config_from_dict(meta["model_config"]))
         model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model.")})
         tokenizer = Tokenizer.from_dict(meta["tokenizer"])
     except (KeyError, TypeError, ValueError) as exc:
@@ -57,11 +59,12 @@ def load_causal_lm(run_dir, command: str):
     """`load_run` for a command that needs a causal LM (GPT, LSTM): others are an error."""
     model, tokenizer, config = load_run(run_dir)
     family = get_family(config.model)
-    if not family.can_generate:
+    if not family.can_generate or type(model) is not family.model_class:
         causal = ", ".join(n for n in family_names() if get_family(n).can_generate)
+        kind = (f"a {type(model).__name__}" if type(model) is not family.model_class
+                else f"a {config.model} ({family.objective})")
         raise ValueError(f"{command} needs a causal language model ({causal}); {run_dir} "
-                         f"holds a {config.model} ({family.objective}); train one with "
-                         "--model gpt")
+                         f"holds {kind}; train one with --model gpt")
     return model, tokenizer, config
 
 

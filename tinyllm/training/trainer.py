@@ -84,6 +84,8 @@ class Trainer:
     SIGINT (Ctrl-C) and SIGTERM save the last complete step and return cleanly.
     """
 
+    config_class = TrainConfig        # what a resumed run's saved settings are read as
+
     def __init__(self, config: TrainConfig, *, quiet: bool = False, stream=None,
                  overwrite: bool = False, check_memory: bool = True,
                  _checkpoint: tuple[dict, dict] | None = None, run_dir: Path | None = None):
@@ -231,14 +233,14 @@ class Trainer:
             raise CheckpointError(f"cannot resume: {run_dir} is not a directory")
         arrays, meta = load_checkpoint(run_dir / LAST)
         try:
-            config = TrainConfig.from_dict(meta["train_config"])
+            config = cls.config_class.from_dict(meta["train_config"])
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{run_dir / LAST}: unusable train_config ({exc})") from None
         if steps is not None:
             if steps < meta["step"]:
                 raise ValueError(f"--steps {steps} is fewer than the {meta['step']} steps "
                                  f"already done in {run_dir}")
-            config = TrainConfig.from_dict({**config.to_dict(), "steps": steps})
+            config = cls.config_class.from_dict({**config.to_dict(), "steps": steps})
         return cls(config, quiet=quiet, stream=stream, check_memory=check_memory,
                    _checkpoint=(arrays, meta), run_dir=run_dir)
 
