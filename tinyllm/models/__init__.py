@@ -13,19 +13,20 @@ Hugging Face class); `get_family("gpt")` is what the trainer and the command ask
 
 # isort: off
 # Import order is registration order: gpt (the default family) first.
-from .gpt import GPT
+from .gpt import GPT, GPT2ForSequenceClassification
 from .bert import BERT, BertForMaskedLM, BertForSequenceClassification, BertModel
 from .lstm import LSTMLM, LSTMConfig
 # isort: on
-from .base import LMOutput, PretrainedModel
+from .base import LMOutput, PretrainedModel, PreTrainingOutput, QAOutput
 from .checkpoint import CheckpointError
 from .config import DEFAULT_PRESET, PRESETS, BertConfig, GPTConfig
 from .ngram import NGramLM
 from .registry import ModelFamily, family_names, get_family, register_family
 
 __all__ = [
-    "BERT", "DEFAULT_PRESET", "PRESETS", "BertConfig", "BertForMaskedLM",
-    "BertForSequenceClassification", "BertModel", "CheckpointError", "GPT", "GPTConfig",
-    "LMOutput", "LSTMConfig", "LSTMLM", "ModelFamily", "NGramLM", "PretrainedModel",
+    "BERT", "DEFAULT_PRESET", "GPT", "PRESETS", "BertConfig", "BertForMaskedLM",
+    "BertForSequenceClassification", "BertModel", "CheckpointError",
+    "GPT2ForSequenceClassification", "GPTConfig", "LMOutput", "LSTMConfig", "LSTMLM",
+    "ModelFamily", "NGramLM", "PreTrainingOutput", "PretrainedModel", "QAOutput",
     "family_names", "get_family", "register_family",
 ]
