@@ -15,9 +15,14 @@ from tinyllm.models import (
     PRESETS,
     BertConfig,
     BertForMaskedLM,
+    BertForPreTraining,
+    BertForQuestionAnswering,
     BertForSequenceClassification,
     CheckpointError,
     GPTConfig,
+    PreTrainingOutput,
+    QAOutput,
+    get_family,
 )
 from tinyllm.models.checkpoint import read_safetensors
 
@@ -230,3 +235,175 @@ def test_float64_conversion(mlm):
     x = ids(1, 5)
     with tinyllm.no_grad():
         assert max_relative_error(m64(x).logits.data, mlm(x).logits.data) < 1e-5
+
+
+# ----------------------------------------------------------------- question answering, pre-training
+def log_softmax(a):
+    a = a - a.max(axis=-1, keepdims=True)
+    return a - np.log(np.exp(a).sum(axis=-1, keepdims=True))
+
+
+@pytest.fixture(scope="module")
+def qa():
+    return BertForQuestionAnswering(tiny_config(), seed=0).eval()
+
+
+@pytest.fixture(scope="module")
+def pretraining():
+    return BertForPreTraining(tiny_config(), seed=0).eval()
+
+
+def test_heads_are_registered():
+    heads = get_family("bert").heads
+    assert heads == {"sequence-classification": BertForSequenceClassification,
+                     "question-answering": BertForQuestionAnswering,
+                     "pretraining": BertForPreTraining}
+
+
+def test_question_answering_names_shapes_and_span_loss(qa):
+    names = [n for n, _ in qa.named_parameters()]
+    assert names[-2:] == ["qa_outputs.weight", "qa_outputs.bias"]
+    assert qa.qa_outputs.weight.shape == (2, 16) and qa.bert.pooler is None
+    assert not any(n.startswith(("bert.pooler.", "cls.")) for n in names)
+    x = ids(3, 7)
+    out = qa(x, attention_mask=np.array([[1] * 7, [1] * 5 + [0] * 2, [1] * 7]))
+    assert isinstance(out, QAOutput) and out.loss is None
+    assert out.start_logits.shape == (3, 7) and out.end_logits.shape == (3, 7)
+    # 9 and 7 (= T) are past the sequence: ignored; -2 is clamped to position 0
+    start, end = np.array([2, 9, -2]), np.array([[4], [6], [7]])    # (B,) or (B, 1)
+    start_logits, end_logits, loss = qa(x, start_positions=start, end_positions=end)
+    ls, le = log_softmax(start_logits.data), log_softmax(end_logits.data)
+    start_loss = -(ls[0, 2] + ls[2, 0]) / 2
+    end_loss = -(le[0, 4] + le[1, 6]) / 2
+    assert loss.item() == pytest.approx((start_loss + end_loss) / 2, rel=1e-5)
+    m = BertForQuestionAnswering(tiny_config(), seed=1)
+    m(x, start_positions=start, end_positions=end).loss.backward()
+    for name, p in m.named_parameters():
+        assert p.grad is not None and p.grad.shape == p.shape, name
+
+
+@pytest.mark.parametrize("kwargs, exc, message", [
+    (dict(start_positions=np.array([1, 2])), ValueError,
+     "needs both start_positions and end_positions; got only start_positions"),
+    (dict(end_positions=np.array([1, 2])), ValueError, "got only end_positions"),
+    (dict(start_positions=np.array([1, 2, 3]), end_positions=np.array([1, 2])), ValueError,
+     r"start_positions have shape \(3,\), expected \(B,\) = \(2,\)"),
+    (dict(start_positions=np.zeros((2, 2), dtype=np.int64), end_positions=np.array([1, 2])),
+     ValueError, r"start_positions have shape \(2, 2\)"),
+    (dict(start_positions=np.array([1, 2]), end_positions=np.array([1.0, 2.0])), TypeError,
+     "end_positions must be integers, got dtype float64"),
+])
+def test_question_answering_bad_positions(qa, kwargs, exc, message):
+    with pytest.raises(exc, match=message):
+        qa(ids(2, 5), **kwargs)
+
+
+def test_question_answering_needs_two_labels():
+    with pytest.raises(ValueError, match="num_labels=3, but the span head scores a start and "
+                       "an end .*accepted: num_labels=2"):
+        BertForQuestionAnswering(tiny_config(num_labels=3))
+
+
+def test_pretraining_names_ties_shapes_and_loss(pretraining):
+    names = [n for n, _ in pretraining.named_parameters()]
+    assert "bert.pooler.dense.weight" in names
+    assert names[-2:] == ["cls.seq_relationship.weight", "cls.seq_relationship.bias"]
+    state = pretraining.state_dict()
+    assert state["cls.predictions.decoder.weight"] is state[
+        "bert.embeddings.word_embeddings.weight"]
+    assert state["cls.predictions.decoder.bias"] is state["cls.predictions.bias"]
+    x = ids(3, 6)
+    out = pretraining(x)
+    assert isinstance(out, PreTrainingOutput) and out.loss is None
+    assert out.prediction_logits.shape == (3, 6, V)
+    assert out.seq_relationship_logits.shape == (3, 2)
+    labels = np.full((3, 6), -100)
+    labels[:, 2] = ids(3, 1)[:, 0]
+    nsp = np.array([0, 1, 1])
+    mlm_logits, nsp_logits, loss = pretraining(x, labels=labels, next_sentence_label=nsp)
+    lp, ln = log_softmax(mlm_logits.data), log_softmax(nsp_logits.data)
+    expected = -lp[np.arange(3), 2, labels[:, 2]].mean() - ln[np.arange(3), nsp].mean()
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    m = BertForPreTraining(tiny_config(), seed=1)
+    m(x, labels=labels, next_sentence_label=nsp).loss.backward()
+    for name, p in m.named_parameters():
+        assert p.grad is not None and p.grad.shape == p.shape, name
+
+
+@pytest.mark.parametrize("kwargs, exc, message", [
+    (dict(labels=np.zeros((2, 4), dtype=np.int64)), ValueError,
+     "needs both labels .* and next_sentence_label; got only labels"),
+    (dict(next_sentence_label=np.array([0, 1])), ValueError, "got only next_sentence_label"),
+    (dict(labels=np.zeros((2, 4), dtype=np.int64), next_sentence_label=np.array([0, 1, 1])),
+     ValueError, r"next_sentence_label have shape \(3,\), expected \(B,\) = \(2,\)"),
+    (dict(labels=np.zeros((2, 4), dtype=np.int64), next_sentence_label=np.array([0, 2])),
+     ValueError, "target 2 is out of range for 2 classes"),
+    (dict(labels=np.zeros((2, 3), dtype=np.int64), next_sentence_label=np.array([0, 1])),
+     ValueError, r"labels have shape \(2, 3\)"),
+])
+def test_pretraining_bad_labels(pretraining, kwargs, exc, message):
+    with pytest.raises(exc, match=message):
+        pretraining(ids(2, 4), **kwargs)
+
+
+@pytest.mark.parametrize("cls", [BertForQuestionAnswering, BertForPreTraining])
+def test_head_flops_per_token_equal_the_products_run(monkeypatch, cls):
+    m = cls(tiny_config(), seed=0)
+    counter = MatmulCounter(monkeypatch)
+    batch, seq_len = 2, 8
+    x = ids(batch, seq_len)
+    if cls is BertForQuestionAnswering:
+        loss = m(x, start_positions=np.array([1, 3]), end_positions=np.array([2, 5])).loss
+    else:
+        loss = m(x, labels=x, next_sentence_label=np.array([0, 1])).loss
+    tokens = batch * seq_len
+    assert counter.forward == pytest.approx(
+        m.flops_per_token(training=False, seq_len=seq_len) * tokens, rel=1e-12)
+    loss.backward()
+    assert counter.forward + counter.backward == pytest.approx(
+        m.flops_per_token(seq_len=seq_len) * tokens, rel=1e-12)
+
+
+def test_heads_start_from_a_masked_lm_directory(tmp_path, mlm):
+    mlm.save(tmp_path / "mlm")
+    word = mlm.bert.embeddings.word_embeddings.weight.data
+    with pytest.warns(UserWarning, match=r"^[^,]*qa_outputs.weight, qa_outputs.bias not in"):
+        qa = BertForQuestionAnswering.from_pretrained(tmp_path / "mlm")
+    assert np.array_equal(qa.bert.embeddings.word_embeddings.weight.data, word)
+    with pytest.warns(UserWarning, match="bert.pooler.dense.weight, bert.pooler.dense.bias, "
+                      "cls.seq_relationship.weight, cls.seq_relationship.bias not in"):
+        pre = BertForPreTraining.from_pretrained(tmp_path / "mlm")
+    x = ids(2, 5)
+    assert np.array_equal(pre(x).prediction_logits.data, mlm(x).logits.data)
+
+
+def test_heads_from_a_pretraining_directory(tmp_path, pretraining):
+    """Each head keeps what it shares with the pre-trained model and drops the rest."""
+    pretraining.save(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["architectures"] == ["BertForPreTraining"]
+    x = ids(2, 5)
+    again = BertForPreTraining.load(tmp_path)
+    assert all(np.array_equal(a.data, b.data) for a, b in zip(again(x)[:2], pretraining(x)[:2]))
+    mlm = BertForMaskedLM.from_pretrained(tmp_path)                   # no warning
+    assert np.array_equal(mlm(x).logits.data, pretraining(x).prediction_logits.data)
+    with pytest.warns(UserWarning, match=r"^[^,]*classifier.weight, classifier.bias not in"):
+        clf = BertForSequenceClassification.from_pretrained(tmp_path, num_labels=3)
+    assert np.array_equal(clf.bert.pooler.dense.weight.data,
+                          pretraining.bert.pooler.dense.weight.data)
+    with pytest.warns(UserWarning, match=r"^[^,]*qa_outputs.weight, qa_outputs.bias not in"):
+        BertForQuestionAnswering.from_pretrained(tmp_path)
+
+
+def test_classifier_and_span_heads_read_each_others_directories(tmp_path, qa):
+    qa.save(tmp_path / "qa")
+    with pytest.warns(UserWarning, match="bert.pooler.dense.weight.*classifier.bias not in"):
+        BertForSequenceClassification.from_pretrained(tmp_path / "qa")
+    again = BertForQuestionAnswering.load(tmp_path / "qa")
+    x = ids(2, 5)
+    assert np.array_equal(again(x).start_logits.data, qa(x).start_logits.data)
+    BertForSequenceClassification(tiny_config(num_labels=3), seed=0).save(tmp_path / "clf")
+    with pytest.raises(ValueError, match="num_labels=3, but the span head"):
+        BertForQuestionAnswering.from_pretrained(tmp_path / "clf")
+    with pytest.warns(UserWarning, match="qa_outputs.weight"):
+        BertForQuestionAnswering.from_pretrained(tmp_path / "clf", num_labels=2)

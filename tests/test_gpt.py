@@ -9,7 +9,14 @@ from matmul_counter import MatmulCounter
 
 import tinyllm
 from tinyllm.autograd.gradcheck import max_relative_error
-from tinyllm.models import GPT, PRESETS, CheckpointError, GPTConfig
+from tinyllm.models import (
+    GPT,
+    PRESETS,
+    CheckpointError,
+    GPT2ForSequenceClassification,
+    GPTConfig,
+    get_family,
+)
 from tinyllm.models.checkpoint import read_safetensors
 from tinyllm.nn import KVCache, StateDictError
 
@@ -318,3 +325,138 @@ def test_unsupported_hf_option_is_refused(tmp_path, model):
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="scale_attn_by_inverse_layer_idx=True"):
         GPT.from_pretrained(tmp_path)
+
+
+# ----------------------------------------------------------------- sequence classification
+PAD = 0
+
+
+@pytest.fixture(scope="module")
+def clf():
+    return GPT2ForSequenceClassification(tiny_config(num_labels=3, pad_token_id=PAD),
+                                         seed=0).eval()
+
+
+def real_ids(b, t):
+    return RNG.integers(1, V, (b, t))                       # no PAD
+
+
+def test_config_fields_for_the_classifier_keep_the_language_model_unchanged():
+    cfg = tiny_config()
+    assert cfg.num_labels == 2 and cfg.pad_token_id is None
+    assert GPT(cfg, seed=0).num_params() == GPT(tiny_config(num_labels=7), seed=0).num_params()
+    with pytest.raises(ValueError, match="num_labels must be a positive integer, got 0"):
+        tiny_config(num_labels=0)
+    with pytest.raises(ValueError, match=f"pad_token_id={V} is outside the vocabulary "
+                       rf"\(accepted: 0..{V - 1}, or None\)"):
+        tiny_config(pad_token_id=V)
+    with pytest.raises(ValueError, match="pad_token_id must be a non-negative integer"):
+        tiny_config(pad_token_id=-1)
+
+
+def test_classifier_names_shapes_and_loss(clf):
+    names = [n for n, _ in clf.named_parameters()]
+    assert names[0] == "transformer.wte.weight" and names[-1] == "score.weight"
+    assert "lm_head.weight" not in clf.state_dict() and clf.score.bias is None
+    assert clf.score.weight.shape == (3, 16)           # nn.Linear (out, in), not Conv1D
+    assert get_family("gpt").head("sequence-classification") is GPT2ForSequenceClassification
+    x = real_ids(4, 7)
+    x[1, 4:] = PAD
+    labels = np.array([0, 2, 1, 1])
+    logits, loss = clf(x, labels=labels)
+    assert logits.shape == (4, 3) and clf(x).loss is None
+    ref = tinyllm.functional.cross_entropy(logits, labels)
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-6)
+    m = GPT2ForSequenceClassification(tiny_config(num_labels=3, pad_token_id=PAD), seed=1)
+    m(x, labels=labels).loss.backward()
+    for name, p in m.named_parameters():
+        assert p.grad is not None and p.grad.shape == p.shape, name
+
+
+def test_regression_is_mean_squared_error():
+    reg = GPT2ForSequenceClassification(tiny_config(num_labels=1, pad_token_id=PAD), seed=0)
+    x, target = real_ids(3, 5), np.array([0.5, -1.0, 2.0])
+    logits, loss = reg(x, labels=target)
+    assert logits.shape == (3, 1)
+    assert loss.item() == pytest.approx(np.mean((logits.data[:, 0] - target) ** 2), rel=1e-5)
+
+
+def test_classifier_reads_the_last_token_that_is_not_padding(clf):
+    x = real_ids(1, 6)
+    padded = np.concatenate([x, np.full((1, 3), PAD)], axis=1)  # right padding
+    assert max_relative_error(clf(padded).logits.data, clf(x).logits.data) < 1e-5
+    rows = np.array([[5, PAD, 6, PAD, PAD],                    # a pad id inside a row
+                     [PAD, PAD, PAD, PAD, PAD],                # all padding: position 0
+                     [PAD, PAD, 7, 8, 9],                      # left padding
+                     [1, 2, 3, 4, 5]])
+    assert clf.last_token_index(rows).tolist() == [2, 0, 4, 4]
+    one = GPT2ForSequenceClassification(tiny_config(), seed=0)  # no pad_token_id
+    assert one.last_token_index(rows[:1]).tolist() == [4]
+
+
+def test_attention_mask_hides_left_padding(clf):
+    x = real_ids(2, 8)
+    x[:, :3] = PAD
+    mask = np.ones_like(x)
+    mask[:, :3] = 0
+    masked = clf(x, attention_mask=mask).logits.data
+    assert not np.allclose(masked, clf(x).logits.data)
+    other = x.copy()
+    other[:, :3] = real_ids(2, 3)                              # what is hidden does not count
+    assert max_relative_error(clf(other, attention_mask=mask).logits.data, masked) < 1e-5
+
+
+@pytest.mark.parametrize("call, exc, message", [
+    (lambda m: GPT2ForSequenceClassification(tiny_config(), seed=0)(real_ids(2, 4)), ValueError,
+     "a batch of 2 sequences needs config.pad_token_id .* it is None"),
+    (lambda m: m(real_ids(2, 13)), ValueError, "13 positions, more than the context of 12"),
+    (lambda m: m(real_ids(2, 4), labels=np.array([0, 1, 2])), ValueError,
+     r"GPT: labels have shape \(3,\), expected \(B,\) = \(2,\)"),
+    (lambda m: m(real_ids(2, 4), labels=np.array([0.0, 1.0])), TypeError,
+     "labels must be class ids .* num_labels=3, got dtype float64; multi-label"),
+    (lambda m: m(real_ids(2, 4), labels=np.array([0, 3])), ValueError,
+     "target 3 is out of range for 3 classes"),
+    (lambda m: m(real_ids(2, 4), attention_mask=np.ones((2, 5))), ValueError,
+     r"GPT: attention_mask has shape \(2, 5\), expected \(B, T\) = \(2, 4\)"),
+    (lambda m: m(real_ids(2, 4), attention_mask=np.full((2, 4), 2)), ValueError,
+     "only 1 \\(token\\) and 0"),
+])
+def test_classifier_bad_inputs(clf, call, exc, message):
+    with pytest.raises(exc, match=message):
+        call(clf)
+
+
+@pytest.mark.parametrize("seq_len", [12, 5])
+def test_classifier_flops_per_token_equal_the_products_run(monkeypatch, seq_len):
+    m = GPT2ForSequenceClassification(tiny_config(n_inner=24, num_labels=3, pad_token_id=PAD),
+                                      seed=0)
+    counter = MatmulCounter(monkeypatch)
+    batch = 3
+    loss = m(real_ids(batch, seq_len), labels=np.array([0, 1, 2])).loss
+    tokens = batch * seq_len
+    assert counter.forward == pytest.approx(
+        m.flops_per_token(training=False, seq_len=seq_len) * tokens, rel=1e-12)
+    loss.backward()
+    assert counter.forward + counter.backward == pytest.approx(
+        m.flops_per_token(seq_len=seq_len) * tokens, rel=1e-12)
+    assert "lm_head" not in m.flops_breakdown()
+
+
+def test_classifier_from_a_language_model_directory_and_back(tmp_path, model):
+    model.save(tmp_path / "lm")
+    with pytest.warns(UserWarning, match="score.weight not in .*newly initialised"):
+        clf = GPT2ForSequenceClassification.from_pretrained(tmp_path / "lm", num_labels=4,
+                                                            pad_token_id=PAD)
+    assert clf.score.weight.shape == (4, 16) and clf.config.pad_token_id == PAD
+    assert np.array_equal(clf.transformer.wte.weight.data, model.transformer.wte.weight.data)
+    clf.save(tmp_path / "clf")
+    config = json.loads((tmp_path / "clf" / "config.json").read_text())
+    assert config["architectures"] == ["GPT2ForSequenceClassification"]
+    assert config["num_labels"] == 4 and config["pad_token_id"] == PAD
+    assert set(read_safetensors(tmp_path / "clf" / "model.safetensors")) == {
+        n for n, _ in clf.named_parameters()}
+    again = GPT2ForSequenceClassification.load(tmp_path / "clf")
+    x = real_ids(2, 5)
+    assert np.array_equal(again(x).logits.data, clf(x).logits.data)
+    lm = GPT.from_pretrained(tmp_path / "clf")          # the classifier's score is left out
+    assert np.array_equal(lm(x).logits.data, model(x).logits.data)

@@ -1,7 +1,9 @@
 """Language models: GPT (GPT-2) and BERT, their configs and size presets, and checkpoints.
 
 Every family registers itself in `tinyllm.models.registry` (config, presets, objective,
-Hugging Face class); `get_family("gpt")` is what the trainer and the command ask.
+Hugging Face class, task heads); `get_family("gpt")` is what the trainer and the command ask.
+Task heads: `BertForSequenceClassification`, `BertForQuestionAnswering`, `BertForPreTraining`
+and `GPT2ForSequenceClassification`, each with its `transformers` class's names.
 
 >>> from tinyllm.models import GPT, GPTConfig
 >>> model = GPT(GPTConfig.from_preset("small", vocab_size=65), seed=0)
@@ -13,19 +15,27 @@ Hugging Face class); `get_family("gpt")` is what the trainer and the command ask
 
 # isort: off
 # Import order is registration order: gpt (the default family) first.
-from .gpt import GPT
-from .bert import BERT, BertForMaskedLM, BertForSequenceClassification, BertModel
+from .gpt import GPT, GPT2ForSequenceClassification
+from .bert import (
+    BERT,
+    BertForMaskedLM,
+    BertForPreTraining,
+    BertForQuestionAnswering,
+    BertForSequenceClassification,
+    BertModel,
+)
 from .lstm import LSTMLM, LSTMConfig
 # isort: on
-from .base import LMOutput, PretrainedModel
+from .base import LMOutput, PretrainedModel, PreTrainingOutput, QAOutput
 from .checkpoint import CheckpointError
 from .config import DEFAULT_PRESET, PRESETS, BertConfig, GPTConfig
 from .ngram import NGramLM
 from .registry import ModelFamily, family_names, get_family, register_family
 
 __all__ = [
-    "BERT", "DEFAULT_PRESET", "PRESETS", "BertConfig", "BertForMaskedLM",
-    "BertForSequenceClassification", "BertModel", "CheckpointError", "GPT", "GPTConfig",
-    "LMOutput", "LSTMConfig", "LSTMLM", "ModelFamily", "NGramLM", "PretrainedModel",
-    "family_names", "get_family", "register_family",
+    "BERT", "DEFAULT_PRESET", "GPT", "PRESETS", "BertConfig", "BertForMaskedLM",
+    "BertForPreTraining", "BertForQuestionAnswering", "BertForSequenceClassification",
+    "BertModel", "CheckpointError", "GPT2ForSequenceClassification", "GPTConfig", "LMOutput",
+    "LSTMConfig", "LSTMLM", "ModelFamily", "NGramLM", "PreTrainingOutput", "PretrainedModel",
+    "QAOutput", "family_names", "get_family", "register_family",
 ]

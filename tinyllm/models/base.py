@@ -1,6 +1,6 @@
-"""What GPT and BERT share: the output tuple, input checks, save / load / from_pretrained.
+"""What GPT and BERT share: the output tuples, input checks, save / load / from_pretrained.
 
-Shapes: B batch, T positions, V vocabulary.
+Shapes: B batch, T positions, V vocabulary, K labels.
 """
 
 from __future__ import annotations
@@ -25,6 +25,26 @@ class LMOutput(NamedTuple):
     targets). A tuple, so `logits, loss = model(x, y)` works."""
 
     logits: Tensor
+    loss: Tensor | None = None
+
+
+class QAOutput(NamedTuple):
+    """An extractive question-answering head's output (Hugging Face's field names): a score
+    per position for the answer's first and last token, `start_logits` (B, T) and
+    `end_logits` (B, T), and `loss` (None without start and end positions)."""
+
+    start_logits: Tensor
+    end_logits: Tensor
+    loss: Tensor | None = None
+
+
+class PreTrainingOutput(NamedTuple):
+    """BERT's pre-training output (Hugging Face's field names): masked-LM scores
+    `prediction_logits` (B, T, V), next-sentence scores `seq_relationship_logits` (B, 2)
+    and `loss`, their two cross-entropies summed (None without both kinds of label)."""
+
+    prediction_logits: Tensor
+    seq_relationship_logits: Tensor
     loss: Tensor | None = None
 
 
@@ -55,6 +75,45 @@ def lm_loss(model_name: str, logits: Tensor, targets, what: str = "targets") -> 
                          f"{logits.shape[:2]}")
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), t.reshape(-1),
                            ignore_index=-100)
+
+
+def classification_loss(model_name: str, logits: Tensor, labels) -> Tensor:
+    """The loss of sequence-level `logits` (B, K) against `labels` (B,), as Hugging Face
+    infers its problem_type: K = 1 is regression (mean squared error against float labels),
+    K > 1 single-label classification (cross-entropy against class ids; -100 is skipped)."""
+    y = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
+    if y.shape != logits.shape[:1]:
+        raise ValueError(f"{model_name}: labels have shape {y.shape}, expected (B,) = "
+                         f"{logits.shape[:1]}")
+    k = logits.shape[1]
+    if k == 1:
+        if y.dtype.kind not in "iuf":
+            raise TypeError(f"{model_name}: regression labels (num_labels=1) must be numbers, "
+                            f"got dtype {y.dtype}")
+        diff = logits.reshape(-1) - Tensor._make(y.astype(logits.dtype))   # (B,)
+        return (diff * diff).mean()
+    if y.dtype.kind not in "iu":
+        raise TypeError(f"{model_name}: labels must be class ids (integers 0..{k - 1}) for "
+                        f"num_labels={k}, got dtype {y.dtype}; multi-label classification "
+                        "(float labels, binary cross-entropy) is not implemented")
+    return F.cross_entropy(logits, y)
+
+
+def as_padding_mask(model_name: str, attention_mask, shape: tuple) -> np.ndarray | None:
+    """Hugging Face's `attention_mask` (B, T), 1 = token and 0 = padding, as attention's
+    `key_padding_mask` (True = padding), or None when there is no padding to hide."""
+    if attention_mask is None:
+        return None
+    m = np.asarray(attention_mask.data if isinstance(attention_mask, Tensor)
+                   else attention_mask)
+    if m.shape != shape:
+        raise ValueError(f"{model_name}: attention_mask has shape {m.shape}, expected (B, T) = "
+                         f"{shape} (1 = token, 0 = padding)")
+    if not np.isin(m, (0, 1)).all():
+        raise ValueError(f"{model_name}: attention_mask must hold only 1 (token) and "
+                         "0 (padding)")
+    pad = m == 0                                                       # (B, T), True = pad
+    return pad if pad.any() else None
 
 
 class PretrainedModel(Module):

@@ -7,6 +7,8 @@ I intermediate size, V vocabulary, K labels, L layers.
     x      = layer_l(x),  l = 1..L                                  post-LN, GELU (erf)
     MLM:     logits = LN(gelu(x W_t + b_t)) @ word^T + b            (B, T, V), head tied
     classify: logits = tanh(x[:, 0] W_p + b_p) W_c + b_c            (B, K), from [CLS]
+    QA:      start, end = x W_qa + b_qa                            (B, T) each
+    NSP:     logits = tanh(x[:, 0] W_p + b_p) W_s + b_s            (B, 2), with the MLM head
 
 Each layer is a post-LN Transformer block, written with Hugging Face's module tree so the
 names match (`bert.encoder.layer.0.attention.self.query.weight`, ...); it computes exactly
@@ -18,6 +20,12 @@ names match (`bert.encoder.layer.0.attention.self.query.weight`, ...); it comput
   (the unmasked positions) are ignored.
 - `BertForSequenceClassification`: the same inputs -> `LMOutput(logits (B, K), loss)`; K = 1
   is regression (mean squared error), as in Hugging Face.
+- `BertForQuestionAnswering`: `model(input_ids, token_type_ids=None, attention_mask=None,
+  start_positions=None, end_positions=None)` -> `QAOutput(start_logits (B, T),
+  end_logits (B, T), loss)`, the answer span's first and last token.
+- `BertForPreTraining`: `model(input_ids, token_type_ids=None, attention_mask=None,
+  labels=None, next_sentence_label=None)` -> `PreTrainingOutput(prediction_logits
+  (B, T, V), seq_relationship_logits (B, 2), loss)`: masked LM plus next-sentence prediction.
 
 `attention_mask` is Hugging Face's: (B, T), 1 for a real token, 0 for padding.
 """
@@ -41,7 +49,16 @@ from ..nn import (
     init,
 )
 from ..nn.attention import attend, merge_heads, split_heads
-from .base import LMOutput, PretrainedModel, as_ids, lm_loss
+from .base import (
+    LMOutput,
+    PretrainedModel,
+    PreTrainingOutput,
+    QAOutput,
+    as_ids,
+    as_padding_mask,
+    classification_loss,
+    lm_loss,
+)
 from .config import BERT_PRESETS, BertConfig
 from .registry import ModelFamily, register_family
 
@@ -193,21 +210,9 @@ class BertModel(Module):
             if segments.shape != ids.shape:
                 raise ValueError(f"BERT: token_type_ids have shape {segments.shape}, expected "
                                  f"the input_ids' shape {ids.shape}")
-        key_padding_mask = None
-        if attention_mask is not None:
-            m = np.asarray(attention_mask.data if isinstance(attention_mask, Tensor)
-                           else attention_mask)
-            if m.shape != ids.shape:
-                raise ValueError(f"BERT: attention_mask has shape {m.shape}, expected (B, T) = "
-                                 f"{ids.shape} (1 = token, 0 = padding)")
-            if not np.isin(m, (0, 1)).all():
-                raise ValueError("BERT: attention_mask must hold only 1 (token) and "
-                                 "0 (padding)")
-            key_padding_mask = m == 0                                  # (B, T), True = pad
-            if not key_padding_mask.any():
-                key_padding_mask = None
+        padding = as_padding_mask("BERT", attention_mask, ids.shape)  # (B, T) or None
         x = self.embeddings(ids, segments)                             # (B, T, C)
-        return self.encoder(x, key_padding_mask)                       # (B, T, C)
+        return self.encoder(x, padding)                                # (B, T, C)
 
 
 class BertPredictionHeadTransform(Module):
@@ -366,7 +371,7 @@ class BertForSequenceClassification(_BertPretrained):
 
     hf_architecture = "BertForSequenceClassification"
     optional_prefixes = ("bert.pooler.", "classifier.")
-    _other_heads = ("cls.",)
+    _other_heads = ("cls.", "qa_outputs.")
 
     def __init__(self, config: BertConfig | None = None, seed: int | None = None):
         super().__init__(BertConfig() if config is None else config)
@@ -382,17 +387,7 @@ class BertForSequenceClassification(_BertPretrained):
         x = self.bert(input_ids, token_type_ids, attention_mask)       # (B, T, C)
         pooled = self.bert.pooler(x)                                   # (B, C)
         logits = self.classifier(self.dropout(pooled))                 # (B, K)
-        loss = None
-        if labels is not None:
-            y = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
-            if y.shape != logits.shape[:1]:
-                raise ValueError(f"BERT: labels have shape {y.shape}, expected (B,) = "
-                                 f"{logits.shape[:1]}")
-            if self.config.num_labels == 1:
-                diff = logits.reshape(-1) - Tensor._make(y.astype(logits.dtype))
-                loss = (diff * diff).mean()
-            else:
-                loss = F.cross_entropy(logits, y)
+        loss = None if labels is None else classification_loss("BERT", logits, labels)
         return LMOutput(logits, loss)
 
     def flops_breakdown(self, seq_len: int | None = None) -> dict[str, float]:
@@ -405,11 +400,146 @@ class BertForSequenceClassification(_BertPretrained):
                 "classifier": 2 * c * cfg.num_labels / t}
 
 
+def _row_labels(what: str, labels, batch: int) -> np.ndarray:
+    """Per-sequence integer labels (B,) (or (B, 1), as Hugging Face accepts) as (B,) int64."""
+    y = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.shape != (batch,):
+        raise ValueError(f"BERT: {what} have shape {y.shape}, expected (B,) = ({batch},), "
+                         "one per sequence")
+    if y.dtype.kind not in "iu":
+        raise TypeError(f"BERT: {what} must be integers, got dtype {y.dtype}")
+    return y.astype(np.int64, copy=False)
+
+
+class BertForQuestionAnswering(_BertPretrained):
+    """BERT with an answer-span head (Hugging Face's BertForQuestionAnswering): `qa_outputs`
+    (C -> 2) scores each position as the answer's first and as its last token. From a
+    masked-LM or pre-training directory `qa_outputs` starts new (with a warning).
+
+    `model(input_ids, token_type_ids=None, attention_mask=None, start_positions=None,
+    end_positions=None)` -> `QAOutput(start_logits (B, T), end_logits (B, T), loss)`;
+    positions (B,) are token indices, and the loss is the mean of the start and the end
+    cross-entropies. As in Hugging Face, positions are clamped to [0, T] and T is ignored:
+    an answer that truncation cut off counts for nothing.
+    """
+
+    hf_architecture = "BertForQuestionAnswering"
+    optional_prefixes = ("qa_outputs.",)
+    _other_heads = ("cls.", "bert.pooler.", "classifier.")
+
+    def __init__(self, config: BertConfig | None = None, seed: int | None = None):
+        super().__init__(BertConfig() if config is None else config)
+        cfg = self.config
+        if cfg.num_labels != 2:
+            # Hugging Face sizes qa_outputs by num_labels but can only split it into two.
+            raise ValueError(f"BertForQuestionAnswering: num_labels={cfg.num_labels}, but the "
+                             "span head scores a start and an end per position (accepted: "
+                             "num_labels=2; from_pretrained(directory, num_labels=2) "
+                             "overrides a classifier's)")
+        self.bert = BertModel(cfg, add_pooling_layer=False)
+        self.qa_outputs = Linear(cfg.hidden_size, 2)
+        self.init_weights(seed)
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None,
+                start_positions=None, end_positions=None) -> QAOutput:
+        x = self.bert(input_ids, token_type_ids, attention_mask)       # (B, T, C)
+        logits = self.qa_outputs(x)                                    # (B, T, 2)
+        start_logits, end_logits = logits[..., 0], logits[..., 1]      # (B, T) each
+        loss = None
+        if start_positions is not None or end_positions is not None:
+            loss = self._span_loss(start_logits, end_logits, start_positions, end_positions)
+        return QAOutput(start_logits, end_logits, loss)
+
+    @staticmethod
+    def _span_loss(start_logits: Tensor, end_logits: Tensor, start_positions,
+                   end_positions) -> Tensor:
+        if start_positions is None or end_positions is None:
+            given = "start_positions" if end_positions is None else "end_positions"
+            raise ValueError(f"BERT: the span loss needs both start_positions and "
+                             f"end_positions; got only {given}")
+        b, t = start_logits.shape
+        losses = []
+        for what, logits, positions in (("start_positions", start_logits, start_positions),
+                                        ("end_positions", end_logits, end_positions)):
+            p = np.clip(_row_labels(what, positions, b), 0, t)         # (B,), T = ignored
+            losses.append(F.cross_entropy(logits, p, ignore_index=t))
+        return (losses[0] + losses[1]) / 2
+
+    def flops_breakdown(self, seq_len: int | None = None) -> dict[str, int]:
+        """As `BertForMaskedLM.flops_breakdown`, with the span head at every position."""
+        cfg = self.config
+        t = cfg.max_position_embeddings if seq_len is None else seq_len
+        return {**self._encoder_flops(t), "qa_outputs": 2 * cfg.hidden_size * 2}
+
+
+class BertPreTrainingHeads(Module):
+    """The masked-LM head on every position and the next-sentence head on the pooled [CLS]."""
+
+    def __init__(self, config: BertConfig, word_embeddings: Parameter):
+        super().__init__()
+        self.predictions = BertLMPredictionHead(config, word_embeddings)
+        self.seq_relationship = Linear(config.hidden_size, 2)
+
+    def forward(self, x: Tensor, pooled: Tensor) -> tuple[Tensor, Tensor]:
+        return self.predictions(x), self.seq_relationship(pooled)     # (B, T, V), (B, 2)
+
+
+class BertForPreTraining(_BertPretrained):
+    """BERT as it was pre-trained (Hugging Face's BertForPreTraining): the masked-LM head
+    (tied to the word embeddings) and next-sentence prediction from the pooled [CLS] state,
+    `cls.seq_relationship` (C -> 2; label 0: sentence B follows A, 1: B is random). From a
+    masked-LM directory the pooler and `cls.seq_relationship` start new (with a warning).
+
+    `model(input_ids, token_type_ids=None, attention_mask=None, labels=None,
+    next_sentence_label=None)` -> `PreTrainingOutput(prediction_logits (B, T, V),
+    seq_relationship_logits (B, 2), loss)`; labels (B, T) as `BertForMaskedLM`'s (-100
+    ignored), next_sentence_label (B,). The loss is the sum of the two cross-entropies.
+    """
+
+    hf_architecture = "BertForPreTraining"
+    optional_prefixes = ("bert.pooler.", "cls.seq_relationship.")
+
+    def __init__(self, config: BertConfig | None = None, seed: int | None = None):
+        super().__init__(BertConfig() if config is None else config)
+        self.bert = BertModel(self.config, add_pooling_layer=True)
+        self.cls = BertPreTrainingHeads(self.config,
+                                        self.bert.embeddings.word_embeddings.weight)
+        self.init_weights(seed)
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None,
+                next_sentence_label=None) -> PreTrainingOutput:
+        x = self.bert(input_ids, token_type_ids, attention_mask)       # (B, T, C)
+        prediction_logits, nsp_logits = self.cls(x, self.bert.pooler(x))  # (B, T, V), (B, 2)
+        loss = None
+        if labels is not None or next_sentence_label is not None:
+            if labels is None or next_sentence_label is None:
+                given = "labels" if next_sentence_label is None else "next_sentence_label"
+                raise ValueError("BERT: the pre-training loss needs both labels (masked LM) "
+                                 f"and next_sentence_label; got only {given}")
+            y = _row_labels("next_sentence_label", next_sentence_label, nsp_logits.shape[0])
+            loss = (lm_loss("BERT", prediction_logits, labels, what="labels")
+                    + F.cross_entropy(nsp_logits, y))
+        return PreTrainingOutput(prediction_logits, nsp_logits, loss)
+
+    def flops_breakdown(self, seq_len: int | None = None) -> dict[str, float]:
+        """As `BertForMaskedLM.flops_breakdown`, plus the pooler and the next-sentence head,
+        which run once per sequence (their share per token is divided by `seq_len`)."""
+        cfg = self.config
+        t = cfg.max_position_embeddings if seq_len is None else seq_len
+        c = cfg.hidden_size
+        return {**self._encoder_flops(t), "cls.transform": 2 * c * c,
+                "cls.decoder": 2 * c * cfg.vocab_size, "pooler": 2 * c * c / t,
+                "cls.seq_relationship": 2 * c * 2 / t}
+
+
 BERT = BertForMaskedLM
 
 register_family(ModelFamily(
     name="bert", config_class=BertConfig, model_class=BertForMaskedLM, objective="masked-lm",
     presets=BERT_PRESETS, dropout_fields=("hidden_dropout_prob", "attention_probs_dropout_prob"),
     token_id_fields={"pad_token_id": "pad_token_id"}, hf_class="BertForMaskedLM",
-    heads={"sequence-classification": BertForSequenceClassification},
+    heads={"sequence-classification": BertForSequenceClassification,
+           "question-answering": BertForQuestionAnswering, "pretraining": BertForPreTraining},
     description="BERT's bidirectional encoder (masked LM)"))

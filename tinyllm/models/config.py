@@ -37,7 +37,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .._checks import positive_int, positive_number, probability
+from .._checks import non_negative_int, positive_int, positive_number, probability
 from ..nn import ACTIVATIONS
 from .registry import PRESETS, get_family  # noqa: F401 - PRESETS re-exported here
 
@@ -83,6 +83,13 @@ def _check_activation(cls: str, field: str, name: str) -> None:
     if name not in SUPPORTED_ACTIVATIONS:
         raise ValueError(f"{cls}: {field}={name!r} is not supported; "
                          f"accepted: {', '.join(SUPPORTED_ACTIVATIONS)}")
+
+
+def _check_pad_token_id(cls: str, pad_token_id, vocab_size: int) -> None:
+    if pad_token_id is not None and non_negative_int("pad_token_id", pad_token_id,
+                                                     where=cls) >= vocab_size:
+        raise ValueError(f"{cls}: pad_token_id={pad_token_id} is outside the vocabulary "
+                         f"(accepted: 0..{vocab_size - 1}, or None)")
 
 
 def _divisor_near(n: int, k: int) -> int:
@@ -149,7 +156,9 @@ class GPTConfig(ModelConfig):
     """GPT-2's architecture, with `transformers.GPT2Config`'s field names.
 
     Defaults are the `small` preset; dropout defaults to 0 (GPT-2's own configs say 0.1).
-    `n_inner=None` means 4 * n_embd.
+    `n_inner=None` means 4 * n_embd. `num_labels` and `pad_token_id` are for
+    `GPT2ForSequenceClassification` (its number of classes, and the id whose rightmost
+    non-occurrence marks the token it classifies); the language model ignores them.
     """
 
     vocab_size: int = 256
@@ -165,6 +174,8 @@ class GPTConfig(ModelConfig):
     layer_norm_epsilon: float = 1e-5
     initializer_range: float = 0.02
     tie_word_embeddings: bool = True
+    num_labels: int = 2
+    pad_token_id: int | None = None
 
     model_type = "gpt2"
     architecture = "GPT2LMHeadModel"
@@ -173,7 +184,7 @@ class GPTConfig(ModelConfig):
 
     def __post_init__(self):
         name = type(self).__name__
-        for field in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"):
+        for field in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "num_labels"):
             positive_int(field, getattr(self, field), where=name)
         if self.n_inner is not None:
             positive_int("n_inner", self.n_inner, where=name)
@@ -186,6 +197,7 @@ class GPTConfig(ModelConfig):
         if not isinstance(self.tie_word_embeddings, bool):
             raise ValueError(f"{name}: tie_word_embeddings must be true or false, "
                              f"got {self.tie_word_embeddings!r}")
+        _check_pad_token_id(name, self.pad_token_id, self.vocab_size)
 
     @property
     def head_dim(self) -> int:
@@ -255,9 +267,7 @@ class BertConfig(ModelConfig):
         if self.classifier_dropout is not None:
             probability("classifier_dropout", self.classifier_dropout, where=name)
         _check_activation(name, "hidden_act", self.hidden_act)
-        if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
-            raise ValueError(f"{name}: pad_token_id={self.pad_token_id} is outside the "
-                             f"vocabulary (accepted: 0..{self.vocab_size - 1}, or None)")
+        _check_pad_token_id(name, self.pad_token_id, self.vocab_size)
         for field in ("layer_norm_eps", "initializer_range"):
             positive_number(field, getattr(self, field), where=name)
 

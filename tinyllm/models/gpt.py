@@ -7,6 +7,9 @@ I inner width (4C), V vocabulary, L layers.
     x      = block_l(x),  l = 1..L                 pre-LN blocks, causal attention, GELU-tanh
     logits = ln_f(x) @ wte^T                       output head tied to the token embedding
 
+`GPT2ForSequenceClassification` puts a linear classifier, `score`, on the last real token's
+state instead of the LM head (Hugging Face's class of the same name).
+
 Parameter names are GPT2LMHeadModel's (`transformer.h.0.attn.c_attn.weight`, ...), with its
 (in, out) "Conv1D" layout, so `GPT.from_pretrained` reads a `save_pretrained` directory (real
 GPT-2 weights included) as it is, and `transformers` reads what `GPT.save` writes.
@@ -37,7 +40,14 @@ from ..nn import (
     TransformerBlock,
     init,
 )
-from .base import LMOutput, PretrainedModel, as_ids, lm_loss
+from .base import (
+    LMOutput,
+    PretrainedModel,
+    as_ids,
+    as_padding_mask,
+    classification_loss,
+    lm_loss,
+)
 from .config import GPT_PRESETS, GPTConfig
 from .registry import ModelFamily, register_family
 from .sampling import generating, next_tokens, start_generation
@@ -61,37 +71,29 @@ class GPTTransformer(Module):
             for _ in range(config.n_layer))
         self.ln_f = LayerNorm(c, eps=config.layer_norm_epsilon)
 
-    def forward(self, idx: np.ndarray, kv_cache: KVCache | None = None) -> Tensor:
+    def forward(self, idx: np.ndarray, kv_cache: KVCache | None = None,
+                key_padding_mask: np.ndarray | None = None) -> Tensor:
+        """`key_padding_mask` (B, T), True = padding: no position attends to those keys
+        (positions still count from 0, as in Hugging Face's GPT2Model)."""
         past = 0 if kv_cache is None else kv_cache.length
         pos = np.arange(past, past + idx.shape[1])                     # (T,)
         x = self.drop(self.wte(idx) + self.wpe(pos))                   # (B, T, C)
         for i, block in enumerate(self.h):
-            x = block(x, kv_cache=None if kv_cache is None else kv_cache[i])  # (B, T, C)
+            x = block(x, key_padding_mask=key_padding_mask,
+                      kv_cache=None if kv_cache is None else kv_cache[i])  # (B, T, C)
         return self.ln_f(x)                                            # (B, T, C)
 
 
-class GPT(PretrainedModel):
-    """GPT-2: `GPT(config, seed=None)`; `model(idx, targets=None)` -> `LMOutput(logits, loss)`.
-
-    `seed` makes the initialisation reproducible; without it the weights come from tinyllm's
-    global generator (`tinyllm.manual_seed`).
-    """
+class _GPTPretrained(PretrainedModel):
+    """What GPT-2's models share: the config, the initialisation, sizes, Hugging Face files."""
 
     config_class = GPTConfig
-    hf_architecture = "GPT2LMHeadModel"
     # GPT2Config would otherwise default these to GPT-2's 50256, outside a small vocabulary.
     hf_config_extras = {"bos_token_id": None, "eos_token_id": None}
-
-    def __init__(self, config: GPTConfig | None = None, seed: int | None = None):
-        super().__init__(GPTConfig() if config is None else config)
-        config = self.config
-        self.transformer = GPTTransformer(config)
-        self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False)
-        if config.tie_word_embeddings:
-            # One matrix reads tokens in and scores them out: V * C parameters saved, and
-            # what the model learns about a token's input use shapes its output use too.
-            self.lm_head.weight = self.transformer.wte.weight
-        self.init_weights(seed)
+    # Top-level parameters that are not under `transformer.` (the heads).
+    _head_names = ("lm_head.", "score.")
+    # Parameters of another model's head, dropped when a directory holds them.
+    _other_heads: tuple[str, ...] = ()
 
     def init_weights(self, seed: int | None = None) -> None:
         """GPT-2's initialisation: weights N(0, 0.02^2), biases 0, LayerNorm 1 and 0, and the
@@ -109,6 +111,81 @@ class GPT(PretrainedModel):
                 init.normal_(p, std=std / math.sqrt(2 * self.config.n_layer), generator=rng)
             else:
                 init.normal_(p, std=std, generator=rng)
+
+    # ----------------------------------------------------------------- size and cost
+    def num_params(self, non_embedding: bool = False) -> int:
+        """Number of parameters (the tied head counted once). non_embedding=True leaves out
+        the token and position embeddings: Kaplan et al.'s N, the one scaling laws use.
+
+        (nanoGPT subtracts only the position embeddings, because the tied token embedding
+        also serves as the output head. Here the head's cost is counted in FLOPs instead.)
+        """
+        n = super().num_params()
+        if non_embedding:
+            n -= self.transformer.wte.weight.data.size + self.transformer.wpe.weight.data.size
+        return n
+
+    def flops_per_token(self, training: bool = True, seq_len: int | None = None) -> int:
+        """Matmul FLOPs per token of a forward pass (training=False) or of forward and
+        backward (training=True: 3x, since each product's backward is two products of its
+        size, one for each operand's gradient). See `flops_breakdown`."""
+        forward = sum(self.flops_breakdown(seq_len).values())
+        return 3 * forward if training else forward
+
+    def _transformer_flops(self, t: int) -> dict[str, int]:
+        cfg = self.config
+        c, i, n_layer = cfg.n_embd, cfg.inner_dim, cfg.n_layer
+        return {
+            "attn.c_attn": n_layer * 2 * c * 3 * c,
+            "attn.scores": n_layer * 2 * t * c,
+            "attn.values": n_layer * 2 * t * c,
+            "attn.c_proj": n_layer * 2 * c * c,
+            "mlp.c_fc": n_layer * 2 * c * i,
+            "mlp.c_proj": n_layer * 2 * i * c,
+        }
+
+    # ----------------------------------------------------------------- Hugging Face files
+    @classmethod
+    def check_hf_config(cls, raw: dict, directory) -> None:
+        for option, wanted in (("scale_attn_weights", True),
+                               ("scale_attn_by_inverse_layer_idx", False),
+                               ("add_cross_attention", False)):
+            if option in raw and raw[option] != wanted:
+                cls._refuse(cls.__name__, directory, option, raw[option], repr(wanted))
+
+    @classmethod
+    def convert_state_dict(cls, state):
+        """Accept the original GPT-2 files' names (no `transformer.` prefix) and drop the
+        causal-mask buffers (`attn.bias`, `attn.masked_bias`) older files carry, and the
+        weights of another head (a classifier's `score` in a language model's file)."""
+        if not any(k.startswith("transformer.") for k in state):
+            state = {(k if k.startswith(cls._head_names) else "transformer." + k): v
+                     for k, v in state.items()}
+        return {k: v for k, v in state.items()
+                if not k.endswith((".attn.bias", ".attn.masked_bias"))
+                and not k.startswith(cls._other_heads)}
+
+
+class GPT(_GPTPretrained):
+    """GPT-2: `GPT(config, seed=None)`; `model(idx, targets=None)` -> `LMOutput(logits, loss)`.
+
+    `seed` makes the initialisation reproducible; without it the weights come from tinyllm's
+    global generator (`tinyllm.manual_seed`).
+    """
+
+    hf_architecture = "GPT2LMHeadModel"
+    _other_heads = ("score.",)
+
+    def __init__(self, config: GPTConfig | None = None, seed: int | None = None):
+        super().__init__(GPTConfig() if config is None else config)
+        config = self.config
+        self.transformer = GPTTransformer(config)
+        self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False)
+        if config.tie_word_embeddings:
+            # One matrix reads tokens in and scores them out: V * C parameters saved, and
+            # what the model learns about a token's input use shapes its output use too.
+            self.lm_head.weight = self.transformer.wte.weight
+        self.init_weights(seed)
 
     # ----------------------------------------------------------------- forward
     def forward(self, idx, targets=None, kv_cache: KVCache | None = None) -> LMOutput:
@@ -176,18 +253,6 @@ class GPT(PretrainedModel):
         return ids[0] if one_row else ids
 
     # ----------------------------------------------------------------- size and cost
-    def num_params(self, non_embedding: bool = False) -> int:
-        """Number of parameters (the tied head counted once). non_embedding=True leaves out
-        the token and position embeddings: Kaplan et al.'s N, the one scaling laws use.
-
-        (nanoGPT subtracts only the position embeddings, because the tied token embedding
-        also serves as the output head. Here the head's cost is counted in FLOPs instead.)
-        """
-        n = super().num_params()
-        if non_embedding:
-            n -= self.transformer.wte.weight.data.size + self.transformer.wpe.weight.data.size
-        return n
-
     def flops_breakdown(self, seq_len: int | None = None) -> dict[str, int]:
         """Forward-pass FLOPs per token, by component, at context `seq_len` (default: full).
 
@@ -199,45 +264,79 @@ class GPT(PretrainedModel):
         """
         cfg = self.config
         t = cfg.n_positions if seq_len is None else seq_len
-        c, i, n_layer = cfg.n_embd, cfg.inner_dim, cfg.n_layer
-        return {
-            "attn.c_attn": n_layer * 2 * c * 3 * c,
-            "attn.scores": n_layer * 2 * t * c,
-            "attn.values": n_layer * 2 * t * c,
-            "attn.c_proj": n_layer * 2 * c * c,
-            "mlp.c_fc": n_layer * 2 * c * i,
-            "mlp.c_proj": n_layer * 2 * i * c,
-            "lm_head": 2 * c * cfg.vocab_size,
-        }
+        return {**self._transformer_flops(t), "lm_head": 2 * cfg.n_embd * cfg.vocab_size}
 
-    def flops_per_token(self, training: bool = True, seq_len: int | None = None) -> int:
-        """Matmul FLOPs per token of a forward pass (training=False) or of forward and
-        backward (training=True: 3x, since each product's backward is two products of its
-        size, one for each operand's gradient). See `flops_breakdown`."""
-        forward = sum(self.flops_breakdown(seq_len).values())
-        return 3 * forward if training else forward
 
-    # ----------------------------------------------------------------- Hugging Face files
-    @classmethod
-    def check_hf_config(cls, raw: dict, directory) -> None:
-        for option, wanted in (("scale_attn_weights", True),
-                               ("scale_attn_by_inverse_layer_idx", False),
-                               ("add_cross_attention", False)):
-            if option in raw and raw[option] != wanted:
-                cls._refuse(cls.__name__, directory, option, raw[option], repr(wanted))
+class GPT2ForSequenceClassification(_GPTPretrained):
+    """GPT-2 with a linear classifier on one token per sequence (Hugging Face's
+    GPT2ForSequenceClassification): `score` (C -> K, no bias) reads the state of the last
+    token that is not `config.pad_token_id` -- under causal attention, the only position that
+    has seen the whole text. From a language-model directory `score` starts new (with a
+    warning) and `lm_head` is left out.
 
-    @classmethod
-    def convert_state_dict(cls, state):
-        """Accept the original GPT-2 files' names (no `transformer.` prefix) and drop the
-        causal-mask buffers (`attn.bias`, `attn.masked_bias`) older files carry."""
-        if not any(k.startswith("transformer.") for k in state):
-            state = {(k if k.startswith("lm_head.") else "transformer." + k): v
-                     for k, v in state.items()}
-        return {k: v for k, v in state.items()
-                if not k.endswith((".attn.bias", ".attn.masked_bias"))}
+    `model(input_ids, attention_mask=None, labels=None)` -> `LMOutput(logits (B, K), loss)`;
+    labels (B,) class ids (floats for K = 1, regression: mean squared error).
+
+    As in Hugging Face, the token classified in each row is the rightmost one that is not
+    `pad_token_id` (position 0 if the row is all padding); without a `pad_token_id` it is the
+    last position, which only makes sense for a batch of one. `attention_mask` (B, T),
+    1 = token and 0 = padding, hides padded keys -- needed with left padding only: under
+    causal attention right padding comes after the token classified.
+
+    >>> clf = GPT2ForSequenceClassification(GPTConfig(vocab_size=50, pad_token_id=0,
+    ...                                                num_labels=3), seed=0)
+    >>> clf(np.array([[5, 6, 7, 0, 0], [8, 9, 0, 0, 0]])).logits.shape   # reads 7 and 9
+    (2, 3)
+    """
+
+    hf_architecture = "GPT2ForSequenceClassification"
+    optional_prefixes = ("score.",)
+    _other_heads = ("lm_head.",)
+
+    def __init__(self, config: GPTConfig | None = None, seed: int | None = None):
+        super().__init__(GPTConfig() if config is None else config)
+        self.transformer = GPTTransformer(self.config)
+        self.score = Linear(self.config.n_embd, self.config.num_labels, bias=False)
+        self.init_weights(seed)
+
+    def forward(self, input_ids, attention_mask=None, labels=None) -> LMOutput:
+        cfg = self.config
+        ids = as_ids("input_ids", input_ids, cfg.vocab_size, cfg.n_positions)   # (B, T)
+        last = self.last_token_index(ids)                              # (B,)
+        padding = as_padding_mask("GPT", attention_mask, ids.shape)    # (B, T) or None
+        x = self.transformer(ids, key_padding_mask=padding)            # (B, T, C)
+        logits = self.score(x[np.arange(len(ids)), last])              # (B, K)
+        loss = None if labels is None else classification_loss("GPT", logits, labels)
+        return LMOutput(logits, loss)
+
+    def last_token_index(self, input_ids: np.ndarray) -> np.ndarray:
+        """The position classified in each row of `input_ids` (B, T): (B,) int indices."""
+        b, t = input_ids.shape
+        pad = self.config.pad_token_id
+        if pad is None:
+            if b != 1:
+                raise ValueError(
+                    f"GPT2ForSequenceClassification: a batch of {b} sequences needs "
+                    "config.pad_token_id to find each one's last token, and it is None "
+                    "(accepted: a batch of 1, or a pad_token_id, e.g. "
+                    "from_pretrained(directory, pad_token_id=tokenizer.pad_token_id))")
+            return np.full(b, t - 1)
+        # argmax of position * (not padding) is the rightmost real token (Hugging Face's
+        # rule, which serves left and right padding alike).
+        return (np.arange(t) * (input_ids != pad)).argmax(axis=1)
+
+    # ----------------------------------------------------------------- size and cost
+    def flops_breakdown(self, seq_len: int | None = None) -> dict[str, float]:
+        """As `GPT.flops_breakdown`, without the LM head; `score` runs once per sequence, so
+        its share per token is divided by `seq_len` (and may be fractional)."""
+        cfg = self.config
+        t = cfg.n_positions if seq_len is None else seq_len
+        return {**self._transformer_flops(t), "score": 2 * cfg.n_embd * cfg.num_labels / t}
 
 
 register_family(ModelFamily(
     name="gpt", config_class=GPTConfig, model_class=GPT, objective="causal-lm",
     presets=GPT_PRESETS, dropout_fields=("resid_pdrop", "embd_pdrop", "attn_pdrop"),
-    hf_class="GPT2LMHeadModel", description="GPT-2's decoder-only Transformer (causal LM)"))
+    hf_class="GPT2LMHeadModel",
+    heads={"sequence-classification": GPT2ForSequenceClassification},
+    description="GPT-2's decoder-only Transformer (causal LM)"))
