@@ -316,6 +316,7 @@ def test_adapting_twice_and_saving_without_an_adapter_are_refused(tmp_path):
     ({"peft_type": "IA3"}, "peft_type is 'IA3'; tinyllm reads LoRA adapters only"),
     ({"use_dora": True}, "use_dora=True is a peft option tinyllm does not implement"),
     ({"rank_pattern": {"c_attn": 2}}, "rank_pattern="),
+    ({"init_lora_weights": "pissa"}, "init_lora_weights='pissa' changes the base weights"),
     ({"r": None}, "does not fit GPT: apply_lora: r must be a positive integer, got None"),
 ])
 def test_adapter_configs_tinyllm_cannot_honour_are_refused(tmp_path, edit, match):

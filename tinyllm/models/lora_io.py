@@ -26,7 +26,7 @@ import numpy as np
 
 from .._io import atomic_write
 from ..nn import Module, apply_lora, lora_layers, named_lora_parameters, unload_lora
-from ..nn.lora import LoraConfig
+from ..nn.lora import LoraConfig, target_matches
 from .checkpoint import CheckpointError, read_safetensors_with_metadata, save_safetensors
 
 ADAPTER_CONFIG_NAME = "adapter_config.json"
@@ -42,10 +42,14 @@ _TASK_BY_CLASS_SUFFIX = {"LMHeadModel": "CAUSAL_LM", "ForCausalLM": "CAUSAL_LM",
                          "ForQuestionAnswering": "QUESTION_ANS"}
 # peft options tinyllm does not implement: field -> the only value accepted (peft's default).
 _PLAIN_LORA = {"bias": "none", "use_rslora": False, "use_dora": False, "lora_bias": False,
-               "rank_pattern": {}, "alpha_pattern": {}, "layers_to_transform": None,
-               "layer_replication": None, "target_parameters": None, "exclude_modules": None,
-               "trainable_token_indices": None, "use_qalora": False, "alora_invocation_tokens":
-               None}
+               "use_qalora": False, "rank_pattern": {}, "alpha_pattern": {},
+               "layers_to_transform": None, "layer_replication": None, "exclude_modules": None,
+               "target_parameters": None, "trainable_token_indices": None,
+               "alora_invocation_tokens": None}
+
+# peft initialisations that rewrite the base weights too (the adapter alone does not fit the
+# original model unless peft converted it when saving).
+_BASE_CHANGING_INITS = ("pissa", "olora", "corda", "loftq")
 
 
 def _task_type(model: Module) -> str | None:
@@ -125,6 +129,12 @@ def read_adapter_config(directory) -> dict:
         if field in config and config[field] != accepted and config[field] is not None:
             raise CheckpointError(f"{path}: {field}={config[field]!r} is a peft option "
                                   f"tinyllm does not implement (accepted: {accepted!r})")
+    init = config.get("init_lora_weights")
+    if isinstance(init, str) and init.startswith(_BASE_CHANGING_INITS):
+        raise CheckpointError(f"{path}: init_lora_weights={init!r} changes the base weights "
+                              "as well, so this adapter needs peft's own base model; tinyllm "
+                              "reads adapters initialised with True, False, 'gaussian' or "
+                              "'eva'")
     for field in ("r", "lora_alpha", "target_modules"):
         if field not in config:
             raise CheckpointError(f"{path} has no {field!r}; a LoRA adapter config needs r, "
@@ -138,7 +148,7 @@ def _apply_from_config(model: Module, config: dict, path: Path) -> None:
     save = config.get("modules_to_save")
     if save:
         names = [n for n, _ in model.named_modules() if n]
-        save = [s for s in save if any(n == s or n.endswith("." + s) for n in names)] or None
+        save = [s for s in save if any(target_matches(n, [s]) for n in names)] or None
     try:
         apply_lora(model, config["r"], config["lora_alpha"], config["target_modules"],
                    lora_dropout=config.get("lora_dropout") or 0.0, modules_to_save=save)

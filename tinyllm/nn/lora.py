@@ -42,7 +42,6 @@ import numpy as np
 
 from .._checks import positive_int, positive_number, probability
 from ..autograd.dtype import default_dtype
-from ..autograd.random import default_generator
 from ..autograd.tensor import Tensor
 from . import init
 from .layers import Conv1D, Dropout, Linear
@@ -257,7 +256,8 @@ def apply_lora(model: Module, r: int, lora_alpha: float, target_modules: Sequenc
         raise ValueError(f"apply_lora: {type(model).__name__} has LoRA adapters already; "
                          "merge_lora(model) first to stack a new adapter on the merged weights")
     saved = _modules_to_save(model, save)
-    rng = np.random.default_rng(seed) if seed is not None else default_generator()
+    # Without a seed each lora_A keeps nn.Linear's own draw from the global generator.
+    rng = np.random.default_rng(seed) if seed is not None else None
     for name in _find_targets(model, targets):
         base = _child_by_name(model, name)
         _replace(model, name, LoRALinear(base, r, lora_alpha, lora_dropout, generator=rng))
