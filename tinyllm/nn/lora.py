@@ -90,7 +90,7 @@ class LoRALinear(Module):
         self.base_layer = base_layer
         self.fan_in_fan_out = isinstance(base_layer, Conv1D)
         self.in_features, self.out_features = base_layer.in_features, base_layer.out_features
-        self.merged = False
+        self.merged, self._trainable = False, True
         self.lora_dropout = Dropout(probability("lora_dropout", lora_dropout, where="LoRALinear"))
         with default_dtype(base_layer.weight.dtype):
             self.lora_A = Linear(self.in_features, self.r, bias=False)   # kaiming-uniform
@@ -125,7 +125,8 @@ class LoRALinear(Module):
             w = self.base_layer.weight
             w.data = (w.data + self.delta_weight()).astype(w.dtype, copy=False)
             self._trainable = self.lora_A.weight.requires_grad
-            self.requires_grad_(False)
+            for p in (self.lora_A.weight, self.lora_B.weight):
+                p.requires_grad_(False)
             self.merged = True
 
     def unmerge(self) -> None:
