@@ -19,13 +19,27 @@ from .layers import (
     ReLU,
     get_activation,
 )
+from .lora import (
+    LoraConfig,
+    LoRALinear,
+    apply_lora,
+    get_nb_trainable_parameters,
+    lora_layers,
+    lora_state_dict,
+    merge_lora,
+    named_lora_parameters,
+    unload_lora,
+    unmerge_lora,
+)
 from .lstm import LSTM
 from .module import IncompatibleKeys, Module, ModuleList, Parameter, StateDictError
 from .transformer import FeedForward, TransformerBlock
 
 __all__ = [
     "ACTIVATIONS", "GELU", "Conv1D", "Dropout", "Embedding", "FeedForward", "IncompatibleKeys",
-    "KVCache", "LSTM", "LayerKVCache", "LayerNorm", "Linear", "Module", "ModuleList",
-    "MultiHeadAttention", "Parameter", "ReLU", "StateDictError", "TransformerBlock", "attend",
-    "causal_mask", "get_activation", "init",
+    "KVCache", "LSTM", "LayerKVCache", "LayerNorm", "Linear", "LoRALinear", "LoraConfig",
+    "Module", "ModuleList", "MultiHeadAttention", "Parameter", "ReLU", "StateDictError",
+    "TransformerBlock", "apply_lora", "attend", "causal_mask", "get_activation",
+    "get_nb_trainable_parameters", "init", "lora_layers", "lora_state_dict", "merge_lora",
+    "named_lora_parameters", "unload_lora", "unmerge_lora",
 ]
