@@ -127,6 +127,12 @@ class PretrainedModel(Module):
     # Extra config.json entries for transformers' sake (fields tinyllm does not use).
     hf_config_extras: dict = {}
 
+    @classmethod
+    def head_modules(cls) -> list[str]:
+        """The modules a task head adds to its body (`optional_prefixes` as module names):
+        the ones LoRA fine-tuning trains in full (peft's `modules_to_save`)."""
+        return [prefix.rstrip(".") for prefix in cls.optional_prefixes]
+
     def __init__(self, config):
         super().__init__()
         if not isinstance(config, self.config_class):

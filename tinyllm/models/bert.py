@@ -540,6 +540,7 @@ register_family(ModelFamily(
     name="bert", config_class=BertConfig, model_class=BertForMaskedLM, objective="masked-lm",
     presets=BERT_PRESETS, dropout_fields=("hidden_dropout_prob", "attention_probs_dropout_prob"),
     token_id_fields={"pad_token_id": "pad_token_id"}, hf_class="BertForMaskedLM",
+    lora_targets=("query", "value"),
     heads={"sequence-classification": BertForSequenceClassification,
            "question-answering": BertForQuestionAnswering, "pretraining": BertForPreTraining},
     description="BERT's bidirectional encoder (masked LM)"))

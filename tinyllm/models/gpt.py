@@ -337,6 +337,6 @@ class GPT2ForSequenceClassification(_GPTPretrained):
 register_family(ModelFamily(
     name="gpt", config_class=GPTConfig, model_class=GPT, objective="causal-lm",
     presets=GPT_PRESETS, dropout_fields=("resid_pdrop", "embd_pdrop", "attn_pdrop"),
-    hf_class="GPT2LMHeadModel",
+    hf_class="GPT2LMHeadModel", lora_targets=("c_attn",),
     heads={"sequence-classification": GPT2ForSequenceClassification},
     description="GPT-2's decoder-only Transformer (causal LM)"))

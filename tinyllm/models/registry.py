@@ -49,6 +49,7 @@ class ModelFamily:
     token_id_fields: dict[str, str] = field(default_factory=dict)
     hf_class: str | None = None      # the transformers class with this parameter layout
     heads: dict[str, type] = field(default_factory=dict)   # task kind -> model class
+    lora_targets: tuple[str, ...] = ()   # the layers LoRA adapts by default (peft's choice)
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:

@@ -12,6 +12,7 @@ from .._checks import positive_int
 from ..autograd import no_grad
 from ..data import encode_corpus, eval_batches, load_corpus, train_val_split
 from ..models import family_names, get_family
+from ..nn.lora import apply_lora
 from ..tokenizers import Tokenizer
 from .checkpoint import CheckpointError, load_checkpoint
 from .config import FineTuneConfig, TrainConfig
@@ -35,6 +36,10 @@ def load_run(run_dir, which: str = "best"):
         family = get_family(meta["model_type"])
         model_class = family.head(meta["head"]) if meta.get("head") else family.model_class
         model = model_class(family.config_from_dict(meta["model_config"]))
+        if getattr(config, "lora_rank", 0):      # a LoRA fine-tune: its adapters' weights too
+            apply_lora(model, config.lora_rank, config.lora_alpha,
+                       config.lora_targets or list(family.lora_targets),
+                       modules_to_save=model.head_modules())
         model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model.")})
         tokenizer = Tokenizer.from_dict(meta["tokenizer"])
     except (KeyError, TypeError, ValueError) as exc:
