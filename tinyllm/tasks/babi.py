@@ -1,0 +1,252 @@
+"""``babi``: a generator of bAbI-style stories and questions (Weston et al. 2015).
+
+Four people move between six places and pick up and drop three objects; a question asks what
+the story implies. Five of the paper's twenty tasks are generated, by its rules:
+
+====  ========================  =============================================  ==============
+task  name                      question                                       answer
+====  ========================  =============================================  ==============
+1     single supporting fact    Where is Mary?                                 a location
+2     two supporting facts      Where is the football?                         a location
+3     three supporting facts    Where was the football before the kitchen?     a location
+6     yes/no questions          Is Mary in the office?                         yes, no
+7     counting                  How many objects is Mary carrying?             none .. three
+====  ========================  =============================================  ==============
+
+Vocabulary: people ``ACTORS`` (Mary, John, Daniel, Sandra), places ``LOCATIONS`` (bathroom,
+bedroom, garden, hallway, kitchen, office), objects ``OBJECTS`` (football, apple, milk), and
+the verbs ``MOVE_VERBS`` ("moved to", "went to", "journeyed to", "travelled to", "went back
+to"), ``GRAB_VERBS`` ("got", "grabbed", "picked up", "took") and ``DROP_VERBS`` ("dropped",
+"discarded", "put down", "left"). Sentences read "Mary went to the kitchen.", "Mary took the
+milk.", "Mary dropped the milk.".
+
+The rules. A person's first sentence is a move; a person picks up an object that nobody holds
+and that is where they are (or whose place the story has not said), and drops only what they
+hold; a held object moves with its holder. Each question comes with its own story of
+``STORY_LENGTHS[task]`` sentences (the paper groups up to five questions per story; here each
+is independent, so no story is shared between splits), and asks only what the story answers:
+task 1 and 6 about a person who has moved (task 6 asks the true place half of the time),
+task 2 about an object whose place is known, task 3 about a place the object has been in only
+once (the answer is the place it was in just before), task 7 about a person who has moved,
+drawn by first drawing one of the counts the story's people hold (so that "none" does not
+dominate the answers).
+
+Each example is a ``QAExample`` in two forms. Extractive (for BERT): the context is the story,
+one sentence per line, and ``answer_starts`` points at the answer inside the sentence that
+settles it (for task 1, the person's last move). Yes/no and counting answers are not words of
+the story, so for tasks 6 and 7 the context ends with one more line, ``ANSWER_VOCABULARY`` =
+"yes no none one two three", and the answer points there. Generative (for GPT):
+``task.generative()`` gives ``(prompt, answer)`` with the prompt ending in ``"\\nA: "``.
+
+Sizes are the paper's: 1,000 training questions ("1k") or 10,000 ("10k"), and 1,000 test
+questions; validation is 10% of the training size, generated on top (the paper's released
+"en-valid" set instead takes it out of the training questions). The test set depends only on
+the task and seed, so "1k" and "10k" share it, as in the paper; no (context, question) pair
+occurs twice in a task. Everything is drawn from ``random.Random`` seeded by a string of the
+task, split and seed, using only ``random()`` (whose sequence Python keeps stable).
+
+>>> task = babi_task(1, size="1k", seed=0)
+>>> task.sizes
+{'train': 1000, 'validation': 100, 'test': 1000}
+>>> ex = task.test[0]
+>>> ex.context[ex.answer_start:ex.answer_start + len(ex.answer)] == ex.answer
+True
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+
+from .._checks import choice
+from .base import QAExample, QATask
+
+ACTORS = ("Mary", "John", "Daniel", "Sandra")
+LOCATIONS = ("bathroom", "bedroom", "garden", "hallway", "kitchen", "office")
+OBJECTS = ("football", "apple", "milk")
+MOVE_VERBS = ("moved to", "went to", "journeyed to", "travelled to", "went back to")
+GRAB_VERBS = ("got", "grabbed", "picked up", "took")
+DROP_VERBS = ("dropped", "discarded", "put down", "left")
+#: The last line of every task 6 and 7 context: the answers that are not words of the story.
+ANSWER_VOCABULARY = "yes no none one two three"
+COUNT_WORDS = ("none", "one", "two", "three")
+
+#: The generated tasks: number -> name in the paper.
+BABI_TASKS = {
+    1: "single supporting fact",
+    2: "two supporting facts",
+    3: "three supporting facts",
+    6: "yes/no questions",
+    7: "counting",
+}
+#: Training questions per size; validation is a tenth of it, test is always ``TEST_SIZE``.
+SIZES = {"1k": 1000, "10k": 10000}
+TEST_SIZE = 1000
+#: Sentences per story (inclusive range), by task; task 3 needs longer stories to carry an
+#: object through several places.
+STORY_LENGTHS = {1: (2, 10), 2: (4, 16), 3: (6, 24), 6: (2, 10), 7: (4, 16)}
+#: Chance of picking up / dropping when a person who has moved acts (else they move).
+_GRAB_DROP = {2: (0.3, 0.2), 3: (0.35, 0.1), 7: (0.5, 0.15)}
+
+
+def babi_task(task: int = 1, size: str = "1k", seed: int = 0) -> QATask:
+    """bAbI task ``task`` (1, 2, 3, 6 or 7) with ``size`` ("1k" or "10k") training questions."""
+    choice("bAbI task", task, tuple(BABI_TASKS), where="babi")
+    choice("size", size, tuple(SIZES), where="babi")
+    return _babi_task(task, size, seed)
+
+
+@functools.lru_cache(maxsize=8)
+def _babi_task(task: int, size: str, seed: int) -> QATask:
+    counts = {"test": TEST_SIZE, "validation": SIZES[size] // 10, "train": SIZES[size]}
+    seen: set[tuple[str, str]] = set()
+    splits = {split: _generate(task, split, n, seed, seen) for split, n in counts.items()}
+    meta = {"task": task, "task_name": BABI_TASKS[task], "size": size, "seed": seed}
+    return QATask(f"babi{task}-{size}", splits["train"], splits["validation"], splits["test"],
+                  metadata=meta)
+
+
+def _generate(task: int, split: str, n: int, seed: int, seen: set) -> list[QAExample]:
+    """``n`` questions of ``split``, none whose (context, question) is already in ``seen``."""
+    rng = random.Random(f"tinyllm-babi/task{task}/{split}/seed{seed}")
+    examples: list[QAExample] = []
+    tries = 0
+    while len(examples) < n:
+        tries += 1
+        if tries > 100 * n + 1000:
+            raise RuntimeError(f"babi task {task}: could not draw {n} distinct questions")
+        made = _story_and_question(task, rng)
+        if made is None or (made[0], made[1]) in seen:
+            continue
+        context, question, answer, start = made
+        seen.add((context, question))
+        examples.append(QAExample(f"babi{task}-{split}-{len(examples)}", context, question,
+                                  (answer,), (start,)))
+    return examples
+
+
+def _pick(rng: random.Random, items):
+    """One of ``items``, uniformly, from ``rng.random()`` alone."""
+    return items[int(rng.random() * len(items))]
+
+
+class _World:
+    """A story being told: its sentences, and where everyone and everything is.
+
+    Each place is stored with its *evidence*: the character offset, in the story, of the
+    place's name in the sentence that settles it.
+    """
+
+    def __init__(self):
+        self.lines: list[str] = []
+        self.length = 0                                   # characters so far, newlines included
+        self.at: dict[str, tuple[str, int]] = {}          # person -> (place, evidence)
+        self.holder: dict[str, str] = {}                  # object -> person holding it
+        self.left_at: dict[str, tuple[str, int]] = {}     # object -> (place, evidence) if dropped
+        self.trail: dict[str, list[tuple[str, int]]] = {o: [] for o in OBJECTS}
+
+    def _say(self, sentence: str) -> int:
+        """Append a sentence; return its start offset."""
+        start = self.length + (1 if self.lines else 0)
+        self.lines.append(sentence)
+        self.length = start + len(sentence)
+        return start
+
+    def move(self, person: str, place: str, verb: str) -> None:
+        head = f"{person} {verb} the "
+        where = (place, self._say(f"{head}{place}.") + len(head))
+        self.at[person] = where
+        for obj, holder in self.holder.items():
+            if holder == person:
+                self._visit(obj, where)
+
+    def grab(self, person: str, obj: str, verb: str) -> None:
+        self._say(f"{person} {verb} the {obj}.")
+        self.holder[obj] = person
+        self.left_at.pop(obj, None)
+        self._visit(obj, self.at[person])
+
+    def drop(self, person: str, obj: str, verb: str) -> None:
+        self._say(f"{person} {verb} the {obj}.")
+        del self.holder[obj]
+        self.left_at[obj] = self.at[person]
+
+    def _visit(self, obj: str, where: tuple[str, int]) -> None:
+        """Record that ``obj`` is now at ``where`` (a new place only if it changed)."""
+        if not self.trail[obj] or self.trail[obj][-1][0] != where[0]:
+            self.trail[obj].append(where)
+
+    def place_of(self, obj: str) -> tuple[str, int] | None:
+        """Where ``obj`` is, with its evidence, or None when the story has not said."""
+        if obj in self.holder:
+            return self.at[self.holder[obj]]
+        return self.left_at.get(obj)
+
+    def step(self, rng: random.Random, grab: float, drop: float) -> None:
+        """One random sentence by the rules of the module docstring."""
+        person = _pick(rng, ACTORS)
+        if person in self.at:
+            here = self.at[person][0]
+            free = [o for o in OBJECTS if o not in self.holder
+                    and (o not in self.left_at or self.left_at[o][0] == here)]
+            held = [o for o in OBJECTS if self.holder.get(o) == person]
+            r = rng.random()
+            if r < grab and free:
+                return self.grab(person, _pick(rng, free), _pick(rng, GRAB_VERBS))
+            if grab <= r < grab + drop and held:
+                return self.drop(person, _pick(rng, held), _pick(rng, DROP_VERBS))
+        here = self.at.get(person, ("", 0))[0]
+        place = _pick(rng, [p for p in LOCATIONS if p != here])
+        self.move(person, place, _pick(rng, MOVE_VERBS))
+
+    @property
+    def story(self) -> str:
+        return "\n".join(self.lines)
+
+
+def _story_and_question(task: int, rng: random.Random) -> tuple[str, str, str, int] | None:
+    """``(context, question, answer, answer_start)``, or None when the story cannot be asked."""
+    world = _World()
+    low, high = STORY_LENGTHS[task]
+    grab, drop = _GRAB_DROP.get(task, (0.0, 0.0))
+    for _ in range(low + int(rng.random() * (high - low + 1))):
+        world.step(rng, grab, drop)
+    story = world.story
+    people = [p for p in ACTORS if p in world.at]
+    if task == 1:
+        person = _pick(rng, people)
+        place, start = world.at[person]
+        return story, f"Where is {person}?", place, start
+    if task == 2:
+        known = [o for o in OBJECTS if world.place_of(o) is not None]
+        if not known:
+            return None
+        obj = _pick(rng, known)
+        place, start = world.place_of(obj)
+        return story, f"Where is the {obj}?", place, start
+    if task == 3:
+        places = {o: [w[0] for w in world.trail[o]] for o in OBJECTS}
+        asked = [(o, i) for o in OBJECTS for i in range(1, len(places[o]))
+                 if places[o].count(places[o][i]) == 1]
+        if not asked:
+            return None
+        obj, i = _pick(rng, asked)
+        place, start = world.trail[obj][i - 1]
+        return story, f"Where was the {obj} before the {places[obj][i]}?", place, start
+    if task == 6:
+        person = _pick(rng, people)
+        truth = world.at[person][0]
+        yes = rng.random() < 0.5
+        place = truth if yes else _pick(rng, [p for p in LOCATIONS if p != truth])
+        return _with_vocabulary(story, f"Is {person} in the {place}?", "yes" if yes else "no")
+    held = {p: sum(1 for o in OBJECTS if world.holder.get(o) == p) for p in people}
+    count = _pick(rng, sorted(set(held.values())))
+    person = _pick(rng, [p for p in people if held[p] == count])
+    return _with_vocabulary(story, f"How many objects is {person} carrying?", COUNT_WORDS[count])
+
+
+def _with_vocabulary(story: str, question: str, answer: str) -> tuple[str, str, str, int]:
+    """The story with ``ANSWER_VOCABULARY`` as its last line, the answer pointing there."""
+    words = ANSWER_VOCABULARY.split(" ")
+    start = len(story) + 1 + sum(len(w) + 1 for w in words[: words.index(answer)])
+    return f"{story}\n{ANSWER_VOCABULARY}", question, answer, start
