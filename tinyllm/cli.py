@@ -146,6 +146,69 @@ def _eval_parser(sub) -> None:
     _threads_option(p)
 
 
+_FINETUNE_EXAMPLES = """examples:
+  tinyllm finetune runs/bert-small-pydoc --task pydoc-topics
+  tinyllm finetune runs/gpt-small-pydoc --task stdlib-docstrings --freeze body --epochs 2
+  tinyllm finetune runs/bert-small-pydoc --task csv:reviews.csv --train-examples 128
+  tinyllm finetune --resume runs/bert-small-pydoc-pydoc-topics    # continue after Ctrl-C
+"""
+
+
+def _finetune_parser(sub) -> None:
+    from .training.config import FREEZE, FineTuneConfig
+
+    d = FineTuneConfig(init_from="SOURCE", task="TASK")
+    p = sub.add_parser(
+        "finetune", help="fine-tune a trained model on a labelled task (a new run)",
+        description="Continue from SOURCE (a tinyllm train run directory, or a model directory "
+        "with its tokenizer.json) with a classification head, on a labelled TASK: a built-in "
+        "task (see tinyllm.tasks.list_tasks()) or csv:FILE / jsonl:FILE with text,label (or "
+        "text_a,text_b,label) columns. Writes a new run directory; SOURCE is never modified. "
+        "Checkpoints, --resume and Ctrl-C work as in tinyllm train.",
+        epilog=_FINETUNE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", metavar="SOURCE", nargs="?", help="run or model directory")
+    p.add_argument("--task", help="task name, or csv:FILE / jsonl:FILE")
+    p.add_argument("--steps", type=positive, help="optimizer steps (default: --epochs)")
+    p.add_argument("--epochs", type=float, help="passes over the training examples "
+                   "(default 3, when --steps is not given)")
+    p.add_argument("--batch-size", type=positive, help=f"default {d.batch_size}")
+    p.add_argument("--block-size", type=positive, help="tokens per example (default: the "
+                   "source's context)")
+    p.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr})")
+    p.add_argument("--freeze", choices=FREEZE, help="keep these weights fixed (default none)")
+    p.add_argument("--train-examples", type=positive, help="a label budget: train on this "
+                   "many examples (a stratified sample; default all)")
+    p.add_argument("--lora-rank", type=non_negative, help="train rank-R LoRA adapters "
+                   "instead of the body (default 0: off)")
+    p.add_argument("--lora-alpha", type=float, help=f"LoRA scale alpha (default {d.lora_alpha})")
+    p.add_argument("--lora-targets", help="comma-separated module names for the adapters "
+                   "(default: the attention projections)")
+    p.add_argument("--eval-interval", type=positive, help=f"evaluate and checkpoint every N "
+                   f"steps (default {d.eval_interval})")
+    p.add_argument("--seed", type=non_negative, help=f"default {d.seed}")
+    p.add_argument("--out", help=f"directory for runs (default {d.out})")
+    p.add_argument("--name", help="run name (default <source>-<task>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue this fine-tuning run")
+    p.add_argument("--overwrite", action="store_true", help="replace the run already there")
+    p.add_argument("--ignore-memory-check", action="store_true",
+                   help="train even when the estimated memory exceeds what is available")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    _threads_option(p)
+
+
+def _predict_parser(sub) -> None:
+    p = sub.add_parser("predict", help="the label a fine-tuned run gives a text",
+                       description="Print the label (and its probability) that a fine-tuned "
+                       "run predicts for --text (and --text-b for a pair).",
+                       epilog='example:\n  tinyllm predict runs/bert-small-pydoc-pydoc-topics '
+                       '--text "The with statement ..."',
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--text", required=True, help="the text to label")
+    p.add_argument("--text-b", help="the second text of a pair")
+    _threads_option(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -157,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
     _generate_parser(sub)
     _eval_parser(sub)
+    _finetune_parser(sub)
+    _predict_parser(sub)
     add_scaling_parser(sub)
     p = sub.add_parser("bench", help="kernel and training-step speed vs PyTorch, side by side",
                        description="Time the softmax and attention kernels and a GPT training "
@@ -246,8 +311,51 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_finetune(args) -> int:
+    from .training.finetune import FineTuner, finetune_config
+
+    if args.resume:
+        if args.source or args.task:
+            raise ValueError("--resume continues a fine-tuning run with its saved settings; "
+                             "give no SOURCE or --task")
+        trainer = FineTuner.resume(args.resume, steps=args.steps, quiet=args.quiet,
+                                   check_memory=not args.ignore_memory_check)
+    else:
+        if not args.source or not args.task:
+            raise ValueError("finetune needs a SOURCE (a run or model directory) and --task "
+                             "(see tinyllm finetune --help)")
+        options = {k: v for k, v in vars(args).items() if v is not None and k not in (
+            "command", "source", "resume", "quiet", "threads", "overwrite",
+            "ignore_memory_check")}
+        trainer = FineTuner(finetune_config(args.source, **options), quiet=args.quiet,
+                            overwrite=args.overwrite, check_memory=not args.ignore_memory_check)
+    result = trainer.train()
+    if result.status != "finished":
+        return EXIT_INTERRUPTED if result.status == "interrupted" else 1
+    test = trainer.scores("test")
+    print(f"done: {result.step} steps in {result.elapsed_s:.0f} s | test accuracy "
+          f"{test['accuracy']:.3f} | macro-F1 {test['macro_f1']:.3f} (best validation "
+          f"loss {result.best_val_loss:.4f})")
+    print(f"saved to {result.run_dir}/. Next: tinyllm eval {result.run_dir}  or  tinyllm "
+          f"predict {result.run_dir} --text ...")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .training.finetune import predict_label
+
+    label, prob = predict_label(args.run_dir, args.text, args.text_b)
+    print(f"{label}\t{prob:.3f}")
+    return 0
+
+
 def cmd_eval(args) -> int:
+    from .training.finetune import evaluate_finetuned, is_finetune_run
     from .training.inference import evaluate_run
+
+    if is_finetune_run(args.run_dir):
+        print(evaluate_finetuned(args.run_dir))
+        return 0
 
     r = evaluate_run(args.run_dir, data=args.data, max_batches=args.max_batches)
     print(f"{r['data']}: loss {r['loss']:.4f} nats/token | perplexity {r['perplexity']:.2f} | "
@@ -302,7 +410,8 @@ def cmd_bench(args) -> int:
 
 
 COMMANDS = {"train": cmd_train, "generate": cmd_generate, "eval": cmd_eval, "info": cmd_info,
-            "scaling": cmd_scaling, "bench": cmd_bench}
+            "finetune": cmd_finetune, "predict": cmd_predict, "scaling": cmd_scaling,
+            "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,157 @@
+"""`tinyllm finetune`: a pre-trained run, a classification head, a labelled task; a new run
+that trains, resumes bit for bit, evaluates and predicts, the source untouched."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tinyllm.cli import main
+from tinyllm.training import TrainConfig, Trainer, load_checkpoint
+from tinyllm.training.finetune import FineTuner, finetune_config
+
+WORDS = ["cat", "dog", "mat", "log", "sat", "ran", "the", "a", "on", "to"]
+
+
+def _text(rng, n):
+    return " ".join(rng.choice(WORDS, size=n))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ft")
+    rng = np.random.default_rng(0)
+    text = "\n".join(_text(rng, 8) for _ in range(600))
+    path = root / "text.txt"
+    path.write_text(text)
+    # a task any model can learn: is "cat" in the text?
+    rows = ["text,label"]
+    for _ in range(240):
+        words = list(rng.choice(WORDS[1:], size=5))
+        label = "cat" if rng.random() < 0.5 else "none"
+        if label == "cat":
+            words[rng.integers(0, 5)] = "cat"
+        rows.append(f"{' '.join(words)},{label}")
+    task = root / "task.csv"
+    task.write_text("\n".join(rows) + "\n")
+    return root, path, task
+
+
+@pytest.fixture(scope="module", params=["gpt", "bert"])
+def source(request, corpus):
+    root, text, _ = corpus
+    config = TrainConfig(model=request.param, data=str(text), preset="nano", steps=4,
+                         eval_interval=4, eval_iters=1, batch_size=4, block_size=32,
+                         sample_tokens=0, out=str(root / "runs"))
+    return Trainer(config, quiet=True).train().run_dir
+
+
+def _snapshot(directory):
+    return {p: p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def _config(source, corpus, tmp_path, **changes):
+    options = dict(task=f"csv:{corpus[2]}", steps=30, eval_interval=10, batch_size=8,
+                   lr=3e-3, out=str(tmp_path))
+    return finetune_config(source, **{**options, **changes})
+
+
+def test_finetuning_learns_the_task_in_a_new_run(source, corpus, tmp_path, capsys):
+    before = _snapshot(source)
+    args = ["finetune", str(source), "--task", f"csv:{corpus[2]}", "--steps", "150",
+            "--eval-interval", "50", "--batch-size", "8", "--lr", "0.003", "--out",
+            str(tmp_path), "--quiet"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "test accuracy" in out
+    run = tmp_path / f"{source.name}-task"
+    assert _snapshot(source) == before                               # the source untouched
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in records if r["kind"] == "eval"]
+    assert len(evals) == 3 and evals[-1]["val_accuracy"] > 0.7
+    meta = load_checkpoint(run / "last.safetensors")[1]
+    assert meta["run_kind"] == "finetune" and meta["labels"] == ["cat", "none"]
+    capsys.readouterr()
+    assert main(["eval", str(run)]) == 0
+    report = capsys.readouterr().out
+    assert "accuracy" in report and "confusion matrix" in report
+    assert main(["predict", str(run), "--text", "the cat sat on the mat"]) == 0
+    label, prob = capsys.readouterr().out.split()
+    assert label in ("cat", "none") and 0.5 <= float(prob) <= 1
+
+
+def test_finetuning_resumes_bit_for_bit(source, corpus, tmp_path):
+    full = FineTuner(_config(source, corpus, tmp_path / "a"), quiet=True)
+    full.train()
+    part = FineTuner(_config(source, corpus, tmp_path / "b"), quiet=True)
+    part.train(until=15)
+    FineTuner.resume(part.run_dir, quiet=True).train()
+    a = load_checkpoint(full.run_dir / "last.safetensors")[0]
+    b = load_checkpoint(part.run_dir / "last.safetensors")[0]
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("freeze", ["body", "embeddings"])
+def test_frozen_weights_do_not_move(source, corpus, tmp_path, freeze):
+    tuner = FineTuner(_config(source, corpus, tmp_path, freeze=freeze, steps=5), quiet=True)
+    start = {k: v.copy() for k, v in tuner.model.state_dict().items()}
+    tuner.train()
+    end = tuner.model.state_dict()
+    head = tuner.model.optional_prefixes
+    for name, value in end.items():
+        frozen = (not name.startswith(head)) if freeze == "body" else (
+            "embed" in name or name.split(".")[-2] in ("wte", "wpe"))
+        assert np.array_equal(value, start[name]) == frozen, name
+
+
+def test_a_label_budget_trains_on_that_many_examples(source, corpus, tmp_path):
+    tuner = FineTuner(_config(source, corpus, tmp_path, train_examples=16, steps=2), quiet=True)
+    assert len(tuner.task.train) == 16 and tuner.run_dir.name.endswith("-n16")
+    assert set(tuner.task.label_counts("train").values()) != {0}
+
+
+def test_bad_inputs_are_one_line(source, corpus, tmp_path, capsys):
+    def error(*args):
+        assert main(["finetune", *args, "--out", str(tmp_path), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1, err
+        return err
+
+    assert "unknown task" in error(str(source), "--task", "sentiment140")
+    assert "neither a tinyllm run directory" in error(str(tmp_path), "--task",
+                                                       f"csv:{corpus[2]}")
+    assert "needs a SOURCE" in error("--task", f"csv:{corpus[2]}")
+    odd = tmp_path / "odd.csv"
+    odd.write_text("text,label\nZEBRA!,x\nzebra?,y\n" * 5)
+    assert "never saw" in error(str(source), "--task", f"csv:{odd}")
+
+
+def test_a_family_without_the_head_is_refused(corpus, tmp_path, capsys):
+    root, text, task = corpus
+    config = TrainConfig(model="lstm", data=str(text), preset="nano", steps=2, eval_interval=2,
+                         eval_iters=1, batch_size=2, sample_tokens=0, out=str(tmp_path))
+    lstm = Trainer(config, quiet=True).train().run_dir
+    assert main(["finetune", str(lstm), "--task", f"csv:{task}", "--out", str(tmp_path),
+                 "--quiet"]) == 2
+    assert "'lstm' has no sequence-classification head" in capsys.readouterr().err
+
+
+def test_lora_trains_only_adapters_and_the_head_and_saves_the_adapter_alone(source, corpus,
+                                                                          tmp_path, capsys):
+    tuner = FineTuner(_config(source, corpus, tmp_path, lora_rank=4, steps=10), quiet=True)
+    trained = {n for n, p in tuner.model.named_parameters() if p.requires_grad}
+    head = tuple(tuner.model.optional_prefixes)
+    assert trained and all("lora_" in n or n.startswith(head) for n in trained)
+    start = {k: v.copy() for k, v in tuner.model.state_dict().items()}
+    tuner.train()
+    moved = {k for k, v in tuner.model.state_dict().items() if not np.array_equal(v, start[k])}
+    assert moved <= trained and any("lora_B" in k for k in moved)
+    run = tuner.run_dir
+    assert (run / "adapter" / "adapter_config.json").is_file()
+    adapter = (run / "adapter" / "adapter_model.safetensors").stat().st_size
+    assert adapter < (run / "model" / "model.safetensors").stat().st_size / 4
+    capsys.readouterr()
+    assert main(["eval", str(run)]) == 0 and "accuracy" in capsys.readouterr().out
+    head_class = type(tuner.model)
+    merged = head_class.from_pretrained(run / "model")           # the merged weights load
+    assert merged.num_params() == sum(v.size for k, v in start.items() if "lora_" not in k)
