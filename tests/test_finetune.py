@@ -155,3 +155,11 @@ def test_lora_trains_only_adapters_and_the_head_and_saves_the_adapter_alone(sour
     head_class = type(tuner.model)
     merged = head_class.from_pretrained(run / "model")           # the merged weights load
     assert merged.num_params() == sum(v.size for k, v in start.items() if "lora_" not in k)
+
+
+def test_from_scratch_keeps_the_architecture_and_not_the_weights(source, corpus, tmp_path):
+    tuner = FineTuner(_config(source, corpus, tmp_path, from_scratch=True, steps=2), quiet=True)
+    best = load_checkpoint(source / "best.safetensors")[0]
+    body = {k: v for k, v in tuner.model.state_dict().items() if "model." + k in best}
+    assert body and not all(np.array_equal(v, best["model." + k]) for k, v in body.items())
+    assert tuner.run_dir.name.endswith("-scratch")

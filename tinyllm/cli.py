@@ -176,6 +176,9 @@ def _finetune_parser(sub) -> None:
                    "source's context)")
     p.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr})")
     p.add_argument("--freeze", choices=FREEZE, help="keep these weights fixed (default none)")
+    p.add_argument("--from-scratch", action="store_true", default=None,
+                   help="the source's architecture and tokenizer with random weights (the "
+                   "baseline that shows what pre-training buys)")
     p.add_argument("--train-examples", type=positive, help="a label budget: train on this "
                    "many examples (a stratified sample; default all)")
     p.add_argument("--lora-rank", type=non_negative, help="train rank-R LoRA adapters "

@@ -135,6 +135,7 @@ class FineTuneConfig(TrainConfig):
 
     task: str = ""
     freeze: str = "none"               # "embeddings" or "body": keep those weights fixed
+    from_scratch: bool = False         # the source's architecture and tokenizer, new weights
     train_examples: int | None = None  # a label budget: this many training examples (None: all)
     epochs: float | None = None        # how `steps` was chosen, when it was (for the record)
     lora_rank: int = 0                 # > 0: train LoRA adapters of this rank, not the body
@@ -158,6 +159,9 @@ class FineTuneConfig(TrainConfig):
         if self.train_examples is not None:
             positive_int("train_examples", self.train_examples)
         non_negative_int("lora_rank", self.lora_rank)
+        if self.from_scratch and (self.lora_rank or self.freeze != "none"):
+            raise ValueError("from_scratch trains every weight from a random start; drop "
+                             "lora_rank and freeze")
         if self.lora_rank and self.freeze != "none":
             raise ValueError(f"lora_rank={self.lora_rank} already keeps the body fixed; "
                              f"drop freeze={self.freeze!r}")
@@ -168,7 +172,8 @@ class FineTuneConfig(TrainConfig):
         if self.name:
             return self.name
         budget = f"-n{self.train_examples}" if self.train_examples else ""
-        return f"{_stem(self.init_from)}-{_stem(self.task.split(':', 1)[-1])}{budget}"
+        scratch = "-scratch" if self.from_scratch else ""
+        return f"{_stem(self.init_from)}-{_stem(self.task.split(':', 1)[-1])}{budget}{scratch}"
 
 
 def steps_for_epochs(epochs: float, examples: int, batch_size: int) -> int:

@@ -137,7 +137,7 @@ class FineTuner(Trainer):
         if check_memory:
             self._check_memory(model_config)
         self.model = head(model_config, seed=c.seed)
-        if source:
+        if source and not c.from_scratch:
             self._load_body(source)
         self._freeze()
         if c.lora_rank:
