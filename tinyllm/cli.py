@@ -200,15 +200,18 @@ def _finetune_parser(sub) -> None:
 
 
 def _predict_parser(sub) -> None:
-    p = sub.add_parser("predict", help="the label a fine-tuned run gives a text",
+    p = sub.add_parser("predict", help="what a fine-tuned run answers",
                        description="Print the label (and its probability) that a fine-tuned "
-                       "run predicts for --text (and --text-b for a pair).",
+                       "classifier gives --text (and --text-b for a pair), or the answer a "
+                       "question-answering run gives --question about --context.",
                        epilog='example:\n  tinyllm predict runs/bert-small-pydoc-pydoc-topics '
                        '--text "The with statement ..."',
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--text", required=True, help="the text to label")
+    p.add_argument("--text", help="the text to label")
     p.add_argument("--text-b", help="the second text of a pair")
+    p.add_argument("--question", help="a question (question-answering runs)")
+    p.add_argument("--context", help="the text that holds the answer")
     _threads_option(p)
 
 
@@ -336,19 +339,23 @@ def cmd_finetune(args) -> int:
     if result.status != "finished":
         return EXIT_INTERRUPTED if result.status == "interrupted" else 1
     test = trainer.scores("test")
-    print(f"done: {result.step} steps in {result.elapsed_s:.0f} s | test accuracy "
-          f"{test['accuracy']:.3f} | macro-F1 {test['macro_f1']:.3f} (best validation "
-          f"loss {result.best_val_loss:.4f})")
+    scores = " | ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in test.items() if k != "loss")
+    print(f"done: {result.step} steps in {result.elapsed_s:.0f} s | test {scores} (best "
+          f"validation loss {result.best_val_loss:.4f})")
     print(f"saved to {result.run_dir}/. Next: tinyllm eval {result.run_dir}  or  tinyllm "
           f"predict {result.run_dir} --text ...")
     return 0
 
 
 def cmd_predict(args) -> int:
-    from .training.finetune import predict_label
+    from .training.finetune import predict
 
-    label, prob = predict_label(args.run_dir, args.text, args.text_b)
-    print(f"{label}\t{prob:.3f}")
+    given = {k: v for k, v in vars(args).items()
+             if k in ("text", "text_b", "question", "context") and v is not None}
+    if not given:
+        raise ValueError("predict needs --text (a classifier) or --question and --context "
+                         "(question answering)")
+    print(predict(args.run_dir, **given))
     return 0
 
 

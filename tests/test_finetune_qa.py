@@ -1,0 +1,110 @@
+"""Question answering by fine-tuning: BERT's extractive head and GPT's generated answers."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tinyllm.cli import main
+from tinyllm.models import get_family
+from tinyllm.tasks import load_task
+from tinyllm.training import TrainConfig, Trainer
+from tinyllm.training.finetune import FineTuner, finetune_config
+from tinyllm.training.task_objectives import ExtractiveQA, GenerativeQA, _best_span
+
+NAMES = ["mary", "john", "sandra", "daniel"]
+PLACES = ["kitchen", "garden", "office", "hallway", "bedroom"]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("qa")
+    rng = np.random.default_rng(0)
+    paragraphs = []
+    for k in range(160):
+        who, where = rng.choice(NAMES), rng.choice(PLACES)
+        other = rng.choice([n for n in NAMES if n != who])
+        context = f"{who} went to the {where}. {other} left."
+        paragraphs.append({"context": context, "qas": [{
+            "id": f"q{k}", "question": f"where is {who}?",
+            "answers": [{"text": where, "answer_start": context.index(where)}]}]})
+    squad = root / "qa.json"
+    squad.write_text(json.dumps({"data": [{"title": "t", "paragraphs": paragraphs}]}))
+    text = root / "text.txt"
+    text.write_text("\n".join(p["context"] + " where is " + p["qas"][0]["question"]
+                              for p in paragraphs) * 3)
+    return root, text, squad
+
+
+@pytest.fixture(scope="module")
+def sources(files):
+    root, text, _ = files
+    return {family: Trainer(TrainConfig(model=family, data=str(text), preset="nano", steps=4,
+                                        eval_interval=4, eval_iters=1, batch_size=4,
+                                        block_size=64, sample_tokens=0,
+                                        out=str(root / "runs")), quiet=True).train().run_dir
+            for family in ("bert", "gpt")}
+
+
+@pytest.fixture(params=["bert", "gpt"])
+def source(request, sources):
+    return sources[request.param]
+
+
+def _objective(files, sources, family, cls):
+    from tinyllm.training.sources import load_source
+
+    tokenizer = load_source(sources[family]).tokenizer
+    return cls(load_task(f"squad:{files[2]}"), tokenizer, get_family(family), 64)
+
+
+def test_extractive_targets_point_at_the_answer(files, sources):
+    objective = _objective(files, sources, "bert", ExtractiveQA)
+    batch = objective.encode("train", range(20))
+    for row, s, e, ex in zip(batch["input_ids"], batch["start_positions"],
+                             batch["end_positions"], objective.task.train[:20]):
+        assert objective.tokenizer.decode(row[s:e + 1]) == ex.answer
+
+
+def test_generative_labels_are_the_answer_alone(files, sources):
+    objective = _objective(files, sources, "gpt", GenerativeQA)
+    batch = objective.encode("train", range(20))
+    for labels, ex in zip(batch["labels"], objective.task.train[:20]):
+        assert objective.tokenizer.decode(labels[labels != -100]) == ex.answer + "\n"
+
+
+def test_best_span_is_the_exhaustive_best():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        start, end = rng.standard_normal(12), rng.standard_normal(12)
+        best = max(((s, e) for s in range(12) for e in range(s, 12)),
+                   key=lambda p: start[p[0]] + end[p[1]])
+        assert _best_span(start, end) == best
+
+
+def test_qa_finetuning_trains_evaluates_and_answers(files, source, tmp_path, capsys):
+    root, _, squad = files
+    tuner = FineTuner(finetune_config(source, task=f"squad:{squad}", steps=20,
+                                      eval_interval=10, batch_size=8, lr=3e-3,
+                                      out=str(tmp_path)), quiet=True)
+    result = tuner.train()
+    assert result.status == "finished"
+    assert {"val_exact_match", "val_f1"} <= set(result.last_eval)
+    capsys.readouterr()
+    assert main(["eval", str(result.run_dir)]) == 0
+    assert "exact match" in capsys.readouterr().out
+    context = "daniel went to the garden. mary left."
+    assert main(["predict", str(result.run_dir), "--question", "where is daniel?",
+                 "--context", context]) == 0
+    answer = capsys.readouterr().out.rstrip("\n")
+    assert "bert" not in source.name or answer in context
+
+
+def test_an_lstm_answers_by_generation(files, tmp_path, capsys):
+    root, text, squad = files
+    config = TrainConfig(model="lstm", data=str(text), preset="nano", steps=2, eval_interval=2,
+                         eval_iters=1, batch_size=2, sample_tokens=0, out=str(tmp_path))
+    lstm = Trainer(config, quiet=True).train().run_dir
+    assert main(["finetune", str(lstm), "--task", f"squad:{squad}", "--steps", "4",
+                 "--out", str(tmp_path), "--quiet"]) == 0
+    assert "test exact match" in capsys.readouterr().out

@@ -1,0 +1,335 @@
+"""What fine-tuning trains on: a task's examples as batches, the loss, and the task's scores.
+
+Shapes: B batch, T tokens (at most the block size), K labels.
+
+- `SequenceClassification` (a `ClassificationTask`): the family's classification head.
+  BERT reads `[CLS] a [SEP] (b [SEP])` and classifies the pooled `[CLS]` state; GPT-2 reads
+  `a (\\n b)` and classifies the last token that is not padding. Scores: accuracy, macro-F1.
+- `ExtractiveQA` (a `QATask`, a family with a question-answering head: BERT): `[CLS] question
+  [SEP] context [SEP]`; the head scores every position as the answer's start and end; the
+  prediction is the best span inside the context. Answers are character spans, so this needs a
+  character tokenizer (one token per character). Scores: SQuAD exact match and F1.
+- `GenerativeQA` (a `QATask`, a causal LM: GPT): the prompt `context \\nQ: question\\nA: `
+  then the answer and a newline; the loss counts the answer's tokens only; the prediction is
+  the greedy continuation up to the newline. Scores: SQuAD exact match and F1.
+
+Each has `head` (the registry's head kind, or None for the family's own language model),
+`encode(split, indices)`, `loss(model, batch)`, `scores(model, split, batch_size, n)`,
+`summary(record)`, `report(model, split)` and `predict(model, **text)`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import Tensor, no_grad
+from ..data.datasets import _ResumableBatcher, make_pair_batch
+from ..tasks import ClassificationTask, Example, QAExample, QATask
+from ..tasks.metrics import (
+    accuracy,
+    confusion_matrix,
+    macro_f1,
+    squad_exact_match,
+    squad_f1,
+)
+from ..tokenizers import Tokenizer
+
+_BERT_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
+MAX_ANSWER_TOKENS = 30
+
+
+class ExampleBatcher(_ResumableBatcher):
+    """Batches of example indices, each epoch a fresh seeded permutation; resumable."""
+
+    _shape_keys = ("batch_size", "n_examples")
+
+    def __init__(self, n_examples: int, batch_size: int, encode, seed: int = 0):
+        self.n_examples, self.batch_size, self.encode = n_examples, batch_size, encode
+        self.seed, self.step = seed, 0
+        self.rng = np.random.default_rng(seed)
+        self.order, self.position = self.rng.permutation(n_examples), 0
+
+    def __next__(self) -> dict:
+        take = []
+        while len(take) < self.batch_size:
+            if self.position == self.n_examples:       # a new epoch, a new order
+                self.order, self.position = self.rng.permutation(self.n_examples), 0
+            n = min(self.batch_size - len(take), self.n_examples - self.position)
+            take.extend(self.order[self.position:self.position + n].tolist())
+            self.position += n
+        self.step += 1
+        return self.encode(take)
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "order": self.order.tolist(),
+                "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.order = np.asarray(state["order"], dtype=np.int64)
+        self.position = int(state["position"])
+
+
+def objective_for_task(task, family, tokenizer: Tokenizer, block_size: int):
+    """The objective that fine-tunes `family` on `task`, or an error saying what would."""
+    if isinstance(task, ClassificationTask):
+        cls = SequenceClassification
+    elif isinstance(task, QATask) and "question-answering" in family.heads:
+        cls = ExtractiveQA
+    elif isinstance(task, QATask) and family.can_generate:
+        cls = GenerativeQA
+    else:
+        raise ValueError(f"task {task.name!r} ({type(task).__name__}) cannot be fine-tuned on "
+                         f"a {family.name}: question answering needs a question-answering head "
+                         "(bert) or a causal language model (gpt)")
+    return cls(task, tokenizer, family, block_size)
+
+
+class _TaskObjective:
+    head: str | None = None
+
+    def __init__(self, task, tokenizer: Tokenizer, family, block_size: int):
+        self.task, self.tokenizer, self.block_size = task, tokenizer, block_size
+        self.family = family
+
+    def config_fields(self) -> dict:
+        """Config fields the head needs (e.g. num_labels)."""
+        return {}
+
+    def _batches(self, split: str, batch_size: int, n: int | None):
+        n = len(self.task.split(split)) if n is None else min(n, len(self.task.split(split)))
+        for i in range(0, n, batch_size):
+            yield range(i, min(i + batch_size, n))
+
+    def _pad(self, rows: list[list[int]], value: int) -> np.ndarray:
+        out = np.full((len(rows), max(len(r) for r in rows)), value, dtype=np.int64)
+        for i, row in enumerate(rows):
+            out[i, :len(row)] = row
+        return out                                                               # (B, T)
+
+
+# ---------------------------------------------------------------------- classification
+class SequenceClassification(_TaskObjective):
+    """A classification head on labelled texts (or pairs)."""
+
+    head = "sequence-classification"
+
+    def config_fields(self) -> dict:
+        return {"num_labels": self.task.num_labels}
+
+    def texts(self) -> str:
+        return "".join(ex.text + (ex.text_b or "") for split in ("train", "validation", "test")
+                       for ex in self.task.split(split))
+
+    def encode(self, split: str, indices) -> dict:
+        """The model inputs and labels of examples `indices` of `split`."""
+        examples = self.task.split(split)
+        labels = self.task.label_ids(split)[np.asarray(list(indices), dtype=np.int64)]  # (B,)
+        return {**self.inputs([examples[i] for i in indices]), "labels": labels}
+
+    def inputs(self, examples) -> dict:
+        """The model inputs of examples (anything with `.text` and `.text_b`)."""
+        if self.family.objective == "masked-lm":       # BERT's [CLS] a [SEP] b [SEP]
+            return make_pair_batch([(ex.text, ex.text_b) for ex in examples], self.tokenizer,
+                                   self.block_size)
+        rows = [self.tokenizer.encode(ex.text if ex.text_b is None
+                                      else f"{ex.text}\n{ex.text_b}")[:self.block_size]
+                for ex in examples]
+        return {"input_ids": self._pad(rows, self.tokenizer.pad_token_id)}
+
+    def loss(self, model, batch: dict) -> Tensor:
+        return model(**_inputs(batch), labels=batch["labels"]).loss
+
+    @no_grad()
+    def logits(self, model, split: str, batch_size: int, n: int | None = None) -> np.ndarray:
+        """The head's logits (N, K) for the first `n` examples of a split (None: all)."""
+        return np.concatenate([model(**_inputs(self.encode(split, idx))).logits.data
+                               for idx in self._batches(split, batch_size, n)])
+
+    def scores(self, model, split: str, batch_size: int, n: int | None = None) -> dict:
+        logits = self.logits(model, split, batch_size, n)                       # (N, K)
+        gold = self.task.label_ids(split)[:len(logits)]                         # (N,)
+        pred = logits.argmax(-1)
+        return {"loss": _mean_nll(logits, gold), "accuracy": accuracy(gold, pred),
+                "macro_f1": macro_f1(gold, pred, labels=range(self.task.num_labels))}
+
+    @staticmethod
+    def summary(record: dict) -> str:
+        return f"acc {record['val_accuracy']:.3f} | macro-F1 {record['val_macro_f1']:.3f}"
+
+    def report(self, model, split: str) -> str:
+        """Accuracy, macro-F1 and the confusion matrix (rows: gold, columns: predicted)."""
+        labels = self.task.labels
+        gold = self.task.label_ids(split)
+        pred = self.logits(model, split, 64).argmax(-1)
+        matrix = confusion_matrix(gold, pred, labels=range(len(labels)))
+        width = max(len(lab) for lab in labels)
+        rows = [f"{self.task.name} ({split} split, {len(gold)} examples): accuracy "
+                f"{accuracy(gold, pred):.3f} | macro-F1 "
+                f"{macro_f1(gold, pred, labels=range(len(labels))):.3f}",
+                "confusion matrix (rows: gold, columns: predicted):",
+                " " * (width + 2) + " ".join(f"{i:>5d}" for i in range(len(labels)))]
+        rows += [f"{lab:>{width}} {i:>1d}" + "".join(f"{n:>6d}" for n in matrix[i])
+                 for i, lab in enumerate(labels)]
+        return "\n".join(rows)
+
+    @no_grad()
+    def predict(self, model, text: str, text_b: str | None = None, **_) -> str:
+        """The label of one text (or pair) and its probability, tab-separated."""
+        example = Example(text, self.task.labels[0], text_b)
+        logits = model(**_inputs(self.inputs([example]))).logits.data[0]        # (K,)
+        probs = np.exp(logits - np.logaddexp.reduce(logits))
+        return f"{self.task.labels[int(probs.argmax())]}\t{probs.max():.3f}"
+
+
+# ---------------------------------------------------------------------- question answering
+class _QA(_TaskObjective):
+    def texts(self) -> str:
+        return "".join(ex.context + ex.question + "".join(ex.answers)
+                       for split in ("train", "validation", "test")
+                       for ex in self.task.split(split))
+
+    def scores(self, model, split: str, batch_size: int, n: int | None = None) -> dict:
+        examples = self.task.split(split)
+        losses, em, f1 = [], [], []
+        for idx in self._batches(split, batch_size, n):
+            batch = self.encode(split, idx)
+            with no_grad():
+                losses.append(self.loss(model, batch).item())
+            for i, answer in zip(idx, self.answers(model, [examples[i] for i in idx])):
+                em.append(squad_exact_match(answer, examples[i].answers))
+                f1.append(squad_f1(answer, examples[i].answers))
+        return {"loss": float(np.mean(losses)), "exact_match": float(np.mean(em)),
+                "f1": float(np.mean(f1))}
+
+    @staticmethod
+    def summary(record: dict) -> str:
+        return f"EM {record['val_exact_match']:.3f} | F1 {record['val_f1']:.3f}"
+
+    def report(self, model, split: str) -> str:
+        s = self.scores(model, split, 32)
+        return (f"{self.task.name} ({split} split, {len(self.task.split(split))} questions): "
+                f"exact match {s['exact_match']:.3f} | F1 {s['f1']:.3f}")
+
+    def predict(self, model, question: str = "", context: str = "", **_) -> str:
+        if not question or not context:
+            raise ValueError("a question-answering run needs --question and --context")
+        example = QAExample("input", context, question, (context[:1],), (0,))
+        return self.answers(model, [example])[0]
+
+
+class ExtractiveQA(_QA):
+    """BERT's question-answering head: the answer is the best-scoring span of the context."""
+
+    head = "question-answering"
+
+    def config_fields(self) -> dict:
+        return {"num_labels": 2}
+
+    def _rows(self, examples):
+        """(ids of [CLS] q [SEP] c [SEP], where the context starts, its kept length) per
+        example; the context is cut at its end to fit the block."""
+        out = []
+        for ex in examples:
+            q, c = self.tokenizer.encode(ex.question), self.tokenizer.encode(ex.context)
+            if len(c) != len(ex.context):
+                raise ValueError("extractive question answering needs a character tokenizer "
+                                 "(answers are character spans); this run's tokenizer makes "
+                                 f"{len(c)} tokens of {len(ex.context)} characters")
+            q = q[:max(self.block_size // 2, 1)]
+            c = c[:max(self.block_size - len(q) - 3, 0)]
+            out.append((q, c, len(q) + 2))
+        return out
+
+    def encode(self, split: str, indices) -> dict:
+        examples = [self.task.split(split)[i] for i in indices]
+        batch = self._inputs(examples)
+        starts, ends = [], []
+        for ex, (_, c, offset) in zip(examples, batch.pop("_rows")):
+            start, end = ex.answer_start, ex.answer_start + len(ex.answer) - 1
+            inside = end < len(c)              # else the answer was cut off: point at [CLS]
+            starts.append(offset + start if inside else 0)
+            ends.append(offset + end if inside else 0)
+        return {**batch, "start_positions": np.array(starts), "end_positions": np.array(ends)}
+
+    def _inputs(self, examples) -> dict:
+        rows = self._rows(examples)
+        batch = make_pair_batch([(q, c) for q, c, _ in rows], self.tokenizer, self.block_size)
+        return {**batch, "_rows": rows}
+
+    def loss(self, model, batch: dict) -> Tensor:
+        return model(**_inputs(batch), start_positions=batch["start_positions"],
+                     end_positions=batch["end_positions"]).loss
+
+    @no_grad()
+    def answers(self, model, examples) -> list[str]:
+        batch = self._inputs(examples)
+        out = model(**_inputs(batch))
+        start, end = out.start_logits.data, out.end_logits.data                 # (B, T)
+        found = []
+        for b, (ex, (_, c, offset)) in enumerate(zip(examples, batch["_rows"])):
+            s, e = _best_span(start[b, offset:offset + len(c)], end[b, offset:offset + len(c)])
+            found.append(ex.context[s:e + 1])
+        return found
+
+
+class GenerativeQA(_QA):
+    """A causal LM continues `context\\nQ: question\\nA: ` with the answer and a newline."""
+
+    head = None
+
+    def _ids(self, ex: QAExample) -> tuple[list[int], int]:
+        """Prompt + answer + newline ids, cut from the left to block + 1 tokens, and how
+        many of them are the prompt's."""
+        prompt = self.tokenizer.encode(ex.prompt())
+        target = self.tokenizer.encode(ex.answer + "\n")
+        ids = (prompt + target)[-(self.block_size + 1):]
+        return ids, max(len(ids) - len(target), 1)
+
+    def encode(self, split: str, indices) -> dict:
+        rows = [self._ids(self.task.split(split)[i]) for i in indices]
+        x = [ids[:-1] for ids, _ in rows]
+        y = [[-100] * (n - 1) + ids[n:] for ids, n in rows]      # the answer's tokens only
+        return {"input_ids": self._pad(x, self.tokenizer.pad_token_id),
+                "labels": self._pad(y, -100)}
+
+    def loss(self, model, batch: dict) -> Tensor:
+        return model(batch["input_ids"], batch["labels"]).loss
+
+    @no_grad()
+    def answers(self, model, examples) -> list[str]:
+        newline = self.tokenizer.encode("\n")
+        found = []
+        for ex in examples:
+            prompt = np.array(self.tokenizer.encode(ex.prompt())[-self.block_size:])
+            out = model.generate(prompt[None], MAX_ANSWER_TOKENS, do_sample=False,
+                                 eos_token_id=newline[0] if len(newline) == 1 else None)
+            text = self.tokenizer.decode(out[0, len(prompt):])
+            found.append(text.split("\n", 1)[0].strip())
+        return found
+
+
+def _best_span(start: np.ndarray, end: np.ndarray) -> tuple[int, int]:
+    """(s, e) maximising start[s] + end[e] with s <= e < s + MAX_ANSWER_TOKENS."""
+    if len(start) == 0:
+        return 0, -1
+    score = start[:, None] + end[None, :]                                     # (C, C)
+    n = len(start)
+    i, j = np.indices((n, n))
+    score = np.where((j >= i) & (j < i + MAX_ANSWER_TOKENS), score, -np.inf)
+    s, e = np.unravel_index(int(np.argmax(score)), score.shape)
+    return int(s), int(e)
+
+
+def _mean_nll(logits: np.ndarray, gold: np.ndarray) -> float:
+    """Mean cross-entropy of logits (N, K) against class ids (N,)."""
+    logp = logits - np.logaddexp.reduce(logits, axis=-1, keepdims=True)        # (N, K)
+    return float(-logp[np.arange(len(gold)), gold].mean())
+
+
+def _inputs(batch: dict) -> dict:
+    return {k: batch[k] for k in (*_BERT_INPUTS, "input_ids") if k in batch}
+
+
+__all__ = ["ExampleBatcher", "ExtractiveQA", "GenerativeQA",
+           "SequenceClassification", "objective_for_task"]
