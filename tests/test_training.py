@@ -169,3 +169,26 @@ def test_unigram_entropy():
 def test_config_errors(bad, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         TrainConfig(**bad)
+
+
+def test_bert_pretraining_objective_trains_both_heads_and_resumes(tmp_path):
+    from tinyllm.models import BertForPreTraining
+    from tinyllm.training.inference import load_run
+
+    cfg = dict(TINY, model="bert", objective="mlm+nsp", steps=8, block_size=32)
+    full = Trainer(TrainConfig(**cfg, out=str(tmp_path / "a")), quiet=True)
+    assert isinstance(full.model, BertForPreTraining)
+    start = full.model.cls.seq_relationship.weight.data.copy()
+    full.train()
+    assert not np.array_equal(start, full.model.cls.seq_relationship.weight.data)
+    part = Trainer(TrainConfig(**cfg, out=str(tmp_path / "b")), quiet=True)
+    part.train(until=4)
+    Trainer.resume(part.run_dir, quiet=True).train()
+    assert _losses(full.run_dir) == _losses(part.run_dir)
+    assert isinstance(load_run(full.run_dir)[0], BertForPreTraining)
+
+
+def test_the_pretraining_objective_needs_its_head(tmp_path):
+    with pytest.raises(ValueError, match="'gpt' has no pretraining head; the families that "
+                                         "have one: bert"):
+        Trainer(TrainConfig(**TINY, objective="mlm+nsp", out=str(tmp_path)), quiet=True)

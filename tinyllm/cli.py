@@ -50,6 +50,9 @@ def _train_parser(sub) -> None:
     p.add_argument("--data", help=f"corpus name (pydoc, stdlib, markov) or a UTF-8 text file "
                    f"(default {d.data})")
     p.add_argument("--tokenizer", choices=TOKENIZERS, help=f"default {d.tokenizer}")
+    p.add_argument("--objective", choices=("mlm+nsp",), help="instead of the family's own: "
+                   "mlm+nsp trains BERT's pre-training head (masked tokens and next-sentence "
+                   "prediction, BertForPreTraining)")
     p.add_argument("--vocab-size", type=positive, help=f"BPE vocabulary size "
                    f"(default {d.vocab_size})")
     p.add_argument("--steps", type=positive, help=f"optimizer steps (default {d.steps})")

@@ -49,6 +49,7 @@ class TrainConfig:
     name: str | None = None            # run name; None = <model>-<preset>-<data>
     model_overrides: dict = field(default_factory=dict)  # e.g. {"n_layer": 2}
     init_from: str | None = None       # start from this run or model directory's weights
+    objective: str | None = None       # None: the family's own; "mlm+nsp": BERT's pre-training
 
     def __post_init__(self):
         if self.warmup_steps is None:

@@ -96,7 +96,7 @@ class MaskedLM:
         training = model.training
         model.eval()
         try:
-            logits = model(**{k: batch[k] for k in _BERT_INPUTS}).logits.data[0]   # (T, V)
+            logits = cls.token_logits(model(**{k: batch[k] for k in _BERT_INPUTS}))[0]
         finally:
             model.train(training)
         ids = batch["input_ids"][0].copy()                                          # (T,)
@@ -105,11 +105,45 @@ class MaskedLM:
         return tokenizer.decode(ids[batch["attention_mask"][0] == 1])
 
 
-OBJECTIVES = {objective.name: objective for objective in (CausalLM, MaskedLM)}
+    @staticmethod
+    def token_logits(output) -> np.ndarray:
+        """The masked-LM logits (B, T, V) of a model's output."""
+        return output.logits.data
 
 
-def objective_for(family):
-    """The objective a model family (`tinyllm.models.registry.ModelFamily`) trains with."""
+class MaskedLMNextSentence(MaskedLM):
+    """BERT's pre-training: masked tokens plus next-sentence prediction (is segment b the
+    text that follows a, or a random stretch?), on the `pretraining` head."""
+
+    name = "mlm+nsp"
+    head = "pretraining"
+
+    @staticmethod
+    def loss(model, batch: dict) -> Tensor:
+        """The masked-LM loss plus the next-sentence loss of one batch."""
+        return model(**{k: batch[k] for k in (*_BERT_INPUTS, "labels", "next_sentence_label")}
+                     ).loss
+
+    @staticmethod
+    def token_logits(output) -> np.ndarray:
+        return output.prediction_logits.data
+
+
+OBJECTIVES = {objective.name: objective
+              for objective in (CausalLM, MaskedLM, MaskedLMNextSentence)}
+#: Objectives a run may ask for instead of its family's own, and the head each needs.
+VARIANTS = {MaskedLMNextSentence.name: MaskedLMNextSentence}
+
+
+def objective_for(family, variant: str | None = None):
+    """The objective a model family (`tinyllm.models.registry.ModelFamily`) trains with, or
+    the variant asked for (which needs its head in the family)."""
+    if variant:
+        objective = VARIANTS.get(variant)
+        if objective is None:
+            raise ValueError(f"unknown objective {variant!r}; accepted: {', '.join(VARIANTS)}")
+        family.head(objective.head)            # an error naming the families that have it
+        return objective
     try:
         return OBJECTIVES[family.objective]
     except KeyError:

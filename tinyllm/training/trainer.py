@@ -125,7 +125,7 @@ class Trainer:
         trains on something else overrides this): corpus -> ids -> splits -> model."""
         config, resuming = self.config, meta is not None
         self.family = get_family(config.model)
-        self.objective = objective_for(self.family)
+        self.objective = objective_for(self.family, config.objective)
         source = self._source() if config.init_from and not resuming else None
         self.corpus = load_corpus(config.data)
         self.tokenizer = (Tokenizer.from_dict(meta["tokenizer"]) if resuming
@@ -141,9 +141,10 @@ class Trainer:
         if check_memory:
             self._check_memory(model_config)
         self._check_splits()
-        self.model = self.family.build(model_config, seed=config.seed)
+        self.model = self._model_class()(model_config, seed=config.seed)
         if source:
-            self.model.load_state_dict(source.state)
+            self.model.load_state_dict(source.state, strict=self.objective.name ==
+                                       self.family.objective)
         self.batcher = self._batcher(self.train_ids, config.seed)
         self.chars_per_token = self._chars_per_token()
         self.unigram_nats = unigram_entropy(self.train_ids, self.tokenizer.vocab_size)
@@ -152,6 +153,11 @@ class Trainer:
         if self.config.tokenizer == "char":
             return CharTokenizer().train(self.corpus.text)
         return BPETokenizer().train(self.corpus.text, vocab_size=self.config.vocab_size)
+
+    def _model_class(self) -> type:
+        """The family's model, or the head an objective variant trains (BERT's pretraining)."""
+        head = getattr(self.objective, "head", None)
+        return self.family.head(head) if head else self.family.model_class
 
     def _source(self):
         """The run or model directory of --init-from, of this run's model family."""
@@ -470,8 +476,10 @@ class Trainer:
         return f"ppl {record['val_ppl']:.2f} | {record['val_bits_per_char']:.3f} bits/char"
 
     def _checkpoint_extras(self) -> dict:
-        """Entries a subclass adds to every checkpoint's metadata."""
-        return {}
+        """Entries a subclass adds to every checkpoint's metadata (and the head a variant
+        objective trains, so that load_run rebuilds it)."""
+        head = getattr(self.objective, "head", None)
+        return {"head": head} if head else {}
 
     def export_model(self) -> Path:
         """Save the best weights as a model directory (config.json + model.safetensors)."""
