@@ -17,7 +17,6 @@ written to.
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 
 from ..autograd import no_grad
@@ -69,8 +68,8 @@ class FineTuner(Trainer):
         self._freeze()
         if c.lora_rank:
             self._apply_lora()
+        self._check_splits()
         self.batcher = self._batcher(None, c.seed)
-        self.chars_per_token, self.unigram_nats = 1.0, math.nan
 
     def _load_task(self):
         task = load_task(self.config.task)
@@ -128,7 +127,11 @@ class FineTuner(Trainer):
                               lambda take: self.objective.encode("train", take), seed)
 
     def _check_splits(self) -> None:
-        """Every split a classifier is evaluated on must hold examples."""
+        """Training, validation and test must each hold examples, before any step."""
+        empty = [split for split, n in self.task.sizes.items() if n == 0]
+        if empty:
+            raise ValueError(f"task {self.config.task!r} has no {empty[0]} examples "
+                             f"(sizes: {self.task.sizes}); give it more data")
 
     # ----------------------------------------------------------------- evaluation
     @no_grad()
