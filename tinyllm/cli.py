@@ -133,7 +133,8 @@ def _generate_parser(sub) -> None:
 
 
 def _eval_parser(sub) -> None:
-    p = sub.add_parser("eval", help="loss, perplexity and bits per character of a run",
+    p = sub.add_parser("eval", help="a run's loss and bits per character, or a fine-tuned "
+                       "run's task scores",
                        description="Evaluate a run's best checkpoint on its whole validation "
                        "split, or on another corpus or text file with --data. (Training's "
                        "evaluations measure only the first --eval-iters batches of the split, "
@@ -164,13 +165,14 @@ def _finetune_parser(sub) -> None:
     p = sub.add_parser(
         "finetune", help="fine-tune a trained model on a labelled task (a new run)",
         description="Continue from SOURCE (a tinyllm train run directory, or a model directory "
-        "with its tokenizer.json) with a classification head, on a labelled TASK: a built-in "
-        "task (see tinyllm.tasks.list_tasks()) or csv:FILE / jsonl:FILE with text,label (or "
-        "text_a,text_b,label) columns. Writes a new run directory; SOURCE is never modified. "
-        "Checkpoints, --resume and Ctrl-C work as in tinyllm train.",
+        "with its tokenizer.json) on a labelled TASK: a classification head for pydoc-topics, "
+        "stdlib-docstrings, markov-source or csv:FILE / jsonl:FILE (text,label or "
+        "text_a,text_b,label columns); question answering for babi or squad:FILE (BERT's span "
+        "head, or a GPT/LSTM generating the answer). Writes a new run directory; SOURCE is "
+        "never modified. Checkpoints, --resume and Ctrl-C work as in tinyllm train.",
         epilog=_FINETUNE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("source", metavar="SOURCE", nargs="?", help="run or model directory")
-    p.add_argument("--task", help="task name, or csv:FILE / jsonl:FILE")
+    p.add_argument("--task", help="a built-in task, or csv:FILE / jsonl:FILE / squad:FILE")
     p.add_argument("--steps", type=positive, help="optimizer steps (default: --epochs)")
     p.add_argument("--epochs", type=float, help="passes over the training examples "
                    "(default 3, when --steps is not given)")
