@@ -139,7 +139,9 @@ def _eval_parser(sub) -> None:
                        "split, or on another corpus or text file with --data. (Training's "
                        "evaluations measure only the first --eval-iters batches of the split, "
                        "so their figure differs.) Characters the run's tokenizer never saw are "
-                       "not scored, and their number is reported.",
+                       "not scored, and their number is reported. For a fine-tuned run: its "
+                       "task's test-split scores (accuracy, macro-F1 and the confusion matrix, "
+                       "or exact match and F1).",
                        epilog="examples:\n  tinyllm eval runs/gpt-small-pydoc\n"
                        "  tinyllm eval runs/gpt-small-pydoc --data stdlib",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
