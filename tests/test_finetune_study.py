@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -156,7 +157,17 @@ def test_tiny_study_resumes_without_redoing_runs(tiny_study):
     (root / "runs.csv").write_text(csv_text([r for r in rows if r["run_id"] != lost], columns))
     resumed = run_study(plan, root, jobs=0)
     assert resumed.finished == [lost] and not resumed.failed
-    assert len(load_results(root).meta["sessions"]) == 3
+    # a pre-trained model that is gone is trained again, the same, when a run still needs it
+    before = {r["run_id"]: r for r in store.rows("pretrain")}[f"pretrain-{plan.pretrain[0].size}"]
+    shutil.rmtree(store.pretrain_dir / plan.pretrain[0].size)
+    rows = store.rows()
+    lost = next(r["run_id"] for r in rows if r["size"] == plan.pretrain[0].size)
+    (root / "runs.csv").write_text(csv_text([r for r in rows if r["run_id"] != lost], columns))
+    resumed = run_study(plan, root, jobs=0)
+    assert resumed.finished == [before["run_id"], lost] and not resumed.failed
+    after = {r["run_id"]: r for r in store.rows("pretrain")}[before["run_id"]]
+    assert after["val_loss_nats"] == before["val_loss_nats"]
+    assert len(load_results(root).meta["sessions"]) == 4
 
 
 def test_a_results_directory_refuses_another_study(tiny_study):

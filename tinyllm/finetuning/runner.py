@@ -51,11 +51,15 @@ def run_study(plan: StudyPlan, out, *, jobs: int | None = None, log=None) -> Stu
     store = ResultsStore(out)
     store.open(plan, corpus_text(plan.budget))
     done = store.done()
+    runs = [r for r in plan.runs if r.run_id not in done]
+    for p in plan.pretrain:      # a finished size whose run directory is gone, still needed
+        needed = any(r.size == p.size for r in runs)
+        if needed and not _pretrained(store, p.size):
+            done.discard(p.run_id)
     report = StudyReport(store.root)
     report.skipped = [s.run_id for s in [*plan.pretrain, *plan.runs] if s.run_id in done]
     pretrain = sorted((p for p in plan.pretrain if p.run_id not in done),
                       key=lambda p: -_cost(p.size))
-    runs = [r for r in plan.runs if r.run_id not in done]
     ready = {p.size for p in plan.pretrain if p.run_id in done}
     say = log or (lambda message: None)
     say(f"{len(report.skipped)} run(s) already done, {len(pretrain)} pre-training and "
@@ -66,6 +70,11 @@ def run_study(plan: StudyPlan, out, *, jobs: int | None = None, log=None) -> Stu
                        "jobs": jobs, "trained": len(report.finished),
                        "failed": len(report.failed)})
     return report
+
+
+def _pretrained(store: ResultsStore, size: str) -> bool:
+    """True when the size's pre-trained run directory holds its final model."""
+    return (store.pretrain_dir / size / "model").is_dir()
 
 
 def _cost(size: str) -> int:
