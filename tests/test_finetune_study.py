@@ -13,6 +13,7 @@ import pytest
 from tinyllm.finetuning import (
     ALL,
     BUDGETS,
+    METHODS,
     RUN_COLUMNS,
     LogisticRegression,
     StudyError,
@@ -177,6 +178,28 @@ def test_a_results_directory_refuses_another_study(tiny_study):
         run_study(other, root, jobs=0)
 
 
+# ---------------------------------------------------------------------- shipped results
+def test_shipped_results_hold_every_documented_row():
+    results = load_results()
+    assert results.budget == "default"
+    header = (results.root / "runs.csv").read_text().splitlines()[0].split(",")
+    assert tuple(header) == RUN_COLUMNS
+    meta = results.meta["budget"]
+    assert results.tasks() == list(meta["tasks"]) and len(results.sizes()) >= 4
+    for task in meta["tasks"]:
+        for budget in meta["label_budgets"]:
+            several = budget != ALL and budget <= meta["multi_seed_max"]
+            seeds = len(meta["seeds"]) if several else 1
+            for method in METHODS:
+                sizes = meta["sizes"] if method in ("pretrained", "scratch") else [None]
+                for size in sizes:
+                    cell = results.cell(task, method, budget, size)
+                    assert cell["n"] == seeds, (task, budget, method, size)
+                    assert 0 < cell["mean"] <= 1
+    assert {r["size"] for r in results.pretrain} == set(meta["sizes"])
+    assert results.meta["wall_s"] > 0
+
+
 def test_labels_to_match_interpolates_in_log_labels():
     meta = {"budget": {"tasks": ["t"], "sizes": ["s"], "label_budgets": [32, 128, 512, ALL]}}
     runs = []
@@ -190,9 +213,26 @@ def test_labels_to_match_interpolates_in_log_labels():
     assert m["labels"] == 256 and m["ratio"] == pytest.approx(8.0)
     m = labels_to_match(results, "t", "s", ALL)          # 0.85: never
     assert m["labels"] is None and "never" in m["note"]
+    runs.append({"task": "t", "method": "majority", "size": None, "label_budget": 32,
+                 "train_examples": 32, "test_accuracy": 0.6})
+    m = labels_to_match(results, "t", "s", 32)           # no better than the majority class
+    assert m["labels"] is None and "majority" in m["note"]
 
 
 # ---------------------------------------------------------------------- the command
+def test_plot_command_writes_its_pngs(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from tinyllm.cli import main
+
+    assert main(["finetune-study", "--plot", "shipped", "--plot-dir", str(tmp_path)]) == 0
+    for name in ("accuracy_vs_labels", "accuracy_vs_params"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 1000
+        assert (tmp_path / f"{name}.svg").is_file()
+    out = capsys.readouterr().out
+    assert "labels scratch training needs" in out and "Bayes-optimal" in out
+    assert "chance" in out                        # the ULMFiT table flags chance-level cells
+
+
 def test_command_rejects_an_unknown_results_directory(tmp_path, capsys):
     from tinyllm.cli import main
 

@@ -5,8 +5,8 @@
                          on the GPTs' context and on whole texts, the majority class, and
                          the Bayes-optimal accuracy where it is known
     accuracy_vs_params   test accuracy vs parameters, one panel per task: pre-trained (solid)
-                         and scratch (dashed) at each label budget, logistic regression at the
-                         largest budget
+                         and scratch (dashed) at each label budget; logistic regression and
+                         the majority class at the largest budget
 
 Error bars are the standard deviation over seeds. Each `plot_*` function draws into the Axes
 it is given (a notebook can lay them out); `plot_all` makes the figures and saves them.
@@ -85,7 +85,10 @@ def plot_accuracy_vs_params(ax, results: Results, task: str) -> None:
     top = results.cell(task, "logreg", budgets[-1])
     if top["n"]:
         ax.axhline(top["mean"], color="C3", ls="-.", lw=1,
-                   label=f"logistic regression, {budgets[-1]} labels")
+                   label=f"TF-IDF logistic regression (same context), {budgets[-1]} labels")
+    chance = results.cell(task, "majority", budgets[-1])
+    if chance["n"]:
+        ax.axhline(chance["mean"], color="0.5", ls=":", lw=1, label="majority class")
     _bayes(ax, results, task)
     ax.set_xscale("log")
     ax.set_xlabel("parameters of the classifier")
@@ -105,8 +108,11 @@ def plot_all(results: Results, out_dir) -> list[Path]:
         fig, axes = _figure(len(tasks))
         for ax, task in zip(axes, tasks):
             draw(ax, results, task)
-        handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside right upper", fontsize=7)
+        legend = {}
+        for ax in axes:                       # every line once (the Bayes line is on one)
+            for handle, label in zip(*ax.get_legend_handles_labels()):
+                legend.setdefault(label, handle)
+        fig.legend(list(legend.values()), list(legend), loc="outside right upper", fontsize=7)
         fig.suptitle(f"fine-tuning study ({results.budget} budget): {name.replace('_', ' ')}")
         for ext in ("png", "svg"):
             path = out_dir / f"{name}.{ext}"

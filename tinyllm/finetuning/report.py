@@ -36,25 +36,36 @@ def accuracy_table(results: Results, task: str, column: str = "test_accuracy") -
     return "\n".join(lines)
 
 
+def _match_cells(m: dict, smallest) -> tuple[str, str]:
+    """(labels, ratio) cells of one ULMFiT comparison."""
+    if m["labels"] is None:
+        return ("chance", "-") if "majority" in m["note"] else (
+            ("never", "-") if "never" in m["note"] else ("-", "-"))
+    if m["note"]:
+        return f"<={smallest}", f"<={m['ratio']:.2g}x"
+    return str(m["labels"]), f"{m['ratio']:.2g}x"
+
+
 def ulmfit_table(results: Results) -> str:
     """For each task and size: the labels scratch training needs to match pre-training at the
-    two smallest label budgets."""
+    two smallest label budgets, and the ratio to those budgets (ULMFiT: ~100x)."""
     refs = reference_budgets(results)
-    lines = ["labels scratch training needs to match the pre-trained model "
-             "(ULMFiT: ~100x fewer labels with pre-training)"]
+    smallest = refs[0] if refs else "-"
+    head = f"{'task':<18} {'size':<6}|" + "|".join(
+        f" {'pre@' + str(r):>8} {'scratch needs':>13} {'ratio':>7} " for r in refs)
+    lines = ["labels scratch training needs to match the pre-trained model's test accuracy "
+             "(ULMFiT: about 100x more)", head, "-" * len(head)]
     for task in results.tasks():
         for size in results.sizes():
-            parts = []
+            cells = []
             for ref in refs:
                 m = labels_to_match(results, task, size, ref)
-                if m["labels"] is None:
-                    what = m["note"]
-                else:
-                    what = f"{m['labels']} labels ({m['ratio']:.1f}x)"
-                    if m["note"]:
-                        what += f", {m['note']}"
-                parts.append(f"pre-trained at {ref} ({m['target']:.3f}): {what}")
-            lines.append(f"  {task:<18} {size:<6} " + "; ".join(parts))
+                need, ratio = _match_cells(m, smallest)
+                cells.append(f" {m['target']:>8.3f} {need:>13} {ratio:>7} ")
+            lines.append(f"{task:<18} {size:<6}|" + "|".join(cells))
+    lines.append(f"chance: the pre-trained model is no better than the majority class (nothing "
+                 f"to match); <={smallest}: scratch already matches it at the smallest budget; "
+                 "never: not within the study's budgets")
     return "\n".join(lines)
 
 
@@ -65,7 +76,7 @@ def bayes_table(results: Results, task: str = "markov-source") -> str:
     lines = [f"{task} at {results.label_budgets()[-1]} labels vs the exact Bayes-optimal "
              f"accuracy {rows[0]['bayes']:.3f}:"]
     for r in rows:
-        lines.append(f"  {r['method']:<11}{r['size'] or '-':<7} {r['accuracy']:.3f}  gap "
+        lines.append(f"  {r['method']:<12}{r['size'] or '-':<6} {r['accuracy']:.3f}  gap "
                      f"{r['gap_points']:+.1f} points")
     return "\n".join(lines)
 

@@ -137,9 +137,10 @@ def labels_to_match(results: Results, task: str, size: str, reference) -> dict:
     `reference` labels (ULMFiT's comparison).
 
     Returns {"target" (pre-trained accuracy), "reference_labels", "labels" (None when scratch
-    never reaches it within the budgets), "ratio", "note"}. Between two budgets the label
-    count is interpolated linearly in log(labels); scratch already matching at the smallest
-    budget gives that budget (a ratio of at most its share).
+    never reaches it within the budgets, or when the pre-trained model does no better than
+    the majority class: then there is nothing to match), "ratio", "note"}. Between two
+    budgets the label count is interpolated linearly in log(labels); scratch already matching
+    at the smallest budget gives that budget (a ratio of at most its share).
     """
     target = results.cell(task, "pretrained", reference, size)
     ref_labels = target["labels"]
@@ -149,6 +150,11 @@ def labels_to_match(results: Results, task: str, size: str, reference) -> dict:
     if not target["n"] or not len(labels):
         out["note"] = "no runs"
         return out
+    chance = results.cell(task, "majority", reference)
+    if chance["n"] and target["mean"] <= chance["mean"]:
+        out["note"] = (f"nothing to match: the pre-trained model is at or below the majority "
+                       f"class ({chance['mean']:.3f})")
+        return out
     hits = np.nonzero(acc >= target["mean"])[0]
     if not len(hits):
         out["note"] = (f"never within the budgets (scratch reaches {acc.max():.3f} with "
@@ -157,7 +163,7 @@ def labels_to_match(results: Results, task: str, size: str, reference) -> dict:
     i = int(hits[0])
     if i == 0:
         need = labels[0]
-        out["note"] = "scratch matches at the smallest budget" if labels[0] <= ref_labels \
+        out["note"] = "scratch matches it at the smallest budget" if labels[0] <= ref_labels \
             else ""
     else:
         a0, a1 = acc[i - 1], acc[i]

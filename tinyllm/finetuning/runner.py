@@ -182,7 +182,7 @@ def _done_line(row: dict, k: int, n: int) -> str:
             f"{row['test_macro_f1']:.3f} | {row['wall_s']:.1f} s")
 
 
-def _common(budget: Budget) -> dict:
+def _common() -> dict:
     from .. import __version__
 
     return {"threads": os.environ.get("OMP_NUM_THREADS"), "version": __version__,
@@ -224,7 +224,7 @@ def run_pretrain(spec: PretrainSpec, budget: Budget, root: Path) -> dict:
         "batch_size": spec.batch_size, "block_size": spec.block_size, "tokens": spec.tokens,
         "lr": spec.lr, "train_loss_nats": final["train_loss"],
         "val_loss_nats": final["val_loss"], "val_bits_per_char": final["val_bits_per_char"],
-        "wall_s": round(time.perf_counter() - t0, 2), **_common(budget)}
+        "wall_s": round(time.perf_counter() - t0, 2), **_common()}
 
 
 def _non_embedding(model) -> int:
@@ -245,7 +245,7 @@ def run_one(spec: RunSpec, budget: Budget, root: Path) -> dict:
     row.update(run_id=spec.run_id, task=spec.task, method=spec.method, size=spec.size,
                label_budget=spec.label_budget, train_examples=spec.train_examples,
                seed=spec.seed, steps=spec.steps, wall_s=round(time.perf_counter() - t0, 2),
-               **_common(budget))
+               **_common())
     return row
 
 
