@@ -238,3 +238,5 @@ def test_command_rejects_an_unknown_results_directory(tmp_path, capsys):
 
     assert main(["finetune-study", "--plot", str(tmp_path)]) == 2
     assert "no study.json" in capsys.readouterr().err
+    assert main(["finetune-study", "--jobs", "-1", "--out", str(tmp_path / "x")]) == 2
+    assert "--jobs -1" in capsys.readouterr().err and not (tmp_path / "x").exists()

@@ -67,9 +67,11 @@ def _run(args) -> int:
     from .plan import describe_plan, get_budget, plan_study
     from .runner import run_study
 
+    jobs = default_jobs() if args.jobs is None else args.jobs
+    if jobs < 0:
+        raise ValueError(f"--jobs {jobs} must be 0 (this process) or more worker processes")
     budget = get_budget(args.budget)
     plan = plan_study(budget)
-    jobs = default_jobs() if args.jobs is None else args.jobs
     out = Path(args.out or f"runs/finetune-study-{budget.name}")
     print(describe_plan(plan))
     estimate = estimate_seconds(plan, jobs=max(jobs, 1))
