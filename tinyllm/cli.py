@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .finetuning.cli import add_finetune_study_parser, cmd_finetune_study
 from .scaling.cli import add_scaling_parser, cmd_scaling
 
 EXIT_USER_ERROR = 2
@@ -236,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     _finetune_parser(sub)
     _predict_parser(sub)
     add_scaling_parser(sub)
+    add_finetune_study_parser(sub)
     p = sub.add_parser("bench", help="kernel and training-step speed vs PyTorch, side by side",
                        description="Time the softmax and attention kernels and a GPT training "
                        "step at the presets: compiled kernels vs NumPy twins vs PyTorch, same "
@@ -428,7 +430,7 @@ def cmd_bench(args) -> int:
 
 COMMANDS = {"train": cmd_train, "generate": cmd_generate, "eval": cmd_eval, "info": cmd_info,
             "finetune": cmd_finetune, "predict": cmd_predict, "scaling": cmd_scaling,
-            "bench": cmd_bench}
+            "bench": cmd_bench, "finetune-study": cmd_finetune_study}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,242 @@
+"""The fine-tuning study (tinyllm.finetuning): baselines, the tiny study end to end with
+resume, the shipped results, ULMFiT's comparison and the plot command."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+
+import numpy as np
+import pytest
+
+from tinyllm.finetuning import (
+    ALL,
+    BUDGETS,
+    METHODS,
+    RUN_COLUMNS,
+    LogisticRegression,
+    StudyError,
+    TfidfFeatures,
+    fit_logreg,
+    fit_majority,
+    labels_to_match,
+    load_results,
+    plan_study,
+    run_study,
+)
+from tinyllm.finetuning.plan import finetune_steps
+from tinyllm.finetuning.results import Results
+from tinyllm.finetuning.store import PRETRAIN_COLUMNS, ResultsStore
+from tinyllm.tasks import ClassificationTask, Example
+
+
+def _toy_task() -> ClassificationTask:
+    """Two labels told apart by their letters: a-words vs z-words (linearly separable)."""
+    rng = np.random.default_rng(0)
+
+    def text(letters):
+        return "".join(rng.choice(list(letters), size=12))
+
+    def examples(n, start):
+        return [Example(text("abc"), "a") if (i + start) % 3 else Example(text("xyz"), "z")
+                for i in range(n)]
+
+    return ClassificationTask("toy", ["a", "z"], examples(30, 0), examples(9, 1),
+                              examples(12, 2))
+
+
+# ---------------------------------------------------------------------- baselines
+def test_majority_class_scores_the_majority_fraction():
+    task = _toy_task()
+    model = fit_majority(task)
+    gold = task.label_ids("test")
+    counts = np.bincount(task.label_ids("train"), minlength=2)
+    assert model.label == counts.argmax() == 0                     # "a" is 2 in 3 in training
+    assert model.scores(task, "test")["accuracy"] == pytest.approx(np.mean(gold == 0))
+
+
+def test_logistic_regression_separates_a_separable_task():
+    task = _toy_task()
+    model = fit_logreg(task, ngram_range=(1, 2), steps=60)
+    assert model.scores(task, "test")["accuracy"] == 1.0
+    assert model.scores(task, "test")["macro_f1"] == 1.0
+    again = fit_logreg(task, ngram_range=(1, 2), steps=60)        # deterministic
+    np.testing.assert_array_equal(model.model.weight.data, again.model.weight.data)
+
+
+def test_logistic_regression_gradient_is_the_analytic_one():
+    """autograd == closed form == central differences, float64, on a 5 x 4 problem, K=3."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(5, 4))
+    y = np.array([0, 2, 1, 2, 0])
+    model = LogisticRegression(4, 3, dtype=np.float64)
+    model.weight.data[:] = rng.normal(size=(3, 4))
+    model.bias.data[:] = rng.normal(size=3)
+    model.loss(x, y).backward()
+    dweight, dbias = model.analytic_gradient(x, y)
+    np.testing.assert_allclose(model.weight.grad, dweight, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(model.bias.grad, dbias, rtol=1e-10, atol=1e-12)
+    eps = 1e-6
+    for param, grad in ((model.weight, dweight), (model.bias, dbias)):
+        numeric = np.zeros_like(param.data)
+        for i in np.ndindex(param.data.shape):
+            saved = param.data[i]
+            param.data[i] = saved + eps
+            up = model.loss(x, y).item()
+            param.data[i] = saved - eps
+            down = model.loss(x, y).item()
+            param.data[i] = saved
+            numeric[i] = (up - down) / (2 * eps)
+        np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-9)
+
+
+def test_tfidf_rows_follow_the_formula():
+    features = TfidfFeatures((1, 1), max_features=10).fit(["aab", "b"])
+    assert list(features.vocabulary) == ["b", "a"]                  # df 2, then df 1
+    np.testing.assert_allclose(features.idf, [1.0, math.log(3 / 2) + 1])
+    row = features.transform(["aab"])[0]
+    expected = np.array([1.0, 2 * (math.log(3 / 2) + 1)])
+    np.testing.assert_allclose(row, expected / np.linalg.norm(expected), rtol=1e-6)
+    with pytest.raises(ValueError, match="ngram_range"):
+        TfidfFeatures((3, 2))
+
+
+# ---------------------------------------------------------------------- the plan
+def test_plan_steps_budgets_and_refusals():
+    b = BUDGETS["default"]
+    assert finetune_steps(b, 32) == b.min_steps
+    assert finetune_steps(b, 10_000) == b.max_steps
+    assert finetune_steps(b, 512) == math.ceil(b.epochs * 512 / b.batch_size)
+    with pytest.raises(StudyError, match="babi"):
+        plan_study(BUDGETS["tiny"], tasks=["babi"])
+    with pytest.raises(StudyError, match="accepted"):
+        plan_study(dataclasses.replace(BUDGETS["tiny"], sizes=("huge",)))
+
+
+# ---------------------------------------------------------------------- the tiny study
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ft-tiny")
+    plan = plan_study(BUDGETS["tiny"])
+    report = run_study(plan, root, jobs=0)
+    return plan, root, report
+
+
+def test_tiny_study_writes_every_run(tiny_study):
+    plan, root, report = tiny_study
+    assert not report.failed
+    store = ResultsStore(root)
+    rows = store.rows()
+    assert {r["run_id"] for r in rows} == {s.run_id for s in plan.runs}
+    assert {r["run_id"] for r in store.rows("pretrain")} == {p.run_id for p in plan.pretrain}
+    header = (root / "runs.csv").read_text().splitlines()[0].split(",")
+    assert tuple(header) == RUN_COLUMNS
+    assert tuple((root / "pretrain.csv").read_text().splitlines()[0].split(",")) == \
+        PRETRAIN_COLUMNS
+    for r in rows:
+        assert 0.0 <= r["test_accuracy"] <= 1.0
+        if r["method"] in ("pretrained", "scratch"):
+            assert r["pretrain_tokens"] == plan.pretrain[0].tokens
+    markov = [r for r in rows if r["task"] == "markov-source"]
+    assert {r["bayes_test_accuracy"] for r in markov} == {plan.tasks["markov-source"]
+                                                          .bayes_test_accuracy}
+    assert not list((root / "_work").iterdir())                     # scratch dirs removed
+
+
+def test_tiny_study_resumes_without_redoing_runs(tiny_study):
+    plan, root, _ = tiny_study
+    store = ResultsStore(root)
+    again = run_study(plan, root, jobs=0)
+    assert again.finished == [] and len(again.skipped) == len(plan.runs) + len(plan.pretrain)
+    # lose one run (as if the study had stopped before writing it): only it runs again
+    rows = store.rows()
+    lost = next(r["run_id"] for r in rows if r["method"] == "pretrained")
+    from tinyllm.finetuning.store import RUN_COLUMNS as columns
+    from tinyllm.scaling.store import csv_text
+
+    (root / "runs.csv").write_text(csv_text([r for r in rows if r["run_id"] != lost], columns))
+    resumed = run_study(plan, root, jobs=0)
+    assert resumed.finished == [lost] and not resumed.failed
+    # a pre-trained model that is gone is trained again, the same, when a run still needs it
+    before = {r["run_id"]: r for r in store.rows("pretrain")}[f"pretrain-{plan.pretrain[0].size}"]
+    shutil.rmtree(store.pretrain_dir / plan.pretrain[0].size)
+    rows = store.rows()
+    lost = next(r["run_id"] for r in rows if r["size"] == plan.pretrain[0].size)
+    (root / "runs.csv").write_text(csv_text([r for r in rows if r["run_id"] != lost], columns))
+    resumed = run_study(plan, root, jobs=0)
+    assert resumed.finished == [before["run_id"], lost] and not resumed.failed
+    after = {r["run_id"]: r for r in store.rows("pretrain")}[before["run_id"]]
+    assert after["val_loss_nats"] == before["val_loss_nats"]
+    assert len(load_results(root).meta["sessions"]) == 4
+
+
+def test_a_results_directory_refuses_another_study(tiny_study):
+    _, root, _ = tiny_study
+    other = plan_study(dataclasses.replace(BUDGETS["tiny"], lr=5e-4))
+    with pytest.raises(StudyError, match="budget settings"):
+        run_study(other, root, jobs=0)
+
+
+# ---------------------------------------------------------------------- shipped results
+def test_shipped_results_hold_every_documented_row():
+    results = load_results()
+    assert results.budget == "default"
+    header = (results.root / "runs.csv").read_text().splitlines()[0].split(",")
+    assert tuple(header) == RUN_COLUMNS
+    meta = results.meta["budget"]
+    assert results.tasks() == list(meta["tasks"]) and len(results.sizes()) >= 4
+    for task in meta["tasks"]:
+        for budget in meta["label_budgets"]:
+            several = budget != ALL and budget <= meta["multi_seed_max"]
+            seeds = len(meta["seeds"]) if several else 1
+            for method in METHODS:
+                sizes = meta["sizes"] if method in ("pretrained", "scratch") else [None]
+                for size in sizes:
+                    cell = results.cell(task, method, budget, size)
+                    assert cell["n"] == seeds, (task, budget, method, size)
+                    assert 0 < cell["mean"] <= 1
+    assert {r["size"] for r in results.pretrain} == set(meta["sizes"])
+    assert results.meta["wall_s"] > 0
+
+
+def test_labels_to_match_interpolates_in_log_labels():
+    meta = {"budget": {"tasks": ["t"], "sizes": ["s"], "label_budgets": [32, 128, 512, ALL]}}
+    runs = []
+    for budget, n, pre, scratch in ((32, 32, 0.6, 0.4), (128, 128, 0.7, 0.5),
+                                    (512, 512, 0.8, 0.7), (ALL, 2048, 0.85, 0.8)):
+        for method, acc in (("pretrained", pre), ("scratch", scratch)):
+            runs.append({"task": "t", "method": method, "size": "s", "label_budget": budget,
+                         "train_examples": n, "test_accuracy": acc, "params": 10})
+    results = Results(None, meta, runs)
+    m = labels_to_match(results, "t", "s", 32)           # 0.6: between 128 (0.5) and 512 (0.7)
+    assert m["labels"] == 256 and m["ratio"] == pytest.approx(8.0)
+    m = labels_to_match(results, "t", "s", ALL)          # 0.85: never
+    assert m["labels"] is None and "never" in m["note"]
+    runs.append({"task": "t", "method": "majority", "size": None, "label_budget": 32,
+                 "train_examples": 32, "test_accuracy": 0.6})
+    m = labels_to_match(results, "t", "s", 32)           # no better than the majority class
+    assert m["labels"] is None and "majority" in m["note"]
+
+
+# ---------------------------------------------------------------------- the command
+def test_plot_command_writes_its_pngs(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from tinyllm.cli import main
+
+    assert main(["finetune-study", "--plot", "shipped", "--plot-dir", str(tmp_path)]) == 0
+    for name in ("accuracy_vs_labels", "accuracy_vs_params"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 1000
+        assert (tmp_path / f"{name}.svg").is_file()
+    out = capsys.readouterr().out
+    assert "labels scratch training needs" in out and "Bayes-optimal" in out
+    assert "chance" in out                        # the ULMFiT table flags chance-level cells
+
+
+def test_command_rejects_an_unknown_results_directory(tmp_path, capsys):
+    from tinyllm.cli import main
+
+    assert main(["finetune-study", "--plot", str(tmp_path)]) == 2
+    assert "no study.json" in capsys.readouterr().err
+    assert main(["finetune-study", "--jobs", "-1", "--out", str(tmp_path / "x")]) == 2
+    assert "--jobs -1" in capsys.readouterr().err and not (tmp_path / "x").exists()

@@ -1,0 +1,296 @@
+"""The fine-tuning study's plan: named budgets, and the runs (`RunSpec`s) a budget asks for.
+
+For every GPT size of the budget, one pre-training run (`Trainer`, a causal LM on the
+pre-training corpus; cached in the study's directory and shared by every task and label
+budget). Then, for every task, label budget and seed:
+
+    pretrained   FineTuner from the size's pre-trained run
+    scratch      the same architecture, tokenizer and recipe, from random weights
+                 (`FineTuneConfig(from_scratch=True)`)
+    logreg       character n-gram TF-IDF + logistic regression (`baselines`) on the first
+                 `block_size` characters of each text: the input the GPTs read
+    logreg-full  the same on whole texts (what the GPTs' context cuts off, it reads)
+    majority     the most frequent training label (`baselines`)
+
+A label budget of n examples is a stratified sample of the task's training split drawn by
+the seed (`ClassificationTask.subsample_train`); every method of one (task, budget, seed) sees
+the same examples. Budgets up to `multi_seed_max` labels run every seed of the budget (their
+accuracy varies most with the sample); larger ones, and "all" (the whole training split),
+the first seed only.
+
+Fine-tuning steps: ``epochs`` passes over the labelled examples, at least ``min_steps`` and
+at most ``max_steps`` (a budget of 32 labels trains for ``min_steps``, many epochs; the
+whole split stops at ``max_steps``)::
+
+    steps = clip(ceil(epochs * n / batch_size), min_steps, max_steps)
+
+>>> plan = plan_study(BUDGETS["tiny"])
+>>> sorted({spec.method for spec in plan.runs})
+['logreg', 'logreg-full', 'majority', 'pretrained', 'scratch']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import asdict, dataclass, field
+
+from ..tasks import SPLITS, load_task
+
+#: The methods compared on every (task, label budget, seed), in table order.
+METHODS = ("pretrained", "scratch", "logreg", "logreg-full", "majority")
+#: Methods that train a Transformer of a given size (the others have no size).
+SIZED_METHODS = ("pretrained", "scratch")
+#: The classification tasks of the study (bAbI is QA, which FineTuner does not train yet).
+TASKS = ("pydoc-topics", "stdlib-docstrings", "markov-source")
+ALL = "all"
+
+
+class StudyError(ValueError):
+    """A study that cannot run, or a results directory that cannot be used (a user error)."""
+
+
+# ---------------------------------------------------------------------- budgets
+@dataclass(frozen=True)
+class Budget:
+    """A named amount of work: sizes, tasks, label budgets, seeds and every recipe."""
+
+    name: str
+    sizes: tuple[str, ...]                       # GPT presets, smallest first
+    tasks: tuple[str, ...] = TASKS
+    label_budgets: tuple[int | str, ...] = (32, 128, 512, ALL)
+    seeds: tuple[int, ...] = (0,)
+    multi_seed_max: int = 128                     # larger label budgets run the first seed
+    # pre-training (one causal-LM run per size)
+    pretrain_corpora: tuple[str, ...] = ("pydoc", "stdlib")
+    pretrain_steps: int = 3000
+    pretrain_batch_size: int = 16
+    pretrain_evals: int = 4
+    block_size: int = 64                          # context of every size (nano's 32 raised)
+    # fine-tuning (pretrained and scratch alike)
+    batch_size: int = 16
+    epochs: float = 8.0
+    min_steps: int = 150
+    max_steps: int = 1000
+    lr: float = 1e-3
+    dropout: float = 0.1
+    weight_decay: float = 0.01
+    eval_iters: int = 2
+    # the logistic-regression baseline
+    logreg_steps: int = 300
+    logreg_lr: float = 0.05
+    logreg_weight_decay: float = 1e-3
+    logreg_max_features: int = 8192
+    logreg_ngrams: tuple[int, int] = (1, 4)
+    # markov-source is written by order-1 chains: bigram counts are its sufficient statistics
+    logreg_ngrams_by_task: tuple[tuple[str, tuple[int, int]], ...] = (("markov-source", (1, 2)),)
+    minutes: float = 30.0                         # the wall time this budget is meant to take
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def ngram_range(self, task: str) -> tuple[int, int]:
+        """The n-gram range of the logistic-regression baseline on `task`."""
+        return dict(self.logreg_ngrams_by_task).get(task, self.logreg_ngrams)
+
+
+BUDGETS: dict[str, Budget] = {
+    # Seconds: for tests. Two sizes, two tasks, two label budgets, a few steps each.
+    "tiny": Budget(
+        name="tiny", sizes=("nano", "micro"), tasks=("markov-source", "pydoc-topics"),
+        label_budgets=(8, ALL), seeds=(0,), pretrain_steps=8, pretrain_batch_size=4,
+        pretrain_evals=1, block_size=32, batch_size=8, epochs=1.0, min_steps=3, max_steps=4,
+        eval_iters=1, logreg_steps=10, logreg_max_features=256, minutes=0.5),
+    # About 25 minutes on 2 cores (two workers): 4 sizes x 3 tasks x 4 label budgets, three
+    # seeds for the budgets of 32 and 128 labels.
+    "default": Budget(
+        name="default", sizes=("nano", "micro", "tiny", "mini"), seeds=(0, 1, 2),
+        minutes=30.0),
+}
+
+
+def get_budget(name: str) -> Budget:
+    """The budget called `name`, or a StudyError naming the accepted ones."""
+    if name not in BUDGETS:
+        raise StudyError(f"unknown budget {name!r}; accepted: {', '.join(BUDGETS)}")
+    return BUDGETS[name]
+
+
+def finetune_steps(budget: Budget, n_examples: int) -> int:
+    """Steps of a fine-tuning run on `n_examples` labels (module docstring)."""
+    steps = math.ceil(budget.epochs * n_examples / budget.batch_size)
+    return int(min(max(steps, budget.min_steps), budget.max_steps))
+
+
+# ---------------------------------------------------------------------- the plan
+@dataclass(frozen=True)
+class PretrainSpec:
+    """One pre-training run: a GPT preset as a causal LM on the study's corpus."""
+
+    run_id: str
+    size: str
+    steps: int
+    batch_size: int
+    block_size: int
+    lr: float
+    eval_interval: int
+    seed: int = 1337
+
+    @property
+    def tokens(self) -> int:
+        return self.steps * self.batch_size * self.block_size
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One scored run: a method on a task with a label budget and seed (JSON-able)."""
+
+    run_id: str
+    method: str
+    task: str
+    label_budget: int | str
+    train_examples: int
+    seed: int
+    size: str | None = None          # the GPT preset (pretrained and scratch only)
+    steps: int = 0                   # optimizer steps (0 for the majority class)
+
+    @property
+    def sized(self) -> bool:
+        return self.method in SIZED_METHODS
+
+
+@dataclass
+class TaskInfo:
+    """What the plan needs to know of a task: its split sizes, labels and best accuracy."""
+
+    name: str
+    sizes: dict
+    num_labels: int
+    bayes_test_accuracy: float | None
+
+    @classmethod
+    def load(cls, name: str) -> TaskInfo:
+        task = load_task(name)
+        bayes = getattr(task, "bayes_optimal_accuracy", None)
+        return cls(name, {s: len(task.split(s)) for s in SPLITS}, task.num_labels,
+                   bayes("test") if bayes else None)
+
+
+@dataclass
+class StudyPlan:
+    """The runs of a study, and the facts they were planned from."""
+
+    budget: Budget
+    tasks: dict[str, TaskInfo]
+    pretrain: list[PretrainSpec] = field(default_factory=list)
+    runs: list[RunSpec] = field(default_factory=list)
+
+    def runs_of(self, method: str | None = None, size: str | None = None) -> list[RunSpec]:
+        return [r for r in self.runs if (method is None or r.method == method)
+                and (size is None or r.size == size)]
+
+
+def _pretrain_lr(size: str, block_size: int) -> float:
+    """Kaplan et al.'s learning rate for the preset's non-embedding parameters (the scaling
+    study's rule, `tinyllm.scaling.kaplan_lr`)."""
+    from ..models import GPTConfig
+    from ..scaling.plan import kaplan_lr
+
+    c = GPTConfig.from_preset(size, vocab_size=64).replace(n_positions=block_size)
+    n = c.n_layer * (12 * c.n_embd ** 2 + 13 * c.n_embd) + 2 * c.n_embd
+    return round(kaplan_lr(n), 6)
+
+
+def check_sizes(sizes) -> None:
+    """Every size must be a GPT preset."""
+    from ..models import get_family
+
+    presets = get_family("gpt").presets
+    bad = [s for s in sizes if s not in presets]
+    if bad or len(sizes) < 1:
+        raise StudyError(f"unknown GPT size(s) {bad or sizes}; accepted: {', '.join(presets)}")
+
+
+def plan_study(budget: Budget, tasks=None) -> StudyPlan:
+    """Every run of `budget` (on `tasks`, default the budget's)."""
+    tasks = list(budget.tasks if tasks is None else tasks)
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown or not tasks:
+        raise StudyError(f"unknown task(s) {unknown or tasks}; accepted: {', '.join(TASKS)} "
+                         "(babi is question answering, which the study does not train)")
+    check_sizes(budget.sizes)
+    infos = {t: TaskInfo.load(t) for t in tasks}
+    plan = StudyPlan(budget, infos)
+    for size in budget.sizes:
+        steps = budget.pretrain_steps
+        plan.pretrain.append(PretrainSpec(
+            run_id=f"pretrain-{size}", size=size, steps=steps,
+            batch_size=budget.pretrain_batch_size, block_size=budget.block_size,
+            lr=_pretrain_lr(size, budget.block_size),
+            eval_interval=max(1, steps // max(budget.pretrain_evals, 1))))
+    for info in infos.values():
+        plan.runs += _task_runs(budget, info)
+    return plan
+
+
+def _task_runs(budget: Budget, info: TaskInfo) -> list[RunSpec]:
+    """Every run on one task, largest sizes first within a (budget, seed)."""
+    runs = []
+    n_train = info.sizes["train"]
+    for label_budget in budget.label_budgets:
+        if label_budget != ALL and not (isinstance(label_budget, int) and label_budget > 0):
+            raise StudyError(f"label budget {label_budget!r} is neither a positive integer "
+                             f"nor {ALL!r}")
+        n = n_train if label_budget == ALL else min(label_budget, n_train)
+        several = label_budget != ALL and label_budget <= budget.multi_seed_max
+        seeds = budget.seeds if several else budget.seeds[:1]
+        for seed in seeds:
+            common = dict(task=info.name, label_budget=label_budget, train_examples=n, seed=seed)
+            tag = f"{info.name}-n{label_budget}-s{seed}"
+            for size in reversed(budget.sizes):
+                for method in SIZED_METHODS:
+                    runs.append(RunSpec(run_id=f"{method}-{size}-{tag}", method=method,
+                                        size=size, steps=finetune_steps(budget, n), **common))
+            for method in ("logreg", "logreg-full"):
+                runs.append(RunSpec(run_id=f"{method}-{tag}", method=method,
+                                    steps=budget.logreg_steps, **common))
+            runs.append(RunSpec(run_id=f"majority-{tag}", method="majority", **common))
+    return runs
+
+
+def corpus_text(budget: Budget) -> str:
+    """The pre-training text: the built-in corpora of the budget, one after the other.
+
+    pydoc and stdlib together: a character tokenizer trained on pydoc alone never sees
+    ``$`` or a backquote, which stdlib docstrings use, and one trained on stdlib alone
+    misses the typographic quotes and dashes of the help topics.
+    """
+    from ..data import load_corpus
+
+    return "\n\n".join(load_corpus(name).text for name in budget.pretrain_corpora)
+
+
+def text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def describe_plan(plan: StudyPlan) -> str:
+    """A few lines: the sizes, the pre-training, the tasks and the runs per method."""
+    b = plan.budget
+    p = plan.pretrain[0]
+    lines = [f"budget {b.name!r}: GPT sizes {', '.join(b.sizes)} (context {b.block_size}); "
+             f"pre-training {p.steps} steps x {p.batch_size} x {p.block_size} = "
+             f"{p.tokens:,} tokens per size on {' + '.join(b.pretrain_corpora)}"]
+    for info in plan.tasks.values():
+        bayes = (f", Bayes-optimal test accuracy {info.bayes_test_accuracy:.3f}"
+                 if info.bayes_test_accuracy is not None else "")
+        lines.append(f"  {info.name}: {info.num_labels} labels, {info.sizes['train']} train / "
+                     f"{info.sizes['validation']} validation / {info.sizes['test']} test"
+                     + bayes)
+    lines.append(f"label budgets {', '.join(map(str, b.label_budgets))}; seeds "
+                 f"{', '.join(map(str, b.seeds))} up to {b.multi_seed_max} labels, seed "
+                 f"{b.seeds[0]} above; fine-tuning {b.epochs:g} epochs in "
+                 f"{b.min_steps}..{b.max_steps} steps of {b.batch_size}, lr {b.lr:g}")
+    counts = ", ".join(f"{len(plan.runs_of(m))} {m}" for m in METHODS)
+    lines.append(f"runs: {len(plan.pretrain)} pre-training, {counts}")
+    return "\n".join(lines)

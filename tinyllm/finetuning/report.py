@@ -1,0 +1,101 @@
+"""The study's tables as text: accuracy by task x size x label budget, ULMFiT's comparison,
+the Bayes-optimal gap, and the pre-training runs (what `tinyllm finetune-study` prints)."""
+
+from __future__ import annotations
+
+from .results import Results, bayes_gap, labels_to_match, reference_budgets
+
+
+def _fmt(cell: dict) -> str:
+    if not cell["n"]:
+        return "-"
+    spread = f"±{cell['std']:.3f}" if cell["n"] > 1 else "      "
+    return f"{cell['mean']:.3f}{spread}"
+
+
+def accuracy_table(results: Results, task: str, column: str = "test_accuracy") -> str:
+    """Rows: method (and size); columns: label budgets; cells: mean ± std over seeds."""
+    budgets = results.label_budgets()
+    labels = [results.cell(task, "majority", b)["labels"] for b in budgets]
+    head = f"{'method':<11}{'size':<7}{'params':>9} | " + " ".join(
+        f"{b + (f' ({n})' if b == 'all' and n else ''):>12}" for b, n in zip(budgets, labels))
+    lines = [f"{task}: test {column.replace('test_', '')} (mean ± std over seeds)", head,
+             "-" * len(head)]
+    for method in ("pretrained", "scratch"):
+        for size in results.sizes():
+            cells = [_fmt(results.cell(task, method, b, size, column)) for b in budgets]
+            params = results.params(size) or 0
+            lines.append(f"{method:<11}{size:<7}{params:>9,} | "
+                         + " ".join(f"{c:>12}" for c in cells))
+    for method in ("logreg", "logreg-full", "majority"):
+        cells = [_fmt(results.cell(task, method, b, None, column)) for b in budgets]
+        lines.append(f"{method:<12}{'-':<6}{'':>9} | " + " ".join(f"{c:>12}" for c in cells))
+    bayes = results.bayes(task)
+    if bayes is not None:
+        lines.append(f"Bayes-optimal test accuracy (exact): {bayes:.3f}")
+    return "\n".join(lines)
+
+
+def _match_cells(m: dict, smallest) -> tuple[str, str]:
+    """(labels, ratio) cells of one ULMFiT comparison."""
+    if m["labels"] is None:
+        return ("chance", "-") if "majority" in m["note"] else (
+            ("never", "-") if "never" in m["note"] else ("-", "-"))
+    if m["note"]:
+        return f"<={smallest}", f"<={m['ratio']:.2g}x"
+    return str(m["labels"]), f"{m['ratio']:.2g}x"
+
+
+def ulmfit_table(results: Results) -> str:
+    """For each task and size: the labels scratch training needs to match pre-training at the
+    two smallest label budgets, and the ratio to those budgets (ULMFiT: ~100x)."""
+    refs = reference_budgets(results)
+    smallest = refs[0] if refs else "-"
+    head = f"{'task':<18} {'size':<6}|" + "|".join(
+        f" {'pre@' + str(r):>8} {'scratch needs':>13} {'ratio':>7} " for r in refs)
+    lines = ["labels scratch training needs to match the pre-trained model's test accuracy "
+             "(ULMFiT: about 100x more)", head, "-" * len(head)]
+    for task in results.tasks():
+        for size in results.sizes():
+            cells = []
+            for ref in refs:
+                m = labels_to_match(results, task, size, ref)
+                need, ratio = _match_cells(m, smallest)
+                cells.append(f" {m['target']:>8.3f} {need:>13} {ratio:>7} ")
+            lines.append(f"{task:<18} {size:<6}|" + "|".join(cells))
+    lines.append(f"chance: the pre-trained model is no better than the majority class (nothing "
+                 f"to match); <={smallest}: scratch already matches it at the smallest budget; "
+                 "never: not within the study's budgets")
+    return "\n".join(lines)
+
+
+def bayes_table(results: Results, task: str = "markov-source") -> str:
+    rows = bayes_gap(results, task)
+    if not rows:
+        return ""
+    lines = [f"{task} at {results.label_budgets()[-1]} labels vs the exact Bayes-optimal "
+             f"accuracy {rows[0]['bayes']:.3f}:"]
+    for r in rows:
+        lines.append(f"  {r['method']:<12}{r['size'] or '-':<6} {r['accuracy']:.3f}  gap "
+                     f"{r['gap_points']:+.1f} points")
+    return "\n".join(lines)
+
+
+def pretrain_table(results: Results) -> str:
+    if not results.pretrain:
+        return ""
+    lines = ["pre-training (causal LM, characters; validation loss on the held-out tail of "
+             "the corpus):"]
+    for r in sorted(results.pretrain, key=lambda r: r["params"]):
+        lines.append(f"  {r['size']:<6} {r['params']:>9,} params  {r['tokens']:>10,} tokens  "
+                     f"val {r['val_loss_nats']:.3f} nats/char ({r['val_bits_per_char']:.3f} "
+                     f"bits)  {r['wall_s']:.0f} s")
+    return "\n".join(lines)
+
+
+def full_report(results: Results) -> str:
+    """Every table of the study."""
+    parts = [pretrain_table(results)]
+    parts += [accuracy_table(results, task) for task in results.tasks()]
+    parts += [ulmfit_table(results), bayes_table(results)]
+    return "\n\n".join(p for p in parts if p)

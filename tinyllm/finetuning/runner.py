@@ -1,0 +1,315 @@
+"""Running a plan: pre-train each size once, then fine-tune, train from scratch and fit the
+baselines; resumable after an interruption.
+
+`run_study` skips every run its results directory already holds. With ``jobs`` >= 1 the runs
+go to that many worker processes (one BLAS thread each when two share two cores): the
+pre-training runs first, longest first, and the baselines; a size's fine-tuning and scratch
+runs as soon as its pre-training is done. ``jobs=0`` runs everything in this process, one
+after the other, on one BLAS thread (for tests and notebooks).
+
+>>> report = run_study(plan_study(BUDGETS["tiny"]), "runs/ft-tiny", jobs=0)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..scaling.runner import default_jobs, thread_env
+from .plan import ALL, Budget, PretrainSpec, RunSpec, StudyError, StudyPlan, corpus_text
+from .store import SCHEMA, ResultsStore
+
+LN2 = math.log(2.0)
+
+
+@dataclass
+class StudyReport:
+    """What `run_study` did."""
+
+    root: Path
+    finished: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+
+def run_study(plan: StudyPlan, out, *, jobs: int | None = None, log=None) -> StudyReport:
+    """Run every run of `plan` not yet in `out` (`jobs` worker processes; 0: this process).
+
+    A run that fails is reported in the StudyReport and the others go on (the runs of a size
+    whose pre-training failed are reported as failed too).
+    """
+    jobs = default_jobs() if jobs is None else jobs
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 0:
+        raise StudyError(f"jobs must be a non-negative integer, got {jobs!r}")
+    start, started_at = time.perf_counter(), time.strftime("%Y-%m-%dT%H:%M:%S")
+    store = ResultsStore(out)
+    store.open(plan, corpus_text(plan.budget))
+    done = store.done()
+    runs = [r for r in plan.runs if r.run_id not in done]
+    for p in plan.pretrain:      # a finished size whose run directory is gone, still needed
+        needed = any(r.size == p.size for r in runs)
+        if needed and not _pretrained(store, p.size):
+            done.discard(p.run_id)
+    report = StudyReport(store.root)
+    report.skipped = [s.run_id for s in [*plan.pretrain, *plan.runs] if s.run_id in done]
+    pretrain = sorted((p for p in plan.pretrain if p.run_id not in done),
+                      key=lambda p: -_cost(p.size))
+    ready = {p.size for p in plan.pretrain if p.run_id in done}
+    say = log or (lambda message: None)
+    say(f"{len(report.skipped)} run(s) already done, {len(pretrain)} pre-training and "
+        f"{len(runs)} other run(s) to go, {jobs or 1} at a time")
+    _Schedule(plan.budget, store, report, say, ready).run(pretrain, runs, jobs)
+    report.elapsed_s = time.perf_counter() - start
+    store.add_session({"started": started_at, "wall_s": round(report.elapsed_s, 1),
+                       "jobs": jobs, "trained": len(report.finished),
+                       "failed": len(report.failed)})
+    return report
+
+
+def _pretrained(store: ResultsStore, size: str) -> bool:
+    """True when the size's pre-trained run directory holds its final model."""
+    return (store.pretrain_dir / size / "model").is_dir()
+
+
+def _cost(size: str) -> int:
+    """A size's relative cost (its width squared times depth), to start the longest first."""
+    from ..models import GPTConfig
+
+    c = GPTConfig.from_preset(size, vocab_size=64)
+    return c.n_layer * c.n_embd ** 2
+
+
+class _Schedule:
+    """Runs the specs, each sized run only once its size is pre-trained."""
+
+    def __init__(self, budget: Budget, store: ResultsStore, report: StudyReport, say, ready):
+        self.budget, self.store, self.report, self.say = budget, store, report, say
+        self.ready, self.total = set(ready), 0
+
+    def run(self, pretrain: list[PretrainSpec], runs: list[RunSpec], jobs: int) -> None:
+        self.total, self.waiting = len(pretrain) + len(runs), list(runs)
+        if jobs == 0:
+            from threadpoolctl import threadpool_limits
+
+            # One BLAS thread, as each worker has: these small matmuls gain little from two,
+            # and lose much when another process holds the second core.
+            with threadpool_limits(limits=1):
+                for spec in pretrain:
+                    self._finish(spec, _call(run_pretrain, spec, self.budget, self.store.root))
+                for spec in self._release():
+                    self._finish(spec, _call(run_one, spec, self.budget, self.store.root))
+        else:
+            self._run_pool(pretrain, jobs)
+        for spec in self.waiting:      # their size's pre-training failed
+            self._fail(spec, f"not run: the pre-training of {spec.size!r} failed")
+
+    def _release(self) -> list[RunSpec]:
+        """The waiting runs that can start now (baselines, and sizes already pre-trained)."""
+        go = [r for r in self.waiting if not r.sized or r.size in self.ready]
+        self.waiting = [r for r in self.waiting if r.sized and r.size not in self.ready]
+        return go
+
+    def _run_pool(self, pretrain, jobs: int) -> None:
+        import multiprocessing as mp
+
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        root = self.store.root
+        with thread_env(threads), ProcessPoolExecutor(
+                jobs, mp_context=mp.get_context("spawn")) as pool:
+            futures = {pool.submit(_call, run_pretrain, s, self.budget, root): s
+                       for s in pretrain}
+            try:
+                while True:
+                    for spec in self._release():
+                        futures[pool.submit(_call, run_one, spec, self.budget, root)] = spec
+                    if not futures:
+                        break
+                    finished, _ = wait(futures, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        spec = futures.pop(future)
+                        self._finish(spec, future.result() if not future.exception()
+                                     else {"error": _error(future.exception())})
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+
+    def _finish(self, spec, result: dict) -> None:
+        if "error" in result:
+            self._fail(spec, result["error"])
+            return
+        row = result["row"]
+        if isinstance(spec, PretrainSpec):
+            self.store.add(row, "pretrain")
+            self.ready.add(spec.size)
+        else:
+            if spec.sized:
+                pre = {r["size"]: r for r in self.store.rows("pretrain")}.get(spec.size, {})
+                row.update(pretrain_tokens=pre.get("tokens"),
+                           pretrain_val_loss_nats=pre.get("val_loss_nats"))
+            self.store.add(row)
+        self.report.finished.append(spec.run_id)
+        self.say(_done_line(row, len(self.report.finished), self.total))
+
+    def _fail(self, spec, error: str) -> None:
+        self.report.failed[spec.run_id] = error
+        self.say(f"FAILED {spec.run_id}: {error}")
+
+
+def _error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _call(func, spec, budget: Budget, root) -> dict:
+    """`func(spec, budget, root)` as {"row": ...}, or {"error": ...} for an expected failure
+    (a worker process reports it rather than dying)."""
+    try:
+        return {"row": func(spec, budget, Path(root))}
+    except (RuntimeError, ValueError, FloatingPointError, OSError) as exc:
+        return {"error": _error(exc)}
+
+
+def _done_line(row: dict, k: int, n: int) -> str:
+    if row.get("method") is None:
+        return (f"[{k}/{n}] {row['run_id']}: val {row['val_loss_nats']:.4f} nats/char | "
+                f"{row['wall_s']:.0f} s")
+    return (f"[{k}/{n}] {row['run_id']}: test acc {row['test_accuracy']:.3f} | macro-F1 "
+            f"{row['test_macro_f1']:.3f} | {row['wall_s']:.1f} s")
+
+
+def _common() -> dict:
+    from .. import __version__
+
+    return {"threads": os.environ.get("OMP_NUM_THREADS"), "version": __version__,
+            "schema": SCHEMA}
+
+
+# ---------------------------------------------------------------------- pre-training
+def run_pretrain(spec: PretrainSpec, budget: Budget, root: Path) -> dict:
+    """Pre-train `spec.size` into `<root>/pretrain/<size>/` (continuing an interrupted run
+    from its last checkpoint) and return its row of PRETRAIN_COLUMNS."""
+    from ..training import TrainConfig, Trainer
+    from ..training.trainer import LAST
+
+    store = ResultsStore(root)
+    run_dir = store.pretrain_dir / spec.size
+    t0 = time.perf_counter()
+    if (run_dir / LAST).is_file():
+        trainer = Trainer.resume(run_dir, quiet=True)
+    else:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        trainer = Trainer(TrainConfig(
+            model="gpt", preset=spec.size, data=str(store.corpus_path.resolve()),
+            steps=spec.steps, batch_size=spec.batch_size, block_size=spec.block_size,
+            lr=spec.lr, min_lr=spec.lr / 10, eval_interval=spec.eval_interval,
+            eval_iters=budget.eval_iters * 10, sample_tokens=0, seed=spec.seed,
+            out=str(store.pretrain_dir), name=spec.size,
+            model_overrides={"n_positions": spec.block_size}), quiet=True)
+    result = trainer.train()
+    if result.status != "finished":
+        raise RuntimeError(f"pre-training {spec.size} ended {result.status!r} at step "
+                           f"{result.step}")
+    final = trainer.evaluate()
+    model = trainer.model
+    return {
+        "run_id": spec.run_id, "size": spec.size, "n_layer": model.config.n_layer,
+        "n_head": model.config.n_head, "n_embd": model.config.n_embd,
+        "vocab_size": trainer.tokenizer.vocab_size, "params": model.num_params(),
+        "non_embedding_params": _non_embedding(model), "steps": spec.steps,
+        "batch_size": spec.batch_size, "block_size": spec.block_size, "tokens": spec.tokens,
+        "lr": spec.lr, "train_loss_nats": final["train_loss"],
+        "val_loss_nats": final["val_loss"], "val_bits_per_char": final["val_bits_per_char"],
+        "wall_s": round(time.perf_counter() - t0, 2), **_common()}
+
+
+def _non_embedding(model) -> int:
+    """Parameters less the token and position embeddings."""
+    return sum(p.data.size for name, p in model.named_parameters()
+               if name.split(".")[-2] not in ("wte", "wpe"))
+
+
+# ---------------------------------------------------------------------- scored runs
+def run_one(spec: RunSpec, budget: Budget, root: Path) -> dict:
+    """Train and score one run; its row of RUN_COLUMNS (pre-training columns left to the
+    caller)."""
+    t0 = time.perf_counter()
+    if spec.sized:
+        row = _finetune(spec, budget, root)
+    else:
+        row = _baseline(spec, budget)
+    row.update(run_id=spec.run_id, task=spec.task, method=spec.method, size=spec.size,
+               label_budget=spec.label_budget, train_examples=spec.train_examples,
+               seed=spec.seed, steps=spec.steps, wall_s=round(time.perf_counter() - t0, 2),
+               **_common())
+    return row
+
+
+def _finetune(spec: RunSpec, budget: Budget, root: Path) -> dict:
+    """A pretrained or scratch run in `<root>/_work/<run_id>/`, removed when scored."""
+    from ..training.finetune import FineTuner, finetune_config
+
+    store = ResultsStore(root)
+    run_dir = store.work / spec.run_id
+    shutil.rmtree(run_dir, ignore_errors=True)     # a half-finished attempt starts over
+    b = budget
+    config = finetune_config(
+        store.pretrain_dir / spec.size, model="gpt", task=spec.task,
+        train_examples=None if spec.label_budget == ALL else spec.train_examples,
+        steps=spec.steps, batch_size=b.batch_size, block_size=b.block_size, lr=b.lr,
+        min_lr=b.lr / 10, weight_decay=b.weight_decay, dropout=b.dropout,
+        eval_interval=spec.steps, eval_iters=b.eval_iters, seed=spec.seed,
+        from_scratch=spec.method == "scratch", out=str(store.work), name=spec.run_id)
+    trainer = FineTuner(config, quiet=True)
+    result = trainer.train()
+    if result.status != "finished":
+        raise RuntimeError(f"run {spec.run_id} ended {result.status!r} at step {result.step}")
+    test, ev = trainer.scores("test"), result.last_eval
+    model = trainer.model
+    shutil.rmtree(run_dir, ignore_errors=True)     # checkpoints are scratch; the row stays
+    return {"n_layer": model.config.n_layer, "n_head": model.config.n_head,
+            "n_embd": model.config.n_embd, "params": model.num_params(),
+            "non_embedding_params": _non_embedding(model),
+            "epochs": round(spec.steps * b.batch_size / spec.train_examples, 3), "lr": b.lr,
+            "batch_size": b.batch_size, "block_size": b.block_size,
+            "val_accuracy": ev["val_accuracy"], "val_macro_f1": ev["val_macro_f1"],
+            **_test_columns(test, trainer.task)}
+
+
+def _baseline(spec: RunSpec, budget: Budget) -> dict:
+    """The majority class or TF-IDF logistic regression on the run's labelled examples."""
+    from ..tasks import load_task
+    from .baselines import fit_logreg, fit_majority
+
+    task = load_task(spec.task)
+    if spec.label_budget != ALL:
+        task = task.subsample_train(spec.train_examples, seed=spec.seed)
+    row = {}
+    if spec.method == "majority":
+        model = fit_majority(task)
+    else:
+        ngrams = budget.ngram_range(spec.task)
+        chars = None if spec.method == "logreg-full" else budget.block_size
+        model = fit_logreg(task, ngram_range=ngrams, max_features=budget.logreg_max_features,
+                           steps=budget.logreg_steps, lr=budget.logreg_lr,
+                           weight_decay=budget.logreg_weight_decay, max_chars=chars)
+        n_features = len(model.features.vocabulary)
+        row = {"params": (n_features + 1) * task.num_labels, "lr": budget.logreg_lr,
+               "epochs": budget.logreg_steps, "block_size": chars,
+               "features": f"char {ngrams[0]}-{ngrams[1]}-grams tf-idf ({n_features}), "
+                           + (f"first {chars} chars" if chars else "whole text")}
+    val = model.scores(task, "validation")
+    row.update(val_accuracy=val["accuracy"], val_macro_f1=val["macro_f1"],
+               **_test_columns(model.scores(task, "test"), task))
+    return row
+
+
+def _test_columns(test: dict, task) -> dict:
+    bayes = getattr(task, "bayes_optimal_accuracy", None)
+    return {"test_accuracy": test["accuracy"], "test_macro_f1": test["macro_f1"],
+            "test_loss": test.get("loss"), "test_examples": len(task.test),
+            "bayes_test_accuracy": bayes("test") if bayes else None}
