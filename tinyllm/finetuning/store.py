@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from .._io import atomic_write
-from ..scaling.store import csv_text, read_csv
+from ..scaling.store import csv_text, read_csv, read_study_json
 from .plan import StudyError, StudyPlan
 
 #: The results' format: a directory written under another schema is refused, not mixed.
@@ -127,19 +127,8 @@ def study_meta(plan: StudyPlan, corpus: str) -> dict:
 
 def load_meta(root) -> dict:
     """study.json of a results directory, checked for this schema."""
-    path = Path(root) / "study.json"
-    if not path.is_file():
-        raise StudyError(f"{root} is not a fine-tuning study's results directory (no "
-                         "study.json); accepted: a directory written by `tinyllm "
-                         "finetune-study`")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise StudyError(f"{path} is not valid JSON ({exc})") from None
-    if meta.get("schema") != SCHEMA:
-        raise StudyError(f"{path} has results schema {meta.get('schema')!r}; this tinyllm "
-                         f"reads {SCHEMA!r} (rerun the study to regenerate it)")
-    return meta
+    return read_study_json(root, SCHEMA, "a fine-tuning study's results directory",
+                           "tinyllm finetune-study", StudyError)
 
 
 def check_same_study(old: dict, new: dict, root: Path) -> None:

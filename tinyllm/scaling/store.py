@@ -132,17 +132,23 @@ def _study_meta(plan: StudyPlan) -> dict:
 
 def load_meta(root) -> dict:
     """study.json of a results directory, checked for this schema."""
+    return read_study_json(root, SCHEMA, "a scaling results directory", "tinyllm scaling")
+
+
+def read_study_json(root, schema: str, what: str, command: str, error=StudyError) -> dict:
+    """A study's study.json, checked to be `schema`; any problem raises `error` saying that
+    `root` is not `what` (a directory written by `command`)."""
     path = Path(root) / "study.json"
     if not path.is_file():
-        raise StudyError(f"{root} is not a scaling results directory (no study.json); "
-                         "accepted: a directory written by `tinyllm scaling`")
+        raise error(f"{root} is not {what} (no study.json); accepted: a directory written "
+                    f"by `{command}`")
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise StudyError(f"{path} is not valid JSON ({exc})") from None
-    if meta.get("schema") != SCHEMA:
-        raise StudyError(f"{path} has results schema {meta.get('schema')!r}; this tinyllm "
-                         f"reads {SCHEMA!r} (rerun the study to regenerate it)")
+        raise error(f"{path} is not valid JSON ({exc})") from None
+    if meta.get("schema") != schema:
+        raise error(f"{path} has results schema {meta.get('schema')!r}; this tinyllm "
+                    f"reads {schema!r} (rerun the study to regenerate it)")
     return meta
 
 
