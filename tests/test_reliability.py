@@ -503,6 +503,9 @@ def test_the_distribution_name_is_not_the_index_s_tinyllm():
     assert name != "tinyllm" and name.replace("_", "-").lower() != "tinyllm"
     readme = (root / "README.md").read_text()
     assert "pip install tinyllm" not in readme and "pip install \"tinyllm" not in readme
+    for path in (root / "tinyllm").rglob("*.py"):                 # nor any hint the code prints
+        text = path.read_text(encoding="utf-8")
+        assert "tinyllm[" not in text and "install tinyllm" not in text, path
 
 
 def test_a_failed_build_removes_compiled_modules_left_by_an_earlier_one(tmp_path):

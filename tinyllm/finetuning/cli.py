@@ -106,6 +106,8 @@ def _finish(root: Path, plot_dir: Path) -> None:
 
         paths = plot_all(results, plot_dir)
     except ImportError:
-        print("matplotlib is not installed: no figures (pip install 'tinyllm[plot]')")
+        from .._hints import install_hint
+
+        print(f"matplotlib is not installed: no figures ({install_hint('matplotlib', 'plot')})")
         return
     print("figures: " + ", ".join(str(p) for p in paths if p.suffix == ".png"))

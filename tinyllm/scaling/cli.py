@@ -163,7 +163,9 @@ def _finish(root: Path, args, plot_dir: Path, wall_s: float | None = None,
     try:
         paths = plot_all(results, plot_dir, fits)
     except ImportError:
-        print("matplotlib is not installed: no figures (pip install 'tinyllm[plot]')")
+        from .._hints import install_hint
+
+        print(f"matplotlib is not installed: no figures ({install_hint('matplotlib', 'plot')})")
         return
     print(f"figures ({len(paths)} files): " + ", ".join(str(p) for p in paths
                                                        if p.suffix == ".png"))

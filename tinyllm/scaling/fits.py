@@ -10,7 +10,7 @@
 
 Every fit returns a `Fit`: the point estimate from all points, and a 95% interval from
 refitting on bootstrap resamples of the runs. The nonlinear fits need SciPy
-(`pip install tinyllm[fit]`).
+(`pip install scipy`, or `pip install '.[fit]'` in the tinyllm checkout).
 
 >>> N = np.array([1e3, 1e4, 1e5, 1e6]); L = 1.0 + 30 * N ** -0.4
 >>> round(fit_offset(N, L, n_boot=0).params["E"], 3)
@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._hints import install_hint
 from .plan import StudyError
 
 HUBER_DELTA = 1e-3
@@ -37,8 +38,8 @@ def _scipy_optimize():
     try:
         from scipy import optimize
     except ImportError:
-        raise ImportError("the scaling-law fits need SciPy: pip install 'tinyllm[fit]' "
-                          "(or pip install scipy)") from None
+        raise ImportError("the scaling-law fits need SciPy: "
+                          + install_hint("scipy", "fit")) from None
     return optimize
 
 
