@@ -48,6 +48,18 @@ class PreTrainingOutput(NamedTuple):
     loss: Tensor | None = None
 
 
+class Seq2SeqLMOutput(NamedTuple):
+    """An encoder-decoder's output (Hugging Face's field names): `logits` (B, T, V) over the
+    target vocabulary at each decoder position, `loss` (None without labels) and, when asked
+    for with `output_attentions=True`, `cross_attentions`: one array per decoder layer,
+    (B, nh, T, S), each target position's weights over the S source positions (plain arrays,
+    outside the autograd graph)."""
+
+    logits: Tensor
+    loss: Tensor | None = None
+    cross_attentions: tuple | None = None
+
+
 def as_ids(name: str, ids, vocab_size: int, max_len: int | None = None,
            what: str = "the vocabulary") -> np.ndarray:
     """`ids` (B, T) as an int64 array, or a ValueError naming the bad shape or value."""

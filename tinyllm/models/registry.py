@@ -5,7 +5,8 @@ ends with one `register_family(ModelFamily(...))` call naming
 
 - its config class and model class (the config class names its context-length field);
 - its size presets (preset name -> config fields);
-- its training objective ("causal-lm", "masked-lm"): how batches are cut and the loss taken
+- its training objective ("causal-lm", "masked-lm", "seq2seq" for an encoder-decoder that
+  translates a source sequence into a target sequence): how batches are cut and the loss taken
   (`tinyllm.training.objectives` maps each objective to that code);
 - the config fields that the run's dropout and the tokenizer's special tokens set;
 - the Hugging Face class with the same parameter layout, where there is one;
@@ -27,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-OBJECTIVES = ("causal-lm", "masked-lm")
+OBJECTIVES = ("causal-lm", "masked-lm", "seq2seq")
 #: Kinds of task a family may have a head for (the `heads` keys).
 HEADS = ("sequence-classification", "question-answering", "pretraining")
 
