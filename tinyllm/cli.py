@@ -420,8 +420,8 @@ def cmd_eval(args) -> int:
             raise ValueError("a translation run is scored on its own task's splits; drop "
                              "--data (use --split)")
         r = evaluate_translation(args.run_dir, split=args.split or "test", num_beams=args.beam)
-        print(f"{r['task']} ({r['split']} split, {r['pairs']:,} pairs, "
-              f"{'greedy' if r['num_beams'] == 1 else f'beam {r["num_beams"]}'}): exact match "
+        search = "greedy" if r["num_beams"] == 1 else f"beam {r['num_beams']}"
+        print(f"{r['task']} ({r['split']} split, {r['pairs']:,} pairs, {search}): exact match "
               f"{r['exact_match']:.4f} | BLEU {r['bleu']:.2f} | chrF {r['chrf']:.2f}")
         return 0
     if args.split or args.beam != 1:
@@ -481,8 +481,8 @@ def cmd_bench(args) -> int:
 
 
 COMMANDS = {"train": cmd_train, "generate": cmd_generate, "eval": cmd_eval, "info": cmd_info,
-            "finetune": cmd_finetune, "predict": cmd_predict, "translate": cmd_translate, "scaling": cmd_scaling,
-            "bench": cmd_bench, "finetune-study": cmd_finetune_study}
+            "finetune": cmd_finetune, "predict": cmd_predict, "translate": cmd_translate,
+            "scaling": cmd_scaling, "bench": cmd_bench, "finetune-study": cmd_finetune_study}
 
 
 def main(argv: list[str] | None = None) -> int:
