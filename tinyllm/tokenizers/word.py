@@ -7,7 +7,8 @@ should be one a person can read. ``WORD_PATTERN`` cuts text into pieces:
   attached, as in GPT-2: ``" jump"`` (after a space) and ``"jump"`` (at the start of a line) are
   two different tokens. Letters joined by underscores make one word (SCAN's ``I_TURN_LEFT``),
   and combining accents (U+0300-U+036F and the other combining-diacritic blocks) stay with their
-  letter, so a decomposed ``"de\\u0301cembre"`` is one word too;
+  letter, so a decomposed ``"de\\u0301cembre"`` is one word too (the vowel signs of other
+  scripts, such as Devanagari's, are not letters to ``re``: they become pieces of their own);
 - a *digit*: each its own token, so no number is ever unknown (``"2023"`` is four tokens);
 - a *CJK ideograph*: each its own token (``"三千零五"`` is four), with 〇 and the other
   ideographic numerals of U+3005-U+303A;
