@@ -439,6 +439,9 @@ def test_number_sampling_is_deterministic():
     assert numbers.sample_numbers(500, seed=3) == numbers.sample_numbers(500, seed=3)
     assert numbers.sample_numbers(500, seed=3) != numbers.sample_numbers(500, seed=4)
     assert numbers.number_splits.__wrapped__() == numbers.number_splits()
+    assert numbers.written_splits.__wrapped__() == numbers.written_splits()
+    with pytest.raises(TaskError, match=r"unknown direction 'en' -> 'fr'"):
+        translation.numbers_task("en", "fr")
 
 
 # ---------------------------------------------------------------------- dates

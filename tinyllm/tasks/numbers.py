@@ -230,3 +230,9 @@ def number_splits() -> tuple[tuple[int, ...], ...]:
     n_train, n_validation = SPLIT_SIZES["train"], SPLIT_SIZES["validation"]
     return (tuple(numbers[:n_train]), tuple(numbers[n_train:n_train + n_validation]),
             tuple(numbers[n_train + n_validation:]))
+
+
+@lru_cache(maxsize=1)
+def written_splits() -> tuple[tuple[tuple[str, str], ...], ...]:
+    """``number_splits`` written out: (English, Chinese) for each number of each split."""
+    return tuple(tuple((to_english(n), to_chinese(n)) for n in part) for part in number_splits())
