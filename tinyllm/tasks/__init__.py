@@ -76,6 +76,7 @@ from .translation import (
     list_translation_tasks,
     load_translation_task,
 )
+from .translation_metrics import BLEUScore, CHRFScore, chrf, corpus_bleu, exact_match, sentence_bleu
 
 #: The built-in tasks: name -> builder (its keyword arguments are the task's options).
 _BUILDERS = {
@@ -118,6 +119,8 @@ def load_task(name_or_spec: str | os.PathLike, **options) -> ClassificationTask 
 
 __all__ = [
     "ANSWER_SEPARATOR",
+    "BLEUScore",
+    "CHRFScore",
     "SPLITS",
     "TASKS",
     "TRANSLATION_TASKS",
@@ -130,6 +133,10 @@ __all__ = [
     "TaskError",
     "TranslationTask",
     "accuracy",
+    "chrf",
+    "corpus_bleu",
+    "exact_match",
+    "sentence_bleu",
     "babi_task",
     "confusion_matrix",
     "csv_task",
