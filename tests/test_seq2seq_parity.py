@@ -1,12 +1,13 @@
 """The encoder-decoder Transformer against Hugging Face's MarianMTModel, weight for weight.
 
 As in test_heads_parity.py: `transformers` builds each model from a small random MarianConfig
-(sizes unlike the presets, unlike MarianConfig's defaults and unlike each other: odd widths,
-more decoder than encoder layers and the reverse, head counts that differ between encoder and
-decoder; no download), `save_pretrained` writes it and `Seq2SeqTransformer.from_pretrained`
-reads it; both compute the logits, the cross-attention weights, transformers' own loss from
-the labels (-100 ignored, the decoder input shifted from them) and the gradient of that loss
-with respect to every parameter. Sources and targets are padded (masks on both sides).
+(sizes unlike the presets, unlike MarianConfig's defaults and unlike each other: an odd
+width, more decoder than encoder layers and the reverse, head counts that differ between
+encoder and decoder, ReLU, swish and GELU; no download), `save_pretrained` writes it and
+`Seq2SeqTransformer.from_pretrained` reads it; both compute the logits, the cross-attention
+weights, transformers' own loss from the labels (-100 ignored; the decoder input shifted from
+them, or given) and the gradient of that loss with respect to every parameter. Sources and
+targets are padded (masks on both sides).
 Figures are relative errors, max |ours - theirs| / max |theirs| per tensor:
 
 ====================== ======== ========= ========= =========== ==================

@@ -70,7 +70,6 @@ from .._checks import non_negative_int, positive_int, positive_number, probabili
 from ..autograd.grad_mode import no_grad
 from ..autograd.random import default_generator
 from ..autograd.tensor import Tensor
-from ..kernels.attention_reference import causal_mask
 from ..nn import (
     Dropout,
     Embedding,
@@ -81,6 +80,7 @@ from ..nn import (
     Module,
     ModuleList,
     Parameter,
+    causal_mask,
     get_activation,
     init,
 )
@@ -129,6 +129,8 @@ class Seq2SeqConfig(ModelConfig):
     `dropout` after embeddings, attention and feed-forward outputs, `attention_dropout` on
     the attention weights, `activation_dropout` after the feed-forward activation.
     `activation_function` "swish" (= "silu", x sigmoid(x)) is what Marian's own models use.
+    `tie_word_embeddings` and `share_encoder_decoder_embeddings` are there for config.json's
+    sake and must stay True: one embedding reads source and target and scores the output.
     """
 
     vocab_size: int = 256
@@ -278,6 +280,10 @@ class Seq2SeqAttention(Module):
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0,
                  is_causal: bool = False):
         super().__init__()
+        if embed_dim % num_heads:
+            raise ValueError(f"Seq2SeqAttention: embed_dim={embed_dim} is not divisible by "
+                             f"num_heads={num_heads}; each head gets embed_dim / num_heads "
+                             "channels, which must be a whole number")
         self.num_heads, self.is_causal, self.dropout = num_heads, is_causal, dropout
         self.q_proj = Linear(embed_dim, embed_dim)
         self.k_proj = Linear(embed_dim, embed_dim)
@@ -507,6 +513,9 @@ class Seq2SeqTransformer(PretrainedModel):
     target positions from later ones (right padding needs none: causal attention never looks
     ahead). The loss is the mean cross-entropy over the label positions that are not -100.
     `seed` makes the initialisation reproducible (else tinyllm's global generator).
+
+    A source row that is all padding leaves cross-attention nothing to attend: its weights
+    and output are zeros here (Hugging Face's attention spreads them over the padding).
     """
 
     config_class = Seq2SeqConfig
@@ -719,5 +728,5 @@ register_family(ModelFamily(
     token_id_fields={"pad_token_id": "pad_token_id", "eos_token_id": "eos_token_id",
                      "decoder_start_token_id": "pad_token_id"},
     hf_class="MarianMTModel",
-    description="the encoder-decoder Transformer (Vaswani et al., Marian's layout): "
+    description="Encoder-decoder Transformer (Vaswani et al.; MarianMTModel's layout) for "
                 "translation"))
