@@ -481,3 +481,14 @@ def test_a_source_of_only_padding_gives_zero_weights_not_nan(model64):
     out = model64(src, mask, decoder_input_ids=tgt, output_attentions=True)
     assert np.isfinite(out.logits.data).all()
     assert all(np.all(w[2] == 0) and np.allclose(w[:2].sum(-1), 1) for w in out.cross_attentions)
+
+
+def test_weight_decay_spares_the_embedding_the_biases_and_the_norms():
+    from tinyllm.optim import param_groups_for_weight_decay
+
+    model = Seq2SeqTransformer(tiny_config(), seed=0)
+    decay, no_decay = param_groups_for_weight_decay(model, weight_decay=0.1)
+    assert all(n.endswith(("proj.weight", "fc1.weight", "fc2.weight"))
+               for n in decay["param_names"])
+    assert {"model.shared.weight", "final_logits_bias"} <= set(no_decay["param_names"])
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
