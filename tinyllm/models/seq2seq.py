@@ -231,7 +231,8 @@ def sinusoidal_table(n_positions: int, dim: int) -> np.ndarray:
 
 
 class SinusoidalPositionalEmbedding(Module):
-    """The fixed position table: `embed(start, n)` is rows start..start+n-1, (n, C).
+    """The fixed position table: `embed_positions(start, n, dtype)` is rows start..start+n-1
+    (n, C), in `dtype`.
     Its `weight` is a constant array, not a Parameter: nothing trains or saves it."""
 
     def __init__(self, num_positions: int, embedding_dim: int):
