@@ -1,6 +1,7 @@
 """The models registry: each family declared once; the trainer, inference and CLI ask it."""
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -20,19 +21,24 @@ from tinyllm.models.registry import ModelFamily
 from tinyllm.tokenizers import CharTokenizer
 from tinyllm.training import TrainConfig, Trainer, load_checkpoint, save_checkpoint
 from tinyllm.training.inference import generate_text, load_run
-from tinyllm.training.objectives import objective_for
+from tinyllm.training.objectives import OBJECTIVES, objective_for
 
 
 def test_families_in_registration_order():
-    assert family_names() == ("gpt", "bert", "lstm")
-    assert [get_family(n).objective for n in family_names()] == [
+    # the first families; later ones (encoder-decoders, ...) follow in import order
+    assert family_names()[:3] == ("gpt", "bert", "lstm")
+    assert [get_family(n).objective for n in family_names()[:3]] == [
         "causal-lm", "masked-lm", "causal-lm"]
+    assert "lstm-seq2seq" in family_names()
+    assert get_family("lstm-seq2seq").objective == "seq2seq"
 
 
 def test_unknown_family_is_an_error_naming_the_accepted_ones():
-    with pytest.raises(ValueError, match="unknown model family 'gtp'; accepted: gpt, bert, lstm"):
+    assert ", ".join(family_names()).startswith("gpt, bert, lstm")
+    accepted = re.escape(", ".join(family_names()))       # every registered family
+    with pytest.raises(ValueError, match=f"unknown model family 'gtp'; accepted: {accepted}$"):
         get_family("gtp")
-    with pytest.raises(ValueError, match="unknown model 'gtp'; accepted: gpt, bert, lstm"):
+    with pytest.raises(ValueError, match=f"unknown model 'gtp'; accepted: {accepted}$"):
         TrainConfig(model="gtp")
 
 
@@ -71,7 +77,12 @@ def test_family_declares_what_the_trainer_needs(name):
     model = family.build(config, seed=0)
     assert isinstance(model, family.model_class) and model.num_params() > 0
     assert family.config_from_dict(config.to_dict()) == config
-    assert objective_for(family).name == family.objective
+    if family.objective in OBJECTIVES:
+        assert objective_for(family).name == family.objective
+    else:  # an objective whose batches the trainer does not cut yet is refused by name
+        with pytest.raises(ValueError, match=f"objective {family.objective!r}, which the "
+                                             "trainer does not know"):
+            objective_for(family)
 
 
 def test_cli_model_choices_come_from_the_registry():

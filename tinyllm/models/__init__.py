@@ -25,8 +25,16 @@ from .bert import (
     BertModel,
 )
 from .lstm import LSTMLM, LSTMConfig
+from .lstm_seq2seq import LSTMSeq2Seq, LSTMSeq2SeqConfig
 # isort: on
-from .base import LMOutput, PretrainedModel, PreTrainingOutput, QAOutput
+from .base import (
+    LMOutput,
+    PretrainedModel,
+    PreTrainingOutput,
+    QAOutput,
+    Seq2SeqLMOutput,
+    shift_tokens_right,
+)
 from .checkpoint import CheckpointError
 from .config import DEFAULT_PRESET, PRESETS, BertConfig, GPTConfig
 from .ngram import NGramLM
@@ -34,8 +42,9 @@ from .registry import ModelFamily, family_names, get_family, register_family
 
 __all__ = [
     "BERT", "DEFAULT_PRESET", "GPT", "PRESETS", "BertConfig", "BertForMaskedLM",
-    "BertForPreTraining", "BertForQuestionAnswering", "BertForSequenceClassification",
-    "BertModel", "CheckpointError", "GPT2ForSequenceClassification", "GPTConfig", "LMOutput",
-    "LSTMConfig", "LSTMLM", "ModelFamily", "NGramLM", "PreTrainingOutput", "PretrainedModel",
-    "QAOutput", "family_names", "get_family", "register_family",
+    "BertForPreTraining", "BertForQuestionAnswering", "BertForSequenceClassification", "BertModel",
+    "CheckpointError", "GPT2ForSequenceClassification", "GPTConfig", "LMOutput", "LSTMConfig",
+    "LSTMLM", "LSTMSeq2Seq", "LSTMSeq2SeqConfig", "ModelFamily", "NGramLM", "PreTrainingOutput",
+    "PretrainedModel", "QAOutput", "Seq2SeqLMOutput", "family_names", "get_family",
+    "register_family", "shift_tokens_right",
 ]

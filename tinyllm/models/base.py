@@ -60,6 +60,28 @@ class Seq2SeqLMOutput(NamedTuple):
     cross_attentions: tuple | None = None
 
 
+def shift_tokens_right(labels, pad_token_id: int, decoder_start_token_id: int) -> np.ndarray:
+    """The decoder's input for teacher forcing: `labels` (B, T) moved one position right,
+    `decoder_start_token_id` first, and -100 (an ignored label) replaced by `pad_token_id`,
+    as Hugging Face's rule. Position t of the decoder reads label t - 1 and predicts label t.
+
+    >>> shift_tokens_right(np.array([[5, 6, 1, -100]]), pad_token_id=0, decoder_start_token_id=0)
+    array([[0, 5, 6, 1]])
+    """
+    y = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
+    if y.dtype.kind not in "iu":
+        raise TypeError(f"shift_tokens_right: labels must hold integer token ids, got dtype "
+                        f"{y.dtype}")
+    if y.ndim != 2:
+        raise ValueError(f"shift_tokens_right: labels must have shape (B, T), got shape "
+                         f"{y.shape}")
+    out = np.empty(y.shape, dtype=np.int64)                            # (B, T)
+    out[:, 1:] = y[:, :-1]
+    out[:, :1] = decoder_start_token_id
+    out[out == -100] = pad_token_id
+    return out
+
+
 def as_ids(name: str, ids, vocab_size: int, max_len: int | None = None,
            what: str = "the vocabulary") -> np.ndarray:
     """`ids` (B, T) as an int64 array, or a ValueError naming the bad shape or value."""
