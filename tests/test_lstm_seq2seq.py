@@ -378,10 +378,25 @@ def test_presets_match_the_transformers_sizes(name):
     assert config.vocab_size == 256
     n = config.param_count()
     assert abs(n / TRANSFORMER_PARAMS[name] - 1) < 0.003
-    if name in ("nano", "micro", "tiny", "mini"):       # allocating the larger ones is slow
+    model = LSTMSeq2Seq(config, seed=0)
+    assert model.num_params() == n
+    assert model.num_params(non_embedding=True) == n - 256 * config.hidden_size
+
+
+def test_the_docstring_table_is_what_the_code_computes():
+    import tinyllm.models.lstm_seq2seq as module
+
+    rows = [line.split() for line in module.__doc__.splitlines()
+            if line.split()[:1] and line.split()[0] in TRANSFORMER_PARAMS]
+    assert [r[0] for r in rows] == list(TRANSFORMER_PARAMS)
+    for name, layers, h, a, max_positions, params, theirs, flops in rows:
+        config = LSTMSeq2SeqConfig.from_preset(name)
+        assert (config.num_layers, config.hidden_size, config.attention_size,
+                config.max_positions) == (int(layers), int(h), int(a), int(max_positions))
+        assert int(params.replace(",", "")) == config.param_count()
+        assert int(theirs.replace(",", "")) == TRANSFORMER_PARAMS[name]
         model = LSTMSeq2Seq(config, seed=0)
-        assert model.num_params() == n
-        assert model.num_params(non_embedding=True) == n - 256 * config.hidden_size
+        assert int(flops.replace(",", "")) == model.flops_per_token(training=False)
 
 
 def test_param_count_formula_on_odd_shapes():

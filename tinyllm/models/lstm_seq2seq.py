@@ -28,12 +28,13 @@ gets attention weight 0, so a padded row gives exactly what it gives alone. The 
 left to right, so target padding must come after the tokens (then it changes nothing before
 it). Parameters start U(-init_range, init_range) (Luong et al. 2015: 0.1), the head's bias 0.
 
-Presets match the encoder-decoder Transformer's total parameter counts at vocab_size=256
-(its d_model 16..256; `seq2seq` family). H and L set the size; the attention width A
-(Bahdanau's n', a free choice in the paper) then brings the total closest to the Transformer's.
-The count is V H + 2 sum_k LSTM(in_k) + 3 (2H H + H) + sum_k LSTM(in'_k) + 2 H A + A + 2 H H
-+ V, with LSTM(in) = 4H (in + H) + 8H, in_k = H then 2H (encoder), in'_k = 2H then H
-(decoder):
+Presets match the encoder-decoder Transformer's (`seq2seq` family) total parameter counts
+at vocab_size=256. H and L set the size; the attention width A (Bahdanau's n', a free choice
+in the paper) then brings the total closest to the Transformer's. The count is
+V H + 2 sum_k LSTM(in_k) + 3 (2H H + H) + sum_k LSTM(in'_k) + 2 H A + A + 2 H H + V, with
+LSTM(in) = 4H (in + H) + 8H, in_k = H then 2H (encoder), in'_k = 2H then H (decoder). FLOPs
+are `flops_per_token(training=False)` at the preset's max_positions (one source token per
+target token); training costs three times as much.
 
 ====== ====== ===== ===== ===== ============ ================ ===================
 preset layers H     A     max   parameters   Transformer's    fwd FLOPs/target tok
@@ -357,7 +358,8 @@ class LSTMSeq2Seq(PretrainedModel):
     # ----------------------------------------------------------------- incremental decoding
     @no_grad()
     def start_decoding(self, input_ids, attention_mask=None) -> LSTMDecodingState:
-        """Run the encoder once over the source (B, S) and return the decoder's first state."""
+        """Run the encoder once over the source (B, S) and return the decoder's first state.
+        Call `model.eval()` first (as `generate` does): in training mode dropout acts."""
         keys, projected, mask, (h, c) = self._encode(input_ids, attention_mask)
         feed = np.zeros((keys.shape[0], self.config.hidden_size), dtype=keys.dtype)
         return LSTMDecodingState(keys.data, projected.data, mask, h.data, c.data, feed)
