@@ -126,14 +126,14 @@ def exhaustive(model, source, max_len, length_penalty):
     return sorted(scored, key=lambda x: -x[0])
 
 
-def strip(row):
+def strip(row, pad=PAD):
     """A returned row's tokens, up to and including its first eos; after that eos the row must
     hold only pad."""
     row = [int(t) for t in row]
     if EOS not in row:
         return tuple(row)
     end = row.index(EOS) + 1
-    assert all(t == PAD for t in row[end:]), row
+    assert all(t == pad for t in row[end:]), row
     return tuple(row[:end])
 
 
@@ -450,3 +450,142 @@ def test_bad_inputs_are_refused(ids, mask, message):
 def test_sampling_arguments_without_sampling_warn():
     with pytest.warns(UserWarning, match="top_k=5 only apply with do_sample=True"):
         generate_seq2seq(FakeSeq2Seq(), np.array([[1, 2]]), top_k=5)
+
+
+# ----------------------------------------------------------------- parity with transformers
+def tiny_marian(seed=0):
+    """A random float64 MarianMTModel whose outputs vary: its embeddings and output bias are
+    drawn large enough to move the argmax, eos is made likelier and pad unlikely (a random
+    model otherwise repeats one token to the end)."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(seed)
+    cfg = transformers.MarianConfig(
+        vocab_size=16, d_model=16, encoder_layers=2, decoder_layers=2,
+        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
+        decoder_ffn_dim=32, max_position_embeddings=32, pad_token_id=15,
+        decoder_start_token_id=15, eos_token_id=0, forced_eos_token_id=None, dropout=0.0,
+        init_std=0.3, scale_embedding=True)
+    hf = transformers.MarianMTModel(cfg).double().eval()
+    with torch.no_grad():
+        hf.model.shared.weight.normal_(0.0, 0.5)
+        hf.final_logits_bias.normal_(0.0, 1.0)
+        hf.final_logits_bias[0, 0] += 1.0     # eos
+        hf.final_logits_bias[0, 15] -= 6.0    # pad
+    return hf
+
+
+class MarianState:
+    def __init__(self, encoded, mask, prefix):
+        self.encoded, self.mask, self.prefix = encoded, mask, prefix
+
+    def select(self, indices):
+        i = np.asarray(indices)
+        return MarianState(self.encoded[i], self.mask[i], self.prefix[i])
+
+
+class MarianProtocol:
+    """The decoding protocol over a transformers MarianMTModel: the encoder once, then the
+    decoder over each row's whole prefix (no cache: slow and simple, which is the point)."""
+
+    def __init__(self, hf):
+        self.hf, c = hf, hf.config
+        self.config = SimpleNamespace(vocab_size=c.vocab_size, eos_token_id=c.eos_token_id,
+                                      pad_token_id=c.pad_token_id, block_size=32,
+                                      decoder_start_token_id=c.decoder_start_token_id)
+
+    @property
+    def training(self):
+        return self.hf.training
+
+    def train(self, mode=True):
+        self.hf.train(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def start_decoding(self, input_ids, attention_mask=None):
+        import torch
+        ids = torch.as_tensor(input_ids)
+        mask = torch.ones_like(ids) if attention_mask is None else torch.as_tensor(attention_mask)
+        with torch.no_grad():
+            encoded = self.hf.get_encoder()(input_ids=ids, attention_mask=mask)
+        return MarianState(encoded.last_hidden_state, mask, torch.zeros((len(ids), 0), dtype=int))
+
+    def decode_step(self, state, tokens):
+        import torch
+        state.prefix = torch.cat([state.prefix, torch.as_tensor(tokens)[:, None]], dim=1)
+        with torch.no_grad():
+            out = self.hf(encoder_outputs=(state.encoded,), attention_mask=state.mask,
+                          decoder_input_ids=state.prefix, use_cache=False)
+        return out.logits[:, -1].numpy()
+
+
+def marian_sources():
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, 15, size=(4, 7))
+    mask = np.ones_like(ids)
+    for row, n in ((1, 4), (2, 6)):
+        ids[row, n:], mask[row, n:] = 15, 0
+    return ids, mask
+
+
+def hf_generate(hf, ids, mask, **options):
+    """transformers' generate with nothing added: no forced bos/eos, no minimum length, no
+    n-gram blocking; returns (tokens without the start token, scores or None)."""
+    import torch
+    from transformers import GenerationConfig
+    config = GenerationConfig(
+        do_sample=False, decoder_start_token_id=15, pad_token_id=15, eos_token_id=0,
+        bos_token_id=None, forced_bos_token_id=None, forced_eos_token_id=None, min_length=0,
+        no_repeat_ngram_size=0, repetition_penalty=1.0, return_dict_in_generate=True,
+        output_scores=True, **options)
+    out = hf.generate(input_ids=torch.as_tensor(ids), attention_mask=torch.as_tensor(mask),
+                      generation_config=config)
+    scores = getattr(out, "sequences_scores", None)
+    return out.sequences[:, 1:].numpy(), None if scores is None else scores.numpy()
+
+
+def teacher_forced_scores(hf, ids, mask, sequences, length_penalty, copies):
+    """sum(log p) / length ** length_penalty of each row, read by one float64 forward."""
+    import torch
+    src = np.repeat(ids, copies, axis=0)
+    m = np.repeat(mask, copies, axis=0)
+    lengths = np.array([len(strip(r, pad=15)) for r in sequences])
+    labels = sequences.copy()
+    decoder_in = np.concatenate([np.full((len(labels), 1), 15), labels[:, :-1]], axis=1)
+    with torch.no_grad():
+        logits = hf(input_ids=torch.as_tensor(src), attention_mask=torch.as_tensor(m),
+                    decoder_input_ids=torch.as_tensor(decoder_in)).logits.numpy()
+    logp = logits - logits.max(-1, keepdims=True)
+    logp = logp - np.log(np.exp(logp).sum(-1, keepdims=True))
+    picked = np.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
+    real = np.arange(labels.shape[1])[None] < lengths[:, None]
+    return (picked * real).sum(1) / lengths.astype(float) ** length_penalty
+
+
+@pytest.mark.parametrize("length_penalty,early_stopping", [
+    (0.6, True), (0.6, False), (1.0, False), (1.0, "never"), (2.0, True), (2.0, "never")])
+def test_beam_search_matches_transformers_generate(length_penalty, early_stopping):
+    hf = tiny_marian()
+    ids, mask = marian_sources()
+    want, want_scores = hf_generate(hf, ids, mask, num_beams=4, length_penalty=length_penalty,
+                                    early_stopping=early_stopping, num_return_sequences=2,
+                                    max_new_tokens=10)
+    got = beam_search(MarianProtocol(hf), ids, mask, num_beams=4, max_new_tokens=10,
+                      length_penalty=length_penalty, early_stopping=early_stopping,
+                      num_return_sequences=2)
+    np.testing.assert_array_equal(got.sequences, want)
+    # transformers keeps its beam scores in float32; ours are float64 sums of float64 logs.
+    np.testing.assert_allclose(got.sequences_scores, want_scores, rtol=2e-6)
+    exact = teacher_forced_scores(hf, ids, mask, got.sequences, length_penalty, 2)
+    np.testing.assert_allclose(got.sequences_scores, exact, rtol=1e-12)
+
+
+def test_greedy_matches_transformers_generate():
+    hf = tiny_marian(seed=1)
+    ids, mask = marian_sources()
+    want, _ = hf_generate(hf, ids, mask, num_beams=1, max_new_tokens=10)
+    np.testing.assert_array_equal(
+        generate_seq2seq(MarianProtocol(hf), ids, mask, max_new_tokens=10), want)
