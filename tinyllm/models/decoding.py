@@ -339,7 +339,7 @@ def _run_beams(model, state, setup: _Setup, hyps: list[BeamHypotheses], k: int) 
         logp = _log_softmax(model.decode_step(state, tokens))          # (A*K, V)
         v = logp.shape[-1]
         cand = (running[:, :, None] + logp.reshape(-1, k, v)).reshape(-1, k * v)  # (A, K*V)
-        order = np.argsort(-cand, axis=1, kind="stable")[:, :2 * k]    # (A, 2K) best first
+        order = _best(cand, 2 * k)                                     # (A, 2K) best first
         scores = np.take_along_axis(cand, order, axis=1)               # (A, 2K)
         rows = order // v + (np.arange(len(active)) * k)[:, None]      # (A, 2K) rows of seqs
         words = order % v                                              # (A, 2K)
@@ -351,7 +351,7 @@ def _run_beams(model, state, setup: _Setup, hyps: list[BeamHypotheses], k: int) 
         if last:
             return
         # The K best candidates that did not end run on, best first.
-        pick = np.argsort(np.where(ends, np.inf, -scores), axis=1, kind="stable")[:, :k]
+        pick = _best(np.where(ends, -np.inf, scores), k)               # (A, K)
         running = np.take_along_axis(np.where(ends, -np.inf, scores), pick, axis=1)  # (A, K)
         chosen = np.take_along_axis(rows, pick, axis=1).reshape(-1)    # (A*K,)
         tokens = np.take_along_axis(words, pick, axis=1).reshape(-1)   # (A*K,)
@@ -366,6 +366,16 @@ def _run_beams(model, state, setup: _Setup, hyps: list[BeamHypotheses], k: int) 
             chosen_rows = (keep[:, None] * k + np.arange(k)).reshape(-1)
             chosen, seqs, tokens = chosen[chosen_rows], seqs[chosen_rows], tokens[chosen_rows]
         state = state.select(chosen)
+
+
+def _best(scores: np.ndarray, n: int) -> np.ndarray:
+    """The columns of the `n` largest `scores` (A, M) of each row, best first, equal scores in
+    column order: a partial sort, since M = K x V can be large and n is small."""
+    m = scores.shape[1]
+    part = (np.argpartition(-scores, n - 1, axis=1)[:, :n] if n < m       # (A, n) unordered
+            else np.broadcast_to(np.arange(m), scores.shape))
+    order = np.lexsort((part, -np.take_along_axis(scores, part, axis=1)), axis=-1)
+    return np.take_along_axis(part, order, axis=1)
 
 
 def _collect(hyps: list[BeamHypotheses], n: int, pad: int) -> BeamSearchOutput:
