@@ -29,6 +29,13 @@ The options of a task are its builder's keyword arguments (``pydoc_topics_task``
 >>> list_tasks()[:4]
 ['pydoc-topics', 'stdlib-docstrings', 'markov-source', 'babi']
 
+Translation tasks (``translation``) hold ``Pair(source, target)``\\ s instead: SCAN's splits
+(``scan``), numbers between English and Chinese (``numbers``), dates into ISO 8601
+(``dates``), and ``tsv:FILE``; ``list_translation_tasks()`` names them.
+
+>>> load_translation_task("dates").sizes
+{'train': 8000, 'validation': 1000, 'test': 1000}
+
 This package imports the data layer and nothing of models or training.
 """
 
@@ -62,6 +69,14 @@ from .metrics import (
     squad_f1,
 )
 from .text import pydoc_topics_task, stdlib_docstrings_task
+from .translation import (
+    TRANSLATION_TASKS,
+    Pair,
+    TranslationTask,
+    list_translation_tasks,
+    load_translation_task,
+)
+from .translation_metrics import BLEUScore, CHRFScore, chrf, corpus_bleu, exact_match, sentence_bleu
 
 #: The built-in tasks: name -> builder (its keyword arguments are the task's options).
 _BUILDERS = {
@@ -104,22 +119,33 @@ def load_task(name_or_spec: str | os.PathLike, **options) -> ClassificationTask 
 
 __all__ = [
     "ANSWER_SEPARATOR",
+    "BLEUScore",
+    "CHRFScore",
     "SPLITS",
     "TASKS",
+    "TRANSLATION_TASKS",
     "ClassificationTask",
     "Example",
     "MarkovSourceTask",
+    "Pair",
     "QAExample",
     "QATask",
     "TaskError",
+    "TranslationTask",
     "accuracy",
+    "chrf",
+    "corpus_bleu",
+    "exact_match",
+    "sentence_bleu",
     "babi_task",
     "confusion_matrix",
     "csv_task",
     "f1_per_label",
     "jsonl_task",
     "list_tasks",
+    "list_translation_tasks",
     "load_task",
+    "load_translation_task",
     "macro_f1",
     "markov_source_task",
     "normalize_answer",

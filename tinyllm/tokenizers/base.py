@@ -3,7 +3,8 @@
 A tokenizer maps text to a list of integer ids and back. Every tinyllm tokenizer has the same
 id layout::
 
-    0 .. R-1            regular tokens (characters for CharTokenizer; bytes and merges for BPE)
+    0 .. R-1            regular tokens (characters for CharTokenizer; bytes and merges for BPE;
+                        words for WordTokenizer)
     R .. R+S-1          special tokens, in the order they were given ([PAD], [UNK], ...)
 
 so ``vocab_size == R + S``. Subclasses provide the regular part (``num_regular_tokens``,
