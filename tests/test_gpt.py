@@ -90,7 +90,7 @@ def test_preset_sizes_span_four_orders_of_magnitude():
     (dict(n_embd=30, n_head=4), "n_embd=30 is not divisible by n_head=4"),
     (dict(n_layer=0), "n_layer must be a positive integer, got 0"),
     (dict(resid_pdrop=1.0), r"resid_pdrop must be a probability in \[0, 1\)"),
-    (dict(activation_function="swish"), "activation_function='swish' is not supported"),
+    (dict(activation_function="mish"), "activation_function='mish' is not supported"),
 ])
 def test_bad_configs(kwargs, message):
     with pytest.raises(ValueError, match=message):

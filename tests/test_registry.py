@@ -1,6 +1,7 @@
 """The models registry: each family declared once; the trainer, inference and CLI ask it."""
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -24,16 +25,31 @@ from tinyllm.training.objectives import objective_for
 
 
 def test_families_in_registration_order():
-    assert family_names() == ("gpt", "bert", "lstm")
-    assert [get_family(n).objective for n in family_names()] == [
-        "causal-lm", "masked-lm", "causal-lm"]
+    # gpt (the default) first; families added later are appended after these
+    assert family_names()[:5] == ("gpt", "bert", "lstm", "seq2seq", "lstm-seq2seq")
+    assert [get_family(n).objective for n in family_names()[:5]] == [
+        "causal-lm", "masked-lm", "causal-lm", "seq2seq", "seq2seq"]
 
 
 def test_unknown_family_is_an_error_naming_the_accepted_ones():
-    with pytest.raises(ValueError, match="unknown model family 'gtp'; accepted: gpt, bert, lstm"):
+    accepted = re.escape(", ".join(family_names()))       # every registered family, in order
+    with pytest.raises(ValueError, match=f"unknown model family 'gtp'; accepted: {accepted}$"):
         get_family("gtp")
-    with pytest.raises(ValueError, match="unknown model 'gtp'; accepted: gpt, bert, lstm"):
+    with pytest.raises(ValueError, match=f"unknown model 'gtp'; accepted: {accepted}$"):
         TrainConfig(model="gtp")
+
+
+def test_the_seq2seq_objective_takes_the_loss_of_pairs_and_refuses_a_stream():
+    from tinyllm.models import Seq2SeqConfig, Seq2SeqTransformer
+
+    objective = objective_for(get_family("seq2seq"))
+    model = Seq2SeqTransformer(Seq2SeqConfig.from_preset("nano", vocab_size=9), seed=0)
+    batch = {"input_ids": np.array([[3, 4, 5]]), "attention_mask": np.array([[1, 1, 0]]),
+             "labels": np.array([[6, 7, -100, -100]])}
+    assert objective.loss(model, batch).item() == model(**batch).loss.item() > 0
+    for method in ("min_tokens", "batcher", "eval_batches", "sample"):
+        with pytest.raises(ValueError, match=r"\(source, target\) pairs of a translation task"):
+            getattr(objective, method)(np.arange(100), None, 2, 8, 0)
 
 
 def test_a_family_registers_once():

@@ -1,4 +1,5 @@
-"""Language models: GPT (GPT-2) and BERT, their configs and size presets, and checkpoints.
+"""Language models: GPT (GPT-2) and BERT, their configs and size presets, and checkpoints;
+the encoder-decoder Transformer (`Seq2SeqTransformer`, Hugging Face's MarianMTModel layout).
 
 Every family registers itself in `tinyllm.models.registry` (config, presets, objective,
 Hugging Face class, task heads); `get_family("gpt")` is what the trainer and the command ask.
@@ -25,8 +26,17 @@ from .bert import (
     BertModel,
 )
 from .lstm import LSTMLM, LSTMConfig
+from .seq2seq import SEQ2SEQ_PRESETS, Seq2SeqConfig, Seq2SeqDecodingState, Seq2SeqTransformer
+from .lstm_seq2seq import LSTMSeq2Seq, LSTMSeq2SeqConfig
 # isort: on
-from .base import LMOutput, PretrainedModel, PreTrainingOutput, QAOutput
+from .base import (
+    LMOutput,
+    PretrainedModel,
+    PreTrainingOutput,
+    QAOutput,
+    Seq2SeqLMOutput,
+    shift_tokens_right,
+)
 from .checkpoint import CheckpointError
 from .config import DEFAULT_PRESET, PRESETS, BertConfig, GPTConfig
 from .ngram import NGramLM
@@ -36,6 +46,8 @@ __all__ = [
     "BERT", "DEFAULT_PRESET", "GPT", "PRESETS", "BertConfig", "BertForMaskedLM",
     "BertForPreTraining", "BertForQuestionAnswering", "BertForSequenceClassification",
     "BertModel", "CheckpointError", "GPT2ForSequenceClassification", "GPTConfig", "LMOutput",
-    "LSTMConfig", "LSTMLM", "ModelFamily", "NGramLM", "PreTrainingOutput", "PretrainedModel",
-    "QAOutput", "family_names", "get_family", "register_family",
+    "LSTMConfig", "LSTMLM", "LSTMSeq2Seq", "LSTMSeq2SeqConfig", "ModelFamily", "NGramLM",
+    "PreTrainingOutput", "PretrainedModel", "QAOutput", "SEQ2SEQ_PRESETS", "Seq2SeqConfig",
+    "Seq2SeqDecodingState", "Seq2SeqLMOutput", "Seq2SeqTransformer", "family_names",
+    "get_family", "register_family", "shift_tokens_right",
 ]

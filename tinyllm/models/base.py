@@ -60,6 +60,29 @@ class Seq2SeqLMOutput(NamedTuple):
     cross_attentions: tuple | None = None
 
 
+def shift_tokens_right(labels, pad_token_id: int | None,
+                       decoder_start_token_id: int) -> np.ndarray:
+    """The decoder's input for teacher forcing: `labels` (B, T) moved one position right,
+    `decoder_start_token_id` first, and -100 (an ignored label) replaced by `pad_token_id`,
+    as Hugging Face's rule. Position t of the decoder reads label t - 1 and predicts label t.
+
+    >>> shift_tokens_right(np.array([[5, 6, 1, -100]]), pad_token_id=0, decoder_start_token_id=0)
+    array([[0, 5, 6, 1]])
+    """
+    if pad_token_id is None:
+        raise ValueError("shift_tokens_right: pad_token_id is None; the ignored label "
+                         "positions (-100) need a padding id to read as")
+    y = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
+    if y.ndim != 2 or y.dtype.kind not in "iu":
+        raise ValueError(f"shift_tokens_right: labels must be integer ids of shape (B, T), "
+                         f"got dtype {y.dtype} and shape {y.shape}")
+    out = np.empty(y.shape, dtype=np.int64)                            # (B, T)
+    out[:, 1:] = y[:, :-1]
+    out[:, :1] = decoder_start_token_id
+    out[out == -100] = pad_token_id
+    return out
+
+
 def as_ids(name: str, ids, vocab_size: int, max_len: int | None = None,
            what: str = "the vocabulary") -> np.ndarray:
     """`ids` (B, T) as an int64 array, or a ValueError naming the bad shape or value."""
@@ -111,18 +134,20 @@ def classification_loss(model_name: str, logits: Tensor, labels) -> Tensor:
     return F.cross_entropy(logits, y)
 
 
-def as_padding_mask(model_name: str, attention_mask, shape: tuple) -> np.ndarray | None:
+def as_padding_mask(model_name: str, attention_mask, shape: tuple,
+                    name: str = "attention_mask") -> np.ndarray | None:
     """Hugging Face's `attention_mask` (B, T), 1 = token and 0 = padding, as attention's
-    `key_padding_mask` (True = padding), or None when there is no padding to hide."""
+    `key_padding_mask` (True = padding), or None when there is no padding to hide.
+    `name` is the argument's name in error messages (an encoder-decoder has two masks)."""
     if attention_mask is None:
         return None
     m = np.asarray(attention_mask.data if isinstance(attention_mask, Tensor)
                    else attention_mask)
     if m.shape != shape:
-        raise ValueError(f"{model_name}: attention_mask has shape {m.shape}, expected (B, T) = "
-                         f"{shape} (1 = token, 0 = padding)")
+        raise ValueError(f"{model_name}: {name} has shape {m.shape}, expected (B, T) = "
+                         f"{shape}, the ids' shape (1 = token, 0 = padding)")
     if not np.isin(m, (0, 1)).all():
-        raise ValueError(f"{model_name}: attention_mask must hold only 1 (token) and "
+        raise ValueError(f"{model_name}: {name} must hold only 1 (token) and "
                          "0 (padding)")
     pad = m == 0                                                       # (B, T), True = pad
     return pad if pad.any() else None

@@ -1,7 +1,7 @@
 """The models registry: every model family says, in one place, what the rest of tinyllm needs.
 
-A family is what `tinyllm train --model NAME` builds. Its module (gpt.py, bert.py, lstm.py)
-ends with one `register_family(ModelFamily(...))` call naming
+A family is what `tinyllm train --model NAME` builds. Its module (gpt.py, bert.py, lstm.py,
+seq2seq.py) ends with one `register_family(ModelFamily(...))` call naming
 
 - its config class and model class (the config class names its context-length field);
 - its size presets (preset name -> config fields);
@@ -18,9 +18,9 @@ nothing else branches on a family's name. An unknown name is an error:
 
 >>> get_family("gpt").objective
 'causal-lm'
->>> get_family("gtp")
+>>> get_family("gtp")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
-ValueError: unknown model family 'gtp'; accepted: gpt, bert, lstm
+ValueError: unknown model family 'gtp'; accepted: gpt, bert, lstm, seq2seq...
 """
 
 from __future__ import annotations

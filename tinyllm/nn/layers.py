@@ -167,6 +167,10 @@ ACTIVATIONS = {
     "gelu_fast": lambda x: F.gelu(x, approximate="tanh"),              # same formula, refactored
     "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
     "relu": F.relu,
+    # x * sigmoid(x) (Ramachandran et al.'s swish, PyTorch's SiLU): Marian's activation.
+    # Composed from two ops, so its gradient is theirs: sigmoid(x) (1 + x (1 - sigmoid(x))).
+    "silu": lambda x: x * F.sigmoid(x),
+    "swish": lambda x: x * F.sigmoid(x),
 }
 
 

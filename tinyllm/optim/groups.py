@@ -7,9 +7,10 @@ training recipes exempt them. The rule here, for a parameter named e.g.
 `transformer.h.0.ln_1.weight`:
 
 - no decay if `p.ndim < 2` (every bias and norm parameter), or if any dot-separated part of
-  its name is `wte` or `wpe`, contains `embedding` (`embeddings`, `word_embeddings`, ...),
-  starts with `ln` (`ln_1`, `ln_f`) or contains `norm` (`LayerNorm`, `layer_norm`, `norm1`),
-  ignoring case;
+  its name is `wte`, `wpe` or `shared` (an encoder-decoder's one embedding), contains `embed`
+  (`embeddings`, `word_embeddings`, `embed_tokens`, ...), starts with `ln` (`ln_1`, `ln_f`),
+  contains `norm` (`LayerNorm`, `layer_norm`, `norm1`) or `bias` (Marian's 2-D
+  `final_logits_bias`), ignoring case;
 - decay otherwise: the 2-D+ weights of linear layers and attention projections.
 
 A tensor shared under two names (GPT-2's `lm_head.weight` is `transformer.wte.weight`) is
@@ -36,8 +37,8 @@ from __future__ import annotations
 
 from typing import Any
 
-NO_DECAY_EXACT = ("wte", "wpe")
-NO_DECAY_CONTAINS = ("embedding", "norm")
+NO_DECAY_EXACT = ("wte", "wpe", "shared")
+NO_DECAY_CONTAINS = ("embed", "norm", "bias")
 NO_DECAY_PREFIX = ("ln",)
 
 

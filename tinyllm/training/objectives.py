@@ -7,6 +7,9 @@ A model family names its objective in the models registry; the Trainer asks
   next-token targets (B, T); a sample continues the start of the validation split.
 - `MaskedLM` ("masked-lm", BERT): [CLS] a [SEP] b [SEP] rows of T tokens with 15% of the
   positions masked (labels -100 elsewhere); a sample shows a row with its masks filled in.
+- `Seq2Seq` ("seq2seq", the encoder-decoders): the loss of (source, target) pairs. Pairs
+  come from a translation task, not from windows of one token stream, so this objective
+  takes the loss only; the methods that cut a stream refuse, naming what to do instead.
 
 Adding an objective: a class with these five methods, and a line in `OBJECTIVES`.
 """
@@ -129,8 +132,35 @@ class MaskedLMNextSentence(MaskedLM):
         return output.prediction_logits.data
 
 
+class Seq2Seq:
+    """An encoder-decoder's objective: the mean cross-entropy of each target token given the
+    source and the target tokens before it (teacher forcing), on (source, target) pairs.
+
+    A batch is a dict of the model's inputs: `input_ids` (B, S), `attention_mask` (B, S)
+    and `labels` (B, T) (-100 where there is no target token), optionally
+    `decoder_input_ids` and `decoder_attention_mask` (B, T); the decoder otherwise reads the
+    labels shifted right. Only `loss` is defined: a language-model run's windows of one
+    token stream are no translation pairs, and the methods that would cut them say so.
+    """
+
+    name = "seq2seq"
+
+    @staticmethod
+    def loss(model, batch: dict) -> Tensor:
+        """The mean loss over the target tokens of one batch of pairs (a scalar Tensor)."""
+        return model(**batch).loss
+
+    @staticmethod
+    def _needs_pairs(*args, **kwargs):
+        raise ValueError("the seq2seq objective trains an encoder-decoder on (source, target) "
+                         "pairs of a translation task, not on windows of a text's token "
+                         "stream (--data); train it on a translation task's pairs")
+
+    min_tokens = batcher = eval_batches = sample = _needs_pairs
+
+
 OBJECTIVES = {objective.name: objective
-              for objective in (CausalLM, MaskedLM, MaskedLMNextSentence)}
+              for objective in (CausalLM, MaskedLM, MaskedLMNextSentence, Seq2Seq)}
 #: Objectives a run may ask for instead of its family's own, and the head each needs.
 VARIANTS = {MaskedLMNextSentence.name: MaskedLMNextSentence}
 
