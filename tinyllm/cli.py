@@ -17,6 +17,7 @@ import sys
 
 from .finetuning.cli import add_finetune_study_parser, cmd_finetune_study
 from .scaling.cli import add_scaling_parser, cmd_scaling
+from .translation.cli import add_translation_study_parser, cmd_translation_study
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -273,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     _translate_parser(sub)
     add_scaling_parser(sub)
     add_finetune_study_parser(sub)
+    add_translation_study_parser(sub)
     p = sub.add_parser("bench", help="kernel and training-step speed vs PyTorch, side by side",
                        description="Time the softmax and attention kernels and a GPT training "
                        "step at the presets: compiled kernels vs NumPy twins vs PyTorch, same "
@@ -482,7 +484,8 @@ def cmd_bench(args) -> int:
 
 COMMANDS = {"train": cmd_train, "generate": cmd_generate, "eval": cmd_eval, "info": cmd_info,
             "finetune": cmd_finetune, "predict": cmd_predict, "translate": cmd_translate,
-            "scaling": cmd_scaling, "bench": cmd_bench, "finetune-study": cmd_finetune_study}
+            "scaling": cmd_scaling, "bench": cmd_bench, "finetune-study": cmd_finetune_study,
+            "translation-study": cmd_translation_study}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -88,6 +88,12 @@ def pair_batch(encoded: EncodedPairs, indices, pad_id: int) -> dict:
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
+def training_texts(task) -> list[str]:
+    """What a run's word tokenizer is trained on: every source and target of the training
+    split, each a text of its own (so no line break becomes a token the model could write)."""
+    return [text for p in task.train for text in (p.source, p.target)]
+
+
 class TranslationTrainer(Trainer):
     """`TranslationTrainer(TrainConfig(model="seq2seq", data="scan:simple", ...)).train()`."""
 
@@ -113,8 +119,7 @@ class TranslationTrainer(Trainer):
         if self.config.tokenizer != "word":
             raise ValueError(f"a translation run uses the word tokenizer (--tokenizer word); "
                              f"got --tokenizer {self.config.tokenizer}")
-        text = "\n".join(f"{p.source}\n{p.target}" for p in self.task.train)
-        return WordTokenizer().train(text)
+        return WordTokenizer().train(training_texts(self.task))
 
     def _check_splits(self) -> None:
         empty = [split for split, n in self.task.sizes.items() if n == 0]
@@ -164,7 +169,8 @@ class TranslationTrainer(Trainer):
             train_loss = self._pairs_loss("train", n)
             val_loss = self._pairs_loss("validation", n)
             scores = score_translations(self.model, self.tokenizer,
-                                        self.task.validation[:n], c.batch_size)
+                                        self.task.validation[:n], c.batch_size,
+                                        tokenize=self.task.bleu_tokenize)
         finally:
             self.model.train()
         return {"step": self.step, "kind": "eval", "train_loss": train_loss,
@@ -261,8 +267,9 @@ def _encode_source(tokenizer: Tokenizer, text: str, limit: int) -> list[int]:
 
 
 def score_translations(model, tokenizer: Tokenizer, pairs: list[Pair], batch_size: int = 64,
-                       num_beams: int = 1) -> dict:
-    """Exact match, corpus BLEU and chrF of the model's translations of `pairs`."""
+                       num_beams: int = 1, tokenize: str = "none") -> dict:
+    """Exact match, corpus BLEU (its words split by `tokenize`, the task's `bleu_tokenize`)
+    and chrF of the model's translations of `pairs`."""
     if not pairs:
         return {"exact_match": float("nan"), "bleu": float("nan"), "chrf": float("nan"),
                 "pairs": 0}
@@ -270,7 +277,7 @@ def score_translations(model, tokenizer: Tokenizer, pairs: list[Pair], batch_siz
                            batch_size=batch_size)
     refs = [p.target for p in pairs]
     return {"exact_match": exact_match(hyps, refs),
-            "bleu": corpus_bleu(hyps, [refs], tokenize="none").score,
+            "bleu": corpus_bleu(hyps, [refs], tokenize=tokenize).score,
             "chrf": chrf(hyps, [refs]).score, "pairs": len(pairs)}
 
 
@@ -308,4 +315,4 @@ def evaluate_translation(run_dir, split: str = "test", num_beams: int = 1) -> di
     return {"run": str(Path(run_dir)), "task": config.data, "split": split,
             "num_beams": num_beams,
             **score_translations(model, tokenizer, task.split(split), config.batch_size,
-                                 num_beams=num_beams)}
+                                 num_beams=num_beams, tokenize=task.bleu_tokenize)}
