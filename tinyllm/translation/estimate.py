@@ -3,19 +3,19 @@
 A run costs its training steps, its final evaluation, the greedy decoding and scoring of its
 test split, and its setup (the task, the tokenizer, the model, the checkpoints)::
 
-    step     = fixed + per_position x positions x batch / 32        (STEP_S, TASK_SHAPES)
+    step     = STEP_S[family, size][task] x batch / 32
     decode   = batches x block x (d0 + d1 x rows)                   (DECODE_S)
     scoring  = pairs x score_s                                      (BLEU, chrF; TASK_SHAPES)
     run      = steps x step + evaluation + decode + scoring + setup + RUN_OVERHEAD_S
 
-`positions` is the padded source plus target length of a batch of 32 training pairs, eos
-included, on the task (a Transformer's work and an LSTM's time steps both grow with it).
-Decoding is counted to the model's block size, as if no row stopped early at eos (a model that
-has not learned the task does not); scoring as if the hypotheses were as long as the
-references. The tables
+A step is timed through the trainer itself, on batches of the task's pairs (the padding, the
+clipping and AdamW included). Decoding is counted to the model's block size, as if no row
+stopped early at eos (a model that has not learned the task does not); scoring as if the
+hypotheses were as long as the references. The tables
 were measured by `calibrate()` on the project's 2-core test machine, one BLAS thread per
 process, the Cython kernels built. `estimate_seconds` hands the runs out longest first to
-`jobs` workers, as `run_study` does, and returns when the last one ends.
+`jobs` workers, as `run_study` does, and returns when the last one ends (on a machine with
+nothing else running: another job that holds a core doubles it).
 
 >>> seconds = estimate_seconds(plan_study(BUDGETS["default"]), jobs=2)   # doctest: +SKIP
 """
@@ -30,21 +30,38 @@ from .plan import RunSpec, StudyPlan
 
 #: A batch's rows when its step costs were measured.
 REFERENCE_BATCH = 32
-#: Seconds per training step (forward, backward, AdamW) at batch 32: (family, size) ->
-#: (fixed, per position).
-STEP_S: dict[tuple[str, str], tuple[float, float]] = {
-    ("seq2seq", "nano"): (0.00451, 0.000254),
-    ("seq2seq", "micro"): (0.00456, 0.00047),
-    ("seq2seq", "tiny"): (0.00483, 0.000839),
-    ("seq2seq", "mini"): (0.01639, 0.001966),
-    ("seq2seq", "small"): (0.02177, 0.004427),
-    ("seq2seq", "base"): (0.05253, 0.010547),
-    ("lstm-seq2seq", "nano"): (0.0, 0.001164),
-    ("lstm-seq2seq", "micro"): (0.00071, 0.001308),
-    ("lstm-seq2seq", "tiny"): (0.0, 0.001853),
-    ("lstm-seq2seq", "mini"): (0.0, 0.004554),
-    ("lstm-seq2seq", "small"): (0.0, 0.007645),
-    ("lstm-seq2seq", "base"): (0.01038, 0.016601),
+#: Seconds per training step at batch 32 (`measure_step`): (family, size) -> task -> seconds.
+STEP_S: dict[tuple[str, str], dict[str, float]] = {
+    ("seq2seq", "nano"): {"scan:simple": 0.0197, "scan:length": 0.0157,
+                          "scan:addprim-jump": 0.0215, "numbers-en-zh": 0.0204,
+                          "numbers-zh-en": 0.021, "dates": 0.015},
+    ("seq2seq", "micro"): {"scan:simple": 0.0319, "scan:length": 0.0228,
+                           "scan:addprim-jump": 0.0303, "numbers-en-zh": 0.0292,
+                           "numbers-zh-en": 0.0268, "dates": 0.0194},
+    ("seq2seq", "tiny"): {"scan:simple": 0.0489, "scan:length": 0.0354,
+                          "scan:addprim-jump": 0.0485, "numbers-en-zh": 0.0456,
+                          "numbers-zh-en": 0.0445, "dates": 0.0281},
+    ("seq2seq", "mini"): {"scan:simple": 0.1247, "scan:length": 0.0903,
+                          "scan:addprim-jump": 0.1323, "numbers-en-zh": 0.1143,
+                          "numbers-zh-en": 0.1186, "dates": 0.0777},
+    ("seq2seq", "small"): {"scan:simple": 0.2424, "scan:length": 0.2405,
+                           "scan:addprim-jump": 0.2501, "numbers-en-zh": 0.2158,
+                           "numbers-zh-en": 0.2357, "dates": 0.1425},
+    ("lstm-seq2seq", "nano"): {"scan:simple": 0.0635, "scan:length": 0.0467,
+                               "scan:addprim-jump": 0.0669, "numbers-en-zh": 0.0569,
+                               "numbers-zh-en": 0.0568, "dates": 0.0311},
+    ("lstm-seq2seq", "micro"): {"scan:simple": 0.0744, "scan:length": 0.0561,
+                                "scan:addprim-jump": 0.0789, "numbers-en-zh": 0.0616,
+                                "numbers-zh-en": 0.0647, "dates": 0.0344},
+    ("lstm-seq2seq", "tiny"): {"scan:simple": 0.095, "scan:length": 0.0631,
+                               "scan:addprim-jump": 0.0917, "numbers-en-zh": 0.0831,
+                               "numbers-zh-en": 0.0849, "dates": 0.0461},
+    ("lstm-seq2seq", "mini"): {"scan:simple": 0.1893, "scan:length": 0.1255,
+                               "scan:addprim-jump": 0.2114, "numbers-en-zh": 0.196,
+                               "numbers-zh-en": 0.1986, "dates": 0.1048},
+    ("lstm-seq2seq", "small"): {"scan:simple": 0.3424, "scan:length": 0.2477,
+                                "scan:addprim-jump": 0.3676, "numbers-en-zh": 0.3426,
+                                "numbers-zh-en": 0.3645, "dates": 0.1863},
 }
 #: Seconds per greedy decoding step of a batch: (family, size) -> (fixed, per row).
 DECODE_S: dict[tuple[str, str], tuple[float, float]] = {
@@ -53,33 +70,33 @@ DECODE_S: dict[tuple[str, str], tuple[float, float]] = {
     ("seq2seq", "tiny"): (0.00239, 2.36e-05),
     ("seq2seq", "mini"): (0.00445, 6.35e-05),
     ("seq2seq", "small"): (0.00785, 9.68e-05),
-    ("seq2seq", "base"): (0.00704, 0.0002934),
     ("lstm-seq2seq", "nano"): (0.00067, 4e-06),
     ("lstm-seq2seq", "micro"): (0.00082, 5e-06),
     ("lstm-seq2seq", "tiny"): (0.00074, 9.8e-06),
     ("lstm-seq2seq", "mini"): (0.00143, 3.08e-05),
     ("lstm-seq2seq", "small"): (0.00291, 5.9e-05),
-    ("lstm-seq2seq", "base"): (0.00441, 0.0001391),
 }
-#: Per task: mean padded positions of a batch of 32 training pairs (source + target, eos
-#: included), the longest source or target of any split (eos included), validation and test
+#: Per task: the longest source or target of any split (eos included), validation and test
 #: pairs, seconds to set a run up (`measure_setup`) and to score one pair (`measure_scoring`).
 TASK_SHAPES: dict[str, dict] = {
-    "scan:simple": {"positions": 48.6, "longest": 49, "validation": 836, "test": 4182,
+    "scan:simple": {"longest": 49, "validation": 836, "test": 4182,
                     "setup_s": 1.51, "score_s": 0.0009287},
-    "scan:length": {"positions": 32.1, "longest": 49, "validation": 850, "test": 3920,
+    "scan:length": {"longest": 49, "validation": 850, "test": 3920,
                     "setup_s": 1.45, "score_s": 0.001541},
-    "scan:addprim-jump": {"positions": 46.3, "longest": 49, "validation": 734, "test": 7706,
+    "scan:addprim-jump": {"longest": 49, "validation": 734, "test": 7706,
                           "setup_s": 1.49, "score_s": 0.0007909},
-    "numbers-en-zh": {"positions": 45.9, "longest": 31, "validation": 1000, "test": 1000,
+    "numbers-en-zh": {"longest": 31, "validation": 1000, "test": 1000,
                       "setup_s": 0.53, "score_s": 0.0005134},
-    "numbers-zh-en": {"positions": 45.9, "longest": 31, "validation": 1000, "test": 1000,
+    "numbers-zh-en": {"longest": 31, "validation": 1000, "test": 1000,
                       "setup_s": 0.6, "score_s": 0.0006247},
-    "dates": {"positions": 24.8, "longest": 14, "validation": 1000, "test": 1000,
+    "dates": {"longest": 14, "validation": 1000, "test": 1000,
               "setup_s": 0.35, "score_s": 0.0002544},
 }
 #: Seconds a run spends saving and exporting its checkpoints, beyond its task's setup.
 RUN_OVERHEAD_S = 2.0
+#: How much slower everything runs when workers share the cores: a Transformer step timed in
+#: two processes at once on the 2 cores took 0.0286 s, alone 0.0243 s.
+PARALLEL_SLOWDOWN = 1.18
 
 
 def block(spec: RunSpec) -> int:
@@ -94,9 +111,7 @@ def block(spec: RunSpec) -> int:
 
 def step_seconds(spec: RunSpec) -> float:
     """Seconds of one training step of `spec`."""
-    fixed, per_position = STEP_S[(spec.family, spec.size)]
-    positions = TASK_SHAPES[spec.task]["positions"]
-    return fixed + per_position * positions * spec.batch_size / REFERENCE_BATCH
+    return STEP_S[(spec.family, spec.size)][spec.task] * spec.batch_size / REFERENCE_BATCH
 
 
 def translate_seconds(spec: RunSpec, pairs: int, batch: int) -> float:
@@ -126,39 +141,34 @@ def run_seconds(spec: RunSpec) -> float:
 
 def estimate_seconds(plan: StudyPlan, jobs: int = 1) -> float:
     """Wall seconds of `plan` with `jobs` workers: the runs, longest first, each to the worker
-    that frees up first (how `run_study` hands them out)."""
+    that frees up first (how `run_study` hands them out), slowed by PARALLEL_SLOWDOWN when
+    several run at once."""
     workers = [0.0] * max(jobs, 1)
     for cost in sorted((run_seconds(s) for s in plan.runs), reverse=True):
         i = int(np.argmin(workers))
         workers[i] += cost
-    return max(workers)
+    return max(workers) * (PARALLEL_SLOWDOWN if jobs > 1 else 1.0)
 
 
 # ---------------------------------------------------------------------- calibration
-def measure_step(family: str, size: str, positions: int, batch_size: int = REFERENCE_BATCH,
-                 steps: int = 3, vocab_size: int = 64) -> float:
-    """Median seconds of a training step of a fresh model on random pairs whose source and
-    target each take half of `positions`."""
-    from ..models import get_family
-    from ..optim import AdamW
+def measure_step(family: str, size: str, task: str, steps: int = 8,
+                 batch_size: int = REFERENCE_BATCH) -> float:
+    """Median seconds of a training step of a fresh run of `family` at `size` on `task`: the
+    trainer's own step (a batch of the task's pairs, forward, backward, clipping, AdamW)."""
+    import tempfile
 
-    fam = get_family(family)
-    s = positions // 2
-    model = fam.build(fam.make_config(size, vocab_size=vocab_size, block_size=positions),
-                      seed=0)
-    rng = np.random.default_rng(0)
-    batch = {"input_ids": rng.integers(4, vocab_size, (batch_size, s)),
-             "attention_mask": np.ones((batch_size, s), dtype=np.int64),
-             "labels": rng.integers(4, vocab_size, (batch_size, positions - s))}
-    opt = AdamW(model.parameters(), lr=1e-3)
-    times = []
-    for _ in range(steps + 1):
-        t0 = time.perf_counter()
-        loss = model(**batch).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        times.append(time.perf_counter() - t0)
+    from ..training import TrainConfig, Trainer
+    from .plan import width_init
+
+    with tempfile.TemporaryDirectory() as out:
+        trainer = Trainer(TrainConfig(
+            model=family, preset=size, data=task, steps=steps + 1, batch_size=batch_size,
+            out=out, model_overrides=width_init(family, size)), quiet=True)
+        times = []
+        for _ in range(steps + 1):
+            t0 = time.perf_counter()
+            trainer._train_step()
+            times.append(time.perf_counter() - t0)
     return float(np.median(times[1:]))       # the first step pays for warm-up
 
 
@@ -183,7 +193,7 @@ def measure_decode(family: str, size: str, rows: int, steps: int = 12,
     return (time.perf_counter() - t0) / steps
 
 
-def task_shape(task: str, batch_size: int = REFERENCE_BATCH, batches: int = 200) -> dict:
+def task_shape(task: str) -> dict:
     """TASK_SHAPES' entry of a task, from its pairs and a word tokenizer trained as a run
     trains it (without `setup_s` and `score_s`, which `measure_setup` and `measure_scoring`
     time)."""
@@ -197,14 +207,9 @@ def task_shape(task: str, batch_size: int = REFERENCE_BATCH, batches: int = 200)
     def lengths(texts):                                  # tokens, eos included
         return np.array([len(tokenizer.encode(text)) + 1 for text in texts])
 
-    src, tgt = lengths(t.sources("train")), lengths(t.targets("train"))
-    rng = np.random.default_rng(0)
-    picks = [rng.choice(len(src), size=min(batch_size, len(src)), replace=False)
-             for _ in range(batches)]
-    positions = float(np.mean([src[i].max() + tgt[i].max() for i in picks]))
     longest = max(int(lengths(getattr(t, kind)(split)).max())
                   for split in ("train", "validation", "test") for kind in ("sources", "targets"))
-    return {"positions": round(positions, 1), "longest": longest,
+    return {"longest": longest,
             "validation": t.sizes["validation"], "test": t.sizes["test"]}
 
 
@@ -238,9 +243,9 @@ def measure_scoring(task: str) -> float:
     return (time.perf_counter() - t0) / len(refs)
 
 
-def calibrate(families, sizes, tasks, positions=(16, 64)) -> dict:
-    """Measure the tables this module holds, here, on one BLAS thread. Step costs are fitted
-    through two lengths, decoding through 64 and 256 rows."""
+def calibrate(families, sizes, tasks) -> dict:
+    """Measure the tables this module holds, here, on one BLAS thread (decoding fitted
+    through 64 and 256 rows)."""
     from threadpoolctl import threadpool_limits
 
     out = {"STEP_S": {}, "DECODE_S": {}, "TASK_SHAPES": {}}
@@ -251,10 +256,8 @@ def calibrate(families, sizes, tasks, positions=(16, 64)) -> dict:
                                         "score_s": round(measure_scoring(task), 7)}
         for family in families:
             for size in sizes:
-                lo, hi = (measure_step(family, size, p) for p in positions)
-                per = (hi - lo) / (positions[1] - positions[0])
-                out["STEP_S"][(family, size)] = (round(max(lo - per * positions[0], 0.0), 5),
-                                                 round(per, 6))
+                out["STEP_S"][(family, size)] = {
+                    task: round(measure_step(family, size, task), 5) for task in tasks}
                 d64, d256 = (measure_decode(family, size, r) for r in (64, 256))
                 d1 = max((d256 - d64) / 192, 0.0)
                 out["DECODE_S"][(family, size)] = (round(max(d64 - 64 * d1, 0.0), 5),
