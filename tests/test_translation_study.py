@@ -72,7 +72,7 @@ def test_default_plan_covers_every_task_family_and_size_once():
     for r in plan.runs:
         assert r.steps == b.steps(r.size, r.task) > 0
         assert r.warmup_steps == round(b.warmup_fraction * r.steps) > 0
-        assert r.dropout == (0.1 if r.size == "mini" else 0.0)
+        assert r.dropout == 0.0                            # every model underfits here
         assert r.eval_iters * r.batch_size <= 512 and 32 <= r.batch_size <= 64
         assert r.max_test_pairs is None                    # the whole test split is scored
         assert 5e-4 <= r.lr <= 3e-3 and r.min_lr == pytest.approx(r.lr / 10)
@@ -83,6 +83,7 @@ def test_default_plan_covers_every_task_family_and_size_once():
                                    rel=1e-4)
     full = plan_study(BUDGETS["full"])
     assert "small" in full.budget.sizes
+    assert [r.dropout for r in full.runs_of(task="dates", family="seq2seq")] == [0, 0, 0, 0, 0.1]
     for size in b.sizes:
         for task in TASKS:
             assert full.budget.steps(size, task) > b.steps(size, task)

@@ -12,8 +12,10 @@ task (a task of long targets or few pairs gets more or fewer)::
 
     steps = round(steps_by_size[size] * task_scale[task])
 
-The warmup is a fixed share of the steps (the Transformer is post-LN, which needs it); dropout
-is on from `dropout_from` up (the small models underfit rather than overfit).
+The warmup is a fixed share of the steps (the Transformer is post-LN, which needs it). Dropout
+is for long runs only, from `dropout_from` up: in the default budget's 550 steps every model
+underfits, and dropout 0.1 (the Transformer's on its residuals, attention and feed-forward)
+cut the Transformer mini's exact match on scan:simple from 66% to 7%.
 
 Initialisation: both families' defaults are the ones of their papers' large models (Marian's
 normal std 0.02 at d_model 512; Luong et al.'s U(-0.1, 0.1) at 1,000 LSTM units). At the
@@ -79,8 +81,8 @@ class Budget:
     min_lr_ratio: float = 0.1                           # the cosine schedule ends at lr x this
     warmup_fraction: float = 0.1
     weight_decay: float = 0.01
-    dropout: float = 0.1
-    dropout_from: str = "mini"                          # sizes from this one up use dropout
+    dropout: float = 0.0
+    dropout_from: str = "small"                         # sizes from this one up use dropout
     eval_iters: int = 8                                 # validation pairs decoded at the end:
                                                         # eval_iters x batch_size
     max_test_pairs: int | None = None                   # None: the whole test split
@@ -123,7 +125,7 @@ BUDGETS: dict[str, Budget] = {
     "full": Budget(
         name="full", sizes=("nano", "micro", "tiny", "mini", "small"),
         steps_by_size=(("nano", 6000), ("micro", 6000), ("tiny", 6000), ("mini", 6000),
-                       ("small", 6000)), dropout_from="tiny", minutes=400.0),
+                       ("small", 6000)), dropout=0.1, minutes=400.0),
 }
 
 
@@ -252,6 +254,11 @@ def plan_study(budget: Budget, tasks=None, families=None) -> StudyPlan:
     return plan
 
 
+def dropout_text(dropout: float, dropout_from: str) -> str:
+    """ "no dropout", or "dropout 0.1 from small up"."""
+    return f"dropout {dropout:g} from {dropout_from} up" if dropout else "no dropout"
+
+
 def describe_plan(plan: StudyPlan) -> str:
     """A few lines: the families, sizes, tasks, steps and recipe of the plan."""
     b = plan.budget
@@ -268,7 +275,7 @@ def describe_plan(plan: StudyPlan) -> str:
             f"weights of standard deviation {b.init_scale:g}/sqrt(width)")
     lines.append(f"AdamW lr {lrs} (cosine to {b.min_lr_ratio:g} x, warmup "
                  f"{b.warmup_fraction:.0%} of the steps), batch {b.batch_size}, weight decay "
-                 f"{b.weight_decay:g}, dropout {b.dropout:g} from {b.dropout_from} up, init "
+                 f"{b.weight_decay:g}, {dropout_text(b.dropout, b.dropout_from)}, init "
                  f"{init}; scored greedily on {test}, validation exact match on "
                  f"{b.eval_iters * b.batch_size} pairs at the end")
     lines.append(f"runs: {len(plan.runs)}")

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from .._io import atomic_write
-from .plan import FAMILY_LABELS
+from .plan import FAMILY_LABELS, dropout_text
 from .results import Results
 
 #: The metrics of the summary tables: column, title, how a value is printed.
@@ -120,8 +120,8 @@ def _settings(meta: dict) -> list[str]:
         f"* **Tasks**: {', '.join(f'`{t}`' for t in meta['tasks'])}.",
         f"* **Training**: AdamW, lr {lrs} (cosine to {b['min_lr_ratio']:g} of it, warmup "
         f"{b['warmup_fraction']:.0%} of the steps), batch {b['batch_size']}, weight decay "
-        f"{b['weight_decay']:g}, gradient norm clipped at 1, dropout {b['dropout']:g} from "
-        f"`{b['dropout_from']}` up (none below), {init}; steps by size: {steps}; task "
+        f"{b['weight_decay']:g}, gradient norm clipped at 1, "
+        f"{dropout_text(b['dropout'], b['dropout_from'])}, {init}; steps by size: {steps}; task "
         f"factors: {scale}. One run (seed {b['seed']}) per task, family and size; the model "
         "after the last step is scored.",
         f"* **Scores**: greedy decoding of {test}: exact match (the whole output equals the "
