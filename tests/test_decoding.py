@@ -2,7 +2,9 @@
 search as wide as the search space equals exhaustive search under the same length-penalised
 score; narrow beams equal a plain one-source-at-a-time beam search; greedy equals one beam;
 batches equal their sources alone; sampling is reproducible and draws from the model's
-(filtered) distribution; the encoder runs once per call; bad arguments are refused."""
+(filtered) distribution; the encoder runs once per call; bad arguments are refused. Against
+transformers (random MarianMTModel, float64): its generate's tokens and scores, both through a
+protocol adapter over MarianMTModel and from Seq2SeqTransformer reading its directory."""
 
 import itertools
 import math
@@ -589,3 +591,39 @@ def test_greedy_matches_transformers_generate():
     want, _ = hf_generate(hf, ids, mask, num_beams=1, max_new_tokens=10)
     np.testing.assert_array_equal(
         generate_seq2seq(MarianProtocol(hf), ids, mask, max_new_tokens=10), want)
+
+
+BEAM_CASES = [(0.6, True), (0.6, False), (1.0, False), (1.0, "never"), (2.0, True),
+              (2.0, "never")]
+
+
+def test_seq2seq_transformer_generate_matches_transformers(tmp_path):
+    """Seq2SeqTransformer read from transformers' save_pretrained directory, in float64:
+    greedy and beam search give transformers' tokens, and scores equal to its float32 ones
+    and to a float64 teacher-forced forward of the same sequences (1e-12)."""
+    hf = tiny_marian(seed=1)
+    import torch
+
+    from tinyllm.models import Seq2SeqTransformer
+    from tinyllm.models.seq2seq import sinusoidal_table
+
+    hf.save_pretrained(tmp_path)
+    ours = Seq2SeqTransformer.from_pretrained(tmp_path, dtype="float64")
+    with torch.no_grad():   # transformers rounds its table through float32; give it ours
+        for side in (hf.model.encoder, hf.model.decoder):
+            side.embed_positions.weight.copy_(
+                torch.from_numpy(sinusoidal_table(*side.embed_positions.weight.shape)))
+    ids, mask = marian_sources()
+    want, _ = hf_generate(hf, ids, mask, num_beams=1, max_new_tokens=12)
+    np.testing.assert_array_equal(ours.generate(ids, mask, max_new_tokens=12), want)
+    for length_penalty, early_stopping in BEAM_CASES:
+        options = dict(num_beams=4, length_penalty=length_penalty,
+                       early_stopping=early_stopping, num_return_sequences=2)
+        want, want_scores = hf_generate(hf, ids, mask, max_new_tokens=12, **options)
+        np.testing.assert_array_equal(ours.generate(ids, mask, max_new_tokens=12, **options),
+                                      want)
+        got = beam_search(ours, ids, mask, max_new_tokens=12, **options)
+        np.testing.assert_array_equal(got.sequences, want)
+        np.testing.assert_allclose(got.sequences_scores, want_scores, rtol=2e-6)
+        exact = teacher_forced_scores(hf, ids, mask, got.sequences, length_penalty, 2)
+        np.testing.assert_allclose(got.sequences_scores, exact, rtol=1e-12)
