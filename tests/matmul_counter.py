@@ -10,6 +10,7 @@ import numpy as np
 from tinyllm.autograd.ops.attention import ScaledDotProductAttention
 from tinyllm.autograd.ops.matmul import MatMul
 from tinyllm.autograd.ops.nn import Linear
+from tinyllm.autograd.ops.rnn import LSTMLayer
 
 
 class MatmulCounter:
@@ -20,6 +21,7 @@ class MatmulCounter:
         self._patch(monkeypatch, MatMul, self._matmul_forward, self._matmul_backward)
         self._patch(monkeypatch, ScaledDotProductAttention, self._attention_forward,
                     self._attention_backward)
+        self._patch(monkeypatch, LSTMLayer, self._lstm_forward, self._lstm_backward)
 
     def _patch(self, monkeypatch, cls, count_forward, count_backward):
         original_forward, original_backward = cls.forward, cls.backward
@@ -66,3 +68,19 @@ class MatmulCounter:
         c = fn.cache
         # dv and d(probs) are each the size of P @ v; dq and dk each the size of q @ k^T.
         return 2 * cls._attention_forward(fn, c.q, c.k, c.v)
+
+    @staticmethod
+    def _lstm_forward(fn, x, h0, c0, w_ih, w_hh, *rest):
+        # every step's input projection (T B rows by I -> 4H) and recurrent one (H -> 4H)
+        rows = x.shape[0] * x.shape[1]
+        return 2 * rows * w_ih.shape[0] * (w_ih.shape[1] + w_hh.shape[1])
+
+    @staticmethod
+    def _lstm_backward(fn, grads):
+        dx, _, _, dw_ih, dw_hh = grads[:5]
+        rows, n_in = fn.x2.shape
+        g4, hidden = fn.w_hh.shape
+        per_input, per_state = 2 * rows * g4 * n_in, 2 * rows * g4 * hidden
+        # dh_{t-1} = da_t @ w_hh runs at every step, needed or not
+        return (per_state + per_input * ((dx is not None) + (dw_ih is not None))
+                + per_state * (dw_hh is not None))

@@ -152,6 +152,116 @@ def test_lstm_errors():
         LSTM(3, 0)
 
 
+# ----------------------------------------------------------------- directions and lengths
+def test_bidirectional_layout_is_torchs():
+    lstm = LSTM(3, 5, num_layers=2, bidirectional=True)
+    names = [(n, p.shape) for n, p in lstm.named_parameters()]
+    assert names[:8] == [
+        ("weight_ih_l0", (20, 3)), ("weight_hh_l0", (20, 5)), ("bias_ih_l0", (20,)),
+        ("bias_hh_l0", (20,)), ("weight_ih_l0_reverse", (20, 3)),
+        ("weight_hh_l0_reverse", (20, 5)), ("bias_ih_l0_reverse", (20,)),
+        ("bias_hh_l0_reverse", (20,))]
+    assert names[8] == ("weight_ih_l1", (20, 10)) and len(names) == 16
+    out, (h, c) = lstm(tinyllm.randn(4, 6, 3))
+    assert out.shape == (4, 6, 10) and h.shape == c.shape == (4, 4, 5)
+    out, (h, c) = lstm(tinyllm.randn(6, 3))
+    assert out.shape == (6, 10) and h.shape == (4, 5)
+    assert "bidirectional=True" in repr(lstm)
+
+
+def lengths_cases():
+    # (num_layers, batch_first, bidirectional, with_hx, lengths)
+    return [(1, True, True, False, None), (2, True, True, True, [3, 1]),
+            (2, False, True, False, [2, 3]), (1, True, False, True, [1, 3])]
+
+
+@pytest.mark.parametrize("num_layers, batch_first, bidirectional, with_hx, lengths",
+                         lengths_cases())
+def test_gradcheck_directions_and_lengths(num_layers, batch_first, bidirectional, with_hx,
+                                          lengths):
+    lstm = lstm64(3, 2, num_layers=num_layers, batch_first=batch_first,
+                  bidirectional=bidirectional)
+    d, n_b, n_t = 2 if bidirectional else 1, 2, 3
+    x = f64(n_b, n_t, 3) if batch_first else f64(n_t, n_b, 3)
+    hx = (f64(d * num_layers, n_b, 2), f64(d * num_layers, n_b, 2)) if with_hx else ()
+    n = None if lengths is None else np.array(lengths)
+
+    def fn(x, *rest):
+        return flat(*lstm(x, tuple(rest[:2]) if with_hx else None, lengths=n))
+
+    assert gradcheck(fn, x, *hx, *lstm.parameters())
+
+
+@pytest.mark.parametrize("num_layers, batch_first, bidirectional, with_hx, lengths",
+                         lengths_cases())
+def test_directions_and_lengths_match_torch_packed_sequences(
+        num_layers, batch_first, bidirectional, with_hx, lengths):
+    """Values and every gradient against torch.nn.LSTM reading a PackedSequence."""
+    torch = pytest.importorskip("torch")
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    ref = torch.nn.LSTM(4, 5, num_layers=num_layers, batch_first=batch_first,
+                        bidirectional=bidirectional, dtype=torch.float64)
+    lstm = lstm64(4, 5, num_layers=num_layers, batch_first=batch_first,
+                  bidirectional=bidirectional)
+    lstm.load_state_dict({k: v.numpy() for k, v in ref.state_dict().items()})
+    n_b, n_t, d = 3, 6, 2 if bidirectional else 1
+    n = None if lengths is None else np.array([6, 2, 4])
+    x = f64(n_b, n_t, 4) if batch_first else f64(n_t, n_b, 4)
+    hx = (f64(d * num_layers, n_b, 5), f64(d * num_layers, n_b, 5)) if with_hx else None
+    t_x = torch.tensor(x.data, requires_grad=True)
+    t_hx = tuple(torch.tensor(t.data, requires_grad=True) for t in hx) if with_hx else None
+    out, (h_n, c_n) = lstm(x, hx, lengths=n)
+    if n is None:
+        t_out, (t_h, t_c) = ref(t_x, t_hx)
+    else:
+        packed = pack_padded_sequence(t_x, torch.tensor(n), batch_first=batch_first,
+                                      enforce_sorted=False)
+        t_packed, (t_h, t_c) = ref(packed, t_hx)
+        t_out, _ = pad_packed_sequence(t_packed, batch_first=batch_first, total_length=n_t)
+    w = [RNG.standard_normal(a.shape) for a in (out, h_n, c_n)]
+    sum((a * tinyllm.tensor(b)).sum() for a, b in zip((out, h_n, c_n), w)).backward()
+    sum((a * torch.tensor(b)).sum() for a, b in zip((t_out, t_h, t_c), w)).backward()
+    pairs = [(out.data, t_out), (h_n.data, t_h), (c_n.data, t_c), (x.grad, t_x.grad)]
+    if with_hx:
+        pairs += [(hx[0].grad, t_hx[0].grad), (hx[1].grad, t_hx[1].grad)]
+    pairs += [(getattr(lstm, k).grad, p.grad) for k, p in ref.named_parameters()]
+    assert len(pairs) == 4 + 2 * with_hx + 4 * d * num_layers
+    for ours, theirs in pairs:
+        assert max_relative_error(ours, theirs.detach().numpy()) <= 1e-10
+
+
+def test_a_padded_row_equals_the_row_alone():
+    lstm = lstm64(3, 4, num_layers=2, bidirectional=True)
+    x = f64(2, 5, 3, requires_grad=False)
+    out, (h, c) = lstm(x, lengths=np.array([5, 2]))
+    alone, (h1, c1) = lstm(x[1:, :2])
+    assert np.abs(out.data[1, :2] - alone.data[0]).max() < 1e-14
+    assert np.abs(h.data[:, 1] - h1.data[:, 0]).max() < 1e-14
+    assert np.abs(c.data[:, 1] - c1.data[:, 0]).max() < 1e-14
+    assert not out.data[1, 2:].any()           # nothing past the row's length
+    x.data[1, 2:] = 1e3                        # whatever the padding holds
+    assert np.array_equal(lstm(x, lengths=np.array([5, 2]))[0].data, out.data)
+
+
+def test_lengths_errors():
+    lstm = LSTM(3, 4)
+    x = tinyllm.randn(2, 5, 3)
+    with pytest.raises(ValueError, match=r"lengths must be 2 integers .* shape \(3,\)"):
+        lstm(x, lengths=np.array([1, 2, 3]))
+    with pytest.raises(ValueError, match=r"lengths must be 2 integers .* dtype float64"):
+        lstm(x, lengths=np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match=r"lengths holds 0; a row's length must be in 1\.\.5"):
+        lstm(x, lengths=np.array([0, 2]))
+    with pytest.raises(ValueError, match=r"lengths holds 6"):
+        lstm(x, lengths=np.array([6, 2]))
+    with pytest.raises(ValueError, match="lengths needs a batched input"):
+        lstm(tinyllm.randn(5, 3), lengths=np.array([2]))
+    with pytest.raises(ValueError, match=r"h_0 has shape \(1, 2, 4\), expected \(2, 2, 4\) "
+                                         r"\(num_directions \* num_layers"):
+        LSTM(3, 4, bidirectional=True)(x, (tinyllm.zeros(1, 2, 4), tinyllm.zeros(2, 2, 4)))
+
+
 # ----------------------------------------------------------------- the language model
 V = 23
 

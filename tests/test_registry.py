@@ -26,9 +26,9 @@ from tinyllm.training.objectives import objective_for
 
 def test_families_in_registration_order():
     # gpt (the default) first; families added later are appended after these
-    assert family_names()[:4] == ("gpt", "bert", "lstm", "seq2seq")
-    assert [get_family(n).objective for n in family_names()[:4]] == [
-        "causal-lm", "masked-lm", "causal-lm", "seq2seq"]
+    assert family_names()[:5] == ("gpt", "bert", "lstm", "seq2seq", "lstm-seq2seq")
+    assert [get_family(n).objective for n in family_names()[:5]] == [
+        "causal-lm", "masked-lm", "causal-lm", "seq2seq", "seq2seq"]
 
 
 def test_unknown_family_is_an_error_naming_the_accepted_ones():

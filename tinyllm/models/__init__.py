@@ -27,6 +27,7 @@ from .bert import (
 )
 from .lstm import LSTMLM, LSTMConfig
 from .seq2seq import SEQ2SEQ_PRESETS, Seq2SeqConfig, Seq2SeqDecodingState, Seq2SeqTransformer
+from .lstm_seq2seq import LSTMSeq2Seq, LSTMSeq2SeqConfig
 # isort: on
 from .base import (
     LMOutput,
@@ -45,7 +46,8 @@ __all__ = [
     "BERT", "DEFAULT_PRESET", "GPT", "PRESETS", "BertConfig", "BertForMaskedLM",
     "BertForPreTraining", "BertForQuestionAnswering", "BertForSequenceClassification",
     "BertModel", "CheckpointError", "GPT2ForSequenceClassification", "GPTConfig", "LMOutput",
-    "LSTMConfig", "LSTMLM", "ModelFamily", "NGramLM", "PreTrainingOutput", "PretrainedModel",
-    "QAOutput", "SEQ2SEQ_PRESETS", "Seq2SeqConfig", "Seq2SeqDecodingState", "Seq2SeqLMOutput",
-    "Seq2SeqTransformer", "family_names", "get_family", "register_family", "shift_tokens_right",
+    "LSTMConfig", "LSTMLM", "LSTMSeq2Seq", "LSTMSeq2SeqConfig", "ModelFamily", "NGramLM",
+    "PreTrainingOutput", "PretrainedModel", "QAOutput", "SEQ2SEQ_PRESETS", "Seq2SeqConfig",
+    "Seq2SeqDecodingState", "Seq2SeqLMOutput", "Seq2SeqTransformer", "family_names",
+    "get_family", "register_family", "shift_tokens_right",
 ]

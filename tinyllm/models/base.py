@@ -60,6 +60,29 @@ class Seq2SeqLMOutput(NamedTuple):
     cross_attentions: tuple | None = None
 
 
+def shift_tokens_right(labels, pad_token_id: int | None,
+                       decoder_start_token_id: int) -> np.ndarray:
+    """The decoder's input for teacher forcing: `labels` (B, T) moved one position right,
+    `decoder_start_token_id` first, and -100 (an ignored label) replaced by `pad_token_id`,
+    as Hugging Face's rule. Position t of the decoder reads label t - 1 and predicts label t.
+
+    >>> shift_tokens_right(np.array([[5, 6, 1, -100]]), pad_token_id=0, decoder_start_token_id=0)
+    array([[0, 5, 6, 1]])
+    """
+    if pad_token_id is None:
+        raise ValueError("shift_tokens_right: pad_token_id is None; the ignored label "
+                         "positions (-100) need a padding id to read as")
+    y = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
+    if y.ndim != 2 or y.dtype.kind not in "iu":
+        raise ValueError(f"shift_tokens_right: labels must be integer ids of shape (B, T), "
+                         f"got dtype {y.dtype} and shape {y.shape}")
+    out = np.empty(y.shape, dtype=np.int64)                            # (B, T)
+    out[:, 1:] = y[:, :-1]
+    out[:, :1] = decoder_start_token_id
+    out[out == -100] = pad_token_id
+    return out
+
+
 def as_ids(name: str, ids, vocab_size: int, max_len: int | None = None,
            what: str = "the vocabulary") -> np.ndarray:
     """`ids` (B, T) as an int64 array, or a ValueError naming the bad shape or value."""
@@ -128,30 +151,6 @@ def as_padding_mask(model_name: str, attention_mask, shape: tuple,
                          "0 (padding)")
     pad = m == 0                                                       # (B, T), True = pad
     return pad if pad.any() else None
-
-
-def shift_tokens_right(labels, pad_token_id: int | None,
-                       decoder_start_token_id: int) -> np.ndarray:
-    """The decoder's input for teacher forcing: `labels` (B, T) moved one position right,
-    `decoder_start_token_id` in front and the ignored positions (-100) read as padding --
-    Hugging Face's rule, so the decoder at position t sees the target tokens before t.
-
-    >>> shift_tokens_right(np.array([[5, 6, 2, -100]]), pad_token_id=0,
-    ...                    decoder_start_token_id=0)
-    array([[0, 5, 6, 2]])
-    """
-    if pad_token_id is None:
-        raise ValueError("shift_tokens_right: pad_token_id is None; the ignored label "
-                         "positions (-100) need a padding id to read as")
-    y = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
-    if y.ndim != 2 or y.dtype.kind not in "iu":
-        raise ValueError(f"shift_tokens_right: labels must be integer ids of shape (B, T), "
-                         f"got dtype {y.dtype} and shape {y.shape}")
-    shifted = np.empty(y.shape, dtype=np.int64)                        # (B, T)
-    shifted[:, 1:] = y[:, :-1]
-    shifted[:, 0] = decoder_start_token_id
-    shifted[shifted == -100] = pad_token_id
-    return shifted
 
 
 class PretrainedModel(Module):

@@ -7,6 +7,7 @@
 """
 
 from . import init
+from .additive_attention import AdditiveAttention
 from .attention import KVCache, LayerKVCache, MultiHeadAttention, attend, causal_mask
 from .layers import (
     ACTIVATIONS,
@@ -36,10 +37,10 @@ from .module import IncompatibleKeys, Module, ModuleList, Parameter, StateDictEr
 from .transformer import FeedForward, TransformerBlock
 
 __all__ = [
-    "ACTIVATIONS", "GELU", "Conv1D", "Dropout", "Embedding", "FeedForward", "IncompatibleKeys",
-    "KVCache", "LSTM", "LayerKVCache", "LayerNorm", "Linear", "LoRALinear", "LoraConfig",
-    "Module", "ModuleList", "MultiHeadAttention", "Parameter", "ReLU", "StateDictError",
-    "TransformerBlock", "apply_lora", "attend", "causal_mask", "get_activation",
+    "ACTIVATIONS", "AdditiveAttention", "GELU", "Conv1D", "Dropout", "Embedding", "FeedForward",
+    "IncompatibleKeys", "KVCache", "LSTM", "LayerKVCache", "LayerNorm", "Linear", "LoRALinear",
+    "LoraConfig", "Module", "ModuleList", "MultiHeadAttention", "Parameter", "ReLU",
+    "StateDictError", "TransformerBlock", "apply_lora", "attend", "causal_mask", "get_activation",
     "get_nb_trainable_parameters", "init", "lora_layers", "lora_state_dict", "merge_lora",
     "named_lora_parameters", "unload_lora", "unmerge_lora",
 ]
