@@ -627,3 +627,66 @@ def test_seq2seq_transformer_generate_matches_transformers(tmp_path):
         np.testing.assert_allclose(got.sequences_scores, want_scores, rtol=2e-6)
         exact = teacher_forced_scores(hf, ids, mask, got.sequences, length_penalty, 2)
         np.testing.assert_allclose(got.sequences_scores, exact, rtol=1e-12)
+
+
+# ----------------------------------------------------------------- both families
+class ForwardScorer:
+    """Next-token log-probabilities from a model's full forward over the whole target prefix
+    (teacher forcing): the reference its incremental `decode_step` must agree with."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def log_probs(self, code: tuple, prefix: tuple) -> np.ndarray:
+        out = self.model(np.array([code]), decoder_input_ids=np.array([prefix]))
+        x = out.logits.data[0, -1].astype(np.float64)
+        return x - x.max() - np.log(np.exp(x - x.max()).sum())
+
+
+def small_family_model(family: str):
+    """A float64 model of each encoder-decoder family, its weights drawn wide enough that
+    hypotheses end at different lengths."""
+    import tinyllm
+    from tinyllm.models import (
+        LSTMSeq2Seq,
+        LSTMSeq2SeqConfig,
+        Seq2SeqConfig,
+        Seq2SeqTransformer,
+    )
+
+    with tinyllm.default_dtype("float64"):
+        if family == "lstm":
+            config = LSTMSeq2SeqConfig(vocab_size=6, hidden_size=8, num_layers=2,
+                                       max_positions=6, pad_token_id=PAD, eos_token_id=EOS,
+                                       init_range=0.6)
+            return LSTMSeq2Seq(config, seed=3)
+        config = Seq2SeqConfig(vocab_size=6, d_model=8, encoder_layers=2, decoder_layers=2,
+                               encoder_attention_heads=2, decoder_attention_heads=2,
+                               encoder_ffn_dim=16, decoder_ffn_dim=16,
+                               max_position_embeddings=8, init_std=0.5, pad_token_id=PAD,
+                               eos_token_id=EOS)
+        return Seq2SeqTransformer(config, seed=3)
+
+
+@pytest.mark.parametrize("early_stopping", [True, False, "never"])
+@pytest.mark.parametrize("family", ["lstm", "transformer"])
+def test_both_families_decode_through_the_same_search(family, early_stopping):
+    """Beam search over each family's incremental decoding (state, cache, select) equals the
+    one-source reference reading the model's full forward; generate's greedy is one beam."""
+    model = small_family_model(family)
+    ids, mask = batch(SOURCES)
+    got = beam_search(model, ids, mask, num_beams=3, max_new_tokens=6, length_penalty=0.8,
+                      early_stopping=early_stopping, num_return_sequences=3)
+    assert model.training                         # the mode it had, restored
+    scorer = ForwardScorer(model.eval())
+    lengths = set()
+    for i, source in enumerate(SOURCES):
+        ref = reference_beam_search(scorer, source, 3, 6, 0.8, early_stopping)
+        assert [strip(r) for r in got.sequences[3 * i:3 * i + 3]] == [s for _, s in ref]
+        np.testing.assert_allclose(got.sequences_scores[3 * i:3 * i + 3],
+                                   [s for s, _ in ref], rtol=1e-12)
+        lengths |= {len(s) for _, s in ref}
+    assert len(lengths) > 1                       # some hypotheses end before the limit
+    np.testing.assert_array_equal(
+        model.generate(ids, mask, max_new_tokens=6),
+        beam_search(model, ids, mask, num_beams=1, max_new_tokens=6).sequences)
