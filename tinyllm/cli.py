@@ -1,8 +1,10 @@
-"""The `tinyllm` command: train, generate, eval, info.
+"""The `tinyllm` command: train, generate, eval, finetune, predict, translate, info.
 
     tinyllm train                      # the default GPT on the built-in English corpus, ~5 min
     tinyllm generate runs/gpt-small-pydoc --prompt "The "
     tinyllm eval runs/gpt-small-pydoc
+    tinyllm train --model seq2seq --data scan:simple
+    tinyllm translate runs/seq2seq-small-scan-simple --text "jump twice" --beam 4
     tinyllm info
 
 Library code raises; this module turns a user error into one line on stderr and exit code 2.
@@ -20,8 +22,9 @@ EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 _TRAIN_DESCRIPTION = """\
-Train a GPT or an LSTM (causal LMs) or a BERT (masked LM). With no options: the 'small'
-GPT on the built-in English corpus, characters as tokens, 2,000 steps. Progress, evaluations
+Train a GPT or an LSTM (causal LMs), a BERT (masked LM), or an encoder-decoder (seq2seq,
+lstm-seq2seq) on a translation task. With no options: the 'small' GPT on the built-in
+English corpus, characters as tokens, 2,000 steps. Progress, evaluations
 and samples are printed; checkpoints, metrics.jsonl and the final model go to <out>/<name>/.
 """
 
@@ -33,6 +36,9 @@ _TRAIN_EXAMPLES = """examples:
   tinyllm train --resume runs/gpt-small-pydoc     # continue where a run stopped
   tinyllm train --init-from runs/gpt-small-pydoc --data shakespeare.txt --steps 500
                                                   # fine-tune its weights on another text
+  tinyllm train --model seq2seq --data scan:simple --steps 3000
+                                                  # translation: SCAN commands -> actions
+  tinyllm train --model lstm-seq2seq --data tsv:pairs.tsv   # your own source<TAB>target lines
 """
 
 
@@ -49,8 +55,11 @@ def _train_parser(sub) -> None:
                    help=f"model family (default {d.model}) -- {families}")
     p.add_argument("--preset", help=f"model size (default {d.preset}); see `tinyllm info`")
     p.add_argument("--data", help=f"corpus name (pydoc, stdlib, markov) or a UTF-8 text file "
-                   f"(default {d.data})")
-    p.add_argument("--tokenizer", choices=TOKENIZERS, help=f"default {d.tokenizer}")
+                   f"(default {d.data}); for seq2seq / lstm-seq2seq a translation task: "
+                   "scan:simple, scan:length, scan:addprim-jump, numbers-en-zh, numbers-zh-en, "
+                   "dates or tsv:FILE")
+    p.add_argument("--tokenizer", choices=TOKENIZERS, help=f"default {d.tokenizer} (word for "
+                   "an encoder-decoder)")
     p.add_argument("--objective", choices=("mlm+nsp",), help="instead of the family's own: "
                    "mlm+nsp trains BERT's pre-training head (masked tokens and next-sentence "
                    "prediction, BertForPreTraining)")
@@ -150,6 +159,31 @@ def _eval_parser(sub) -> None:
     p.add_argument("--data", help="corpus name or text file (default: the run's validation split)")
     p.add_argument("--max-batches", type=positive, default=None,
                    help="measure only the first N batches (default: all of the text)")
+    p.add_argument("--split", choices=("train", "validation", "test"),
+                   help="a translation run: the split of its task to score (default test)")
+    p.add_argument("--beam", type=positive, default=1, help="a translation run: beam size "
+                   "(default 1, greedy)")
+    _threads_option(p)
+
+
+def _translate_parser(sub) -> None:
+    p = sub.add_parser("translate", help="translate with an encoder-decoder run",
+                       description="Translate --text (or each line of standard input) with "
+                       "the best checkpoint of a translation run (tinyllm train --model "
+                       "seq2seq|lstm-seq2seq --data TASK): greedy, or beam search with --beam.",
+                       epilog='examples:\n  tinyllm translate runs/seq2seq-small-scan-simple '
+                       '--text "jump twice after walk left"\n  tinyllm translate '
+                       'runs/seq2seq-small-numbers-en-zh --beam 4 < numbers.txt',
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--text", help="the text to translate (default: read lines from stdin)")
+    p.add_argument("--beam", type=positive, default=1,
+                   help="beam size (default 1: greedy decoding)")
+    p.add_argument("--max-new-tokens", type=positive, default=None,
+                   help="longest translation in tokens (default: the model's positions)")
+    p.add_argument("--length-penalty", type=float, default=1.0,
+                   help="beam search: a hypothesis scores sum(log p) / length**penalty "
+                   "(Hugging Face's length_penalty; default 1.0)")
     _threads_option(p)
 
 
@@ -236,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     _eval_parser(sub)
     _finetune_parser(sub)
     _predict_parser(sub)
+    _translate_parser(sub)
     add_scaling_parser(sub)
     add_finetune_study_parser(sub)
     p = sub.add_parser("bench", help="kernel and training-step speed vs PyTorch, side by side",
@@ -280,17 +315,7 @@ def cmd_train(args) -> int:
         return EXIT_INTERRUPTED
     if result.status == "stopped":
         return 1
-    ev = result.last_eval or {}
-    c = trainer.config
-    print(f"done: {result.step} steps in {result.elapsed_s:.0f} s | val loss "
-          f"{ev.get('val_loss', float('nan')):.4f} nats/token (unigram entropy "
-          f"{trainer.unigram_nats:.4f}) | {ev.get('val_bits_per_char', float('nan')):.3f} "
-          f"bits/char, on the first {c.eval_iters} batches of the validation split "
-          f"(tinyllm eval measures all of it)")
-    if result.sample:
-        print("sample:\n" + result.sample)
-    print(f"saved to {result.run_dir}/ (model/, best.safetensors, last.safetensors, "
-          f"metrics.jsonl). Next: tinyllm generate {result.run_dir}")
+    print(trainer.summary(result))
     return 0
 
 
@@ -356,6 +381,20 @@ def cmd_finetune(args) -> int:
     return 0
 
 
+def cmd_translate(args) -> int:
+    from .training.translation import translate
+
+    texts = [args.text] if args.text is not None else [
+        line.rstrip("\n") for line in sys.stdin if line.strip()]
+    if not texts:
+        raise ValueError("translate needs --text or lines on standard input; got neither")
+    for line in translate(args.run_dir, texts, num_beams=args.beam,
+                          max_new_tokens=args.max_new_tokens,
+                          length_penalty=args.length_penalty):
+        print(line, flush=True)
+    return 0
+
+
 def cmd_predict(args) -> int:
     from .training.finetune import predict
 
@@ -371,10 +410,23 @@ def cmd_predict(args) -> int:
 def cmd_eval(args) -> int:
     from .training.finetune import evaluate_finetuned, is_finetune_run
     from .training.inference import evaluate_run
+    from .training.translation import evaluate_translation, is_translation_run
 
     if is_finetune_run(args.run_dir):
         print(evaluate_finetuned(args.run_dir))
         return 0
+    if is_translation_run(args.run_dir):
+        if args.data:
+            raise ValueError("a translation run is scored on its own task's splits; drop "
+                             "--data (use --split)")
+        r = evaluate_translation(args.run_dir, split=args.split or "test", num_beams=args.beam)
+        how = "greedy" if r["num_beams"] == 1 else f"beam {r['num_beams']}"
+        print(f"{r['task']} ({r['split']} split, {r['pairs']:,} pairs, {how}): exact match "
+              f"{r['exact_match']:.4f} | BLEU {r['bleu']:.2f} | chrF {r['chrf']:.2f}")
+        return 0
+    if args.split or args.beam != 1:
+        raise ValueError("--split and --beam are for translation runs (tinyllm train --model "
+                         "seq2seq); this run is a language model")
 
     r = evaluate_run(args.run_dir, data=args.data, max_batches=args.max_batches)
     print(f"{r['data']}: loss {r['loss']:.4f} nats/token | perplexity {r['perplexity']:.2f} | "
@@ -429,8 +481,8 @@ def cmd_bench(args) -> int:
 
 
 COMMANDS = {"train": cmd_train, "generate": cmd_generate, "eval": cmd_eval, "info": cmd_info,
-            "finetune": cmd_finetune, "predict": cmd_predict, "scaling": cmd_scaling,
-            "bench": cmd_bench, "finetune-study": cmd_finetune_study}
+            "finetune": cmd_finetune, "predict": cmd_predict, "translate": cmd_translate,
+            "scaling": cmd_scaling, "bench": cmd_bench, "finetune-study": cmd_finetune_study}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,9 +12,9 @@ import math
 from dataclasses import dataclass, field
 
 from .._checks import choice, non_negative_int, positive_int
-from ..models import family_names
+from ..models import family_names, get_family
 
-TOKENIZERS = ("char", "bpe")
+TOKENIZERS = ("char", "bpe", "word")
 SCHEDULES = ("cosine", "wsd")
 
 
@@ -24,8 +24,10 @@ class TrainConfig:
 
     model: str = "gpt"                 # a family of tinyllm.models.family_names()
     preset: str = "small"              # a name from tinyllm.models.PRESETS
-    data: str = "pydoc"                # a corpus name (tinyllm.data.list_corpora()) or a file
-    tokenizer: str = "char"            # "char" or "bpe"
+    data: str = "pydoc"                # a corpus name (tinyllm.data.list_corpora()) or a file;
+                                       # an encoder-decoder's: a translation task ("scan:simple")
+    tokenizer: str | None = None       # "char", "bpe" or "word"; None: "word" for an
+                                       # encoder-decoder (--model seq2seq), else "char"
     vocab_size: int = 512              # target vocabulary for "bpe" (ignored for "char")
     steps: int = 2000                  # optimizer steps
     batch_size: int = 12
@@ -56,6 +58,9 @@ class TrainConfig:
             positive_int("steps", self.steps)
             self.warmup_steps = default_warmup(self.steps)
         choice("model", self.model, family_names())
+        if self.tokenizer is None:
+            seq2seq = get_family(self.model).objective == "seq2seq"
+            self.tokenizer = "word" if seq2seq else "char"
         choice("tokenizer", self.tokenizer, TOKENIZERS)
         choice("schedule", self.schedule, SCHEDULES)
         if not 0 <= self.decay_fraction <= 1:
@@ -122,7 +127,8 @@ def default_warmup(steps: int) -> int:
 
 def _stem(path: str) -> str:
     """The last part of a name or path, without its extension."""
-    return path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].split(".")[0]
+    stem = path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].split(".")[0]
+    return stem.replace(":", "-")           # a task spec such as scan:simple
 
 
 FREEZE = ("none", "embeddings", "body")

@@ -34,6 +34,7 @@ from ..optim import (
     param_groups_for_weight_decay,
 )
 from ..tokenizers import BPETokenizer, CharTokenizer, Tokenizer
+from ..tokenizers.word import WordTokenizer
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, write_json_atomic
 from .config import TrainConfig
 from .interrupt import EXIT_INTERRUPTED, InterruptWatchdog
@@ -85,6 +86,15 @@ class Trainer:
     """
 
     config_class = TrainConfig        # what a resumed run's saved settings are read as
+
+    def __new__(cls, config=None, *args, **kwargs):
+        # An encoder-decoder trains on pairs, not on a token stream: `Trainer(config)` of one
+        # (and `Trainer.resume` of its run) is a TranslationTrainer.
+        if cls is Trainer and isinstance(config, TrainConfig) and \
+                get_family(config.model).objective == "seq2seq":
+            from .translation import TranslationTrainer
+            cls = TranslationTrainer
+        return super().__new__(cls)
 
     def __init__(self, config: TrainConfig, *, quiet: bool = False, stream=None,
                  overwrite: bool = False, check_memory: bool = True,
@@ -152,6 +162,8 @@ class Trainer:
     def _train_tokenizer(self) -> Tokenizer:
         if self.config.tokenizer == "char":
             return CharTokenizer().train(self.corpus.text)
+        if self.config.tokenizer == "word":
+            return WordTokenizer().train(self.corpus.text)
         return BPETokenizer().train(self.corpus.text, vocab_size=self.config.vocab_size)
 
     def _model_class(self) -> type:
@@ -470,6 +482,20 @@ class Trainer:
         if sample:
             progress.write("  sample: " + sample.replace("\n", "\n          ")[:1000])
         return sample
+
+    def summary(self, result: TrainResult) -> str:
+        """What `tinyllm train` prints when a run has finished."""
+        ev, c = result.last_eval or {}, self.config
+        lines = [f"done: {result.step} steps in {result.elapsed_s:.0f} s | val loss "
+                 f"{ev.get('val_loss', float('nan')):.4f} nats/token (unigram entropy "
+                 f"{self.unigram_nats:.4f}) | {ev.get('val_bits_per_char', float('nan')):.3f} "
+                 f"bits/char, on the first {c.eval_iters} batches of the validation split "
+                 f"(tinyllm eval measures all of it)"]
+        if result.sample:
+            lines.append("sample:\n" + result.sample)
+        lines.append(f"saved to {result.run_dir}/ (model/, best.safetensors, last.safetensors, "
+                     f"metrics.jsonl). Next: tinyllm generate {result.run_dir}")
+        return "\n".join(lines)
 
     def _eval_summary(self, record: dict) -> str:
         """What an evaluation line shows after the losses."""
