@@ -2,7 +2,9 @@
 search as wide as the search space equals exhaustive search under the same length-penalised
 score; narrow beams equal a plain one-source-at-a-time beam search; greedy equals one beam;
 batches equal their sources alone; sampling is reproducible and draws from the model's
-(filtered) distribution; the encoder runs once per call; bad arguments are refused."""
+(filtered) distribution; the encoder runs once per call; bad arguments are refused. Against
+transformers (random MarianMTModel, float64): its generate's tokens and scores, both through a
+protocol adapter over MarianMTModel and from Seq2SeqTransformer reading its directory."""
 
 import itertools
 import math
@@ -589,3 +591,102 @@ def test_greedy_matches_transformers_generate():
     want, _ = hf_generate(hf, ids, mask, num_beams=1, max_new_tokens=10)
     np.testing.assert_array_equal(
         generate_seq2seq(MarianProtocol(hf), ids, mask, max_new_tokens=10), want)
+
+
+BEAM_CASES = [(0.6, True), (0.6, False), (1.0, False), (1.0, "never"), (2.0, True),
+              (2.0, "never")]
+
+
+def test_seq2seq_transformer_generate_matches_transformers(tmp_path):
+    """Seq2SeqTransformer read from transformers' save_pretrained directory, in float64:
+    greedy and beam search give transformers' tokens, and scores equal to its float32 ones
+    and to a float64 teacher-forced forward of the same sequences (1e-12)."""
+    hf = tiny_marian(seed=1)
+    import torch
+
+    from tinyllm.models import Seq2SeqTransformer
+    from tinyllm.models.seq2seq import sinusoidal_table
+
+    hf.save_pretrained(tmp_path)
+    ours = Seq2SeqTransformer.from_pretrained(tmp_path, dtype="float64")
+    with torch.no_grad():   # transformers rounds its table through float32; give it ours
+        for side in (hf.model.encoder, hf.model.decoder):
+            side.embed_positions.weight.copy_(
+                torch.from_numpy(sinusoidal_table(*side.embed_positions.weight.shape)))
+    ids, mask = marian_sources()
+    want, _ = hf_generate(hf, ids, mask, num_beams=1, max_new_tokens=12)
+    np.testing.assert_array_equal(ours.generate(ids, mask, max_new_tokens=12), want)
+    for length_penalty, early_stopping in BEAM_CASES:
+        options = dict(num_beams=4, length_penalty=length_penalty,
+                       early_stopping=early_stopping, num_return_sequences=2)
+        want, want_scores = hf_generate(hf, ids, mask, max_new_tokens=12, **options)
+        np.testing.assert_array_equal(ours.generate(ids, mask, max_new_tokens=12, **options),
+                                      want)
+        got = beam_search(ours, ids, mask, max_new_tokens=12, **options)
+        np.testing.assert_array_equal(got.sequences, want)
+        np.testing.assert_allclose(got.sequences_scores, want_scores, rtol=2e-6)
+        exact = teacher_forced_scores(hf, ids, mask, got.sequences, length_penalty, 2)
+        np.testing.assert_allclose(got.sequences_scores, exact, rtol=1e-12)
+
+
+# ----------------------------------------------------------------- both families
+class ForwardScorer:
+    """Next-token log-probabilities from a model's full forward over the whole target prefix
+    (teacher forcing): the reference its incremental `decode_step` must agree with."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def log_probs(self, code: tuple, prefix: tuple) -> np.ndarray:
+        out = self.model(np.array([code]), decoder_input_ids=np.array([prefix]))
+        x = out.logits.data[0, -1].astype(np.float64)
+        return x - x.max() - np.log(np.exp(x - x.max()).sum())
+
+
+def small_family_model(family: str):
+    """A float64 model of each encoder-decoder family, its weights drawn wide enough that
+    hypotheses end at different lengths."""
+    import tinyllm
+    from tinyllm.models import (
+        LSTMSeq2Seq,
+        LSTMSeq2SeqConfig,
+        Seq2SeqConfig,
+        Seq2SeqTransformer,
+    )
+
+    with tinyllm.default_dtype("float64"):
+        if family == "lstm":
+            config = LSTMSeq2SeqConfig(vocab_size=6, hidden_size=8, num_layers=2,
+                                       max_positions=6, pad_token_id=PAD, eos_token_id=EOS,
+                                       init_range=0.6)
+            return LSTMSeq2Seq(config, seed=3)
+        config = Seq2SeqConfig(vocab_size=6, d_model=8, encoder_layers=2, decoder_layers=2,
+                               encoder_attention_heads=2, decoder_attention_heads=2,
+                               encoder_ffn_dim=16, decoder_ffn_dim=16,
+                               max_position_embeddings=8, init_std=0.5, pad_token_id=PAD,
+                               eos_token_id=EOS)
+        return Seq2SeqTransformer(config, seed=3)
+
+
+@pytest.mark.parametrize("early_stopping", [True, False, "never"])
+@pytest.mark.parametrize("family", ["lstm", "transformer"])
+def test_both_families_decode_through_the_same_search(family, early_stopping):
+    """Beam search over each family's incremental decoding (state, cache, select) equals the
+    one-source reference reading the model's full forward; generate's greedy is one beam."""
+    model = small_family_model(family)
+    ids, mask = batch(SOURCES)
+    got = beam_search(model, ids, mask, num_beams=3, max_new_tokens=6, length_penalty=0.8,
+                      early_stopping=early_stopping, num_return_sequences=3)
+    assert model.training                         # the mode it had, restored
+    scorer = ForwardScorer(model.eval())
+    lengths = set()
+    for i, source in enumerate(SOURCES):
+        ref = reference_beam_search(scorer, source, 3, 6, 0.8, early_stopping)
+        assert [strip(r) for r in got.sequences[3 * i:3 * i + 3]] == [s for _, s in ref]
+        np.testing.assert_allclose(got.sequences_scores[3 * i:3 * i + 3],
+                                   [s for s, _ in ref], rtol=1e-12)
+        lengths |= {len(s) for _, s in ref}
+    assert len(lengths) > 1                       # some hypotheses end before the limit
+    np.testing.assert_array_equal(
+        model.generate(ids, mask, max_new_tokens=6),
+        beam_search(model, ids, mask, num_beams=1, max_new_tokens=6).sequences)

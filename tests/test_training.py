@@ -160,7 +160,7 @@ def test_unigram_entropy():
 
 @pytest.mark.parametrize("bad, message", [
     (dict(model="rnn"), "unknown model 'rnn'; accepted: gpt, bert"),
-    (dict(tokenizer="word"), "unknown tokenizer 'word'"),
+    (dict(tokenizer="words"), "unknown tokenizer 'words'"),
     (dict(steps=0), "steps must be a positive integer, got 0"),
     (dict(lr=5.0), "lr=5.0 is out of range"),
     (dict(steps=10, warmup_steps=20), "warmup_steps=20 is more than steps=10"),

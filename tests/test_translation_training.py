@@ -7,31 +7,28 @@ import pytest
 from tinyllm.cli import main
 from tinyllm.training import TrainConfig, Trainer, load_checkpoint
 from tinyllm.training.translation import TranslationTrainer, evaluate_translation, translate
-from tinyllm.translation.plan import width_init
 
 SYMBOLS = list("abcdef")
 
 
 @pytest.fixture(scope="module")
 def reverse_task(tmp_path_factory):
-    """source<TAB>target: a few symbols, and the same symbols reversed."""
+    """source<TAB>target: a few symbols, and the same symbols reversed and in upper case."""
     root = tmp_path_factory.mktemp("mt")
     rng = np.random.default_rng(0)
     lines = set()
     while len(lines) < 600:
         words = list(rng.choice(SYMBOLS, size=rng.integers(2, 5)))
-        lines.add(f"{' '.join(words)}\t{' '.join(reversed(words))}")
+        lines.add(f"{' '.join(words)}\t{' '.join(w.upper() for w in reversed(words))}")
     path = root / "reverse.tsv"
     path.write_text("\n".join(sorted(lines)) + "\n")
     return path
 
 
 def _config(path, out, model="seq2seq", **kw):
-    # weights of standard deviation 1/sqrt(width): the families' own initialisations are
-    # sized for widths of 512 to 1,000 and stall a model this narrow (tinyllm.translation)
     options = dict(model=model, preset="micro", data=f"tsv:{path}", steps=300,
                    batch_size=32, lr=3e-3, eval_interval=150, eval_iters=2, out=str(out),
-                   seed=0, model_overrides=width_init(model, "micro"))
+                   seed=0)
     return TrainConfig(**{**options, **kw})
 
 
@@ -42,14 +39,15 @@ def test_a_seq2seq_config_makes_a_translation_trainer(reverse_task, tmp_path):
     assert trainer.run_dir.name == "seq2seq-micro-reverse"
 
 
-@pytest.mark.parametrize("model", ["seq2seq", "lstm-seq2seq"])
-def test_both_families_learn_to_reverse(model, reverse_task, tmp_path, capsys):
-    result = Trainer(_config(reverse_task, tmp_path, model=model), quiet=True).train()
+@pytest.mark.parametrize("model, lr", [("seq2seq", 3e-3), ("lstm-seq2seq", 1e-2)])
+def test_both_families_learn_to_reverse(model, lr, reverse_task, tmp_path, capsys):
+    config = _config(reverse_task, tmp_path, model=model, preset="tiny", lr=lr)
+    result = Trainer(config, quiet=True).train()
     assert result.status == "finished"
     assert result.last_eval["val_exact_match"] >= 0.9, result.last_eval
     scores = evaluate_translation(result.run_dir, "test", num_beams=3)
     assert scores["exact_match"] >= 0.9 and scores["bleu"] > 80
-    assert translate(result.run_dir, ["a b c d"], num_beams=2) == ["d c b a"]
+    assert translate(result.run_dir, ["a b c d"], num_beams=2) == ["D C B A"]
 
 
 def test_resume_continues_bit_for_bit(reverse_task, tmp_path):

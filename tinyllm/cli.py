@@ -422,8 +422,8 @@ def cmd_eval(args) -> int:
             raise ValueError("a translation run is scored on its own task's splits; drop "
                              "--data (use --split)")
         r = evaluate_translation(args.run_dir, split=args.split or "test", num_beams=args.beam)
-        search = "greedy" if r["num_beams"] == 1 else f"beam {r['num_beams']}"
-        print(f"{r['task']} ({r['split']} split, {r['pairs']:,} pairs, {search}): exact match "
+        how = "greedy" if r["num_beams"] == 1 else f"beam {r['num_beams']}"
+        print(f"{r['task']} ({r['split']} split, {r['pairs']:,} pairs, {how}): exact match "
               f"{r['exact_match']:.4f} | BLEU {r['bleu']:.2f} | chrF {r['chrf']:.2f}")
         return 0
     if args.split or args.beam != 1:

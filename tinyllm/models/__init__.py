@@ -39,15 +39,25 @@ from .base import (
 )
 from .checkpoint import CheckpointError
 from .config import DEFAULT_PRESET, PRESETS, BertConfig, GPTConfig
+from .decoding import (
+    BeamHypotheses,
+    BeamSearchOutput,
+    beam_search,
+    generate_seq2seq,
+    greedy_search,
+    sample_search,
+)
 from .ngram import NGramLM
 from .registry import ModelFamily, family_names, get_family, register_family
 
 __all__ = [
-    "BERT", "DEFAULT_PRESET", "GPT", "PRESETS", "BertConfig", "BertForMaskedLM",
+    "BERT", "BeamHypotheses", "BeamSearchOutput", "DEFAULT_PRESET", "GPT", "PRESETS",
+    "BertConfig", "BertForMaskedLM",
     "BertForPreTraining", "BertForQuestionAnswering", "BertForSequenceClassification",
     "BertModel", "CheckpointError", "GPT2ForSequenceClassification", "GPTConfig", "LMOutput",
     "LSTMConfig", "LSTMLM", "LSTMSeq2Seq", "LSTMSeq2SeqConfig", "ModelFamily", "NGramLM",
     "PreTrainingOutput", "PretrainedModel", "QAOutput", "SEQ2SEQ_PRESETS", "Seq2SeqConfig",
     "Seq2SeqDecodingState", "Seq2SeqLMOutput", "Seq2SeqTransformer", "family_names",
-    "get_family", "register_family", "shift_tokens_right",
+    "beam_search", "generate_seq2seq", "get_family", "greedy_search", "register_family",
+    "sample_search", "shift_tokens_right",
 ]

@@ -31,6 +31,7 @@ from ..tasks.translation_metrics import chrf, corpus_bleu, exact_match
 from ..tokenizers import Tokenizer
 from ..tokenizers.word import WordTokenizer
 from .inference import load_run
+from .objectives import objective_for
 from .task_objectives import ExampleBatcher
 from .trainer import Trainer
 
@@ -100,7 +101,7 @@ class TranslationTrainer(Trainer):
     def _prepare(self, meta: dict | None, check_memory: bool) -> None:
         config = self.config
         self.family = get_family(config.model)
-        self.objective = _Seq2SeqLoss
+        self.objective = objective_for(self.family)
         self.task = load_translation_task(config.data)
         self._check_splits()
         self.tokenizer = (Tokenizer.from_dict(meta["tokenizer"]) if meta
@@ -170,7 +171,7 @@ class TranslationTrainer(Trainer):
             val_loss = self._pairs_loss("validation", n)
             scores = score_translations(self.model, self.tokenizer,
                                         self.task.validation[:n], c.batch_size,
-                                        tokenize=self.task.bleu_tokenize)
+                                        bleu_tokenize=self.task.bleu_tokenize)
         finally:
             self.model.train()
         return {"step": self.step, "kind": "eval", "train_loss": train_loss,
@@ -224,16 +225,6 @@ class TranslationTrainer(Trainer):
             progress.write(self.schedule_note)
 
 
-class _Seq2SeqLoss:
-    """The objective of a translation run: the model's own teacher-forced loss."""
-
-    name = "seq2seq"
-
-    @staticmethod
-    def loss(model, batch: dict):
-        return model(**batch).loss
-
-
 # ---------------------------------------------------------------------- using a run
 @no_grad()
 def translate_texts(model, tokenizer: Tokenizer, texts: list[str], *, num_beams: int = 1,
@@ -267,9 +258,9 @@ def _encode_source(tokenizer: Tokenizer, text: str, limit: int) -> list[int]:
 
 
 def score_translations(model, tokenizer: Tokenizer, pairs: list[Pair], batch_size: int = 64,
-                       num_beams: int = 1, tokenize: str = "none") -> dict:
-    """Exact match, corpus BLEU (its words split by `tokenize`, the task's `bleu_tokenize`)
-    and chrF of the model's translations of `pairs`."""
+                       num_beams: int = 1, bleu_tokenize: str = "13a") -> dict:
+    """Exact match, corpus BLEU (sacrebleu's default, with the task's tokenizer: "none" for
+    SCAN's action tokens, "zh" for Chinese) and chrF of the model's translations of `pairs`."""
     if not pairs:
         return {"exact_match": float("nan"), "bleu": float("nan"), "chrf": float("nan"),
                 "pairs": 0}
@@ -277,7 +268,7 @@ def score_translations(model, tokenizer: Tokenizer, pairs: list[Pair], batch_siz
                            batch_size=batch_size)
     refs = [p.target for p in pairs]
     return {"exact_match": exact_match(hyps, refs),
-            "bleu": corpus_bleu(hyps, [refs], tokenize=tokenize).score,
+            "bleu": corpus_bleu(hyps, [refs], tokenize=bleu_tokenize).score,
             "chrf": chrf(hyps, [refs]).score, "pairs": len(pairs)}
 
 
@@ -315,4 +306,4 @@ def evaluate_translation(run_dir, split: str = "test", num_beams: int = 1) -> di
     return {"run": str(Path(run_dir)), "task": config.data, "split": split,
             "num_beams": num_beams,
             **score_translations(model, tokenizer, task.split(split), config.batch_size,
-                                 num_beams=num_beams, tokenize=task.bleu_tokenize)}
+                                 num_beams=num_beams, bleu_tokenize=task.bleu_tokenize)}

@@ -153,7 +153,7 @@ def run_one(spec: RunSpec, budget: Budget, root: Path) -> dict:
     test = task.test if spec.max_test_pairs is None else task.test[:spec.max_test_pairs]
     scores = score_translations(trainer.model, trainer.tokenizer, test,
                                 batch_size=spec.decode_batch_size,
-                                tokenize=task.bleu_tokenize)
+                                bleu_tokenize=task.bleu_tokenize)
     wall_s = time.perf_counter() - t0
     model = trainer.model
     shutil.rmtree(run_dir, ignore_errors=True)
