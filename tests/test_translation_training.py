@@ -37,6 +37,8 @@ def test_a_seq2seq_config_makes_a_translation_trainer(reverse_task, tmp_path):
     assert isinstance(trainer, TranslationTrainer)
     assert trainer.config.tokenizer == "word"
     assert trainer.run_dir.name == "seq2seq-micro-reverse"
+    # trained on each source and target apart: no line break the model could learn to write
+    assert not any("\n" in piece for piece in trainer.tokenizer.pieces)
 
 
 @pytest.mark.parametrize("model, lr", [("seq2seq", 3e-3), ("lstm-seq2seq", 1e-2)])
