@@ -453,8 +453,9 @@ def cmd_info(args) -> int:
     print(f"threads: {_blas_threads()}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}; "
           f"CPUs: {os.cpu_count()}")
     print("model families (tinyllm train --model NAME):")
+    width = max(map(len, family_names()))
     for family in map(get_family, family_names()):
-        print(f"  {family.name:7s} {family.objective:10s} presets {', '.join(family.presets)}"
+        print(f"  {family.name:{width}s} {family.objective:10s} presets {', '.join(family.presets)}"
               f" -- {family.description}")
     print("GPT presets (parameters at a 65-character vocabulary):")
     for name in get_family("gpt").presets:
