@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..scaling.store import read_csv
+from ..scaling.store import read_csv, resolve_study_arg, shipped_study
 from .plan import ALL, METHODS, StudyError
 from .store import SCHEMA, load_meta
 
@@ -30,22 +30,13 @@ SHIPPED_ROOT = Path(__file__).parent / "results"
 
 
 def shipped(budget: str = "default") -> Path:
-    """The folder of the shipped study of `budget`."""
-    root = SHIPPED_ROOT / budget
-    if not (root / "study.json").is_file():
-        present = sorted(p.name for p in SHIPPED_ROOT.glob("*") if (p / "study.json").is_file())
-        raise StudyError(f"no shipped fine-tuning study for budget {budget!r}; accepted: "
-                         f"{', '.join(present) or 'none (this installation ships none)'}")
-    return root
+    """The folder of the shipped study of budget `budget`."""
+    return shipped_study(SHIPPED_ROOT, budget, "fine-tuning", StudyError)
 
 
 def resolve_results(arg: str) -> Path:
     """A results directory from the command line: a path, 'shipped' or 'shipped:BUDGET'."""
-    if arg == "shipped":
-        return shipped()
-    if arg.startswith("shipped:"):
-        return shipped(arg.split(":", 1)[1])
-    return Path(arg)
+    return resolve_study_arg(arg, shipped)
 
 
 def budget_key(value) -> str:

@@ -174,3 +174,24 @@ def _check_same_study(old: dict, new: dict, root: Path) -> None:
                 f"{root} holds results for a different corpus {name!r} ({seen['chars']:,} "
                 f"characters, sha256 {seen['sha256']}) than this one ({info['chars']:,}, "
                 f"{info['sha256']}); accepted: another --out directory")
+
+
+def shipped_study(root: Path, budget: str, what: str, error: type = ValueError) -> Path:
+    """The folder `root/budget` of a study shipped with the package, or `error` naming the
+    budgets that are shipped (`what` names the study in the message)."""
+    folder = Path(root) / budget
+    if not (folder / "study.json").is_file():
+        present = sorted(p.name for p in Path(root).glob("*") if (p / "study.json").is_file())
+        raise error(f"no shipped {what} study for budget {budget!r}; accepted: "
+                    f"{', '.join(present) or 'none (this installation ships none)'}")
+    return folder
+
+
+def resolve_study_arg(arg: str, shipped) -> Path:
+    """A results directory from the command line: a path, 'shipped' or 'shipped:BUDGET'
+    (`shipped(budget=None)` finds a shipped study)."""
+    if arg == "shipped":
+        return shipped()
+    if arg.startswith("shipped:"):
+        return shipped(arg.split(":", 1)[1])
+    return Path(arg)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..scaling.store import read_csv
+from ..scaling.store import read_csv, resolve_study_arg, shipped_study
 from .plan import FAMILIES, SIZES, TASKS, StudyError
 from .store import SCHEMA, load_meta
 
@@ -24,21 +24,12 @@ SHIPPED_ROOT = Path(__file__).parent / "results"
 
 def shipped(name: str = "default") -> Path:
     """The folder of the shipped study of budget `name`."""
-    root = SHIPPED_ROOT / name
-    if not (root / "study.json").is_file():
-        present = sorted(p.name for p in SHIPPED_ROOT.glob("*") if (p / "study.json").is_file())
-        raise StudyError(f"no shipped translation study for budget {name!r}; accepted: "
-                         f"{', '.join(present) or 'none (this installation ships none)'}")
-    return root
+    return shipped_study(SHIPPED_ROOT, name, "translation", StudyError)
 
 
 def resolve_results(arg: str) -> Path:
     """A results directory from the command line: a path, 'shipped' or 'shipped:BUDGET'."""
-    if arg == "shipped":
-        return shipped()
-    if arg.startswith("shipped:"):
-        return shipped(arg.split(":", 1)[1])
-    return Path(arg)
+    return resolve_study_arg(arg, shipped)
 
 
 @dataclass
