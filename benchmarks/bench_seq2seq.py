@@ -4,7 +4,9 @@ Training: one step (zero the gradients, forward of a (B, S) source and a (B, T) 
 teacher forcing, cross-entropy, backward) of `Seq2SeqTransformer` with the compiled kernels,
 with the NumPy twins (`tinyllm.bench.use_backend("numpy")`), and of Hugging Face's
 `MarianMTModel` with the same weights (the tinyllm model saved and loaded). Float32, dropout
-off, training mode.
+off, training mode. tinyllm's and PyTorch's steps alternate, one of each per round, and each
+column is the median over the rounds: on a machine whose speed drifts (a shared or
+throttled core) both sides see the same drift.
 
 Decoding: a 64-token output for each of B sources at the largest preset, greedy and with beam
 search (4 beams), in tinyllm and in `MarianMTModel.generate`. The end-of-sequence token is made
@@ -48,14 +50,22 @@ except ImportError:  # the tinyllm columns still run
 
 def _time(step, repeat: int, warmup: int = 2) -> float:
     """Median seconds of `step()` over `repeat` runs, after `warmup` runs."""
+    return _time_interleaved([step], repeat, warmup)[0]
+
+
+def _time_interleaved(steps, repeat: int, warmup: int = 2) -> list[float]:
+    """Median seconds of each of `steps` over `repeat` rounds, after `warmup` rounds; each
+    round runs every step once, so a machine whose speed drifts slows them alike."""
     for _ in range(warmup):
-        step()
-    times = []
+        for step in steps:
+            step()
+    times = [[] for _ in steps]
     for _ in range(repeat):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for step, kept in zip(steps, times):
+            start = time.perf_counter()
+            step()
+            kept.append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
 
 
 def _model(preset: str, vocab: int) -> Seq2SeqTransformer:
@@ -89,11 +99,10 @@ def bench_training(preset: str, args) -> str:
         loss.backward()
         return loss.item()
 
-    compiled_s = _time(tiny_step, args.repeat)
     tiny_loss = tiny_step()
     with use_backend("numpy"):
         twin_s = _time(tiny_step, args.repeat)
-    torch_s = diff = None
+    compiled_s = torch_s = diff = None
     if torch is not None:
         ref = _to_torch(model).train()
         tb = {k: torch.tensor(v) for k, v in batch.items()}
@@ -104,8 +113,10 @@ def bench_training(preset: str, args) -> str:
             loss.backward()
             return loss.item()
 
-        torch_s = _time(torch_step, args.repeat)
+        compiled_s, torch_s = _time_interleaved([tiny_step, torch_step], args.repeat)
         diff = abs(torch_step() - tiny_loss)
+    else:
+        compiled_s = _time(tiny_step, args.repeat)
     ratio = f"{compiled_s / torch_s:6.2f}" if torch_s else f"{'n/a':>6s}"
     torch_ms = f"{torch_s * 1e3:9.1f}" if torch_s else f"{'n/a':>9s}"
     diff_s = f"{diff:10.1e}" if diff is not None else f"{'n/a':>10s}"
@@ -175,7 +186,7 @@ def main() -> None:
     parser.add_argument("--src-len", type=int, default=16)
     parser.add_argument("--tgt-len", type=int, default=32)
     parser.add_argument("--vocab", type=int, default=64)
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--decode-preset", default="base")
     parser.add_argument("--decode-batch", type=int, default=8)
     parser.add_argument("--new-tokens", type=int, default=64)

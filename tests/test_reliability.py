@@ -6,6 +6,7 @@ check the exit code, the one-line message and that no earlier file changed.
 
 import json
 import os
+import platform
 import signal
 import stat
 import subprocess
@@ -535,3 +536,31 @@ def test_a_failed_build_removes_compiled_modules_left_by_an_earlier_one(tmp_path
     assert r.returncode == 0, r.stderr[-2000:]
     assert "could not build the Cython kernels" in r.stdout
     assert f"removed {stale}" in r.stdout and not stale.exists()
+
+
+# ------------------------------------------------------------------ freed memory kept
+_FREED_PROBE = """
+import os, sys, numpy as np, tinyllm
+def rss():
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:")) / 1024
+a = np.ones(64 * 2**20 // 8)          # 64 MiB in 8 MiB blocks below
+del a
+blocks = [np.ones(2**20) for _ in range(8)]
+before = rss()
+del blocks
+print(tinyllm.KEEPS_FREED_MEMORY, round(before - rss()))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+                    reason="the setting is glibc's")
+@pytest.mark.parametrize("env, kept", [("1", True), ("0", False)])
+def test_freed_memory_is_kept_for_the_next_step_unless_turned_off(env, kept):
+    """With the setting, 64 MiB of freed 8 MiB arrays stays in the process (the next step
+    reuses it without page faults); with TINYLLM_KEEP_FREED_MEMORY=0 glibc returns it."""
+    out = subprocess.run([sys.executable, "-c", _FREED_PROBE], capture_output=True, text=True,
+                         env={**os.environ, "TINYLLM_KEEP_FREED_MEMORY": env}, check=True)
+    applied, released_mib = out.stdout.split()
+    assert applied == str(kept)
+    assert (int(released_mib) < 8) if kept else (int(released_mib) > 56)

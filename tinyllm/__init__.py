@@ -8,6 +8,7 @@ array([2., 4., 6.], dtype=float32)
 """
 
 from . import functional, nn
+from ._memory import keep_freed_memory
 from ._version import __version__
 from .autograd import (
     Function,
@@ -37,6 +38,9 @@ from .autograd.ops.shape import (
     unsqueeze,
 )
 from .creation import arange, full, ones, ones_like, rand, randn, tensor, zeros, zeros_like
+
+# Reuse freed memory from step to step (glibc only; TINYLLM_KEEP_FREED_MEMORY=0 turns it off).
+KEEPS_FREED_MEMORY = keep_freed_memory()
 
 __all__ = [
     "Function", "Tensor", "__version__", "abs", "arange", "bool_", "cat", "chunk",
