@@ -4,9 +4,9 @@ Training: one step (zero the gradients, forward of a (B, S) source and a (B, T) 
 teacher forcing, cross-entropy, backward) of `Seq2SeqTransformer` with the compiled kernels,
 with the NumPy twins (`tinyllm.bench.use_backend("numpy")`), and of Hugging Face's
 `MarianMTModel` with the same weights (the tinyllm model saved and loaded). Float32, dropout
-off, training mode. tinyllm's and PyTorch's steps alternate, one of each per round, and each
-column is the median over the rounds: on a machine whose speed drifts (a shared or
-throttled core) both sides see the same drift.
+off, training mode. tinyllm's and PyTorch's steps alternate in blocks (3 rounds of a block
+of each, its first steps untimed), and each column is the median step: each library runs
+with warm caches as in a training loop, and a machine whose speed drifts slows both alike.
 
 Decoding: a 64-token output for each of B sources at the largest preset, greedy and with beam
 search (4 beams), in tinyllm and in `MarianMTModel.generate`. The end-of-sequence token is made
@@ -50,21 +50,23 @@ except ImportError:  # the tinyllm columns still run
 
 def _time(step, repeat: int, warmup: int = 2) -> float:
     """Median seconds of `step()` over `repeat` runs, after `warmup` runs."""
-    return _time_interleaved([step], repeat, warmup)[0]
+    return _time_interleaved([step], repeat, warmup, rounds=1)[0]
 
 
-def _time_interleaved(steps, repeat: int, warmup: int = 2) -> list[float]:
-    """Median seconds of each of `steps` over `repeat` rounds, after `warmup` rounds; each
-    round runs every step once, so a machine whose speed drifts slows them alike."""
-    for _ in range(warmup):
-        for step in steps:
-            step()
+def _time_interleaved(steps, repeat: int, warmup: int = 2, rounds: int = 3) -> list[float]:
+    """Median seconds of each of `steps`: `rounds` rounds, each running every step `warmup`
+    times untimed, then `repeat // rounds` times timed, one step after the other. Each
+    library runs in blocks (its caches warm, as in a real training loop), and the blocks
+    alternate, so a machine whose speed drifts slows every step alike."""
     times = [[] for _ in steps]
-    for _ in range(repeat):
+    for _ in range(rounds):
         for step, kept in zip(steps, times):
-            start = time.perf_counter()
-            step()
-            kept.append(time.perf_counter() - start)
+            for _ in range(warmup):
+                step()
+            for _ in range(max(1, repeat // rounds)):
+                start = time.perf_counter()
+                step()
+                kept.append(time.perf_counter() - start)
     return [statistics.median(t) for t in times]
 
 

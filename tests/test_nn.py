@@ -181,6 +181,26 @@ def test_embedding_padding_idx_gets_no_gradient(f64):
         nn.Embedding(5, 3, padding_idx=7)
 
 
+@pytest.mark.parametrize("vocab, shape", [(4, (6, 20)),       # many rows per id: reduceat
+                                          (1000, (3, 5)),      # few rows per id: np.add.at
+                                          (7, (0, 3))])        # no index at all
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_embedding_gradient_sums_the_rows_of_each_id(vocab, shape, dtype):
+    """Both ways of summing the rows (reduceat for few ids, np.add.at for many) equal the
+    float64 scatter-add to round-off, and each used id's rows are all counted."""
+    rng = np.random.default_rng(3)
+    ids = rng.integers(0, vocab, shape)
+    weight = tinyllm.tensor(rng.standard_normal((vocab, 5)).astype(dtype), requires_grad=True)
+    dout = rng.standard_normal((*shape, 5))
+    (F.embedding(ids, weight) * tinyllm.tensor(dout.astype(dtype))).sum().backward()
+    expected = np.zeros((vocab, 5))
+    np.add.at(expected, ids.reshape(-1), dout.reshape(-1, 5))
+    assert weight.grad.dtype == dtype
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    assert np.allclose(weight.grad, expected, rtol=tol, atol=tol)
+    assert not weight.grad[np.setdiff1d(np.arange(vocab), ids)].any()
+
+
 def test_layer_norm_and_dropout_modules(f64):
     ln = nn.LayerNorm(6, eps=1e-5)
     x = tinyllm.tensor(RNG.standard_normal((2, 6)))

