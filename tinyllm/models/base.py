@@ -17,6 +17,7 @@ from .._version import __version__
 from ..autograd.dtype import default_dtype, get_default_dtype
 from ..autograd.tensor import Tensor
 from ..nn import Module
+from ..nn.quantized import load_quantized, quantized_layers, quantized_state
 from .checkpoint import CheckpointError, read_config, read_weights, write_model_dir
 
 
@@ -184,7 +185,15 @@ class PretrainedModel(Module):
                   "architectures": [self.hf_architecture],
                   "dtype": str(self.dtype), "tinyllm_version": __version__}
         state = {name: p.data for name, p in self.named_parameters()}
-        return write_model_dir(directory, config, state)
+        layers = quantized_layers(self)
+        if not layers:
+            return write_model_dir(directory, config, state)
+        # A quantized model: its integers and scales, and the scheme in both files.
+        scheme = layers[0][1].scheme.name
+        config["quantization_config"] = {"quant_method": "tinyllm", "scheme": scheme,
+                                         "modules": [name for name, _ in layers]}
+        return write_model_dir(directory, config, {**state, **quantized_state(self)},
+                               {"tinyllm_quantization": scheme})
 
     # ----------------------------------------------------------------- loading
     @classmethod
@@ -215,6 +224,8 @@ class PretrainedModel(Module):
         with default_dtype(dtype):
             model = cls(config)
         state = cls.convert_state_dict(read_weights(directory))
+        if "quantization_config" in raw:
+            state = cls._load_quantized(model, raw["quantization_config"], state, directory)
         missing, unexpected = model.load_state_dict(state, strict=False)
         required = [k for k in missing if not k.startswith(cls.optional_prefixes)]
         if required or unexpected:
@@ -230,6 +241,19 @@ class PretrainedModel(Module):
                           f"{directory}; newly initialised -- train them before use",
                           stacklevel=2)
         return model
+
+    @staticmethod
+    def _load_quantized(model, qconfig, state: dict, directory) -> dict:
+        """Rebuild the quantized layers that config.json's quantization_config names, from
+        their stored integers and scales; returns the float part of `state`."""
+        try:
+            if qconfig.get("quant_method") != "tinyllm":
+                raise ValueError(f"quant_method {qconfig.get('quant_method')!r} is not "
+                                 "tinyllm's (accepted: 'tinyllm')")
+            return load_quantized(model, qconfig["scheme"], qconfig["modules"], state)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{directory}: its quantized weights cannot be read: "
+                                  f"{exc}") from None
 
     @staticmethod
     def _check_fits(config, dtype: np.dtype, directory) -> None:

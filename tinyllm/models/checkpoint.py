@@ -137,8 +137,10 @@ def read_weights(directory) -> dict[str, np.ndarray]:
     raise CheckpointError(f"{directory} has no {WEIGHTS_NAME} (or {INDEX_NAME})")
 
 
-def write_model_dir(directory, config: dict, state: dict[str, np.ndarray]) -> Path:
-    """Write config.json and model.safetensors into `directory` (created if needed).
+def write_model_dir(directory, config: dict, state: dict[str, np.ndarray],
+                    metadata: dict[str, str] | None = None) -> Path:
+    """Write config.json and model.safetensors (with `metadata` beside the format) into
+    `directory` (created if needed).
 
     Each file is written atomically (`tinyllm._io`), so an interrupted save never leaves a
     half-written model.safetensors or config.json behind.
@@ -146,6 +148,6 @@ def write_model_dir(directory, config: dict, state: dict[str, np.ndarray]) -> Pa
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     # "pt": the format transformers expects in the metadata
-    save_safetensors(directory / WEIGHTS_NAME, state, {"format": "pt"})
+    save_safetensors(directory / WEIGHTS_NAME, state, {"format": "pt", **(metadata or {})})
     atomic_write(directory / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
     return directory

@@ -34,13 +34,24 @@ from .lora import (
 )
 from .lstm import LSTM
 from .module import IncompatibleKeys, Module, ModuleList, Parameter, StateDictError
+from .quantized import (
+    QuantizedLinear,
+    QuantScheme,
+    dequantize_weight,
+    quantize_model,
+    quantize_weight,
+    quantized_layers,
+    weight_bytes,
+)
 from .transformer import FeedForward, TransformerBlock
 
 __all__ = [
     "ACTIVATIONS", "AdditiveAttention", "GELU", "Conv1D", "Dropout", "Embedding", "FeedForward",
     "IncompatibleKeys", "KVCache", "LSTM", "LayerKVCache", "LayerNorm", "Linear", "LoRALinear",
-    "LoraConfig", "Module", "ModuleList", "MultiHeadAttention", "Parameter", "ReLU",
+    "LoraConfig", "Module", "ModuleList", "MultiHeadAttention", "Parameter", "QuantScheme",
+    "QuantizedLinear", "ReLU",
     "StateDictError", "TransformerBlock", "apply_lora", "attend", "causal_mask", "get_activation",
-    "get_nb_trainable_parameters", "init", "lora_layers", "lora_state_dict", "merge_lora",
-    "named_lora_parameters", "unload_lora", "unmerge_lora",
+    "dequantize_weight", "get_nb_trainable_parameters", "init", "lora_layers", "lora_state_dict",
+    "merge_lora", "named_lora_parameters", "quantize_model", "quantize_weight",
+    "quantized_layers", "unload_lora", "unmerge_lora", "weight_bytes",
 ]

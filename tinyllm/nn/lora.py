@@ -45,7 +45,7 @@ from ..autograd.dtype import default_dtype
 from ..autograd.tensor import Tensor
 from . import init
 from .layers import Conv1D, Dropout, Linear
-from .module import Module, ModuleList
+from .module import Module
 
 #: The layer types LoRA wraps: PyTorch-layout `Linear` (out, in) and GPT-2's `Conv1D` (in, out).
 LORA_LAYER_TYPES = (Linear, Conv1D)
@@ -201,33 +201,6 @@ def _find_targets(model: Module, targets) -> list[str]:
     return [name for name, _ in found]
 
 
-def _child(parent, key: str):
-    if isinstance(parent, ModuleList | list | tuple):
-        return parent[int(key)]
-    if isinstance(parent, dict):
-        return parent[key]
-    return getattr(parent, key)
-
-
-def _replace(model: Module, name: str, new: Module) -> None:
-    """Put `new` where the submodule called `name` is (an attribute, list or dict entry)."""
-    *path, last = name.split(".")
-    parent = model
-    for key in path:
-        parent = _child(parent, key)
-    if isinstance(parent, ModuleList):
-        parent._items[int(last)] = new
-    elif isinstance(parent, list):
-        parent[int(last)] = new
-    elif isinstance(parent, dict):
-        parent[last] = new
-    elif isinstance(parent, tuple):
-        raise TypeError(f"apply_lora: cannot replace {name}: it sits in a tuple; hold the "
-                        "layers in a list or ModuleList")
-    else:
-        setattr(parent, last, new)
-
-
 def lora_layers(model: Module) -> list[tuple[str, LoRALinear]]:
     """(name, LoRALinear) for every adapted layer, in the model's order."""
     return [(name, m) for name, m in model.named_modules() if isinstance(m, LoRALinear)]
@@ -260,8 +233,8 @@ def apply_lora(model: Module, r: int, lora_alpha: float, target_modules: Sequenc
     # Without a seed each lora_A keeps nn.Linear's own draw from the global generator.
     rng = np.random.default_rng(seed) if seed is not None else None
     for name in _find_targets(model, targets):
-        base = _child_by_name(model, name)
-        _replace(model, name, LoRALinear(base, r, lora_alpha, lora_dropout, generator=rng))
+        base = model.get_submodule(name)
+        model.set_submodule(name, LoRALinear(base, r, lora_alpha, lora_dropout, generator=rng))
     model.requires_grad_(False)
     for p in model.parameters():
         p.grad = None
@@ -269,13 +242,6 @@ def apply_lora(model: Module, r: int, lora_alpha: float, target_modules: Sequenc
         p.requires_grad_(True)
     model.lora_config = LoraConfig(r, lora_alpha, targets, lora_dropout, save)
     return model
-
-
-def _child_by_name(model: Module, name: str) -> Module:
-    obj = model
-    for key in name.split("."):
-        obj = _child(obj, key)
-    return obj
 
 
 def _modules_to_save(model: Module, names) -> list[str]:
@@ -303,7 +269,7 @@ def named_lora_parameters(model: Module, modules_to_save: Sequence[str] | None =
         yield f"{name}.lora_A.weight", layer.lora_A.weight
         yield f"{name}.lora_B.weight", layer.lora_B.weight
     for name in modules_to_save:
-        yield from _child_by_name(model, name).named_parameters(prefix=name)
+        yield from model.get_submodule(name).named_parameters(prefix=name)
 
 
 def lora_state_dict(model: Module) -> OrderedDict[str, np.ndarray]:
@@ -346,7 +312,7 @@ def unload_lora(model: Module) -> Module:
     """Put the plain base layers back without merging: the adapters are dropped (peft's
     unload). A layer merged before (`merge_lora(unload=False)`) keeps its merged weight."""
     for name, layer in lora_layers(model):
-        _replace(model, name, layer.base_layer)
+        model.set_submodule(name, layer.base_layer)
     if hasattr(model, "lora_config"):
         del model.lora_config
     return model

@@ -78,6 +78,19 @@ def _walk(prefix: str, value) -> Iterator[tuple[str, object]]:
             yield from _walk(f"{prefix}.{key}", item)
 
 
+def _child(parent, key: str, target: str):
+    """parent's member `key` (an attribute, or an index/key of a list, ModuleList or dict)."""
+    try:
+        if isinstance(parent, ModuleList | list | tuple):
+            return parent[int(key)]
+        if isinstance(parent, dict):
+            return parent[key]
+        return getattr(parent, key)
+    except (AttributeError, IndexError, KeyError, ValueError):
+        raise AttributeError(f"no submodule {target!r}: {type(parent).__name__} has no "
+                             f"member {key!r}") from None
+
+
 class Module:
     """Base class of layers and models: subclass it, assign parameters and layers as
     attributes, and write `forward`. `model(x)` calls `model.forward(x)`."""
@@ -124,6 +137,30 @@ class Module:
     def modules(self) -> Iterator[Module]:
         for _, module in self.named_modules():
             yield module
+
+    def get_submodule(self, target: str) -> Module:
+        """The submodule called `target` ("transformer.h.0.attn"; "" is this module)."""
+        module = self
+        for key in filter(None, target.split(".")):
+            module = _child(module, key, target)
+        return module
+
+    def set_submodule(self, target: str, module: Module) -> None:
+        """Put `module` where the submodule called `target` is (an attribute, or an entry of
+        a list, ModuleList or dict), as PyTorch's `Module.set_submodule`."""
+        *path, last = target.split(".")
+        parent = self.get_submodule(".".join(path))
+        if isinstance(parent, ModuleList):
+            parent._items[int(last)] = module
+        elif isinstance(parent, list):
+            parent[int(last)] = module
+        elif isinstance(parent, dict):
+            parent[last] = module
+        elif isinstance(parent, tuple):
+            raise TypeError(f"set_submodule: cannot replace {target}: it sits in a tuple; "
+                            "hold the layers in a list or ModuleList")
+        else:
+            setattr(parent, last, module)
 
     def named_parameters(self, prefix: str = "",
                          remove_duplicate: bool = True) -> Iterator[tuple[str, Parameter]]:
