@@ -143,6 +143,29 @@ def _generate_parser(sub) -> None:
     _threads_option(p)
 
 
+def _compress_parser(sub) -> None:
+    p = sub.add_parser("compress", help="quantize a run's model to int8 or 4-bit weights",
+                       description="Quantize the Linear/Conv1D weights of a run's best model "
+                       "(post-training; a head tied to the token embedding stays float) and "
+                       "write a model directory that tinyllm generate, tinyllm eval and "
+                       "GPT.load read: int8 with one scale per tensor or per output channel, "
+                       "or 4 bits per weight with one float16 scale per group of inputs "
+                       "(llama.cpp's Q4_0 layout at group size 32). The source run is only "
+                       "read.",
+                       epilog="examples:\n  tinyllm compress runs/gpt-small-pydoc --method "
+                       "int8-channel --out runs/gpt-small-pydoc-int8\n  tinyllm compress "
+                       "runs/gpt-small-pydoc --method int4 --group-size 32 --out /tmp/q4\n"
+                       "  tinyllm eval runs/gpt-small-pydoc-int8",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--method", required=True, metavar="METHOD",
+                   help="int8-tensor, int8-channel or int4")
+    p.add_argument("--group-size", type=positive, default=None,
+                   help="int4 only: inputs per scale, 32, 64 or 128 (default 64)")
+    p.add_argument("--out", required=True, help="directory to write (must be new or empty)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+
+
 def _eval_parser(sub) -> None:
     p = sub.add_parser("eval", help="a run's loss and bits per character, or a fine-tuned "
                        "run's task scores",
@@ -269,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
     _generate_parser(sub)
     _eval_parser(sub)
+    _compress_parser(sub)
     _finetune_parser(sub)
     _predict_parser(sub)
     _translate_parser(sub)
@@ -350,6 +374,19 @@ def cmd_generate(args) -> int:
         print(flush=True)      # what was printed stays; end its line
         raise
     print()
+    return 0
+
+
+def cmd_compress(args) -> int:
+    from ._memory import format_bytes
+    from .compress import compress_run
+
+    r = compress_run(args.run_dir, args.method, args.out, group_size=args.group_size,
+                     overwrite=args.overwrite)
+    print(f"{r.scheme}: {len(r.layers)} layers quantized | weights {format_bytes(r.float_bytes)}"
+          f" -> {format_bytes(r.weight_bytes)} ({r.ratio:.1%}) | model.safetensors "
+          f"{format_bytes(r.file_bytes)}")
+    print(f"saved to {r.out}/. Next: tinyllm eval {r.out}  or  tinyllm generate {r.out}")
     return 0
 
 
@@ -486,7 +523,7 @@ def cmd_bench(args) -> int:
 COMMANDS = {"train": cmd_train, "generate": cmd_generate, "eval": cmd_eval, "info": cmd_info,
             "finetune": cmd_finetune, "predict": cmd_predict, "translate": cmd_translate,
             "scaling": cmd_scaling, "bench": cmd_bench, "finetune-study": cmd_finetune_study,
-            "translation-study": cmd_translation_study}
+            "translation-study": cmd_translation_study, "compress": cmd_compress}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -11,13 +12,16 @@ import numpy as np
 from .._checks import positive_int
 from ..autograd import no_grad
 from ..data import encode_corpus, eval_batches, load_corpus, train_val_split
-from ..models import family_names, get_family
+from ..models import ModelFamily, family_names, get_family
+from ..models.checkpoint import CONFIG_NAME, read_config
 from ..nn.lora import apply_lora
-from ..tokenizers import Tokenizer
+from ..tokenizers import Tokenizer, TokenizerFileError
 from .checkpoint import CheckpointError, load_checkpoint
 from .config import FineTuneConfig, TrainConfig
 
 LN2 = math.log(2.0)
+TOKENIZER_NAME = "tokenizer.json"
+TRAIN_CONFIG_NAME = "train_config.json"
 
 
 def load_run(run_dir, which: str = "best"):
@@ -29,6 +33,8 @@ def load_run(run_dir, which: str = "best"):
     path = run_dir / f"{which}.safetensors"
     if not path.exists():
         path = run_dir / "last.safetensors"
+    if not path.exists() and (run_dir / CONFIG_NAME).is_file():
+        return load_model_dir(run_dir)
     arrays, meta = load_checkpoint(path)
     try:
         config_class = FineTuneConfig if meta.get("run_kind") == "finetune" else TrainConfig
@@ -48,6 +54,52 @@ def load_run(run_dir, which: str = "best"):
     _check_finite(model, path)
     model.eval()
     return model, tokenizer, config
+
+
+def load_model_dir(path: Path):
+    """(model, tokenizer, train config) of a model directory that carries its run's
+    tokenizer.json and train_config.json (what `tinyllm compress` writes): the commands that
+    take a run take it too."""
+    family = family_of_directory(path)
+    model = family.model_class.from_pretrained(path)
+    tokenizer = directory_tokenizer(path)
+    settings = path / TRAIN_CONFIG_NAME
+    if not settings.is_file():
+        raise CheckpointError(f"{path} is a model directory without {TRAIN_CONFIG_NAME}; the "
+                              "commands that take a run need its training settings (tinyllm "
+                              "compress writes them beside the model)")
+    try:
+        config = TrainConfig.from_dict(json.loads(settings.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{settings} is not a run's training settings ({exc})") from None
+    _check_finite(model, path / "model.safetensors")
+    model.eval()
+    return model, tokenizer, config
+
+
+def family_of_directory(path: Path) -> ModelFamily:
+    """The registered family whose config's model_type a model directory's config names."""
+    model_type = read_config(path).get("model_type")
+    for name in family_names():
+        family = get_family(name)
+        if family.config_class.model_type == model_type:
+            return family
+    known = sorted({get_family(n).config_class.model_type for n in family_names()})
+    raise CheckpointError(f"{path / CONFIG_NAME} has model_type {model_type!r}, which no "
+                          f"model family reads; accepted: {', '.join(known)}")
+
+
+def directory_tokenizer(path: Path) -> Tokenizer:
+    """The tinyllm tokenizer.json in a model directory or beside it (a run's model/ folder)."""
+    for candidate in (path / TOKENIZER_NAME, path.parent / TOKENIZER_NAME):
+        if candidate.is_file():
+            try:
+                return Tokenizer.load(candidate)
+            except TokenizerFileError as exc:
+                raise CheckpointError(f"{candidate} is not a tinyllm tokenizer ({exc}); "
+                                      "tinyllm cannot read Hugging Face tokenizers") from None
+    raise CheckpointError(f"{path} has no {TOKENIZER_NAME} (in it or its parent): a model "
+                          "directory needs the tinyllm tokenizer it was trained with")
 
 
 def _check_finite(model, path: Path) -> None:

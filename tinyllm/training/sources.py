@@ -21,12 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from ..models import ModelFamily, get_family
-from ..models.checkpoint import CONFIG_NAME, CheckpointError, read_config
-from ..models.registry import family_names
-from ..tokenizers import Tokenizer, TokenizerFileError
-from .inference import load_run
-
-TOKENIZER_NAME = "tokenizer.json"
+from ..models.checkpoint import CONFIG_NAME, CheckpointError
+from ..tokenizers import Tokenizer
+from .inference import directory_tokenizer, family_of_directory, load_run
 
 
 @dataclass
@@ -56,23 +53,11 @@ def load_source(path) -> Source:
         family = family_of_directory(path)
         model = family.model_class.from_pretrained(path)
         return Source(path, "model directory", family, model.config, model.state_dict(),
-                      _directory_tokenizer(path))
+                      directory_tokenizer(path))
     raise CheckpointError(
         f"{path} is neither a tinyllm run directory (best.safetensors or last.safetensors) "
         f"nor a model directory ({CONFIG_NAME} + model.safetensors); accepted: a directory "
         "written by tinyllm train, or by model.save / save_pretrained")
-
-
-def family_of_directory(path: Path) -> ModelFamily:
-    """The registered family whose config's model_type a model directory's config names."""
-    model_type = read_config(path).get("model_type")
-    for name in family_names():
-        family = get_family(name)
-        if family.config_class.model_type == model_type:
-            return family
-    known = sorted({get_family(n).config_class.model_type for n in family_names()})
-    raise CheckpointError(f"{path / CONFIG_NAME} has model_type {model_type!r}, which no "
-                          f"model family reads; accepted: {', '.join(known)}")
 
 
 def source_family(path) -> ModelFamily:
@@ -81,18 +66,6 @@ def source_family(path) -> ModelFamily:
     if is_run_dir(path) or not (path / CONFIG_NAME).is_file():
         return load_source(path).family
     return family_of_directory(path)
-
-
-def _directory_tokenizer(path: Path) -> Tokenizer:
-    for candidate in (path / TOKENIZER_NAME, path.parent / TOKENIZER_NAME):
-        if candidate.is_file():
-            try:
-                return Tokenizer.load(candidate)
-            except TokenizerFileError as exc:
-                raise CheckpointError(f"{candidate} is not a tinyllm tokenizer ({exc}); "
-                                      "tinyllm cannot read Hugging Face tokenizers") from None
-    raise CheckpointError(f"{path} has no {TOKENIZER_NAME} (in it or its parent): a model "
-                          "directory needs the tinyllm tokenizer it was trained with")
 
 
 def check_encodable(tokenizer: Tokenizer, ids, text: str, what: str, source: Path) -> None:

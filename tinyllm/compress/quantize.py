@@ -1,0 +1,80 @@
+"""`tinyllm compress RUN --method ... --out DIR`: quantize a run's model and write it.
+
+The output is a model directory: config.json (with a `quantization_config` naming the scheme
+and the quantized layers), model.safetensors (int8, or uint8 holding two 4-bit values per
+byte, plus float scales; the scheme also in its metadata; no pickle), and the run's
+tokenizer.json and train_config.json, so `tinyllm generate DIR`, `tinyllm eval DIR` and
+`GPT.load(DIR)` read it. The source run is only read.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from .._io import atomic_write
+from ..nn.quantized import INT4_GROUP_SIZES, QuantScheme, quantize_model, weight_bytes
+from ..training.inference import TOKENIZER_NAME, TRAIN_CONFIG_NAME, load_causal_lm
+
+#: The --method values: int8 with one scale per tensor or per output channel; int4 in groups.
+METHODS = ("int8-tensor", "int8-channel", "int4")
+DEFAULT_GROUP_SIZE = 64
+
+
+@dataclass
+class CompressResult:
+    """What `compress_run` wrote and how much smaller it is."""
+
+    out: Path
+    scheme: str
+    layers: list[str]            # the quantized layers' names
+    float_bytes: int             # the weights before (float parameters, a tied one once)
+    weight_bytes: int            # after: float parameters left + integers + scales
+    file_bytes: int              # model.safetensors on disk
+
+    @property
+    def ratio(self) -> float:
+        return self.weight_bytes / self.float_bytes
+
+
+def scheme_for(method: str, group_size: int | None = None) -> QuantScheme:
+    """The scheme of a --method (and --group-size for int4), or a ValueError naming the
+    accepted values."""
+    if method not in METHODS:
+        raise ValueError(f"unknown compression method {method!r}; accepted: "
+                         f"{', '.join(METHODS)}")
+    if method != "int4":
+        if group_size is not None:
+            raise ValueError(f"--group-size is for --method int4; {method} has no groups")
+        return QuantScheme.parse(method)
+    g = DEFAULT_GROUP_SIZE if group_size is None else group_size
+    if g not in INT4_GROUP_SIZES:
+        raise ValueError(f"--group-size {g} is not accepted; accepted: "
+                         f"{', '.join(map(str, INT4_GROUP_SIZES))}")
+    return QuantScheme.parse(f"int4-g{g}")
+
+
+def compress_run(run_dir, method: str, out, group_size: int | None = None,
+                 overwrite: bool = False) -> CompressResult:
+    """Quantize the best model of `run_dir`, a language-model run (GPT or LSTM; a model
+    directory this function wrote is refused: it is already quantized), and write it to
+    `out`. Every check runs before anything is written."""
+    scheme = scheme_for(method, group_size)
+    run_dir, out = Path(run_dir), Path(out)
+    if out.resolve() == run_dir.resolve():
+        raise ValueError(f"--out {out} is the source run; write the compressed model elsewhere")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise ValueError(f"{out} exists and is not empty; choose another --out or pass "
+                         "--overwrite")
+    model, tokenizer, config = load_causal_lm(run_dir, "tinyllm compress")
+    float_bytes = weight_bytes(model)
+    layers = quantize_model(model, scheme)          # refuses a model already quantized
+    if out.exists():
+        shutil.rmtree(out)
+    model.save(out)
+    tokenizer.save(out / TOKENIZER_NAME)
+    atomic_write(out / TRAIN_CONFIG_NAME, json.dumps(config.to_dict(), indent=2) + "\n")
+    return CompressResult(out, scheme.name, layers, float_bytes, weight_bytes(model),
+                          (out / "model.safetensors").stat().st_size)
