@@ -14,10 +14,11 @@ from .autograd.ops.nn import (
     layer_norm,
     linear,
     log_softmax,
+    quantized_linear,
     softmax,
 )
 
 __all__ = [
     "cross_entropy", "dropout", "embedding", "gelu", "layer_norm", "linear", "log_softmax",
-    "relu", "scaled_dot_product_attention", "sigmoid", "softmax", "tanh",
+    "quantized_linear", "relu", "scaled_dot_product_attention", "sigmoid", "softmax", "tanh",
 ]

@@ -158,6 +158,26 @@ def _attention_backward(module: ModuleType, name: str) -> Callable:
     return attention_backward
 
 
+#: Input rows up to which the compiled quantized_linear runs; above, BLAS on the dequantized
+#: weight (the twin) is faster. Measured with benchmarks/bench_quantized.py (see there).
+QUANTIZED_KERNEL_MAX_ROWS = 8
+
+
+def _quantized_linear(module: ModuleType, name: str) -> Callable:
+    """quantized_linear on (..., in) inputs: the compiled kernel for a few rows (generation),
+    the twin (dequantize, then BLAS) for many."""
+    def quantized_linear(x, qweight, scale, group_size, bias=None):
+        x = reference.check_input(x, name)
+        rows = _rows(x)
+        if len(rows) > QUANTIZED_KERNEL_MAX_ROWS:
+            return reference.quantized_linear(x, qweight, scale, group_size, bias)
+        scale = np.ascontiguousarray(scale, dtype=x.dtype)
+        bias = None if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
+        y = module.quantized_linear(rows, qweight, scale, int(group_size or 0), bias)
+        return y.reshape(*x.shape[:-1], y.shape[-1])
+    return quantized_linear
+
+
 # ------------------------------------------------------------------ the table
 class Kernel(NamedTuple):
     """One kernel: ``tinyllm.kernels.<name>``, ``reference.<name>`` and ``_<module>.<name>``."""
@@ -179,6 +199,7 @@ KERNEL_TABLE = (
     Kernel("layer_norm_backward", "fused", _layer_norm_backward),
     Kernel("attention_forward", "attention", _attention_forward),
     Kernel("attention_backward", "attention", _attention_backward),
+    Kernel("quantized_linear", "quantized", _quantized_linear),
 )
 KERNELS = tuple(row.name for row in KERNEL_TABLE)
 

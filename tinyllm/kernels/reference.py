@@ -43,6 +43,7 @@ __all__ = [
     "softmax_backward",
     "log_softmax_forward",
     "log_softmax_backward",
+    "quantized_linear",
 ]
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -209,3 +210,36 @@ def layer_norm_backward(x, dy, mean, rstd, weight):
     dweight = (dy * xhat).reshape(-1, d).sum(axis=0)
     dbias = dy.reshape(-1, d).sum(axis=0)
     return dx.astype(x.dtype, copy=False), dweight, dbias
+
+
+# ------------------------------------------------------------------ quantized weights
+def unpack_int4(packed):
+    """Bytes (..., m) holding two 4-bit values each (element 2j in the low nibble, 2j + 1 in
+    the high one, stored as value + 8) -> int8 values (..., 2m) in [-8, 7]."""
+    q = np.empty((*packed.shape[:-1], 2 * packed.shape[-1]), dtype=np.int8)
+    q[..., 0::2] = (packed & 0x0F).astype(np.int8) - 8
+    q[..., 1::2] = (packed >> 4).astype(np.int8) - 8
+    return q
+
+
+def dequantize(qweight, scale, group_size, dtype):
+    """The weight (out, in) that stored integers and scales stand for, in `dtype`:
+    int8 (out, in) times a scale per tensor (1,) or per row (out,) when group_size is 0;
+    packed 4-bit (out, in / 2) times a scale per group of `group_size` inputs (out, in / g)."""
+    s = np.asarray(scale).astype(dtype)
+    if not group_size:
+        return qweight.astype(dtype) * s[:, None]
+    values = unpack_int4(qweight)                                      # (out, in)
+    out_f, in_f = values.shape
+    w = values.reshape(out_f, in_f // group_size, group_size).astype(dtype) * s[..., None]
+    return w.reshape(out_f, in_f)
+
+
+def quantized_linear(x, qweight, scale, group_size, bias=None):
+    """y (N, out) = x (N, in) @ W^T + bias with W = dequantize(qweight, scale, group_size);
+    y has x's dtype (float32 or float64)."""
+    x = check_input(x, "quantized_linear")
+    y = x @ dequantize(qweight, scale, group_size, x.dtype).T            # (N, out)
+    if bias is not None:
+        y += bias
+    return y

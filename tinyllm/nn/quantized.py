@@ -40,6 +40,7 @@ import numpy as np
 from .. import functional as F
 from ..autograd.dtype import get_default_dtype
 from ..autograd.tensor import Tensor
+from ..kernels.reference import dequantize, unpack_int4  # noqa: F401 - unpack_int4 re-exported
 from .layers import Conv1D, Linear
 from .module import Module, Parameter
 
@@ -109,14 +110,6 @@ def pack_int4(q: np.ndarray) -> np.ndarray:
     return u[..., 0::2] | (u[..., 1::2] << 4)
 
 
-def unpack_int4(packed: np.ndarray) -> np.ndarray:
-    """The inverse of `pack_int4`: bytes (..., m) -> int8 values (..., 2m) in [-8, 7]."""
-    q = np.empty((*packed.shape[:-1], 2 * packed.shape[-1]), dtype=np.int8)
-    q[..., 0::2] = (packed & 0x0F).astype(np.int8) - 8
-    q[..., 1::2] = (packed >> 4).astype(np.int8) - 8
-    return q
-
-
 def quantize_weight(weight: np.ndarray, scheme: QuantScheme | str) -> tuple[np.ndarray, np.ndarray]:
     """(q, scales) of a weight (out, in) under `scheme` (see the module doc)."""
     scheme = scheme if isinstance(scheme, QuantScheme) else QuantScheme.parse(scheme)
@@ -150,14 +143,7 @@ def dequantize_weight(q: np.ndarray, scale: np.ndarray, scheme: QuantScheme | st
                       dtype=np.float32) -> np.ndarray:
     """The weight (out, in) that `q` and `scale` stand for, in `dtype`."""
     scheme = scheme if isinstance(scheme, QuantScheme) else QuantScheme.parse(scheme)
-    dtype = np.dtype(dtype)
-    if scheme.bits == 8:
-        return q.astype(dtype) * scale.astype(dtype)[:, None]          # (1,) or (out,) scales
-    values = unpack_int4(q)                                             # (out, in)
-    out_f, in_f = values.shape
-    g = scheme.group_size
-    w = values.reshape(out_f, in_f // g, g).astype(dtype) * scale.astype(dtype)[..., None]
-    return w.reshape(out_f, in_f)
+    return dequantize(q, scale, scheme.group_size or 0, np.dtype(dtype))
 
 
 # ------------------------------------------------------------------ the layer
@@ -167,6 +153,10 @@ class QuantizedLinear(Module):
     `qweight` and `weight_scale` are arrays, not Parameters (nothing here trains; the bias is a
     frozen Parameter). `fan_in_fan_out` records that the layer replaced a GPT-2 `Conv1D`, so a
     state dict can be told apart; the stored weight is (out, in) either way.
+
+    No float copy of W is kept: a forward of a few rows (generation) runs the compiled
+    kernel, which reads the integers directly; a forward of many rows dequantizes W for that
+    call and multiplies with BLAS (`F.quantized_linear`).
     """
 
     def __init__(self, in_features: int, out_features: int, scheme: QuantScheme | str,
@@ -181,7 +171,6 @@ class QuantizedLinear(Module):
         self.weight_scale = np.ones(s_shape, self.scheme.scale_dtype)
         self.bias = Parameter(np.zeros(out_features, get_default_dtype()),
                               requires_grad=False) if bias else None
-        self._cache: tuple[np.dtype, np.ndarray] | None = None
 
     @classmethod
     def from_float(cls, layer: Linear | Conv1D, scheme: QuantScheme | str) -> QuantizedLinear:
@@ -209,21 +198,17 @@ class QuantizedLinear(Module):
                 raise ValueError(f"QuantizedLinear ({self.scheme.name}): {what} must be "
                                  f"{dtype} of shape {tuple(shape)}, got {arr.dtype} of shape "
                                  f"{arr.shape}")
-        self.qweight, self.weight_scale = np.array(qweight), np.array(weight_scale)
-        self._cache = None
+        self.qweight = np.ascontiguousarray(qweight)
+        self.weight_scale = np.ascontiguousarray(weight_scale)
 
     def dequantized_weight(self, dtype=None) -> np.ndarray:
-        """W (out, in) as floats: computed once per dtype and kept (the layer is frozen)."""
-        dtype = np.dtype(dtype or (self.bias.dtype if self.bias is not None
-                                   else get_default_dtype()))
-        if self._cache is None or self._cache[0] != dtype:
-            self._cache = (dtype, dequantize_weight(self.qweight, self.weight_scale,
-                                                    self.scheme, dtype))
-        return self._cache[1]
+        """W (out, in) as floats (a new array each call)."""
+        return dequantize_weight(self.qweight, self.weight_scale, self.scheme,
+                                 dtype or get_default_dtype())
 
     def forward(self, x: Tensor) -> Tensor:
-        w = Tensor(self.dequantized_weight(x.dtype))                    # (out, in), no grad
-        return F.linear(x, w, self.bias)                                # (*, out)
+        return F.quantized_linear(x, self.qweight, self.weight_scale,
+                                  self.scheme.group_size or 0, self.bias)   # (*, out)
 
     def nbytes(self) -> int:
         """Bytes of the stored weight, scales and bias."""

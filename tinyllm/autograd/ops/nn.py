@@ -301,3 +301,38 @@ class Linear(Function):
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:  # noqa: A002
     return Linear.apply(input, weight, bias)
+
+
+class QuantizedLinear(Function):
+    """y = x @ W^T + bias, W stored as integers and scales (kernels.quantized_linear).
+
+    W is not a Tensor and gets no gradient; x and the bias do: dx = dout @ W, dbias = sum
+    of dout's rows (what a frozen quantized base under a trained adapter needs).
+    """
+
+    def forward(self, x, bias, qweight, scale, group_size):
+        self.stored = (qweight, scale, group_size)
+        return kernels.quantized_linear(x, qweight, scale, group_size, bias)   # (..., out)
+
+    def backward(self, dout):
+        qweight, scale, group_size = self.stored
+        dx = None
+        if self.needs_input_grad[0]:
+            w = kernels.reference.dequantize(qweight, scale, group_size, dout.dtype)  # (out, in)
+            dx = dout @ w                                                           # (..., in)
+        dbias = (dout.reshape(-1, dout.shape[-1]).sum(axis=0)
+                 if self.needs_input_grad[1] else None)
+        return dx, dbias
+
+
+def quantized_linear(input: Tensor, qweight: np.ndarray, scale: np.ndarray,  # noqa: A002
+                     group_size: int = 0, bias: Tensor | None = None) -> Tensor:
+    """`linear` with a quantized weight: int8 `qweight` (out, in) and `scale` (1,) or (out,)
+    when group_size is 0, packed 4-bit `qweight` (out, in / 2) and `scale` (out, in / g)
+    for groups of g inputs (see tinyllm.nn.quantized)."""
+    in_features = qweight.shape[1] * (2 if group_size else 1)
+    if input.shape[-1] != in_features:
+        raise ValueError(f"quantized_linear: input has {input.shape[-1]} features (shape "
+                         f"{input.shape}) but the weight expects {in_features}")
+    return QuantizedLinear.apply(input, bias, qweight=qweight, scale=scale,
+                                 group_size=group_size)
