@@ -12,6 +12,8 @@
  *   TL_NS_PER_ERF      10 ns    an element of erf (libm's erf: scalar, not vectorized)
  *   TL_NS_PER_MULADD   0.04 ns  a multiply-add of blockwise attention (B nh L S E of them;
  *                               BLAS does the work)
+ *   TL_NS_PER_QMULADD  0.05 ns  a multiply-add with a quantized weight (N out in of them:
+ *                               an int8 or 4-bit value converted, then an FMA)
  *
  * How they were measured: benchmarks/bench_threads.py, one thread (OMP_NUM_THREADS=1,
  * OPENBLAS_NUM_THREADS=1), float32, median of 30 calls on (2048, 512) arrays and (8, 8, 256,
@@ -31,6 +33,7 @@
 #define TL_NS_PER_ELEMENT 0.4
 #define TL_NS_PER_ERF 10.0
 #define TL_NS_PER_MULADD 0.04
+#define TL_NS_PER_QMULADD 0.05
 
 /* Threads a parallel region would use: 1 when built without -fopenmp, where Cython's prange
  * compiles to a serial loop. */

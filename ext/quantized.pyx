@@ -9,11 +9,13 @@ twin (see QUANTIZED_KERNEL_MAX_ROWS there).
 
     quantized_linear(x (N, in), qweight, scale, group_size, bias | None) -> y (N, out)
       int8:  qweight int8 (out, in), scale (1,) or (out,)        group_size 0
-      int4:  qweight uint8 (out, in / 2), scale (out, in / g)    group_size g (even)
+      int4:  qweight uint8 (out, in / 2), scale (out, in / g)    group_size g (even);
+             in each group, byte j holds input j (low nibble) and j + g/2 (high), + 8
 
 x, scale and bias are C-contiguous float32 or float64 of one dtype (the scales converted by
 the caller); the output has x's dtype. Output features are split over threads when
-parallel.h's rule says the call is long enough.
+parallel.h's rule says the call is long enough. Four output features are computed together
+(one load of each input for all four, four independent sums).
 """
 
 import numpy as np
@@ -26,10 +28,21 @@ include "parallel.pxi"
 cdef extern from "quantized_rows.h" nogil:
     float tl_q8_dot_f32(const float *x, const int8_t *q, Py_ssize_t n)
     double tl_q8_dot_f64(const double *x, const int8_t *q, Py_ssize_t n)
+    void tl_q8_dots_f32(const float *x, const int8_t *q, Py_ssize_t ld, Py_ssize_t n,
+                        float *out)
+    void tl_q8_dots_f64(const double *x, const int8_t *q, Py_ssize_t ld, Py_ssize_t n,
+                        double *out)
     float tl_q4_dot_f32(const float *x, const uint8_t *p, const float *s, Py_ssize_t n,
                         Py_ssize_t g)
     double tl_q4_dot_f64(const double *x, const uint8_t *p, const double *s, Py_ssize_t n,
                          Py_ssize_t g)
+    void tl_q4_dots_f32(const float *x, const uint8_t *p, Py_ssize_t ld, const float *s,
+                        Py_ssize_t ls, Py_ssize_t n, Py_ssize_t g, float *out)
+    void tl_q4_dots_f64(const double *x, const uint8_t *p, Py_ssize_t ld, const double *s,
+                        Py_ssize_t ls, Py_ssize_t n, Py_ssize_t g, double *out)
+
+cdef enum:
+    ROWS = 4    # output features per call of the *_dots functions
 
 ctypedef fused real:
     float
@@ -37,49 +50,73 @@ ctypedef fused real:
 
 
 def _int8(const real[:, ::1] x, const int8_t[:, ::1] q, const real[::1] scale, bias):
-    cdef Py_ssize_t n_rows = x.shape[0], n_in = x.shape[1], n_out = q.shape[0], o, r
+    cdef Py_ssize_t n_rows = x.shape[0], n_in = x.shape[1], n_out = q.shape[0], blk, o, r, k
+    cdef Py_ssize_t n_blocks = (n_out + ROWS - 1) // ROWS
     cdef bint per_row = scale.shape[0] > 1
     out = np.empty((n_rows, n_out), dtype=np.float32 if real is float else np.float64)
     cdef real[:, ::1] y = out
     cdef real[::1] b
     cdef bint has_bias = bias is not None
-    cdef real s, acc
     if has_bias:
         b = bias
-    cdef int nt = _threads(<double>n_rows * n_out * n_in * TL_NS_PER_ELEMENT)
+    cdef int nt = _threads(<double>n_rows * n_out * n_in * TL_NS_PER_QMULADD)
     if n_rows == 0 or n_out == 0:
         return out
-    for o in prange(n_out, nogil=True, schedule="static", num_threads=nt):
-        s = scale[o] if per_row else scale[0]
+    for blk in prange(n_blocks, nogil=True, schedule="static", num_threads=nt):
+        o = blk * ROWS
         for r in range(n_rows):
-            if real is float:
-                acc = tl_q8_dot_f32(&x[r, 0], &q[o, 0], n_in)
+            if o + ROWS <= n_out:
+                if real is float:
+                    tl_q8_dots_f32(&x[r, 0], &q[o, 0], n_in, n_in, &y[r, o])
+                else:
+                    tl_q8_dots_f64(&x[r, 0], &q[o, 0], n_in, n_in, &y[r, o])
             else:
-                acc = tl_q8_dot_f64(&x[r, 0], &q[o, 0], n_in)
-            y[r, o] = acc * s + (b[o] if has_bias else 0)
+                for k in range(n_out - o):
+                    if real is float:
+                        y[r, o + k] = tl_q8_dot_f32(&x[r, 0], &q[o + k, 0], n_in)
+                    else:
+                        y[r, o + k] = tl_q8_dot_f64(&x[r, 0], &q[o + k, 0], n_in)
+            for k in range(min(ROWS, n_out - o)):
+                y[r, o + k] = y[r, o + k] * (scale[o + k] if per_row else scale[0]) \
+                    + (b[o + k] if has_bias else 0)
     return out
 
 
 def _int4(const real[:, ::1] x, const uint8_t[:, ::1] p, const real[:, ::1] scale,
           Py_ssize_t group_size, bias):
-    cdef Py_ssize_t n_rows = x.shape[0], n_in = x.shape[1], n_out = p.shape[0], o, r
+    cdef Py_ssize_t n_rows = x.shape[0], n_in = x.shape[1], n_out = p.shape[0], blk, o, r, k
+    cdef Py_ssize_t n_blocks = (n_out + ROWS - 1) // ROWS, ld = p.shape[1]
+    cdef Py_ssize_t ls = scale.shape[1]
     out = np.empty((n_rows, n_out), dtype=np.float32 if real is float else np.float64)
     cdef real[:, ::1] y = out
     cdef real[::1] b
     cdef bint has_bias = bias is not None
-    cdef real acc
     if has_bias:
         b = bias
-    cdef int nt = _threads(<double>n_rows * n_out * n_in * TL_NS_PER_ELEMENT)
+    cdef int nt = _threads(<double>n_rows * n_out * n_in * TL_NS_PER_QMULADD)
     if n_rows == 0 or n_out == 0:
         return out
-    for o in prange(n_out, nogil=True, schedule="static", num_threads=nt):
+    for blk in prange(n_blocks, nogil=True, schedule="static", num_threads=nt):
+        o = blk * ROWS
         for r in range(n_rows):
-            if real is float:
-                acc = tl_q4_dot_f32(&x[r, 0], &p[o, 0], &scale[o, 0], n_in, group_size)
+            if o + ROWS <= n_out:
+                if real is float:
+                    tl_q4_dots_f32(&x[r, 0], &p[o, 0], ld, &scale[o, 0], ls, n_in, group_size,
+                                   &y[r, o])
+                else:
+                    tl_q4_dots_f64(&x[r, 0], &p[o, 0], ld, &scale[o, 0], ls, n_in, group_size,
+                                   &y[r, o])
             else:
-                acc = tl_q4_dot_f64(&x[r, 0], &p[o, 0], &scale[o, 0], n_in, group_size)
-            y[r, o] = acc + (b[o] if has_bias else 0)
+                for k in range(n_out - o):
+                    if real is float:
+                        y[r, o + k] = tl_q4_dot_f32(&x[r, 0], &p[o + k, 0], &scale[o + k, 0],
+                                                    n_in, group_size)
+                    else:
+                        y[r, o + k] = tl_q4_dot_f64(&x[r, 0], &p[o + k, 0], &scale[o + k, 0],
+                                                    n_in, group_size)
+            if has_bias:
+                for k in range(min(ROWS, n_out - o)):
+                    y[r, o + k] = y[r, o + k] + b[o + k]
     return out
 
 

@@ -7,7 +7,9 @@
  *
  *   tl_q8_dot(x, q, n)         sum_i x[i] q[i]                      q int8
  *   tl_q4_dot(x, p, s, n, g)   sum_k s[k] sum_{i in group k} x[i] (nibble_i - 8)
- *                              p: n/2 bytes, element 2j in the low nibble of p[j], 2j+1 high
+ *                              p: n/2 bytes; in group k, byte j holds input j (low nibble)
+ *                              and input j + g/2 (high nibble): llama.cpp's Q4_0 layout
+ *   tl_q8_dots, tl_q4_dots     the same for 4 rows at once (one load of x for all four)
  *
  * One template, quantized_rows_impl.h, instantiated for float and double inputs by
  * real_types.h; TL_MULTIVERSION compiles each for AVX-512, AVX2+FMA and baseline x86-64.

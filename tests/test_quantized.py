@@ -85,21 +85,27 @@ def test_int4_is_q4_0_the_largest_weight_of_a_group_is_minus_8_steps():
     w[0, :4] = [0.8, -0.3, 0.1, 0.79]
     q, s = quantize_weight(w, "int4-g32")
     assert s.dtype == np.float16 and s.shape == (1, 1) and s[0, 0] == np.float16(-0.1)
-    values = unpack_int4(q)[0]
+    values = unpack_int4(q, 32)[0]
     assert values[0] == -8 and values[1] == 3 and values[2] == -1 and values[3] == -8
     # a group holding +m and -m: -m would be +8 steps, clipped to 7 (an error of one step)
     w = np.zeros((1, 32))
     w[0, :2] = [1.0, -1.0]
-    values = unpack_int4(quantize_weight(w, "int4-g32")[0])[0]
+    values = unpack_int4(quantize_weight(w, "int4-g32")[0], 32)[0]
     assert values[0] == -8 and values[1] == 7
 
 
-def test_int4_packing_round_trips_every_value_two_to_a_byte():
-    q = np.arange(-8, 8, dtype=np.int8).reshape(2, 8)
-    packed = pack_int4(q)
-    assert packed.dtype == np.uint8 and packed.shape == (2, 4)
-    assert packed[0, 0] == (0 | (1 << 4))          # -8 -> 0 low, -7 -> 1 high
-    assert np.array_equal(unpack_int4(packed), q)
+def test_int4_packing_round_trips_every_value_two_to_a_byte_in_q4_0_order():
+    q = np.tile(np.arange(-8, 8, dtype=np.int8), (2, 4))               # (2, 64)
+    packed = pack_int4(q, 32)
+    assert packed.dtype == np.uint8 and packed.shape == (2, 32)
+    # group 0 holds inputs 0..31: byte 0 = input 0 (-8 -> 0) low, input 16 (-8 -> 0) high;
+    # byte 1 = input 1 (-7 -> 1) low, input 17 (-7 -> 1) high
+    assert packed[0, 0] == 0 and packed[0, 1] == (1 | (1 << 4))
+    assert np.array_equal(unpack_int4(packed, 32), q)
+    q = RNG.integers(-8, 8, (3, 128)).astype(np.int8)
+    for g in (32, 64, 128):
+        assert np.array_equal(unpack_int4(pack_int4(q, g), g), q)
+    assert not np.array_equal(unpack_int4(pack_int4(q, 32), 64), q)   # the group size counts
 
 
 def test_bad_schemes_and_shapes_are_refused_naming_the_value():

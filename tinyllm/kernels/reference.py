@@ -213,13 +213,19 @@ def layer_norm_backward(x, dy, mean, rstd, weight):
 
 
 # ------------------------------------------------------------------ quantized weights
-def unpack_int4(packed):
-    """Bytes (..., m) holding two 4-bit values each (element 2j in the low nibble, 2j + 1 in
-    the high one, stored as value + 8) -> int8 values (..., 2m) in [-8, 7]."""
-    q = np.empty((*packed.shape[:-1], 2 * packed.shape[-1]), dtype=np.int8)
-    q[..., 0::2] = (packed & 0x0F).astype(np.int8) - 8
-    q[..., 1::2] = (packed >> 4).astype(np.int8) - 8
-    return q
+def unpack_int4(packed, group_size):
+    """Bytes (out, in / 2) holding two 4-bit values each -> int8 values (out, in) in [-8, 7].
+
+    llama.cpp's Q4_0 layout: in each group of `group_size` inputs, byte j holds input j in
+    its low nibble and input j + group_size / 2 in its high one, each stored as value + 8.
+    """
+    out_f, half = packed.shape
+    h = group_size // 2
+    groups = packed.reshape(out_f, half // h, h)                       # (out, in/g, g/2)
+    q = np.empty((out_f, half // h, 2 * h), dtype=np.int8)
+    q[..., :h] = (groups & 0x0F).astype(np.int8) - 8
+    q[..., h:] = (groups >> 4).astype(np.int8) - 8
+    return q.reshape(out_f, 2 * half)
 
 
 def dequantize(qweight, scale, group_size, dtype):
@@ -229,7 +235,7 @@ def dequantize(qweight, scale, group_size, dtype):
     s = np.asarray(scale).astype(dtype)
     if not group_size:
         return qweight.astype(dtype) * s[:, None]
-    values = unpack_int4(qweight)                                      # (out, in)
+    values = unpack_int4(qweight, group_size)                          # (out, in)
     out_f, in_f = values.shape
     w = values.reshape(out_f, in_f // group_size, group_size).astype(dtype) * s[..., None]
     return w.reshape(out_f, in_f)

@@ -13,7 +13,9 @@ quantizer is uniform and symmetric (zero is exact, no zero-point), with "absmax"
 The 4-bit scheme is llama.cpp's Q4_0 (blocks of 32 weights, one float16 scale each, 4.5 bits
 per weight) with the group size free (32, 64 or 128, as GPTQ's group-wise storage): dividing
 by -m sends the largest weight to exactly -8, so all 16 levels are in use; the nibble q + 8
-is stored, two per byte (even input index in the low nibble). The rounding error of each
+is stored, two per byte, as Q4_0 does: in each group, byte j holds input j in its low nibble
+and input j + g/2 in its high one (so a kernel reads both halves of the inputs in order).
+The rounding error of each
 weight is at most s / 2 (int8) and |s| / 2 for int4, except a weight of -m in a group whose
 largest magnitude m is also reached with the opposite sign: it is clipped from 8 to 7, an
 error of |s|.
@@ -103,11 +105,14 @@ class QuantScheme:
 
 
 # ------------------------------------------------------------------ the quantizer
-def pack_int4(q: np.ndarray) -> np.ndarray:
-    """Signed 4-bit values (..., n) in [-8, 7], n even -> bytes (..., n / 2): the nibble of
-    element 2j (stored as q + 8) low, of element 2j + 1 high."""
-    u = (q.astype(np.int16) + 8).astype(np.uint8)
-    return u[..., 0::2] | (u[..., 1::2] << 4)
+def pack_int4(q: np.ndarray, group_size: int) -> np.ndarray:
+    """Signed 4-bit values (out, in) in [-8, 7] -> bytes (out, in / 2) in Q4_0's layout: in
+    each group of `group_size` inputs byte j holds input j (low nibble) and input
+    j + group_size / 2 (high nibble), each stored as value + 8 (`unpack_int4` undoes it)."""
+    out_f, in_f = q.shape
+    h = group_size // 2
+    u = (q.astype(np.int16) + 8).astype(np.uint8).reshape(out_f, in_f // group_size, 2 * h)
+    return (u[..., :h] | (u[..., h:] << 4)).reshape(out_f, in_f // 2)
 
 
 def quantize_weight(weight: np.ndarray, scheme: QuantScheme | str) -> tuple[np.ndarray, np.ndarray]:
@@ -136,7 +141,7 @@ def quantize_weight(weight: np.ndarray, scheme: QuantScheme | str) -> tuple[np.n
     s = scale.astype(np.float64)
     s = np.where(s == 0, 1, s)[..., None]                              # (out, in/g, 1)
     q = np.clip(np.rint(groups / s), -8, 7).astype(np.int8).reshape(out_f, in_f)
-    return pack_int4(q), scale
+    return pack_int4(q, g), scale
 
 
 def dequantize_weight(q: np.ndarray, scale: np.ndarray, scheme: QuantScheme | str,
