@@ -117,6 +117,11 @@ CASES = {
         lambda a: F.cross_entropy(a, np.array([0, 3, 1, 4])),
         [lambda: t64(4, 5)],
     ),
+    "kl_div_batchmean": (
+        lambda a: F.kl_div(F.log_softmax(a, -1), np.array([[0.5, 0.0, 0.25, 0.25, 0.0]] * 3),
+                           reduction="batchmean"),
+        [lambda: t64(3, 5)],
+    ),
     "cross_entropy_sum": (
         lambda a: F.cross_entropy(a, np.array([0, 3, 1]), reduction="sum"),
         [lambda: t64(3, 5)],

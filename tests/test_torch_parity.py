@@ -25,6 +25,9 @@ def _pair(shape, positive=False, seed=0):
 
 TARGET = np.array([0, 3, -100, 4, 1])
 MASK = np.triu(np.ones((4, 4), dtype=bool), 1)
+# a teacher's distribution over 6 classes for 5 rows, with zeros (0 log 0 = 0)
+KL_P = np.random.default_rng(7).random((5, 6)) * (np.arange(30).reshape(5, 6) % 4 != 0)
+KL_P /= KL_P.sum(1, keepdims=True)
 
 # name: (tinyllm function, torch function, input shapes, positive inputs?)
 CASES = {
@@ -124,6 +127,29 @@ CASES = {
     "cross_entropy_none_smooth": (
         lambda a: F.cross_entropy(a, TARGET, reduction="none", label_smoothing=0.1),
         lambda a: TF.cross_entropy(a, torch.tensor(TARGET), reduction="none", label_smoothing=0.1),
+        [(5, 6)],
+        False,
+    ),
+    "kl_div_batchmean": (
+        lambda a: F.kl_div(F.log_softmax(a, -1), KL_P, reduction="batchmean"),
+        lambda a: TF.kl_div(TF.log_softmax(a, -1), torch.tensor(KL_P, dtype=a.dtype),
+                            reduction="batchmean"),
+        [(5, 6)],
+        False,
+    ),
+    "kl_div_sum_mean_none": (
+        lambda a: F.kl_div(a, KL_P, reduction="sum") + F.kl_div(a, KL_P, reduction="mean")
+        + (F.kl_div(a, KL_P, reduction="none") * a).sum(),
+        lambda a: TF.kl_div(a, torch.tensor(KL_P, dtype=a.dtype), reduction="sum")
+        + TF.kl_div(a, torch.tensor(KL_P, dtype=a.dtype), reduction="mean")
+        + (TF.kl_div(a, torch.tensor(KL_P, dtype=a.dtype), reduction="none") * a).sum(),
+        [(5, 6)],
+        False,
+    ),
+    "kl_div_log_target": (
+        lambda a: F.kl_div(a, np.log(KL_P + 0.01), reduction="batchmean", log_target=True),
+        lambda a: TF.kl_div(a, torch.tensor(np.log(KL_P + 0.01), dtype=a.dtype),
+                            reduction="batchmean", log_target=True),
         [(5, 6)],
         False,
     ),

@@ -94,6 +94,15 @@ def _train_parser(sub) -> None:
     p.add_argument("--init-from", metavar="SOURCE", help="start a new run from the weights "
                    "and tokenizer of a run directory or a model directory (continued "
                    "language-model training on --data; the source is not modified)")
+    p.add_argument("--distill-from", metavar="RUN", help="knowledge distillation: learn the "
+                   "softened next-token distribution of this causal-LM run (the teacher) as "
+                   "well as the text (its tokenizer is used); validation reports plain CE")
+    p.add_argument("--temperature", type=float, dest="distill_temperature",
+                   help=f"--distill-from: the softening T of both distributions (default "
+                   f"{d.distill_temperature})")
+    p.add_argument("--alpha", type=float, dest="distill_alpha", help=f"--distill-from: the "
+                   f"weight of the teacher's term, 1 - alpha the text's (default "
+                   f"{d.distill_alpha})")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in "
                    "<out>/<name>/ (without it, such a run is never touched)")
     p.add_argument("--ignore-memory-check", action="store_true", help="train even when the "
@@ -330,6 +339,10 @@ def cmd_train(args) -> int:
         trainer = Trainer.resume(args.resume, steps=options.get("steps"), quiet=args.quiet,
                                  check_memory=not args.ignore_memory_check)
     else:
+        given = [f for f in ("distill_temperature", "distill_alpha") if f in options]
+        if given and not args.distill_from:
+            raise ValueError(f"--{given[0].split('_')[1]} is a setting of --distill-from; "
+                             "give the teacher run too")
         if args.init_from:
             _init_from_options(options)
         else:

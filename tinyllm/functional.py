@@ -11,6 +11,7 @@ from .autograd.ops.nn import (
     dropout,
     embedding,
     gelu,
+    kl_div,
     layer_norm,
     linear,
     log_softmax,
@@ -19,6 +20,7 @@ from .autograd.ops.nn import (
 )
 
 __all__ = [
-    "cross_entropy", "dropout", "embedding", "gelu", "layer_norm", "linear", "log_softmax",
+    "cross_entropy", "dropout", "embedding", "gelu", "kl_div", "layer_norm", "linear",
+    "log_softmax",
     "quantized_linear", "relu", "scaled_dot_product_attention", "sigmoid", "softmax", "tanh",
 ]

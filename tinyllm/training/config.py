@@ -52,6 +52,9 @@ class TrainConfig:
     model_overrides: dict = field(default_factory=dict)  # e.g. {"n_layer": 2}
     init_from: str | None = None       # start from this run or model directory's weights
     objective: str | None = None       # None: the family's own; "mlm+nsp": BERT's pre-training
+    distill_from: str | None = None    # a causal-LM run to distil: its softened distribution
+    distill_temperature: float = 2.0   # T: the softening of both distributions
+    distill_alpha: float = 0.5         # weight of the soft (teacher) term; 1 - alpha: hard CE
 
     def __post_init__(self):
         if self.warmup_steps is None:
@@ -89,6 +92,13 @@ class TrainConfig:
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"val_fraction={self.val_fraction} is out of range; "
                              "accepted: 0 < value < 1")
+        if not (isinstance(self.distill_temperature, int | float)
+                and 0 < self.distill_temperature <= 100):
+            raise ValueError(f"temperature={self.distill_temperature} is out of range; "
+                             "accepted: 0 < temperature <= 100")
+        if not 0 <= self.distill_alpha <= 1:
+            raise ValueError(f"alpha={self.distill_alpha} is out of range; accepted: "
+                             "0 <= alpha <= 1")
         if self.weight_decay < 0 or self.grad_clip < 0:
             raise ValueError("weight_decay and grad_clip must be >= 0, got "
                              f"{self.weight_decay} and {self.grad_clip}")

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from .. import functional as F
 from ..autograd import Tensor, no_grad
 from ..data import BertBatcher, LMBatcher, eval_batches
 
@@ -157,6 +158,51 @@ class Seq2Seq:
                          "stream (--data); train it on a translation task's pairs")
 
     min_tokens = batcher = eval_batches = sample = _needs_pairs
+
+
+class Distillation:
+    """Knowledge distillation (Hinton et al. 2015) on top of a causal-LM objective.
+
+    The student learns the teacher's distribution softened by a temperature T as well as the
+    hard next tokens:
+
+        loss = alpha T^2 KL(softmax(z_t / T) || softmax(z_s / T)) + (1 - alpha) CE(z_s, y)
+
+    with z_t, z_s the teacher's and the student's logits. T > 1 lifts the small
+    probabilities the teacher gives the other tokens (its "dark knowledge": which wrong next
+    characters are nearly right), which one-hot targets do not carry; T^2 keeps the soft
+    term's gradients on the hard term's scale as T changes (they shrink as 1/T^2). The
+    teacher runs without gradients. Evaluation reports the plain CE (`eval_loss`), so a
+    distilled student and one trained from scratch compare on the same number.
+    """
+
+    def __init__(self, base, teacher, temperature: float, alpha: float):
+        self.base, self.teacher = base, teacher
+        self.temperature, self.alpha = temperature, alpha
+        self.name = base.name
+        self.min_tokens, self.batcher = base.min_tokens, base.batcher
+        self.eval_batches, self.sample = base.eval_batches, base.sample
+
+    def loss(self, model, batch) -> Tensor:
+        x, y = batch                                                    # (B, T), (B, T)
+        out = model(x, y)
+        if self.alpha == 0:
+            return out.loss
+        t = self.temperature
+        with no_grad():
+            teacher_logits = self.teacher(x).logits.data                # (B, T, V)
+        v = teacher_logits.shape[-1]
+        z = teacher_logits.reshape(-1, v) / t
+        z = z - z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(axis=1, keepdims=True)                               # (B T, V)
+        log_q = F.log_softmax(out.logits.reshape(-1, v) / t, -1)        # (B T, V)
+        soft = F.kl_div(log_q, p, reduction="batchmean") * (t * t)
+        return soft * self.alpha + out.loss * (1 - self.alpha)
+
+    def eval_loss(self, model, batch) -> Tensor:
+        """The base objective's loss (the student's plain cross-entropy)."""
+        return self.base.loss(model, batch)
 
 
 OBJECTIVES = {objective.name: objective

@@ -37,8 +37,9 @@ from ..tokenizers import BPETokenizer, CharTokenizer, Tokenizer
 from ..tokenizers.word import WordTokenizer
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, write_json_atomic
 from .config import TrainConfig
+from .inference import load_causal_lm
 from .interrupt import EXIT_INTERRUPTED, InterruptWatchdog
-from .objectives import objective_for
+from .objectives import Distillation, objective_for
 from .progress import MetricsLog, Progress
 from .rundir import RunLock, check_new_run_dir, clear_run
 from .sources import check_encodable, load_source
@@ -138,8 +139,14 @@ class Trainer:
         self.objective = objective_for(self.family, config.objective)
         source = self._source() if config.init_from and not resuming else None
         self.corpus = load_corpus(config.data)
+        teacher = self._teacher() if config.distill_from else None
         self.tokenizer = (Tokenizer.from_dict(meta["tokenizer"]) if resuming
-                          else source.tokenizer if source else self._train_tokenizer())
+                          else source.tokenizer if source
+                          else teacher[1] if teacher else self._train_tokenizer())
+        if teacher:
+            self._check_teacher(*teacher)
+            self.objective = Distillation(self.objective, teacher[0], config.distill_temperature,
+                                          config.distill_alpha)
         ids = encode_corpus(self.corpus, self.tokenizer,
                             cache_dir=self.run_dir.parent / ".cache")
         if source:
@@ -179,6 +186,25 @@ class Trainer:
                              f"but this run trains a {self.family.name}; drop --model, or pass "
                              f"--model {source.family.name}")
         return source
+
+    def _teacher(self):
+        """(model, tokenizer) of the --distill-from run: a causal language model."""
+        if self.objective.name != "causal-lm":
+            raise ValueError(f"--distill-from trains a causal language model (gpt, lstm); "
+                             f"this run trains a {self.config.model} ({self.objective.name})")
+        model, tokenizer, _ = load_causal_lm(self.config.distill_from, "--distill-from")
+        return model, tokenizer
+
+    def _check_teacher(self, teacher, teacher_tokenizer) -> None:
+        """The teacher must read and score the student's tokens: the same tokenizer."""
+        if teacher_tokenizer.to_dict() != self.tokenizer.to_dict():
+            mine, theirs = self.tokenizer, teacher_tokenizer
+            raise ValueError(
+                f"--distill-from {self.config.distill_from}: the teacher's tokenizer "
+                f"({type(theirs).__name__}, {theirs.vocab_size} tokens) differs from this "
+                f"run's ({type(mine).__name__}, {mine.vocab_size} tokens); a student learns "
+                "the teacher's distribution over its tokens, so they must be the same "
+                "(without --init-from the student takes the teacher's tokenizer)")
 
     def _model_config(self, saved_config: dict | None, source=None):
         c, family = self.config, self.family
@@ -351,7 +377,8 @@ class Trainer:
         # A fixed seed: every evaluation sees the same batches (and masks).
         batches = self.objective.eval_batches(ids, self.tokenizer, c.batch_size,
                                               self.block_size, c.eval_iters, seed=c.seed + 1)
-        return float(np.mean([self.objective.loss(self.model, b).item() for b in batches]))
+        loss = getattr(self.objective, "eval_loss", self.objective.loss)
+        return float(np.mean([loss(self.model, b).item() for b in batches]))
 
     def sample(self, n_tokens: int | None = None) -> str:
         """A short text from the model, seeded by the step (it never disturbs training)."""

@@ -111,6 +111,39 @@ class CrossEntropy(Function):
         return (dlogits * scale).astype(self.logp.dtype, copy=False)
 
 
+def kl_div(input: Tensor, target, reduction: str = "mean",  # noqa: A002
+           log_target: bool = False) -> Tensor:
+    """KL(target || q) with `input` = log q, as `torch.nn.functional.kl_div`: pointwise
+    target * (log target - input), 0 where target is 0; reduced by "sum", "mean" (over every
+    element), "batchmean" (the sum divided by input.shape[0]: the KL divergence per row when
+    rows are distributions) or "none". With log_target=True `target` holds log-probabilities.
+
+    `target` is a constant (an array, or a Tensor whose gradient is not taken): what
+    distillation needs, the teacher's probabilities.
+    """
+    choice("reduction", reduction, ("mean", "sum", "batchmean", "none"), where="kl_div")
+    _float_input("kl_div", input)
+    t = np.asarray(target.data if isinstance(target, Tensor) else target, dtype=input.dtype)
+    if t.shape != input.shape:
+        raise ValueError(f"kl_div: target of shape {t.shape} does not match input of shape "
+                         f"{input.shape}")
+    if log_target:
+        p, log_p = np.exp(t), t
+    else:
+        if (t < 0).any():
+            raise ValueError("kl_div: target probabilities must be >= 0 (pass log_target=True "
+                             "for log-probabilities)")
+        log_p = np.log(np.where(t > 0, t, 1))                     # 0 log 0 = 0
+        p = t
+    pointwise = Tensor(p * log_p) - input * Tensor(p)               # p (log p - log q)
+    if reduction == "none":
+        return pointwise
+    total = pointwise.sum()
+    if reduction == "sum":
+        return total
+    return total / (input.shape[0] if reduction == "batchmean" else max(input.data.size, 1))
+
+
 def cross_entropy(input: Tensor, target, ignore_index: int = -100,  # noqa: A002
                   reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
     """Cross-entropy between logits `input` (N, C) or (N, C, d1, ...) and class indices.
