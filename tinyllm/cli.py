@@ -103,6 +103,16 @@ def _train_parser(sub) -> None:
     p.add_argument("--alpha", type=float, dest="distill_alpha", help=f"--distill-from: the "
                    f"weight of the teacher's term, 1 - alpha the text's (default "
                    f"{d.distill_alpha})")
+    p.add_argument("--prune-to", type=float, metavar="SPARSITY", help="gradual magnitude "
+                   "pruning (Zhu & Gupta 2017): zero this fraction of the Linear/Conv1D "
+                   "weights by --prune-end, on a cubic schedule (default: no pruning)")
+    p.add_argument("--prune-start", type=non_negative, help="first pruning step (default 0)")
+    p.add_argument("--prune-end", type=positive, help="the step the sparsity reaches "
+                   "--prune-to (default: 3/4 of --steps)")
+    p.add_argument("--prune-every", type=positive, help=f"steps between prunings (default "
+                   f"{d.prune_every})")
+    p.add_argument("--prune-scope", choices=("global", "layer"), help="one threshold for all "
+                   "layers, or the same fraction in each (default global)")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in "
                    "<out>/<name>/ (without it, such a run is never touched)")
     p.add_argument("--ignore-memory-check", action="store_true", help="train even when the "
@@ -168,9 +178,14 @@ def _compress_parser(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--method", required=True, metavar="METHOD",
-                   help="int8-tensor, int8-channel or int4")
+                   help="int8-tensor, int8-channel, int4, or prune (magnitude pruning)")
     p.add_argument("--group-size", type=positive, default=None,
                    help="int4 only: inputs per scale, 32, 64 or 128 (default 64)")
+    p.add_argument("--sparsity", type=float, default=None, help="prune only: the fraction "
+                   "of the Linear/Conv1D weights set to zero, smallest first (0 <= s < 1)")
+    p.add_argument("--scope", choices=("global", "layer"), default="global",
+                   help="prune only: one threshold for all layers, or the same fraction in "
+                   "each (default global)")
     p.add_argument("--out", required=True, help="directory to write (must be new or empty)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
 
@@ -343,6 +358,11 @@ def cmd_train(args) -> int:
         if given and not args.distill_from:
             raise ValueError(f"--{given[0].split('_')[1]} is a setting of --distill-from; "
                              "give the teacher run too")
+        given = [f for f in ("prune_start", "prune_end", "prune_every", "prune_scope")
+                 if f in options]
+        if given and not args.prune_to:
+            raise ValueError(f"--{given[0].replace('_', '-')} is a setting of --prune-to; "
+                             "give the final sparsity too")
         if args.init_from:
             _init_from_options(options)
         else:
@@ -395,10 +415,14 @@ def cmd_compress(args) -> int:
     from .compress import compress_run
 
     r = compress_run(args.run_dir, args.method, args.out, group_size=args.group_size,
-                     overwrite=args.overwrite)
-    print(f"{r.scheme}: {len(r.layers)} layers quantized | weights {format_bytes(r.float_bytes)}"
-          f" -> {format_bytes(r.weight_bytes)} ({r.ratio:.1%}) | model.safetensors "
-          f"{format_bytes(r.file_bytes)}")
+                     overwrite=args.overwrite, sparsity=args.sparsity, scope=args.scope)
+    if args.method == "prune":
+        print(f"{r.scheme}: {r.sparsity:.1%} of the weights of {len(r.layers)} layers are zero "
+              f"(dense storage: model.safetensors {format_bytes(r.file_bytes)})")
+    else:
+        print(f"{r.scheme}: {len(r.layers)} layers quantized | weights "
+              f"{format_bytes(r.float_bytes)} -> {format_bytes(r.weight_bytes)} ({r.ratio:.1%})"
+              f" | model.safetensors {format_bytes(r.file_bytes)}")
     print(f"saved to {r.out}/. Next: tinyllm eval {r.out}  or  tinyllm generate {r.out}")
     return 0
 

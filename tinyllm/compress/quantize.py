@@ -1,4 +1,5 @@
-"""`tinyllm compress RUN --method ... --out DIR`: quantize a run's model and write it.
+"""`tinyllm compress RUN --method ... --out DIR`: quantize (or prune) a run's model and
+write it.
 
 The output is a model directory: config.json (with a `quantization_config` naming the scheme
 and the quantized layers), model.safetensors (int8, or uint8 holding two 4-bit values per
@@ -14,12 +15,15 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._checks import choice
 from .._io import atomic_write
+from ..nn.prune import SCOPES, check_sparsity, prunable_weights, prune_model, sparsity_of
 from ..nn.quantized import INT4_GROUP_SIZES, QuantScheme, quantize_model, weight_bytes
 from ..training.inference import TOKENIZER_NAME, TRAIN_CONFIG_NAME, load_causal_lm
 
-#: The --method values: int8 with one scale per tensor or per output channel; int4 in groups.
-METHODS = ("int8-tensor", "int8-channel", "int4")
+#: The --method values: int8 with one scale per tensor or per output channel; int4 in
+#: groups; prune: unstructured magnitude pruning to --sparsity (dense storage, zeros).
+METHODS = ("int8-tensor", "int8-channel", "int4", "prune")
 DEFAULT_GROUP_SIZE = 64
 
 
@@ -33,6 +37,7 @@ class CompressResult:
     float_bytes: int             # the weights before (float parameters, a tied one once)
     weight_bytes: int            # after: float parameters left + integers + scales
     file_bytes: int              # model.safetensors on disk
+    sparsity: float = 0.0        # the fraction of the Linear/Conv1D weights that are zero
 
     @property
     def ratio(self) -> float:
@@ -40,11 +45,11 @@ class CompressResult:
 
 
 def scheme_for(method: str, group_size: int | None = None) -> QuantScheme:
-    """The scheme of a --method (and --group-size for int4), or a ValueError naming the
-    accepted values."""
-    if method not in METHODS:
-        raise ValueError(f"unknown compression method {method!r}; accepted: "
-                         f"{', '.join(METHODS)}")
+    """The scheme of a quantizing --method (and --group-size for int4), or a ValueError
+    naming the accepted values."""
+    if method not in METHODS or method == "prune":
+        raise ValueError(f"unknown quantization method {method!r}; accepted: "
+                         f"{', '.join(m for m in METHODS if m != 'prune')}")
     if method != "int4":
         if group_size is not None:
             raise ValueError(f"--group-size is for --method int4; {method} has no groups")
@@ -57,11 +62,25 @@ def scheme_for(method: str, group_size: int | None = None) -> QuantScheme:
 
 
 def compress_run(run_dir, method: str, out, group_size: int | None = None,
-                 overwrite: bool = False) -> CompressResult:
-    """Quantize the best model of `run_dir`, a language-model run (GPT or LSTM; a model
-    directory this function wrote is refused: it is already quantized), and write it to
-    `out`. Every check runs before anything is written."""
-    scheme = scheme_for(method, group_size)
+                 overwrite: bool = False, sparsity: float | None = None,
+                 scope: str = "global") -> CompressResult:
+    """Quantize (or prune) the best model of `run_dir`, a language-model run (GPT or LSTM;
+    a model directory this function wrote is refused when quantizing: it is already
+    quantized), and write it to `out`. Every check runs before anything is written."""
+    if method not in METHODS:
+        raise ValueError(f"unknown compression method {method!r}; accepted: "
+                         f"{', '.join(METHODS)}")
+    if method == "prune":
+        if sparsity is None:
+            raise ValueError("--method prune needs --sparsity (the fraction of weights to "
+                             "zero, 0 <= sparsity < 1)")
+        if group_size is not None:
+            raise ValueError("--group-size is for --method int4; prune has no groups")
+        check_sparsity(sparsity)
+        choice("scope", scope, SCOPES)
+    elif sparsity is not None:
+        raise ValueError(f"--sparsity is for --method prune; {method} quantizes")
+    scheme = None if method == "prune" else scheme_for(method, group_size)
     run_dir, out = Path(run_dir), Path(out)
     if out.resolve() == run_dir.resolve():
         raise ValueError(f"--out {out} is the source run; write the compressed model elsewhere")
@@ -70,11 +89,15 @@ def compress_run(run_dir, method: str, out, group_size: int | None = None,
                          "--overwrite")
     model, tokenizer, config = load_causal_lm(run_dir, "tinyllm compress")
     float_bytes = weight_bytes(model)
-    layers = quantize_model(model, scheme)          # refuses a model already quantized
+    if scheme is None:
+        prune_model(model, sparsity, scope)
+        layers, name = list(prunable_weights(model)), f"prune-{scope}-{sparsity:g}"
+    else:
+        layers, name = quantize_model(model, scheme), scheme.name   # refuses a quantized one
     if out.exists():
         shutil.rmtree(out)
     model.save(out)
     tokenizer.save(out / TOKENIZER_NAME)
     atomic_write(out / TRAIN_CONFIG_NAME, json.dumps(config.to_dict(), indent=2) + "\n")
-    return CompressResult(out, scheme.name, layers, float_bytes, weight_bytes(model),
-                          (out / "model.safetensors").stat().st_size)
+    return CompressResult(out, name, layers, float_bytes, weight_bytes(model),
+                          (out / "model.safetensors").stat().st_size, sparsity_of(model))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from .._checks import choice, non_negative_int, positive_int
 from ..models import family_names, get_family
+from ..nn.prune import SCOPES, check_sparsity
 
 TOKENIZERS = ("char", "bpe", "word")
 SCHEDULES = ("cosine", "wsd")
@@ -55,6 +56,11 @@ class TrainConfig:
     distill_from: str | None = None    # a causal-LM run to distil: its softened distribution
     distill_temperature: float = 2.0   # T: the softening of both distributions
     distill_alpha: float = 0.5         # weight of the soft (teacher) term; 1 - alpha: hard CE
+    prune_to: float = 0.0              # gradual magnitude pruning to this sparsity (0: none)
+    prune_start: int | None = None     # its first step; None: 0
+    prune_end: int | None = None       # the step it reaches prune_to; None: 3/4 of the steps
+    prune_every: int = 10              # steps between two prunings
+    prune_scope: str = "global"        # "global" (one threshold) or "layer" (same fraction)
 
     def __post_init__(self):
         if self.warmup_steps is None:
@@ -99,9 +105,24 @@ class TrainConfig:
         if not 0 <= self.distill_alpha <= 1:
             raise ValueError(f"alpha={self.distill_alpha} is out of range; accepted: "
                              "0 <= alpha <= 1")
+        self._check_pruning()
         if self.weight_decay < 0 or self.grad_clip < 0:
             raise ValueError("weight_decay and grad_clip must be >= 0, got "
                              f"{self.weight_decay} and {self.grad_clip}")
+
+    def _check_pruning(self) -> None:
+        check_sparsity(self.prune_to, "prune_to")
+        if not self.prune_to:
+            return
+        choice("prune_scope", self.prune_scope, SCOPES)
+        positive_int("prune_every", self.prune_every)
+        if self.prune_start is None:
+            self.prune_start = 0
+        if self.prune_end is None:
+            self.prune_end = max(self.prune_start + 1, round(0.75 * self.steps))
+        if not 0 <= self.prune_start < self.prune_end <= self.steps:
+            raise ValueError(f"prune_start={self.prune_start}, prune_end={self.prune_end}; "
+                             f"accepted: 0 <= prune_start < prune_end <= steps={self.steps}")
 
     @property
     def decay_steps(self) -> int:

@@ -26,6 +26,7 @@ from .._memory import available_memory_bytes, check_fits, format_bytes
 from ..autograd import get_default_dtype, get_rng_state, manual_seed, no_grad, set_rng_state
 from ..data import encode_corpus, load_corpus, train_val_split
 from ..models import get_family
+from ..nn.prune import GradualPruner
 from ..optim import (
     AdamW,
     WarmupCosine,
@@ -129,6 +130,9 @@ class Trainer:
         self.schedule_note: str | None = None
         if resuming:
             self._restore(*_checkpoint)
+        self.pruner = (GradualPruner(self.model, config.prune_to, config.prune_start,
+                                     config.prune_end, config.prune_every, config.prune_scope)
+                       if config.prune_to else None)
 
     # ----------------------------------------------------------------- construction
     def _prepare(self, meta: dict | None, check_memory: bool) -> None:
@@ -489,6 +493,8 @@ class Trainer:
                     clip_grad_norm_(self.model.parameters(), c.grad_clip)
                 self.optimizer.step()
                 self.scheduler.step()
+                if self.pruner:
+                    self.pruner.after_step(self.step + 1)
         return value
 
     def _evaluate_and_save(self, progress: Progress) -> str:
