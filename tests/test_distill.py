@@ -41,6 +41,19 @@ def test_the_loss_is_alpha_t2_kl_plus_the_hard_cross_entropy(temperature, alpha)
     assert student.lm_head.weight.grad is not None
 
 
+def test_an_ensemble_teaches_the_mean_of_its_softened_distributions():
+    with tinyllm.default_dtype(np.float64):
+        config = GPTConfig(vocab_size=11, n_positions=8, n_embd=16, n_layer=1, n_head=2)
+        student, a, b = (GPT(config, seed=s) for s in (0, 1, 2))
+    x, y = RNG.integers(0, 11, (2, 8)), RNG.integers(0, 11, (2, 8))
+    t = 2.0
+    loss = Distillation(CausalLM, [a, b], t, 1.0).loss(student, (x, y)).item()
+    p = np.mean([np.exp(_log_softmax(m(x).logits.data.reshape(-1, 11) / t)) for m in (a, b)],
+                axis=0)
+    log_q = _log_softmax(student(x).logits.data.reshape(-1, 11) / t)
+    assert loss == pytest.approx(t * t * (p * (np.log(p) - log_q)).sum(-1).mean(), rel=1e-12)
+
+
 def test_a_student_as_good_as_its_teacher_pays_only_the_hard_loss():
     """KL(p || p) = 0: a student equal to the teacher gets (1 - alpha) CE."""
     config = GPTConfig(vocab_size=11, n_positions=8, n_embd=16, n_layer=1, n_head=2)
@@ -72,6 +85,10 @@ def test_distilling_a_run_trains_a_student_and_reports_plain_cross_entropy(teach
     saved = json.loads((run / "train_config.json").read_text())
     assert saved["distill_from"] == str(teacher) and saved["distill_alpha"] == 0.7
     assert (run / "tokenizer.json").read_text() == (teacher / "tokenizer.json").read_text()
+    # an ensemble of two teachers (here the same run twice) trains too
+    assert main(["train", "--data", str(text), "--preset", "nano", "--steps", "2",
+                 "--distill-from", f"{teacher},{teacher}", "--out", str(tmp_path), "--name",
+                 "ensemble", "--quiet"]) == 0
     evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
              if '"eval"' in line]
     assert len(evals) == 2 and evals[-1]["val_loss"] < evals[0]["val_loss"] + 1.0

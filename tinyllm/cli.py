@@ -94,9 +94,10 @@ def _train_parser(sub) -> None:
     p.add_argument("--init-from", metavar="SOURCE", help="start a new run from the weights "
                    "and tokenizer of a run directory or a model directory (continued "
                    "language-model training on --data; the source is not modified)")
-    p.add_argument("--distill-from", metavar="RUN", help="knowledge distillation: learn the "
-                   "softened next-token distribution of this causal-LM run (the teacher) as "
-                   "well as the text (its tokenizer is used); validation reports plain CE")
+    p.add_argument("--distill-from", metavar="RUN[,RUN...]", help="knowledge distillation: "
+                   "learn the softened next-token distribution of this causal-LM run (the "
+                   "teacher; several, comma-separated: their mean, an ensemble) as well as "
+                   "the text (the teacher's tokenizer is used); validation reports plain CE")
     p.add_argument("--temperature", type=float, dest="distill_temperature",
                    help=f"--distill-from: the softening T of both distributions (default "
                    f"{d.distill_temperature})")

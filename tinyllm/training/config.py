@@ -53,7 +53,7 @@ class TrainConfig:
     model_overrides: dict = field(default_factory=dict)  # e.g. {"n_layer": 2}
     init_from: str | None = None       # start from this run or model directory's weights
     objective: str | None = None       # None: the family's own; "mlm+nsp": BERT's pre-training
-    distill_from: str | None = None    # a causal-LM run to distil: its softened distribution
+    distill_from: str | None = None    # causal-LM run(s) to distil ("A" or "A,B": an ensemble)
     distill_temperature: float = 2.0   # T: the softening of both distributions
     distill_alpha: float = 0.5         # weight of the soft (teacher) term; 1 - alpha: hard CE
     prune_to: float = 0.0              # gradual magnitude pruning to this sparsity (0: none)

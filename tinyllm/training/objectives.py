@@ -168,7 +168,9 @@ class Distillation:
 
         loss = alpha T^2 KL(softmax(z_t / T) || softmax(z_s / T)) + (1 - alpha) CE(z_s, y)
 
-    with z_t, z_s the teacher's and the student's logits. T > 1 lifts the small
+    with z_t, z_s the teacher's and the student's logits; with several teachers (an
+    ensemble, distilled into one model as in the paper) softmax(z_t / T) is the mean of
+    their softened distributions. T > 1 lifts the small
     probabilities the teacher gives the other tokens (its "dark knowledge": which wrong next
     characters are nearly right), which one-hot targets do not carry; T^2 keeps the soft
     term's gradients on the hard term's scale as T changes (they shrink as 1/T^2). The
@@ -176,8 +178,9 @@ class Distillation:
     distilled student and one trained from scratch compare on the same number.
     """
 
-    def __init__(self, base, teacher, temperature: float, alpha: float):
-        self.base, self.teacher = base, teacher
+    def __init__(self, base, teachers, temperature: float, alpha: float):
+        self.base = base
+        self.teachers = list(teachers) if isinstance(teachers, list | tuple) else [teachers]
         self.temperature, self.alpha = temperature, alpha
         self.name = base.name
         self.min_tokens, self.batcher = base.min_tokens, base.batcher
@@ -188,17 +191,21 @@ class Distillation:
         out = model(x, y)
         if self.alpha == 0:
             return out.loss
-        t = self.temperature
-        with no_grad():
-            teacher_logits = self.teacher(x).logits.data                # (B, T, V)
-        v = teacher_logits.shape[-1]
-        z = teacher_logits.reshape(-1, v) / t
-        z = z - z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        p /= p.sum(axis=1, keepdims=True)                               # (B T, V)
+        t, v = self.temperature, out.logits.shape[-1]
+        p = np.mean([self._soft_targets(teacher, x, t) for teacher in self.teachers], axis=0)
         log_q = F.log_softmax(out.logits.reshape(-1, v) / t, -1)        # (B T, V)
         soft = F.kl_div(log_q, p, reduction="batchmean") * (t * t)
         return soft * self.alpha + out.loss * (1 - self.alpha)
+
+    @staticmethod
+    @no_grad()
+    def _soft_targets(teacher, x, t: float) -> np.ndarray:
+        """softmax(z_t / T) of one teacher, (B T, V)."""
+        logits = teacher(x).logits.data                                  # (B, T, V)
+        z = logits.reshape(-1, logits.shape[-1]) / t
+        z = z - z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        return p / p.sum(axis=1, keepdims=True)
 
     def eval_loss(self, model, batch) -> Tensor:
         """The base objective's loss (the student's plain cross-entropy)."""

@@ -143,14 +143,15 @@ class Trainer:
         self.objective = objective_for(self.family, config.objective)
         source = self._source() if config.init_from and not resuming else None
         self.corpus = load_corpus(config.data)
-        teacher = self._teacher() if config.distill_from else None
+        teachers = self._teachers() if config.distill_from else []
         self.tokenizer = (Tokenizer.from_dict(meta["tokenizer"]) if resuming
                           else source.tokenizer if source
-                          else teacher[1] if teacher else self._train_tokenizer())
-        if teacher:
-            self._check_teacher(*teacher)
-            self.objective = Distillation(self.objective, teacher[0], config.distill_temperature,
-                                          config.distill_alpha)
+                          else teachers[0][2] if teachers else self._train_tokenizer())
+        if teachers:
+            for teacher in teachers:
+                self._check_teacher(*teacher)
+            self.objective = Distillation(self.objective, [t[1] for t in teachers],
+                                          config.distill_temperature, config.distill_alpha)
         ids = encode_corpus(self.corpus, self.tokenizer,
                             cache_dir=self.run_dir.parent / ".cache")
         if source:
@@ -191,20 +192,21 @@ class Trainer:
                              f"--model {source.family.name}")
         return source
 
-    def _teacher(self):
-        """(model, tokenizer) of the --distill-from run: a causal language model."""
+    def _teachers(self) -> list[tuple[str, object, Tokenizer]]:
+        """(path, model, tokenizer) of each --distill-from run (comma-separated: an
+        ensemble), each a causal language model."""
         if self.objective.name != "causal-lm":
             raise ValueError(f"--distill-from trains a causal language model (gpt, lstm); "
                              f"this run trains a {self.config.model} ({self.objective.name})")
-        model, tokenizer, _ = load_causal_lm(self.config.distill_from, "--distill-from")
-        return model, tokenizer
+        paths = [p for p in self.config.distill_from.split(",") if p]
+        return [(path, *load_causal_lm(path, "--distill-from")[:2]) for path in paths]
 
-    def _check_teacher(self, teacher, teacher_tokenizer) -> None:
-        """The teacher must read and score the student's tokens: the same tokenizer."""
+    def _check_teacher(self, path: str, teacher, teacher_tokenizer) -> None:
+        """A teacher must read and score the student's tokens: the same tokenizer."""
         if teacher_tokenizer.to_dict() != self.tokenizer.to_dict():
             mine, theirs = self.tokenizer, teacher_tokenizer
             raise ValueError(
-                f"--distill-from {self.config.distill_from}: the teacher's tokenizer "
+                f"--distill-from {path}: the teacher's tokenizer "
                 f"({type(theirs).__name__}, {theirs.vocab_size} tokens) differs from this "
                 f"run's ({type(mine).__name__}, {mine.vocab_size} tokens); a student learns "
                 "the teacher's distribution over its tokens, so they must be the same "
