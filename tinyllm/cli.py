@@ -114,6 +114,14 @@ def _train_parser(sub) -> None:
                    f"{d.prune_every})")
     p.add_argument("--prune-scope", choices=("global", "layer"), help="one threshold for all "
                    "layers, or the same fraction in each (default global)")
+    p.add_argument("--average", choices=("swa", "ema"), help="also keep an average of the "
+                   "weights along the run: swa (the mean from --average-start on) or ema "
+                   "(exponential, --ema-decay); evaluations report its validation loss too "
+                   "and it is saved as average.safetensors (--checkpoint average)")
+    p.add_argument("--ema-decay", type=float, help=f"--average ema: the decay (default "
+                   f"{d.ema_decay})")
+    p.add_argument("--average-start", type=non_negative, help="--average: the first step "
+                   "averaged (default 0 for ema, 3/4 of --steps for swa)")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in "
                    "<out>/<name>/ (without it, such a run is never touched)")
     p.add_argument("--ignore-memory-check", action="store_true", help="train even when the "
@@ -160,7 +168,14 @@ def _generate_parser(sub) -> None:
     p.add_argument("--top-k", type=positive, default=None)
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--seed", type=non_negative, default=None)
+    _checkpoint_option(p)
     _threads_option(p)
+
+
+def _checkpoint_option(p) -> None:
+    p.add_argument("--checkpoint", choices=("best", "last", "average"), default="best",
+                   help="which weights of the run: the best validation loss (default), the "
+                   "last step, or the averaged weights of tinyllm train --average")
 
 
 def _compress_parser(sub) -> None:
@@ -212,6 +227,7 @@ def _eval_parser(sub) -> None:
                    help="a translation run: the split of its task to score (default test)")
     p.add_argument("--beam", type=positive, default=1, help="a translation run: beam size "
                    "(default 1, greedy)")
+    _checkpoint_option(p)
     _threads_option(p)
 
 
@@ -359,6 +375,10 @@ def cmd_train(args) -> int:
         if given and not args.distill_from:
             raise ValueError(f"--{given[0].split('_')[1]} is a setting of --distill-from; "
                              "give the teacher run too")
+        given = [f for f in ("ema_decay", "average_start") if f in options]
+        if given and not args.average:
+            raise ValueError(f"--{given[0].replace('_', '-')} is a setting of --average; "
+                             "give --average swa or ema too")
         given = [f for f in ("prune_start", "prune_end", "prune_every", "prune_scope")
                  if f in options]
         if given and not args.prune_to:
@@ -403,7 +423,7 @@ def cmd_generate(args) -> int:
     try:
         generate_text(args.run_dir, args.prompt, max_new_tokens=args.max_new_tokens,
                       temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                      seed=args.seed, stream=sys.stdout)
+                      seed=args.seed, stream=sys.stdout, checkpoint=args.checkpoint)
     except KeyboardInterrupt:
         print(flush=True)      # what was printed stays; end its line
         raise
@@ -505,7 +525,8 @@ def cmd_eval(args) -> int:
         raise ValueError("--split and --beam are for translation runs (tinyllm train --model "
                          "seq2seq); this run is a language model")
 
-    r = evaluate_run(args.run_dir, data=args.data, max_batches=args.max_batches)
+    r = evaluate_run(args.run_dir, data=args.data, max_batches=args.max_batches,
+                     checkpoint=args.checkpoint)
     print(f"{r['data']}: loss {r['loss']:.4f} nats/token | perplexity {r['perplexity']:.2f} | "
           f"{r['bits_per_token']:.3f} bits/token | {r['bits_per_char']:.3f} bits/char "
           f"({r['tokens']:,} tokens: {r['scope']})")

@@ -33,9 +33,10 @@ from .schedules import (
     warmup_stable_decay_lr,
 )
 from .sgd import SGD
+from .swa_utils import AveragedModel
 
 __all__ = [
-    "SGD", "Adam", "AdamW", "ConstantLR", "InverseSqrt", "LRScheduler", "LambdaLR",
+    "SGD", "Adam", "AdamW", "AveragedModel", "ConstantLR", "InverseSqrt", "LRScheduler", "LambdaLR",
     "Optimizer", "WarmupCosine", "WarmupStableDecay", "clip_grad_norm_", "inverse_sqrt_lr",
     "is_no_decay", "param_groups_for_weight_decay", "warmup_cosine_lr",
     "warmup_stable_decay_lr",

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from .._checks import choice, non_negative_int, positive_int
 from ..models import family_names, get_family
 from ..nn.prune import SCOPES, check_sparsity
+from ..optim.swa_utils import MODES as AVERAGE_MODES
 
 TOKENIZERS = ("char", "bpe", "word")
 SCHEDULES = ("cosine", "wsd")
@@ -61,6 +62,9 @@ class TrainConfig:
     prune_end: int | None = None       # the step it reaches prune_to; None: 3/4 of the steps
     prune_every: int = 10              # steps between two prunings
     prune_scope: str = "global"        # "global" (one threshold) or "layer" (same fraction)
+    average: str | None = None         # weight averaging: "swa" (the mean) or "ema"
+    ema_decay: float = 0.999           # "ema": w_avg <- decay w_avg + (1 - decay) w
+    average_start: int | None = None   # the first step averaged; None: 0 (ema), 3/4 (swa)
 
     def __post_init__(self):
         if self.warmup_steps is None:
@@ -106,6 +110,7 @@ class TrainConfig:
             raise ValueError(f"alpha={self.distill_alpha} is out of range; accepted: "
                              "0 <= alpha <= 1")
         self._check_pruning()
+        self._check_averaging()
         if self.weight_decay < 0 or self.grad_clip < 0:
             raise ValueError("weight_decay and grad_clip must be >= 0, got "
                              f"{self.weight_decay} and {self.grad_clip}")
@@ -123,6 +128,19 @@ class TrainConfig:
         if not 0 <= self.prune_start < self.prune_end <= self.steps:
             raise ValueError(f"prune_start={self.prune_start}, prune_end={self.prune_end}; "
                              f"accepted: 0 <= prune_start < prune_end <= steps={self.steps}")
+
+    def _check_averaging(self) -> None:
+        if self.average is None:
+            return
+        choice("average", self.average, AVERAGE_MODES)
+        if not 0 < self.ema_decay < 1:
+            raise ValueError(f"ema_decay={self.ema_decay} is out of range; accepted: "
+                             "0 < ema_decay < 1")
+        if self.average_start is None:
+            self.average_start = 0 if self.average == "ema" else round(0.75 * self.steps)
+        if not 0 <= self.average_start < self.steps:
+            raise ValueError(f"average_start={self.average_start}; accepted: 0 <= "
+                             f"average_start < steps={self.steps}")
 
     @property
     def decay_steps(self) -> int:

@@ -25,12 +25,16 @@ TRAIN_CONFIG_NAME = "train_config.json"
 
 
 def load_run(run_dir, which: str = "best"):
-    """(model, tokenizer, train config) from a run directory's best (or last) checkpoint."""
+    """(model, tokenizer, train config) from a run directory's best (or last) checkpoint,
+    or, with which="average", its averaged weights (tinyllm train --average)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"{run_dir} is not a directory; pass a run directory such as "
                               "runs/gpt-small-pydoc")
     path = run_dir / f"{which}.safetensors"
+    if not path.exists() and which == "average":
+        raise CheckpointError(f"{run_dir} has no average.safetensors: the run did not average "
+                              "its weights (tinyllm train --average swa|ema)")
     if not path.exists():
         path = run_dir / "last.safetensors"
     if not path.exists() and (run_dir / CONFIG_NAME).is_file():
@@ -112,9 +116,9 @@ def _check_finite(model, path: Path) -> None:
                               "the run, or train again")
 
 
-def load_causal_lm(run_dir, command: str):
+def load_causal_lm(run_dir, command: str, which: str = "best"):
     """`load_run` for a command that needs a causal LM (GPT, LSTM): others are an error."""
-    model, tokenizer, config = load_run(run_dir)
+    model, tokenizer, config = load_run(run_dir, which)
     family = get_family(config.model)
     if not family.can_generate or type(model) is not family.model_class:
         causal = ", ".join(n for n in family_names() if get_family(n).can_generate)
@@ -182,13 +186,13 @@ class TextStreamer:
 def generate_text(run_dir, prompt: str = "", max_new_tokens: int = 200,
                   temperature: float = 0.8, top_k: int | None = None,
                   top_p: float | None = None, seed: int | None = None,
-                  stream=None) -> str:
+                  stream=None, checkpoint: str = "best") -> str:
     """The prompt continued by a run's GPT (greedy when temperature is 0).
 
     With `stream` (a text file such as sys.stdout) the prompt and then each piece of new text
     are written to it as they are produced, so an interrupted generation keeps what it wrote.
     """
-    model, tokenizer, _ = load_causal_lm(run_dir, "generate")
+    model, tokenizer, _ = load_causal_lm(run_dir, "generate", checkpoint)
     ids = np.array(encode_prompt(tokenizer, prompt), dtype=np.int64)
     context = model.config.block_size
     streamer = None
@@ -203,7 +207,8 @@ def generate_text(run_dir, prompt: str = "", max_new_tokens: int = 200,
 
 
 @no_grad()
-def evaluate_run(run_dir, data: str | None = None, max_batches: int | None = None) -> dict:
+def evaluate_run(run_dir, data: str | None = None, max_batches: int | None = None,
+                 checkpoint: str = "best") -> dict:
     """Mean loss of a run's GPT on its whole validation split (or on another corpus or
     file), in consecutive windows of the run's block size; `max_batches` caps the batches.
 
@@ -212,7 +217,7 @@ def evaluate_run(run_dir, data: str | None = None, max_batches: int | None = Non
     """
     if max_batches is not None:
         positive_int("max_batches", max_batches)
-    model, tokenizer, config = load_causal_lm(run_dir, "tinyllm eval")
+    model, tokenizer, config = load_causal_lm(run_dir, "tinyllm eval", checkpoint)
     corpus = load_corpus(data or config.data)
     all_ids = encode_corpus(corpus, tokenizer)
     chars_per_token = len(corpus.text) / max(len(all_ids), 1)

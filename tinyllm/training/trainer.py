@@ -34,6 +34,7 @@ from ..optim import (
     clip_grad_norm_,
     param_groups_for_weight_decay,
 )
+from ..optim.swa_utils import AveragedModel
 from ..tokenizers import BPETokenizer, CharTokenizer, Tokenizer
 from ..tokenizers.word import WordTokenizer
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, write_json_atomic
@@ -45,7 +46,7 @@ from .progress import MetricsLog, Progress
 from .rundir import RunLock, check_new_run_dir, clear_run
 from .sources import check_encodable, load_source
 
-LAST, BEST = "last.safetensors", "best.safetensors"
+LAST, BEST, AVERAGE = "last.safetensors", "best.safetensors", "average.safetensors"
 LN2 = math.log(2.0)
 
 
@@ -133,6 +134,10 @@ class Trainer:
         self.pruner = (GradualPruner(self.model, config.prune_to, config.prune_start,
                                      config.prune_end, config.prune_every, config.prune_scope)
                        if config.prune_to else None)
+        self.averaged = (AveragedModel(self.model, config.average, config.ema_decay)
+                         if config.average else None)
+        if self.averaged and resuming:
+            self._restore_average(*_checkpoint)
 
     # ----------------------------------------------------------------- construction
     def _prepare(self, meta: dict | None, check_memory: bool) -> None:
@@ -348,6 +353,9 @@ class Trainer:
         """
         batcher_state, rng_state = pre_step or (self.batcher.state_dict(), get_rng_state())
         arrays = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        if self.averaged:
+            arrays.update({f"average.{k}": v
+                           for k, v in self.averaged.module.state_dict().items()})
         optim_state = self.optimizer.state_dict()
         for index, state in optim_state["state"].items():
             for key in [k for k, v in state.items() if isinstance(v, np.ndarray)]:
@@ -360,7 +368,27 @@ class Trainer:
             "rng": rng_state, "best_val_loss": self.best_val_loss,
             "last_eval": self.last_eval, **self._checkpoint_extras(),
         }
+        if self.averaged:
+            meta["n_averaged"] = self.averaged.n_averaged
         return save_checkpoint(self.run_dir / name, arrays, meta)
+
+    def save_average(self) -> Path:
+        """average.safetensors: the averaged weights as a checkpoint that `load_run(run,
+        "average")` (and `tinyllm eval/generate --checkpoint average`) read."""
+        arrays = {f"model.{k}": v for k, v in self.averaged.module.state_dict().items()}
+        meta = {"step": self.step, "train_config": self.config.to_dict(),
+                "model_type": self.config.model, "model_config": self.model.config.to_dict(),
+                "tokenizer": self.tokenizer.to_dict(), "n_averaged": self.averaged.n_averaged,
+                **self._checkpoint_extras()}
+        return save_checkpoint(self.run_dir / AVERAGE, arrays, meta)
+
+    def _restore_average(self, arrays: dict, meta: dict) -> None:
+        weights = {k[len("average."):]: v for k, v in arrays.items() if k.startswith("average.")}
+        if not weights:
+            raise CheckpointError(f"{self.run_dir / LAST} has no averaged weights, but the run "
+                                  f"averages them (--average {self.config.average})")
+        self.averaged.module.load_state_dict(weights)
+        self.averaged.n_averaged = int(meta.get("n_averaged", 0))
 
     # ----------------------------------------------------------------- evaluation
     @no_grad()
@@ -373,18 +401,21 @@ class Trainer:
         finally:
             self.model.train()
         bits_per_token = val_loss / LN2
-        return {"step": self.step, "kind": "eval", "train_loss": train_loss,
-                "val_loss": val_loss, "val_ppl": math.exp(min(val_loss, 700.0)),
-                "val_bits_per_token": bits_per_token,
-                "val_bits_per_char": bits_per_token / self.chars_per_token}
+        record = {"step": self.step, "kind": "eval", "train_loss": train_loss,
+                  "val_loss": val_loss, "val_ppl": math.exp(min(val_loss, 700.0)),
+                  "val_bits_per_token": bits_per_token,
+                  "val_bits_per_char": bits_per_token / self.chars_per_token}
+        if self.averaged and self.averaged.n_averaged:
+            record["avg_val_loss"] = self._mean_loss(self.val_ids, self.averaged.module.eval())
+        return record
 
-    def _mean_loss(self, ids) -> float:
-        c = self.config
+    def _mean_loss(self, ids, model=None) -> float:
+        c, model = self.config, self.model if model is None else model
         # A fixed seed: every evaluation sees the same batches (and masks).
         batches = self.objective.eval_batches(ids, self.tokenizer, c.batch_size,
                                               self.block_size, c.eval_iters, seed=c.seed + 1)
         loss = getattr(self.objective, "eval_loss", self.objective.loss)
-        return float(np.mean([loss(self.model, b).item() for b in batches]))
+        return float(np.mean([loss(model, b).item() for b in batches]))
 
     def sample(self, n_tokens: int | None = None) -> str:
         """A short text from the model, seeded by the step (it never disturbs training)."""
@@ -497,6 +528,8 @@ class Trainer:
                 self.scheduler.step()
                 if self.pruner:
                     self.pruner.after_step(self.step + 1)
+                if self.averaged and self.step + 1 > c.average_start:
+                    self.averaged.update_parameters(self.model)
         return value
 
     def _evaluate_and_save(self, progress: Progress) -> str:
@@ -510,9 +543,13 @@ class Trainer:
         self.save(LAST)
         if improved:
             self.save(BEST)
+        if self.averaged and self.averaged.n_averaged:
+            self.save_average()
         sample = self.sample()
         progress.write(f"step {self.step:>6d} | train {record['train_loss']:.4f} | val "
                        f"{record['val_loss']:.4f} | {self._eval_summary(record)}"
+                       + (f" | {self.config.average} val {record['avg_val_loss']:.4f}"
+                          if "avg_val_loss" in record else "")
                        + (" | best" if improved else ""))
         if sample:
             progress.write("  sample: " + sample.replace("\n", "\n          ")[:1000])
