@@ -206,6 +206,22 @@ def _compress_parser(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
 
 
+def _merge_parser(sub) -> None:
+    p = sub.add_parser("merge", help="average the weights of several runs (a model soup)",
+                       description="Write a run whose weights are the (weighted) mean of the "
+                       "runs' best weights: a model soup (Wortsman et al. 2022). The runs must "
+                       "share architecture, head and tokenizer -- in practice siblings "
+                       "fine-tuned from one pre-trained run; tinyllm eval says whether the "
+                       "soup works.",
+                       epilog="example:\n  tinyllm merge runs/ft-a runs/ft-b runs/ft-c --out "
+                       "runs/soup\n  tinyllm eval runs/soup",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", metavar="RUN", nargs="+")
+    p.add_argument("--out", required=True, help="directory to write (must be new or empty)")
+    p.add_argument("--weights", help="comma-separated, one per run (default: equal)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+
+
 def _eval_parser(sub) -> None:
     p = sub.add_parser("eval", help="a run's loss and bits per character, or a fine-tuned "
                        "run's task scores",
@@ -334,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     _generate_parser(sub)
     _eval_parser(sub)
     _compress_parser(sub)
+    _merge_parser(sub)
     _finetune_parser(sub)
     _predict_parser(sub)
     _translate_parser(sub)
@@ -445,6 +462,23 @@ def cmd_compress(args) -> int:
               f"{format_bytes(r.float_bytes)} -> {format_bytes(r.weight_bytes)} ({r.ratio:.1%})"
               f" | model.safetensors {format_bytes(r.file_bytes)}")
     print(f"saved to {r.out}/. Next: tinyllm eval {r.out}  or  tinyllm generate {r.out}")
+    return 0
+
+
+def cmd_merge(args) -> int:
+    from .compress import merge_runs
+
+    weights = None
+    if args.weights is not None:
+        try:
+            weights = [float(w) for w in args.weights.split(",")]
+        except ValueError:
+            raise ValueError(f"--weights {args.weights!r}: give comma-separated numbers, one "
+                             "per run") from None
+    r = merge_runs(args.runs, args.out, weights=weights, overwrite=args.overwrite)
+    shares = ", ".join(f"{w:.3g}" for w in r.weights)
+    print(f"merged {len(r.runs)} runs ({r.tensors} tensors, weights {shares}) into {r.out}/. "
+          f"Next: tinyllm eval {r.out}")
     return 0
 
 
@@ -582,7 +616,8 @@ def cmd_bench(args) -> int:
 COMMANDS = {"train": cmd_train, "generate": cmd_generate, "eval": cmd_eval, "info": cmd_info,
             "finetune": cmd_finetune, "predict": cmd_predict, "translate": cmd_translate,
             "scaling": cmd_scaling, "bench": cmd_bench, "finetune-study": cmd_finetune_study,
-            "translation-study": cmd_translation_study, "compress": cmd_compress}
+            "translation-study": cmd_translation_study, "compress": cmd_compress,
+            "merge": cmd_merge}
 
 
 def main(argv: list[str] | None = None) -> int:
