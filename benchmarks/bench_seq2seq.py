@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 
 import tinyllm  # noqa: E402
 from tinyllm import kernels  # noqa: E402
-from tinyllm.bench import use_backend  # noqa: E402
+from tinyllm.bench import blas_description, use_backend  # noqa: E402
 from tinyllm.models.seq2seq import Seq2SeqConfig, Seq2SeqTransformer  # noqa: E402
 
 try:
@@ -170,16 +170,6 @@ def bench_decoding(args) -> list[str]:
     return rows
 
 
-def _blas() -> str:
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return "unknown BLAS"
-    blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-    return ", ".join(f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')})"
-                     for i in blas) or "unknown BLAS"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
@@ -198,7 +188,8 @@ def main() -> None:
     if torch is not None:
         transformers.logging.set_verbosity_error()
         torch.set_num_threads(args.threads)
-    print(f"threads: {args.threads}; tinyllm kernels: {kernels.backend()}; BLAS: {_blas()}; "
+    print(f"threads: {args.threads}; tinyllm kernels: {kernels.backend()}; "
+          f"BLAS: {blas_description()}; "
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}; float32; "
           f"tinyllm {tinyllm.__version__}, torch {torch.__version__ if torch else 'absent'}")
     print(f"training step: batch {args.batch}, source {args.src_len}, target {args.tgt_len}, "

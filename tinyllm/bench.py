@@ -54,6 +54,18 @@ def set_threads(n: int) -> str:
     return "; ".join(parts)
 
 
+def blas_description() -> str:
+    """The BLAS libraries NumPy and SciPy loaded, with version and the kernel chosen for
+    this CPU ("openblas 0.3.30 (SkylakeX)"), for benchmark headers."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown BLAS"
+    blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    return ", ".join(f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')})"
+                     for i in blas) or "unknown BLAS"
+
+
 def _torch():
     try:
         import torch
