@@ -17,13 +17,18 @@ from pathlib import Path
 
 from .._checks import choice
 from .._io import atomic_write
+from ..data import encode_corpus, eval_batches, load_corpus, train_val_split
 from ..nn.prune import SCOPES, check_sparsity, prunable_weights, prune_model, sparsity_of
 from ..nn.quantized import INT4_GROUP_SIZES, QuantScheme, quantize_model, weight_bytes
 from ..training.inference import TOKENIZER_NAME, TRAIN_CONFIG_NAME, load_causal_lm
+from .structured import ffn_importance, prune_ffn
 
 #: The --method values: int8 with one scale per tensor or per output channel; int4 in
-#: groups; prune: unstructured magnitude pruning to --sparsity (dense storage, zeros).
-METHODS = ("int8-tensor", "int8-channel", "int4", "prune")
+#: groups; prune: unstructured magnitude pruning to --sparsity (dense storage, zeros);
+#: prune-ffn: remove --sparsity of every MLP's neurons (smaller matrices; GPT only).
+METHODS = ("int8-tensor", "int8-channel", "int4", "prune", "prune-ffn")
+PRUNING = ("prune", "prune-ffn")
+IMPORTANCE_BATCHES = 8          # training batches that score the neurons for prune-ffn
 DEFAULT_GROUP_SIZE = 64
 
 
@@ -47,9 +52,9 @@ class CompressResult:
 def scheme_for(method: str, group_size: int | None = None) -> QuantScheme:
     """The scheme of a quantizing --method (and --group-size for int4), or a ValueError
     naming the accepted values."""
-    if method not in METHODS or method == "prune":
+    if method not in METHODS or method in PRUNING:
         raise ValueError(f"unknown quantization method {method!r}; accepted: "
-                         f"{', '.join(m for m in METHODS if m != 'prune')}")
+                         f"{', '.join(m for m in METHODS if m not in PRUNING)}")
     if method != "int4":
         if group_size is not None:
             raise ValueError(f"--group-size is for --method int4; {method} has no groups")
@@ -70,17 +75,17 @@ def compress_run(run_dir, method: str, out, group_size: int | None = None,
     if method not in METHODS:
         raise ValueError(f"unknown compression method {method!r}; accepted: "
                          f"{', '.join(METHODS)}")
-    if method == "prune":
+    if method in PRUNING:
         if sparsity is None:
-            raise ValueError("--method prune needs --sparsity (the fraction of weights to "
-                             "zero, 0 <= sparsity < 1)")
+            raise ValueError(f"--method {method} needs --sparsity (the fraction of weights "
+                             "or neurons to remove, 0 <= sparsity < 1)")
         if group_size is not None:
-            raise ValueError("--group-size is for --method int4; prune has no groups")
+            raise ValueError(f"--group-size is for --method int4; {method} has no groups")
         check_sparsity(sparsity)
         choice("scope", scope, SCOPES)
     elif sparsity is not None:
-        raise ValueError(f"--sparsity is for --method prune; {method} quantizes")
-    scheme = None if method == "prune" else scheme_for(method, group_size)
+        raise ValueError(f"--sparsity is for --method prune or prune-ffn; {method} quantizes")
+    scheme = None if method in PRUNING else scheme_for(method, group_size)
     run_dir, out = Path(run_dir), Path(out)
     if out.resolve() == run_dir.resolve():
         raise ValueError(f"--out {out} is the source run; write the compressed model elsewhere")
@@ -89,7 +94,12 @@ def compress_run(run_dir, method: str, out, group_size: int | None = None,
                          "--overwrite")
     model, tokenizer, config = load_causal_lm(run_dir, "tinyllm compress")
     float_bytes = weight_bytes(model)
-    if scheme is None:
+    if method == "prune-ffn":
+        importance = ffn_importance(model, _training_batches(config, tokenizer, model))
+        model, _ = prune_ffn(model, sparsity, importance)
+        layers = [f"transformer.h.{i}.mlp" for i in range(len(importance))]
+        name = f"prune-ffn-{sparsity:g}"
+    elif scheme is None:
         prune_model(model, sparsity, scope)
         layers, name = list(prunable_weights(model)), f"prune-{scope}-{sparsity:g}"
     else:
@@ -101,3 +111,12 @@ def compress_run(run_dir, method: str, out, group_size: int | None = None,
     atomic_write(out / TRAIN_CONFIG_NAME, json.dumps(config.to_dict(), indent=2) + "\n")
     return CompressResult(out, name, layers, float_bytes, weight_bytes(model),
                           (out / "model.safetensors").stat().st_size, sparsity_of(model))
+
+
+def _training_batches(config, tokenizer, model) -> list:
+    """The first IMPORTANCE_BATCHES (x, y) batches of the run's training split."""
+    ids = encode_corpus(load_corpus(config.data), tokenizer)
+    train_ids = train_val_split(ids, config.val_fraction)[0]
+    block = config.block_size or model.config.block_size
+    return list(eval_batches(train_ids, config.batch_size, block,
+                             max_batches=IMPORTANCE_BATCHES))
