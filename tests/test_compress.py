@@ -87,6 +87,10 @@ def test_bad_compress_inputs_are_one_line_and_write_nothing(run, tmp_path, capsy
                  str(tmp_path / "again")]) == 2
     assert "already quantized (int8-tensor)" in capsys.readouterr().err
     assert _snapshot(out) == written and not (tmp_path / "again").exists()
+    assert main(["train", "--init-from", str(out), "--steps", "2", "--out", str(tmp_path),
+                 "--quiet"]) == 2
+    assert "holds a quantized model (int8-tensor); training cannot continue" in \
+        capsys.readouterr().err
     assert main(["compress", str(tmp_path / "nowhere"), "--method", "int4", "--out",
                  str(tmp_path / "x")]) == 2
     assert "not a directory" in capsys.readouterr().err

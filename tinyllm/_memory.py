@@ -52,7 +52,9 @@ def check_fits(need_bytes: int, what: str, way_out: str, available: int | None =
 
 
 def format_bytes(n: float) -> str:
-    """`n` bytes in MiB, GiB or TiB, whichever reads best."""
+    """`n` bytes in KiB, MiB, GiB or TiB, whichever reads best."""
+    if n < 2**20:
+        return f"{n / 2**10:.1f} KiB"
     if n < 2**30:
         return f"{n / 2**20:.1f} MiB"
     return f"{n / 2**30:.2f} GiB" if n < 2**40 else f"{n / 2**40:.1f} TiB"

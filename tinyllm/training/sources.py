@@ -22,6 +22,7 @@ import numpy as np
 
 from ..models import ModelFamily, get_family
 from ..models.checkpoint import CONFIG_NAME, CheckpointError
+from ..nn.quantized import quantized_layers
 from ..tokenizers import Tokenizer
 from .inference import directory_tokenizer, family_of_directory, load_run
 
@@ -52,6 +53,12 @@ def load_source(path) -> Source:
     if (path / CONFIG_NAME).is_file():
         family = family_of_directory(path)
         model = family.model_class.from_pretrained(path)
+        quantized = quantized_layers(model)
+        if quantized:
+            raise CheckpointError(
+                f"{path} holds a quantized model ({quantized[0][1].scheme.name}); training "
+                "cannot continue from integer weights: continue from the float run it was "
+                "compressed from")
         return Source(path, "model directory", family, model.config, model.state_dict(),
                       directory_tokenizer(path))
     raise CheckpointError(
