@@ -96,6 +96,20 @@ def test_bad_compress_inputs_are_one_line_and_write_nothing(run, tmp_path, capsy
     assert "not a directory" in capsys.readouterr().err
 
 
+def test_the_report_prints_the_layers_and_the_losses_and_writes_nothing(run, capsys):
+    before = _snapshot(run)
+    assert main(["compress", str(run), "--report"]) == 0
+    out = capsys.readouterr().out
+    assert "w max/rms" in out and "transformer.h.0.mlp.c_fc" in out
+    assert "loss: float32" in out and "int8-channel" in out
+    assert "magnitude pruning (global, one-shot): 0%" in out
+    assert _snapshot(run) == before
+    assert main(["compress", str(run), "--report", "--method", "int4"]) == 2
+    assert "--report writes nothing" in capsys.readouterr().err
+    assert main(["compress", str(run)]) == 2
+    assert "compress needs --method and --out" in capsys.readouterr().err
+
+
 def test_scheme_names():
     assert scheme_for("int4").name == "int4-g64"
     assert scheme_for("int4", 128).group_size == 128

@@ -3,7 +3,13 @@
 import numpy as np
 
 import tinyllm
-from tinyllm.compress.analysis import layer_report, loss_by_scheme, mean_loss, record_inputs
+from tinyllm.compress.analysis import (
+    layer_report,
+    loss_by_scheme,
+    loss_by_sparsity,
+    mean_loss,
+    record_inputs,
+)
 from tinyllm.models import GPT, GPTConfig
 from tinyllm.nn.quantized import quantizable_layers, quantized_layers
 
@@ -58,3 +64,13 @@ def test_loss_by_scheme_orders_the_schemes_and_skips_what_cannot_quantize():
     assert abs(losses["int8-channel"] - losses["float32"]) < 0.005 * losses["float32"]
     assert abs(losses["int4-g32"] - losses["float32"]) < 0.05 * losses["float32"]
     assert not quantized_layers(model)                  # the model itself stays float
+
+
+def test_the_sparsity_curve_starts_at_the_dense_loss_and_leaves_the_model_alone():
+    model = _gpt()
+    batches = [(RNG.integers(0, 30, (4, 16)), RNG.integers(0, 30, (4, 16)))]
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    curve = loss_by_sparsity(model, batches, (0.0, 0.5, 0.95))
+    assert curve[0.0] == mean_loss(model, batches)
+    assert curve[0.95] != curve[0.0]
+    assert all(np.array_equal(v, before[k]) for k, v in model.state_dict().items())

@@ -190,10 +190,14 @@ def _compress_parser(sub) -> None:
                        epilog="examples:\n  tinyllm compress runs/gpt-small-pydoc --method "
                        "int8-channel --out runs/gpt-small-pydoc-int8\n  tinyllm compress "
                        "runs/gpt-small-pydoc --method int4 --group-size 32 --out /tmp/q4\n"
-                       "  tinyllm eval runs/gpt-small-pydoc-int8",
+                       "  tinyllm eval runs/gpt-small-pydoc-int8\n"
+                       "  tinyllm compress runs/gpt-small-pydoc --report   # where it hurts",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--method", required=True, metavar="METHOD",
+    p.add_argument("--report", action="store_true", help="write nothing: print each layer's "
+                   "weight and activation outliers and output error per scheme, and the "
+                   "validation loss per quantization scheme and per pruning sparsity")
+    p.add_argument("--method", metavar="METHOD",
                    help="int8-tensor, int8-channel, int4, prune (magnitude pruning) or "
                    "prune-ffn (remove MLP neurons: smaller matrices; GPT)")
     p.add_argument("--group-size", type=positive, default=None,
@@ -204,7 +208,7 @@ def _compress_parser(sub) -> None:
     p.add_argument("--scope", choices=("global", "layer"), default="global",
                    help="prune only: one threshold for all layers, or the same fraction in "
                    "each (default global)")
-    p.add_argument("--out", required=True, help="directory to write (must be new or empty)")
+    p.add_argument("--out", help="directory to write (must be new or empty)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
 
 
@@ -453,7 +457,16 @@ def cmd_generate(args) -> int:
 def cmd_compress(args) -> int:
     from ._memory import format_bytes
     from .compress import compress_run
+    from .compress.quantize import report_run
 
+    if args.report:
+        if args.method or args.out:
+            raise ValueError("--report writes nothing; drop --method and --out")
+        report_run(args.run_dir)
+        return 0
+    if not args.method or not args.out:
+        raise ValueError("compress needs --method and --out (or --report); see tinyllm "
+                         "compress --help")
     r = compress_run(args.run_dir, args.method, args.out, group_size=args.group_size,
                      overwrite=args.overwrite, sparsity=args.sparsity, scope=args.scope)
     if args.method == "prune":

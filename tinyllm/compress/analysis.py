@@ -13,7 +13,9 @@ layer's input, and for each layer reports
 
 `loss_by_scheme(model, batches, schemes)` quantizes a copy of the model per scheme and
 returns each one's mean loss on the batches (and the float model's), the figure that decides
-whether a scheme is usable.
+whether a scheme is usable; `loss_by_sparsity` does the same for magnitude pruning (the
+sparsity-vs-loss curve). `report(model, batches)` prints all three as tables
+(`tinyllm compress RUN --report`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import copy
 import numpy as np
 
 from ..autograd import no_grad
+from ..nn.prune import prune_model
 from ..nn.quantized import QuantScheme, dequantize_weight, quantizable_layers, quantize_model
 from ..nn.quantized import quantize_weight as _quantize
 
@@ -118,3 +121,43 @@ def loss_by_scheme(model, batches, schemes=DEFAULT_SCHEMES) -> dict[str, float |
             continue
         result[name] = mean_loss(quantized, batches)
     return result
+
+
+DEFAULT_SPARSITIES = (0.0, 0.25, 0.5, 0.75, 0.9)
+
+
+def loss_by_sparsity(model, batches, sparsities=DEFAULT_SPARSITIES,
+                     scope: str = "global") -> dict[float, float]:
+    """{sparsity: mean loss of a copy magnitude-pruned to it} (one-shot, no recovery)."""
+    batches = list(batches)
+    model.eval()
+    result = {}
+    for sparsity in sparsities:
+        pruned = copy.deepcopy(model)
+        prune_model(pruned, sparsity, scope)
+        result[sparsity] = mean_loss(pruned, batches)
+    return result
+
+
+def report(model, batches, out=print) -> None:
+    """The per-layer table (first batch), the loss per scheme and per sparsity."""
+    batches = list(batches)
+    rows = layer_report(model, batches[0][0])
+    schemes = [s for s in DEFAULT_SCHEMES]
+    out(f"{'layer':32s} {'shape':>11s} {'w max/rms':>9s} {'x max/rms':>9s} "
+        + " ".join(f"{s:>13s}" for s in schemes))
+    for r in rows:
+        cells = " ".join(f"{'n/a':>13s}" if r[f"{s} out_err"] is None
+                         else f"{100 * r[f'{s} out_err']:12.2f}%" for s in schemes)
+        shape = "x".join(map(str, r["shape"]))
+        out(f"{r['layer']:32s} {shape:>11s} {r['weight_outlier']:9.1f} "
+            f"{r['input_outlier']:9.1f} {cells}")
+    out("(per scheme: the layer output's relative error on the recorded inputs)")
+    losses = loss_by_scheme(model, batches, schemes)
+    base = next(iter(losses.values()))
+    out("loss: " + " | ".join(
+        f"{k} {v:.4f}" + ("" if k == next(iter(losses)) else f" ({100 * (v - base) / base:+.2f}%)")
+        if v is not None else f"{k} n/a" for k, v in losses.items()))
+    pruned = loss_by_sparsity(model, batches)
+    out("magnitude pruning (global, one-shot): " + " | ".join(
+        f"{s:.0%} {v:.4f}" for s, v in pruned.items()))

@@ -21,6 +21,7 @@ from ..data import encode_corpus, eval_batches, load_corpus, train_val_split
 from ..nn.prune import SCOPES, check_sparsity, prunable_weights, prune_model, sparsity_of
 from ..nn.quantized import INT4_GROUP_SIZES, QuantScheme, quantize_model, weight_bytes
 from ..training.inference import TOKENIZER_NAME, TRAIN_CONFIG_NAME, load_causal_lm
+from .analysis import report
 from .structured import ffn_importance, prune_ffn
 
 #: The --method values: int8 with one scale per tensor or per output channel; int4 in
@@ -113,10 +114,18 @@ def compress_run(run_dir, method: str, out, group_size: int | None = None,
                           (out / "model.safetensors").stat().st_size, sparsity_of(model))
 
 
-def _training_batches(config, tokenizer, model) -> list:
-    """The first IMPORTANCE_BATCHES (x, y) batches of the run's training split."""
+def _training_batches(config, tokenizer, model, split: str = "train",
+                      n: int = IMPORTANCE_BATCHES) -> list:
+    """The first `n` (x, y) batches of the run's training (or validation) split."""
     ids = encode_corpus(load_corpus(config.data), tokenizer)
-    train_ids = train_val_split(ids, config.val_fraction)[0]
+    train_ids, val_ids = train_val_split(ids, config.val_fraction)
     block = config.block_size or model.config.block_size
-    return list(eval_batches(train_ids, config.batch_size, block,
-                             max_batches=IMPORTANCE_BATCHES))
+    return list(eval_batches(train_ids if split == "train" else val_ids, config.batch_size,
+                             block, max_batches=n))
+
+
+def report_run(run_dir, batches: int = 8, out=print) -> None:
+    """Print where quantization and pruning hurt a run's model (compress.analysis.report)
+    on the first `batches` validation batches; nothing is written."""
+    model, tokenizer, config = load_causal_lm(run_dir, "tinyllm compress --report")
+    report(model, _training_batches(config, tokenizer, model, "validation", batches), out)
