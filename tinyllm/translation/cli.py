@@ -38,8 +38,8 @@ def add_translation_study_parser(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--budget", default="default", metavar="NAME",
                    help=f"one of {', '.join(BUDGETS)}: tiny takes seconds (tests), default at "
-                   "most 30 min on 2 cores with --jobs 2, full about 1.5 hours: 3,000 steps each (default: "
-                   "default)")
+                   "most 30 min on 2 cores with --jobs 2, full about 1.5 hours (3,000 steps "
+                   "each) (default: default)")
     p.add_argument("--out", help="results directory (default runs/translation-study-<budget>)")
     p.add_argument("--jobs", default=None, metavar="N",
                    help="runs in parallel, each a worker process on one BLAS thread (default: "
