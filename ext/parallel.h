@@ -12,8 +12,10 @@
  *   TL_NS_PER_ERF      10 ns    an element of erf (libm's erf: scalar, not vectorized)
  *   TL_NS_PER_MULADD   0.04 ns  a multiply-add of blockwise attention (B nh L S E of them;
  *                               BLAS does the work)
- *   TL_NS_PER_QMULADD  0.05 ns  a multiply-add with a quantized weight (N out in of them:
- *                               an int8 or 4-bit value converted, then an FMA)
+ *   TL_NS_PER_QMULADD  0.17 ns  a multiply-add with a quantized weight (N out in of them:
+ *                               an int8 or 4-bit value converted, then an FMA; measured:
+ *                               a (960, 320) int8 layer at one input row, 51 us, in
+ *                               benchmarks/bench_quantized.py)
  *
  * How they were measured: benchmarks/bench_threads.py, one thread (OMP_NUM_THREADS=1,
  * OPENBLAS_NUM_THREADS=1), float32, median of 30 calls on (2048, 512) arrays and (8, 8, 256,
@@ -33,7 +35,7 @@
 #define TL_NS_PER_ELEMENT 0.4
 #define TL_NS_PER_ERF 10.0
 #define TL_NS_PER_MULADD 0.04
-#define TL_NS_PER_QMULADD 0.05
+#define TL_NS_PER_QMULADD 0.17
 
 /* Threads a parallel region would use: 1 when built without -fopenmp, where Cython's prange
  * compiles to a serial loop. */
