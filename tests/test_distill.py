@@ -117,6 +117,9 @@ def test_bad_distillation_inputs_are_one_line(teacher_run, tmp_path, capsys):
         (["--distill-from", str(tmp_path / "nothing")], "not a directory"),
         (["--distill-from", str(teacher), "--model", "bert"], "--distill-from trains a causal "
                                                              "language model"),
+        (["--distill-from", str(teacher), "--preset", "base"], "the teacher reads at most 64 "
+                                                              "positions, but this run's "
+                                                              "windows are"),
     ]
     for args, message in cases:
         assert main(base + args) == 2, args

@@ -165,6 +165,12 @@ class Trainer:
         self.train_ids, self.val_ids = train_val_split(ids, config.val_fraction)
         model_config = self._model_config(meta["model_config"] if resuming else None, source)
         self.block_size = self._block_size(model_config)
+        for path, teacher, _ in teachers:
+            if self.block_size > teacher.config.block_size:
+                raise ValueError(f"--distill-from {path}: the teacher reads at most "
+                                 f"{teacher.config.block_size} positions, but this run's "
+                                 f"windows are {self.block_size}; use --block-size "
+                                 f"{teacher.config.block_size} or less")
         if check_memory:
             self._check_memory(model_config)
         self._check_splits()
