@@ -179,7 +179,7 @@ def _checkpoint_option(p) -> None:
 
 
 def _compress_parser(sub) -> None:
-    p = sub.add_parser("compress", help="quantize a run's model to int8 or 4-bit weights",
+    p = sub.add_parser("compress", help="quantize (int8, 4-bit) or prune a run's model",
                        description="Quantize the Linear/Conv1D weights of a run's best model "
                        "(post-training; a head tied to the token embedding stays float) and "
                        "write a model directory that tinyllm generate, tinyllm eval and "
