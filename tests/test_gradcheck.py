@@ -117,6 +117,10 @@ CASES = {
         lambda a: F.cross_entropy(a, np.array([0, 3, 1, 4])),
         [lambda: t64(4, 5)],
     ),
+    "linear_relu": (
+        lambda a, w, b: F.linear_relu(a, w, b),
+        [lambda: t64(2, 3, 5), lambda: t64(4, 5), lambda: t64(4)],
+    ),
     "kl_div_batchmean": (
         lambda a: F.kl_div(F.log_softmax(a, -1), np.array([[0.5, 0.0, 0.25, 0.25, 0.0]] * 3),
                            reduction="batchmean"),

@@ -130,6 +130,12 @@ CASES = {
         [(5, 6)],
         False,
     ),
+    "linear_relu": (
+        lambda a, w, b: F.linear_relu(a, w, b),
+        lambda a, w, b: TF.relu(TF.linear(a, w, b)),
+        [(2, 3, 5), (4, 5), (4,)],
+        False,
+    ),
     "kl_div_batchmean": (
         lambda a: F.kl_div(F.log_softmax(a, -1), KL_P, reduction="batchmean"),
         lambda a: TF.kl_div(TF.log_softmax(a, -1), torch.tensor(KL_P, dtype=a.dtype),

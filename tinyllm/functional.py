@@ -14,6 +14,7 @@ from .autograd.ops.nn import (
     kl_div,
     layer_norm,
     linear,
+    linear_relu,
     log_softmax,
     quantized_linear,
     softmax,
@@ -21,6 +22,6 @@ from .autograd.ops.nn import (
 
 __all__ = [
     "cross_entropy", "dropout", "embedding", "gelu", "kl_div", "layer_norm", "linear",
-    "log_softmax",
+    "linear_relu", "log_softmax",
     "quantized_linear", "relu", "scaled_dot_product_attention", "sigmoid", "softmax", "tanh",
 ]

@@ -66,6 +66,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import functional as F
 from .._checks import non_negative_int, positive_int, positive_number, probability
 from ..autograd.grad_mode import no_grad
 from ..autograd.random import default_generator
@@ -319,13 +320,18 @@ class _PostLNLayer(Module):
 
     def _init_ffn(self, config: Seq2SeqConfig, ffn_dim: int) -> None:
         self.act = get_activation(config.activation_function)
+        self.fuse_relu = self.act is F.relu
         self.activation_dropout = Dropout(config.activation_dropout)
         self.fc1 = Linear(config.d_model, ffn_dim)
         self.fc2 = Linear(ffn_dim, config.d_model)
         self.final_layer_norm = LayerNorm(config.d_model, eps=LAYER_NORM_EPS)
 
     def _ffn_block(self, x: Tensor) -> Tensor:
-        h = self.activation_dropout(self.act(self.fc1(x)))             # (B, T, I)
+        if self.fuse_relu and type(self.fc1) is Linear:   # (a LoRA or quantized fc1: unfused)
+            h = F.linear_relu(x, self.fc1.weight, self.fc1.bias)       # (B, T, I)
+        else:
+            h = self.act(self.fc1(x))                                  # (B, T, I)
+        h = self.activation_dropout(h)
         return self.final_layer_norm(x + self.dropout(self.fc2(h)))    # (B, T, C)
 
 

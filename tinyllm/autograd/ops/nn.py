@@ -332,6 +332,22 @@ class Linear(Function):
         return dx, dweight, dbias
 
 
+class LinearReLU(Linear):
+    """relu(x @ weight^T + bias) as one op (what PyTorch's fused LinearReLU module computes):
+    the ReLU runs in place on the product, which no other op has seen yet, and the backward
+    masks the incoming gradient (where the output is 0 the ReLU passed nothing) before the
+    Linear's backward. One activation-sized array and one op fewer, forward and backward."""
+
+    def forward(self, x, weight, bias):
+        y = super().forward(x, weight, bias)                            # (..., out)
+        np.maximum(y, 0, out=y)
+        self.out = y
+        return y
+
+    def backward(self, dout):
+        return super().backward(dout * (self.out > 0))
+
+
 def _column_sums(rows: np.ndarray) -> np.ndarray:
     """rows (N, out) summed over N: ones @ rows, a BLAS product, 2-4x faster than
     rows.sum(axis=0) for the (1024, 128)-sized gradients of a training step."""
@@ -340,6 +356,13 @@ def _column_sums(rows: np.ndarray) -> np.ndarray:
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:  # noqa: A002
     return Linear.apply(input, weight, bias)
+
+
+def linear_relu(input: Tensor, weight: Tensor,  # noqa: A002
+                bias: Tensor | None = None) -> Tensor:
+    """relu(linear(input, weight, bias)), fused (see `LinearReLU`): the same values and
+    gradients, a little faster."""
+    return LinearReLU.apply(input, weight, bias)
 
 
 class QuantizedLinear(Function):
