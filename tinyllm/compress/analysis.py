@@ -21,6 +21,7 @@ sparsity-vs-loss curve). `report(model, batches)` prints all three as tables
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -47,22 +48,31 @@ def _relative(diff: np.ndarray, ref: np.ndarray) -> float:
     return float(np.linalg.norm(diff) / norm) if norm else 0.0
 
 
+@contextmanager
+def intercepting_inputs(model, names, on_input):
+    """Within the block, `on_input(name, x)` sees the input Tensor of each named submodule
+    on every forward (its forward is wrapped by an instance attribute, removed after)."""
+    for name in names:
+        layer = model.get_submodule(name)
+
+        def wrapped(x, _forward=layer.forward, _name=name):
+            on_input(_name, x)
+            return _forward(x)
+        layer.forward = wrapped
+    try:
+        yield
+    finally:
+        for name in names:
+            del model.get_submodule(name).forward
+
+
 @no_grad()
 def record_inputs(model, ids, layers) -> dict[str, np.ndarray]:
     """Each named layer's input (N, in) during one forward of `model(ids)`."""
     seen: dict[str, list[np.ndarray]] = {name: [] for name in layers}
-    for name in layers:
-        layer = model.get_submodule(name)
-
-        def recording(x, _forward=layer.forward, _name=name):
-            seen[_name].append(x.data.reshape(-1, x.shape[-1]).copy())
-            return _forward(x)
-        layer.forward = recording            # an instance attribute: removed below
-    try:
+    with intercepting_inputs(model, layers, lambda name, x: seen[name].append(
+            x.data.reshape(-1, x.shape[-1]).copy())):
         model(ids)
-    finally:
-        for name in layers:
-            del model.get_submodule(name).forward
     return {name: np.concatenate(parts) for name, parts in seen.items() if parts}
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Tensor, default_dtype
+from .analysis import intercepting_inputs
 
 
 def _mlps(model) -> list:
@@ -38,25 +39,24 @@ def ffn_importance(model, batches) -> list[np.ndarray]:
     """Per layer, the Taylor importance (I,) of each MLP neuron on (x, y) `batches`."""
     mlps = _mlps(model)
     scores = [np.zeros(m.c_fc.out_features) for m in mlps]
-    seen: list[Tensor | None] = [None] * len(mlps)
-    for i, mlp in enumerate(mlps):
-        def recording(h, _forward=mlp.c_proj.forward, _i=i):
-            h.retain_grad()
-            seen[_i] = h
-            return _forward(h)
-        mlp.c_proj.forward = recording          # an instance attribute: removed below
+    names = [f"transformer.h.{i}.mlp.c_proj" for i in range(len(mlps))]
+    seen: dict[str, Tensor] = {}
+
+    def keep(name, h):                       # the neurons' activations, with their gradient
+        h.retain_grad()
+        seen[name] = h
     training = model.training
     model.eval()
     try:
-        for x, y in batches:
-            model.zero_grad()
-            model(x, y).loss.backward()
-            for i, h in enumerate(seen):
-                a, g = h.data.reshape(-1, h.shape[-1]), h.grad.reshape(-1, h.shape[-1])
-                scores[i] += np.abs((a.astype(np.float64) * g).sum(axis=0))
+        with intercepting_inputs(model, names, keep):
+            for x, y in batches:
+                model.zero_grad()
+                model(x, y).loss.backward()
+                for i, name in enumerate(names):
+                    h = seen[name]
+                    a = h.data.reshape(-1, h.shape[-1]).astype(np.float64)
+                    scores[i] += np.abs((a * h.grad.reshape(a.shape)).sum(axis=0))
     finally:
-        for mlp in mlps:
-            del mlp.c_proj.forward
         model.zero_grad()
         model.train(training)
     return scores

@@ -206,11 +206,6 @@ class QuantizedLinear(Module):
         self.qweight = np.ascontiguousarray(qweight)
         self.weight_scale = np.ascontiguousarray(weight_scale)
 
-    def dequantized_weight(self, dtype=None) -> np.ndarray:
-        """W (out, in) as floats (a new array each call)."""
-        return dequantize_weight(self.qweight, self.weight_scale, self.scheme,
-                                 dtype or get_default_dtype())
-
     def forward(self, x: Tensor) -> Tensor:
         return F.quantized_linear(x, self.qweight, self.weight_scale,
                                   self.scheme.group_size or 0, self.bias)   # (*, out)

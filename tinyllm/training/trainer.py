@@ -367,12 +367,9 @@ class Trainer:
             for key in [k for k, v in state.items() if isinstance(v, np.ndarray)]:
                 arrays[f"optim.{index}.{key}"] = state.pop(key)
         meta = {
-            "step": self.step, "train_config": self.config.to_dict(),
-            "model_type": self.config.model, "model_config": self.model.config.to_dict(),
-            "tokenizer": self.tokenizer.to_dict(), "optimizer": _jsonable(optim_state),
+            **self._model_meta(), "optimizer": _jsonable(optim_state),
             "scheduler": self.scheduler.state_dict(), "batcher": batcher_state,
-            "rng": rng_state, "best_val_loss": self.best_val_loss,
-            "last_eval": self.last_eval, **self._checkpoint_extras(),
+            "rng": rng_state, "best_val_loss": self.best_val_loss, "last_eval": self.last_eval,
         }
         if self.averaged:
             meta["n_averaged"] = self.averaged.n_averaged
@@ -382,11 +379,14 @@ class Trainer:
         """average.safetensors: the averaged weights as a checkpoint that `load_run(run,
         "average")` (and `tinyllm eval/generate --checkpoint average`) read."""
         arrays = {f"model.{k}": v for k, v in self.averaged.module.state_dict().items()}
-        meta = {"step": self.step, "train_config": self.config.to_dict(),
-                "model_type": self.config.model, "model_config": self.model.config.to_dict(),
-                "tokenizer": self.tokenizer.to_dict(), "n_averaged": self.averaged.n_averaged,
-                **self._checkpoint_extras()}
+        meta = {**self._model_meta(), "n_averaged": self.averaged.n_averaged}
         return save_checkpoint(self.run_dir / AVERAGE, arrays, meta)
+
+    def _model_meta(self) -> dict:
+        """What every checkpoint says about the model (what `load_run` rebuilds it from)."""
+        return {"step": self.step, "train_config": self.config.to_dict(),
+                "model_type": self.config.model, "model_config": self.model.config.to_dict(),
+                "tokenizer": self.tokenizer.to_dict(), **self._checkpoint_extras()}
 
     def _restore_average(self, arrays: dict, meta: dict) -> None:
         weights = {k[len("average."):]: v for k, v in arrays.items() if k.startswith("average.")}

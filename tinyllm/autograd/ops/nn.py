@@ -382,7 +382,7 @@ class QuantizedLinear(Function):
         if self.needs_input_grad[0]:
             w = kernels.reference.dequantize(qweight, scale, group_size, dout.dtype)  # (out, in)
             dx = dout @ w                                                           # (..., in)
-        dbias = (dout.reshape(-1, dout.shape[-1]).sum(axis=0)
+        dbias = (_column_sums(dout.reshape(-1, dout.shape[-1]))
                  if self.needs_input_grad[1] else None)
         return dx, dbias
 
