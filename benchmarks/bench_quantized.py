@@ -9,7 +9,8 @@ model. tinyllm's int8 also runs on the NumPy twin (dequantize, then BLAS) to sho
 kernel buys. PyTorch: the same weights in Hugging Face's GPT2LMHeadModel, its Conv1D layers
 swapped for equal nn.Linear ones so that `torch.ao.quantization.quantize_dynamic` (int8
 weights per tensor, int8 activations quantized on the fly) can take them; `generate` with
-the same prompt, greedy, same thread count. Tokens per second, median of `--repeat` runs.
+the same prompt, greedy, same thread count. Tokens per second, median of `--repeat` rounds
+in which every model decodes once in turn (so the machine's drift slows them all alike).
 
 Rows: one (3C, C) layer of the preset; the compiled kernel vs the twin for 1..32 input rows,
 which is how `tinyllm.kernels.QUANTIZED_KERNEL_MAX_ROWS` was chosen.
@@ -77,6 +78,20 @@ def _torch_linear_gpt(model: GPT):
     return ref
 
 
+def _interleaved_medians(runners: dict, repeat: int) -> dict:
+    """Median seconds of each runner over `repeat` rounds, each round running every runner
+    once in turn: a machine whose speed drifts slows them all alike."""
+    for fn in runners.values():
+        fn()                                                # warm-up
+    times = {name: [] for name in runners}
+    for _ in range(repeat):
+        for name, fn in runners.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def bench_decoding(args) -> list[str]:
     prompt = np.arange(8)[None] % args.vocab
     n = args.new_tokens
@@ -90,32 +105,40 @@ def bench_decoding(args) -> list[str]:
         assert out.shape == (1, 8 + n)
         return out
 
-    seconds = {name: _median_s(lambda m=m: run(m), args.repeat) for name, m in models.items()}
-    with use_backend("numpy"):
-        twin = _median_s(lambda: run(models["int8-channel"]), args.repeat)
+    def run_twin():
+        with use_backend("numpy"):
+            run(models["int8-channel"])
+
+    runners = {name: (lambda m=m: run(m)) for name, m in models.items()}
+    runners["twin"] = run_twin
+    if torch is not None:
+        ref = _torch_linear_gpt(models["float32"])
+        qref = torch.ao.quantization.quantize_dynamic(ref, {torch.nn.Linear}, dtype=torch.qint8)
+        tp = torch.tensor(prompt)
+        kw = dict(max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0)
+
+        def trun(m):
+            with torch.no_grad():
+                return m.generate(tp, attention_mask=torch.ones_like(tp), **kw)
+
+        runners["torch float32"] = lambda: trun(ref)
+        runners["torch int8"] = lambda: trun(qref)
+    seconds = _interleaved_medians(runners, args.repeat)
     base = seconds["float32"]
     rows = [f"GPT {args.preset} ({models['float32'].num_params():,} params), batch 1, "
-            f"{n} new tokens, greedy; tokens/s (x float32), weight bytes"]
-    for name, s in seconds.items():
+            f"{n} new tokens, greedy; tokens/s (x float32), weight bytes; median of "
+            f"{args.repeat} interleaved rounds"]
+    for name, m in models.items():
+        s = seconds[name]
         rows.append(f"  tinyllm {name:13s} {n / s:8.1f} tok/s  ({base / s:4.2f}x)  "
-                    f"{weight_bytes(models[name]) / 2**20:6.2f} MiB")
-    rows.append(f"  tinyllm int8 on the twin  {n / twin:8.1f} tok/s  ({base / twin:4.2f}x)   "
-                "(dequantize + BLAS every call)")
+                    f"{weight_bytes(m) / 2**20:6.2f} MiB")
+    rows.append(f"  tinyllm int8 on the twin  {n / seconds['twin']:8.1f} tok/s  "
+                f"({base / seconds['twin']:4.2f}x)   (dequantize + BLAS every call)")
     same = np.array_equal(run(models["float32"]), run(_gpt(args.preset, args.vocab)))
     rows.append(f"  targets: int8 >= 1.5x, 4-bit >= 2x float32 (deterministic: {same})")
     if torch is None:
         return rows
-    ref = _torch_linear_gpt(models["float32"])
-    qref = torch.ao.quantization.quantize_dynamic(ref, {torch.nn.Linear}, dtype=torch.qint8)
-    tp = torch.tensor(prompt)
-    kw = dict(max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0)
-
-    def trun(m):
-        with torch.no_grad():
-            return m.generate(tp, attention_mask=torch.ones_like(tp), **kw)
-
-    t_float = _median_s(lambda: trun(ref), args.repeat)
-    t_int8 = _median_s(lambda: trun(qref), args.repeat)
+    t_float, t_int8 = seconds["torch float32"], seconds["torch int8"]
     rows.append(f"  PyTorch float32           {n / t_float:8.1f} tok/s")
     rows.append(f"  PyTorch dynamic int8      {n / t_int8:8.1f} tok/s  ({t_float / t_int8:4.2f}x "
                 "its float32)")
@@ -151,7 +174,7 @@ def main() -> None:
     parser.add_argument("--preset", default="medium")
     parser.add_argument("--vocab", type=int, default=256)
     parser.add_argument("--new-tokens", type=int, default=64)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=9)
     args = parser.parse_args()
     if torch is not None:
         transformers.logging.set_verbosity_error()

@@ -15,7 +15,8 @@ twin (see QUANTIZED_KERNEL_MAX_ROWS there).
 x, scale and bias are C-contiguous float32 or float64 of one dtype (the scales converted by
 the caller); the output has x's dtype. Output features are split over threads when
 parallel.h's rule says the call is long enough. Four output features are computed together
-(one load of each input for all four, four independent sums).
+(one load of each input for all four, four independent sums); for float32 inputs, with
+AVX-512 or AVX2 intrinsics where the CPU has them (quantized_simd.h).
 """
 
 import numpy as np
@@ -40,6 +41,13 @@ cdef extern from "quantized_rows.h" nogil:
                         Py_ssize_t ls, Py_ssize_t n, Py_ssize_t g, float *out)
     void tl_q4_dots_f64(const double *x, const uint8_t *p, Py_ssize_t ld, const double *s,
                         Py_ssize_t ls, Py_ssize_t n, Py_ssize_t g, double *out)
+
+cdef extern from "quantized_simd.h" nogil:
+    void tl_q8_dots4(const float *x, const int8_t *q, Py_ssize_t ld, Py_ssize_t n, float *out)
+    void tl_q4_dots4(const float *x, const uint8_t *p, Py_ssize_t ld, const float *s,
+                     Py_ssize_t ls, Py_ssize_t n, Py_ssize_t g, float *out)
+    int tl_qsimd_level()
+    int tl_qsimd_set_level(int level)
 
 cdef enum:
     ROWS = 4    # output features per call of the *_dots functions
@@ -67,7 +75,7 @@ def _int8(const real[:, ::1] x, const int8_t[:, ::1] q, const real[::1] scale, b
         for r in range(n_rows):
             if o + ROWS <= n_out:
                 if real is float:
-                    tl_q8_dots_f32(&x[r, 0], &q[o, 0], n_in, n_in, &y[r, o])
+                    tl_q8_dots4(&x[r, 0], &q[o, 0], n_in, n_in, &y[r, o])
                 else:
                     tl_q8_dots_f64(&x[r, 0], &q[o, 0], n_in, n_in, &y[r, o])
             else:
@@ -101,8 +109,8 @@ def _int4(const real[:, ::1] x, const uint8_t[:, ::1] p, const real[:, ::1] scal
         for r in range(n_rows):
             if o + ROWS <= n_out:
                 if real is float:
-                    tl_q4_dots_f32(&x[r, 0], &p[o, 0], ld, &scale[o, 0], ls, n_in, group_size,
-                                   &y[r, o])
+                    tl_q4_dots4(&x[r, 0], &p[o, 0], ld, &scale[o, 0], ls, n_in, group_size,
+                                &y[r, o])
                 else:
                     tl_q4_dots_f64(&x[r, 0], &p[o, 0], ld, &scale[o, 0], ls, n_in, group_size,
                                    &y[r, o])
@@ -118,6 +126,17 @@ def _int4(const real[:, ::1] x, const uint8_t[:, ::1] p, const real[:, ::1] scal
                 for k in range(min(ROWS, n_out - o)):
                     y[r, o + k] = y[r, o + k] + b[o + k]
     return out
+
+
+def simd_level():
+    """The instruction set the float32 products use: 2 AVX-512, 1 AVX2+FMA, 0 portable C."""
+    return tl_qsimd_level()
+
+
+def _set_simd_level(int level):
+    """Use at most `level` from now on (tests run every level the CPU has); returns the level
+    in use."""
+    return tl_qsimd_set_level(level)
 
 
 def quantized_linear(x, qweight, scale, group_size, bias=None):

@@ -274,6 +274,28 @@ def test_mha_kv_cache_matches_full_causal_pass():
     assert max_relative_error(np.concatenate(parts, axis=1), full) <= TOL
 
 
+def test_kv_cache_buffers_grow_in_place_and_survive_a_replaced_cache():
+    """Outside autograd the cache writes each step into doubling buffers: the keys equal the
+    concatenation of every step's, a step within capacity reuses the buffer, and keys put in
+    by a caller (beam search reorders rows) are copied into new buffers, not lost."""
+    cache = nn.LayerKVCache()
+    steps = [RNG.standard_normal((2, 3, t, 4)) for t in (5, 1, 1, 1, 20, 1)]
+    for i, k in enumerate(steps):
+        ks, vs = cache.update(tinyllm.tensor(k), tinyllm.tensor(-k))
+        want = np.concatenate(steps[:i + 1], axis=2)
+        assert np.array_equal(ks.data, want) and np.array_equal(vs.data, -want)
+        if i == 2:
+            buffer = ks.data.base
+        if i == 3:
+            assert ks.data.base is buffer                 # room for it: no new buffer
+    rows = np.array([1, 0])
+    cache.k, cache.v = tinyllm.tensor(cache.k.data[rows]), tinyllm.tensor(cache.v.data[rows])
+    new = RNG.standard_normal((2, 3, 1, 4))
+    ks, _ = cache.update(tinyllm.tensor(new), tinyllm.tensor(new))
+    want = np.concatenate([np.concatenate(steps, axis=2)[rows], new], axis=2)
+    assert np.array_equal(ks.data, want) and len(cache) == 30
+
+
 def test_mha_key_padding_equals_dropping_the_keys():
     m = _mha()
     x = tinyllm.tensor(RNG.standard_normal((1, 5, 8)))

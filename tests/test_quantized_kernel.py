@@ -87,6 +87,40 @@ def test_the_kernel_dequantizes_exactly_what_the_twin_does():
             assert np.array_equal(got, want), (name, kern.name)
 
 
+def _simd_levels():
+    """The instruction-set levels of the float32 products this CPU can run (none without the
+    compiled kernels)."""
+    try:
+        from tinyllm.kernels import _quantized
+    except ImportError:
+        return []
+    return list(range(_quantized.simd_level() + 1))
+
+
+@pytest.mark.parametrize("level", _simd_levels())
+@pytest.mark.parametrize("name, group, out_f, in_f", [
+    ("int8-channel", 0, 26, 130),      # a tail of inputs past the last full vector, 2 rows past
+    ("int8-tensor", 0, 8, 48),         # the last group of 4 output features
+    ("int4-g32", 32, 26, 96), ("int4-g64", 64, 12, 192), ("int4-g128", 128, 9, 256)])
+def test_every_instruction_set_level_computes_the_same_products(level, name, group, out_f, in_f):
+    """AVX-512, AVX2 and portable C (quantized_simd.h) against the twin, float32; and the
+    identity's rows read each stored weight back exactly at every level."""
+    from tinyllm.kernels import _quantized
+    q, scale = _stored(name, out_f=out_f, in_f=in_f, seed=5)
+    x = np.random.default_rng(6).standard_normal((3, in_f)).astype(np.float32)
+    expected = x @ reference.dequantize(q, scale, group, np.float64).T.astype(np.float32)
+    eye = np.eye(in_f, dtype=np.float32)[:4]
+    try:
+        assert _quantized._set_simd_level(level) == level
+        close(_quantized.quantized_linear(x, q, scale.astype(np.float32), group), expected,
+              np.float32)
+        got = _quantized.quantized_linear(eye, q, scale.astype(np.float32), group)
+        want = reference.dequantize(q, scale, group, np.float32)[:, :4].T
+        assert np.array_equal(got, want)
+    finally:
+        _quantized._set_simd_level(2)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name, group", [("int8-channel", 0), ("int4-g32", 32)])
 def test_gradients_of_input_and_bias_by_finite_differences(backend, name, group):

@@ -39,11 +39,17 @@ from .module import Module
 
 
 class LayerKVCache:
-    """The keys and values one attention layer has computed so far, (B, nh, S, hs) each."""
+    """The keys and values one attention layer has computed so far, (B, nh, S, hs) each.
+
+    Outside autograd (generation) the positions are written into buffers that grow by
+    doubling, so a step copies only its own keys and values, not all S of them; `k` and `v`
+    are views of the first S positions. Keys that need a gradient are concatenated instead.
+    """
 
     def __init__(self):
         self.k: Tensor | None = None
         self.v: Tensor | None = None
+        self._buffers: tuple[np.ndarray, np.ndarray] | None = None   # (B, nh, capacity, hs)
 
     def __len__(self) -> int:
         return 0 if self.k is None else self.k.shape[2]
@@ -52,12 +58,29 @@ class LayerKVCache:
         """Append the new positions' keys and values; return all of them."""
         if self.k is None:
             self.k, self.v = k, v
-        else:
-            if k.shape[:2] != self.k.shape[:2] or k.shape[3] != self.k.shape[3]:
-                raise ValueError(f"KV cache: new keys of shape {k.shape} do not continue the "
-                                 f"cached ones of shape {self.k.shape} (same B, nh, hs)")
+            return k, v
+        if k.shape[:2] != self.k.shape[:2] or k.shape[3] != self.k.shape[3]:
+            raise ValueError(f"KV cache: new keys of shape {k.shape} do not continue the "
+                             f"cached ones of shape {self.k.shape} (same B, nh, hs)")
+        if k.requires_grad or v.requires_grad or self.k.requires_grad or self.v.requires_grad:
             self.k, self.v = cat([self.k, k], dim=2), cat([self.v, v], dim=2)
+        else:
+            self.k, self.v = self._append(k.data, v.data)
         return self.k, self.v                                          # (B, nh, S, hs)
+
+    def _append(self, k: np.ndarray, v: np.ndarray) -> tuple[Tensor, Tensor]:
+        s, n = len(self), len(self) + k.shape[2]
+        bufs = self._buffers
+        # The buffers are reused only while k and v are still the views made here (a caller,
+        # beam search for one, may have replaced them) and have room.
+        if (bufs is None or n > bufs[0].shape[2] or self.k.data.base is not bufs[0]
+                or self.v.data.base is not bufs[1] or self.k.dtype != k.dtype):
+            b, nh, _, hs = self.k.shape
+            bufs = tuple(np.empty((b, nh, max(2 * n, 16), hs), dtype=k.dtype) for _ in "kv")
+            bufs[0][:, :, :s], bufs[1][:, :, :s] = self.k.data, self.v.data
+            self._buffers = bufs
+        bufs[0][:, :, s:n], bufs[1][:, :, s:n] = k, v
+        return Tensor._make(bufs[0][:, :, :n]), Tensor._make(bufs[1][:, :, :n])
 
 
 class KVCache:
@@ -88,14 +111,19 @@ class KVCache:
 
 
 def split_heads(x: Tensor, n_head: int) -> Tensor:
-    """(B, T, C) -> (B, nh, T, hs)."""
+    """(B, T, C) -> (B, nh, T, hs). (One position, as in each step of generation: the same
+    numbers in the same order, so a reshape alone, one op instead of two.)"""
     b, t, c = x.shape
+    if t == 1:
+        return x.reshape(b, n_head, 1, c // n_head)                    # (B, nh, 1, hs)
     return x.reshape(b, t, n_head, c // n_head).transpose(1, 2)        # (B, nh, T, hs)
 
 
 def merge_heads(y: Tensor) -> Tensor:
     """(B, nh, T, hs) -> (B, T, C), the heads side by side."""
     b, nh, t, hs = y.shape
+    if t == 1:
+        return y.reshape(b, 1, nh * hs)                                # (B, 1, C)
     return y.transpose(1, 2).reshape(b, t, nh * hs)                    # (B, T, C)
 
 

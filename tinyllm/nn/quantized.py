@@ -206,8 +206,18 @@ class QuantizedLinear(Module):
         self.qweight = np.ascontiguousarray(qweight)
         self.weight_scale = np.ascontiguousarray(weight_scale)
 
+    def _scales_in(self, dtype: np.dtype) -> np.ndarray:
+        """The scales in the input's dtype, converted once and kept (4-bit scales are stored
+        in float16; converting them on every call of a generation step cost more than the
+        product's arithmetic)."""
+        cached = getattr(self, "_converted_scale", None)
+        if cached is None or cached[0] is not self.weight_scale or cached[1].dtype != dtype:
+            cached = (self.weight_scale, self.weight_scale.astype(dtype))
+            self._converted_scale = cached
+        return cached[1]
+
     def forward(self, x: Tensor) -> Tensor:
-        return F.quantized_linear(x, self.qweight, self.weight_scale,
+        return F.quantized_linear(x, self.qweight, self._scales_in(x.dtype),
                                   self.scheme.group_size or 0, self.bias)   # (*, out)
 
     def nbytes(self) -> int:
