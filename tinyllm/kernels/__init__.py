@@ -160,9 +160,9 @@ def _attention_backward(module: ModuleType, name: str) -> Callable:
 
 #: Input rows up to which the compiled quantized_linear runs; above, BLAS on the dequantized
 #: weight (the twin) is faster. Measured with benchmarks/bench_quantized.py on a (960, 320)
-#: layer, one thread: int8 kernel/twin 381/550 us at 8 rows, 595/591 at 16; 4-bit 616/661
-#: and 696/704.
-QUANTIZED_KERNEL_MAX_ROWS = 8
+#: layer, one thread, AVX-512: int8 kernel/twin 703/888 us at 24 rows, 958/973 at 32,
+#: 1398/1352 at 48; 4-bit 1105/1438 at 24, 1464/1534 at 32, 2185/1677 at 48.
+QUANTIZED_KERNEL_MAX_ROWS = 24
 
 
 def _quantized_linear(module: ModuleType, name: str) -> Callable:

@@ -127,6 +127,20 @@ def merge_heads(y: Tensor) -> Tensor:
     return y.transpose(1, 2).reshape(b, t, nh * hs)                    # (B, T, C)
 
 
+def split_qkv_heads(qkv: Tensor, n_head: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The fused projection (B, T, 3C) -> q, k, v (B, nh, T, hs) each.
+
+    Outside autograd (generation) they are three views of the projection's array, made
+    without an op: the same numbers as the split and the reshapes, which would cost seven
+    ops' bookkeeping per layer and token.
+    """
+    b, t, c3 = qkv.shape
+    if qkv.requires_grad:
+        return tuple(split_heads(part, n_head) for part in qkv.split(c3 // 3, dim=2))
+    views = qkv.data.reshape(b, t, 3, n_head, c3 // (3 * n_head)).transpose(2, 0, 3, 1, 4)
+    return tuple(Tensor._make(part) for part in views)                # (B, nh, T, hs) each
+
+
 def _check_key_padding(mask, batch: int, n_keys: int) -> np.ndarray:
     m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
     if m.dtype != np.bool_:
@@ -206,9 +220,7 @@ class MultiHeadAttention(Module):
         if x.ndim != 3 or x.shape[-1] != self.embed_dim:
             raise ValueError(f"MultiHeadAttention: expected input (B, T, C) with "
                              f"C = {self.embed_dim}, got shape {x.shape}")
-        c = self.embed_dim
-        q, k, v = self.c_attn(x).split(c, dim=2)                       # (B, T, C) each
-        q, k, v = (split_heads(t, self.num_heads) for t in (q, k, v))  # (B, nh, T, hs)
+        q, k, v = split_qkv_heads(self.c_attn(x), self.num_heads)      # (B, nh, T, hs) each
         y = attend(q, k, v, is_causal=self.is_causal, attn_mask=attn_mask,
                    key_padding_mask=key_padding_mask, kv_cache=kv_cache,
                    dropout_p=self.dropout if self.training else 0.0)   # (B, nh, T, hs)
