@@ -198,13 +198,16 @@ def _compress_parser(sub) -> None:
                    "weight and activation outliers and output error per scheme, and the "
                    "validation loss per quantization scheme and per pruning sparsity")
     p.add_argument("--method", metavar="METHOD",
-                   help="int8-tensor, int8-channel, int4, prune (magnitude pruning) or "
-                   "prune-ffn (remove MLP neurons: smaller matrices; GPT)")
+                   help="int8-tensor, int8-channel, int4, prune (magnitude pruning), "
+                   "prune-ffn (remove MLP neurons) or prune-heads (remove attention heads); "
+                   "the last two make the matrices smaller (GPT)")
     p.add_argument("--group-size", type=positive, default=None,
                    help="int4 only: inputs per scale, 32, 64 or 128 (default 64)")
     p.add_argument("--sparsity", type=float, default=None, help="prune: the fraction of the "
                    "Linear/Conv1D weights set to zero, smallest first; prune-ffn: the fraction "
-                   "of every MLP's neurons removed, least important first (0 <= s < 1)")
+                   "of every MLP's neurons removed, least important first; prune-heads: the "
+                   "fraction of all attention heads removed, least important first, every "
+                   "layer keeping one (0 <= s < 1)")
     p.add_argument("--scope", choices=("global", "layer"), default="global",
                    help="prune only: one threshold for all layers, or the same fraction in "
                    "each (default global)")
@@ -472,8 +475,9 @@ def cmd_compress(args) -> int:
     if args.method == "prune":
         print(f"{r.scheme}: {r.sparsity:.1%} of the weights of {len(r.layers)} layers are zero "
               f"(dense storage: model.safetensors {format_bytes(r.file_bytes)})")
-    elif args.method == "prune-ffn":
-        print(f"{r.scheme}: {len(r.layers)} MLPs narrowed | weights "
+    elif args.method in ("prune-ffn", "prune-heads"):
+        what = "MLPs narrowed" if args.method == "prune-ffn" else "layers lost heads"
+        print(f"{r.scheme}: {len(r.layers)} {what} | weights "
               f"{format_bytes(r.float_bytes)} -> {format_bytes(r.weight_bytes)} ({r.ratio:.1%})"
               f" | model.safetensors {format_bytes(r.file_bytes)}")
     else:

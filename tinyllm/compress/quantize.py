@@ -22,14 +22,15 @@ from ..nn.prune import SCOPES, check_sparsity, prunable_weights, prune_model, sp
 from ..nn.quantized import INT4_GROUP_SIZES, QuantScheme, quantize_model, weight_bytes
 from ..training.inference import TOKENIZER_NAME, TRAIN_CONFIG_NAME, load_causal_lm
 from .analysis import report
-from .structured import ffn_importance, prune_ffn
+from .structured import ffn_importance, head_importance, prune_ffn, prune_heads
 
 #: The --method values: int8 with one scale per tensor or per output channel; int4 in
 #: groups; prune: unstructured magnitude pruning to --sparsity (dense storage, zeros);
-#: prune-ffn: remove --sparsity of every MLP's neurons (smaller matrices; GPT only).
-METHODS = ("int8-tensor", "int8-channel", "int4", "prune", "prune-ffn")
-PRUNING = ("prune", "prune-ffn")
-IMPORTANCE_BATCHES = 8          # training batches that score the neurons for prune-ffn
+#: prune-ffn: remove --sparsity of every MLP's neurons; prune-heads: remove --sparsity of all
+#: attention heads (both: smaller matrices; GPT only).
+METHODS = ("int8-tensor", "int8-channel", "int4", "prune", "prune-ffn", "prune-heads")
+PRUNING = ("prune", "prune-ffn", "prune-heads")
+IMPORTANCE_BATCHES = 8          # training batches that score the neurons or heads
 DEFAULT_GROUP_SIZE = 64
 
 
@@ -85,7 +86,7 @@ def compress_run(run_dir, method: str, out, group_size: int | None = None,
         check_sparsity(sparsity)
         choice("scope", scope, SCOPES)
     elif sparsity is not None:
-        raise ValueError(f"--sparsity is for --method prune or prune-ffn; {method} quantizes")
+        raise ValueError(f"--sparsity is for --method {', '.join(PRUNING)}; {method} quantizes")
     scheme = None if method in PRUNING else scheme_for(method, group_size)
     run_dir, out = Path(run_dir), Path(out)
     if out.resolve() == run_dir.resolve():
@@ -100,6 +101,11 @@ def compress_run(run_dir, method: str, out, group_size: int | None = None,
         model, _ = prune_ffn(model, sparsity, importance)
         layers = [f"transformer.h.{i}.mlp" for i in range(len(importance))]
         name = f"prune-ffn-{sparsity:g}"
+    elif method == "prune-heads":
+        importance = head_importance(model, _training_batches(config, tokenizer, model))
+        model, removed = prune_heads(model, sparsity, importance)
+        layers = [f"transformer.h.{i}.attn" for i in removed]
+        name = f"prune-heads-{sparsity:g}"
     elif scheme is None:
         prune_model(model, sparsity, scope)
         layers, name = list(prunable_weights(model)), f"prune-{scope}-{sparsity:g}"

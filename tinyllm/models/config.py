@@ -92,6 +92,35 @@ def _check_pad_token_id(cls: str, pad_token_id, vocab_size: int) -> None:
                          f"(accepted: 0..{vocab_size - 1}, or None)")
 
 
+def _check_pruned_heads(cls: str, pruned, n_layer: int, n_head: int):
+    """{layer: sorted heads} (JSON's string keys read back as ints), or None when empty."""
+    if pruned is None:
+        return None
+    if not isinstance(pruned, dict):
+        raise ValueError(f"{cls}: pruned_heads must be a mapping {{layer: [heads]}}, got "
+                         f"{pruned!r}")
+    out = {}
+    for layer, heads in pruned.items():
+        try:
+            i = int(layer)
+            hs = sorted({int(h) for h in heads})
+        except (TypeError, ValueError):
+            raise ValueError(f"{cls}: pruned_heads[{layer!r}] = {heads!r} is not a list of "
+                             "head numbers") from None
+        if not 0 <= i < n_layer:
+            raise ValueError(f"{cls}: pruned_heads names layer {layer!r}; accepted: "
+                             f"0..{n_layer - 1}")
+        if any(not 0 <= h < n_head for h in hs):
+            raise ValueError(f"{cls}: pruned_heads[{i}] = {heads!r} names a head outside "
+                             f"0..{n_head - 1}")
+        if len(hs) == n_head:
+            raise ValueError(f"{cls}: pruned_heads[{i}] removes all {n_head} heads of the "
+                             "layer; at least one must stay")
+        if hs:
+            out[i] = hs
+    return dict(sorted(out.items())) or None
+
+
 def _divisor_near(n: int, k: int) -> int:
     return min((d for d in range(1, n + 1) if n % d == 0), key=lambda d: abs(d - k))
 
@@ -159,6 +188,11 @@ class GPTConfig(ModelConfig):
     `n_inner=None` means 4 * n_embd. `num_labels` and `pad_token_id` are for
     `GPT2ForSequenceClassification` (its number of classes, and the id whose rightmost
     non-occurrence marks the token it classifies); the language model ignores them.
+
+    `pruned_heads` ({layer: [head, ...]}, Hugging Face's name for it) lists the attention
+    heads structured pruning removed (`tinyllm.compress.structured.prune_heads`): layer i
+    has n_head - len(pruned_heads[i]) heads, each still n_embd / n_head wide. Such a model
+    has no GPT2LMHeadModel twin (transformers 5 dropped head pruning).
     """
 
     vocab_size: int = 256
@@ -176,6 +210,7 @@ class GPTConfig(ModelConfig):
     tie_word_embeddings: bool = True
     num_labels: int = 2
     pad_token_id: int | None = None
+    pruned_heads: dict[int, list[int]] | None = None
 
     model_type = "gpt2"
     architecture = "GPT2LMHeadModel"
@@ -198,10 +233,20 @@ class GPTConfig(ModelConfig):
             raise ValueError(f"{name}: tie_word_embeddings must be true or false, "
                              f"got {self.tie_word_embeddings!r}")
         _check_pad_token_id(name, self.pad_token_id, self.vocab_size)
+        self.pruned_heads = _check_pruned_heads(name, self.pruned_heads, self.n_layer,
+                                                self.n_head)
 
     @property
     def head_dim(self) -> int:
         return self.n_embd // self.n_head
+
+    def heads_in_layer(self, layer: int) -> int:
+        """How many attention heads layer `layer` has (n_head less the pruned ones)."""
+        return self.n_head - len((self.pruned_heads or {}).get(layer, ()))
+
+    def attention_width(self, layer: int) -> int:
+        """Channels of layer `layer`'s q (and k, v): its heads times the head size."""
+        return self.heads_in_layer(layer) * self.head_dim
 
     @property
     def inner_dim(self) -> int:
@@ -209,10 +254,12 @@ class GPTConfig(ModelConfig):
 
     def param_count(self) -> int:
         c, i, v = self.n_embd, self.inner_dim, self.vocab_size
-        # ln_1, c_attn, c_proj, ln_2, c_fc, mlp c_proj (weights and biases)
-        block = 2 * c + (3 * c * c + 3 * c) + (c * c + c) + 2 * c + (c * i + i) + (i * c + c)
+        # ln_1, c_attn, c_proj, ln_2, c_fc, mlp c_proj (weights and biases); a: the layer's
+        # attention width (c unless heads were pruned)
+        blocks = sum(2 * c + (3 * c * a + 3 * a) + (a * c + c) + 2 * c + (c * i + i) + (i * c + c)
+                     for a in map(self.attention_width, range(self.n_layer)))
         head = 0 if self.tie_word_embeddings else v * c
-        return v * c + self.n_positions * c + self.n_layer * block + 2 * c + head
+        return v * c + self.n_positions * c + blocks + 2 * c + head
 
     def activation_count(self, batch_size: int, block_size: int, score_copies: int = 3) -> int:
         # per position and layer: LayerNorms, q/k/v, attention output and projection,

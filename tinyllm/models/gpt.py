@@ -63,12 +63,12 @@ class GPTTransformer(Module):
         self.wpe = Embedding(config.n_positions, c)
         self.drop = Dropout(config.embd_pdrop)
         self.h = ModuleList(
-            TransformerBlock(c, config.n_head, config.n_inner,
+            TransformerBlock(c, config.heads_in_layer(i), config.n_inner,
                              activation=config.activation_function, dropout=config.resid_pdrop,
                              attn_dropout=config.attn_pdrop,
                              layer_norm_eps=config.layer_norm_epsilon, norm_first=True,
-                             is_causal=True)
-            for _ in range(config.n_layer))
+                             is_causal=True, head_dim=config.head_dim)
+            for i in range(config.n_layer))
         self.ln_f = LayerNorm(c, eps=config.layer_norm_epsilon)
 
     def forward(self, idx: np.ndarray, kv_cache: KVCache | None = None,
@@ -135,11 +135,12 @@ class _GPTPretrained(PretrainedModel):
     def _transformer_flops(self, t: int) -> dict[str, int]:
         cfg = self.config
         c, i, n_layer = cfg.n_embd, cfg.inner_dim, cfg.n_layer
+        a = sum(map(cfg.attention_width, range(n_layer)))   # n_layer * c unless heads pruned
         return {
-            "attn.c_attn": n_layer * 2 * c * 3 * c,
-            "attn.scores": n_layer * 2 * t * c,
-            "attn.values": n_layer * 2 * t * c,
-            "attn.c_proj": n_layer * 2 * c * c,
+            "attn.c_attn": 2 * c * 3 * a,
+            "attn.scores": 2 * t * a,
+            "attn.values": 2 * t * a,
+            "attn.c_proj": 2 * a * c,
             "mlp.c_fc": n_layer * 2 * c * i,
             "mlp.c_proj": n_layer * 2 * i * c,
         }

@@ -188,6 +188,8 @@ def attend(q: Tensor, k: Tensor, v: Tensor, *, is_causal: bool = False, attn_mas
 class MultiHeadAttention(Module):
     """Multi-head self-attention in GPT-2's layout: one fused q|k|v projection `c_attn`
     (C, 3C) and an output projection `c_proj` (C, C), both `Conv1D` (weight (in, out)).
+    `head_dim` (default C / num_heads) sets the head size apart from C: a layer whose heads
+    were pruned keeps their size with fewer of them, c_attn (C, 3 nh hs), c_proj (nh hs, C).
 
     x (B, T, C) -> (B, T, C). `dropout` applies to the attention weights and to the output
     (GPT-2's attn_pdrop and resid_pdrop; give `resid_dropout` to set the second apart).
@@ -198,21 +200,25 @@ class MultiHeadAttention(Module):
     """
 
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
-                 is_causal: bool = False, resid_dropout: float | None = None):
+                 is_causal: bool = False, resid_dropout: float | None = None,
+                 head_dim: int | None = None):
         super().__init__()
         positive_int("embed_dim", embed_dim, where="MultiHeadAttention")
         positive_int("num_heads", num_heads, where="MultiHeadAttention")
-        if embed_dim % num_heads:
-            raise ValueError(f"MultiHeadAttention: embed_dim={embed_dim} is not divisible by "
-                             f"num_heads={num_heads}; each head gets embed_dim / num_heads "
-                             "channels, which must be a whole number")
+        if head_dim is None:
+            if embed_dim % num_heads:
+                raise ValueError(f"MultiHeadAttention: embed_dim={embed_dim} is not divisible "
+                                 f"by num_heads={num_heads}; each head gets embed_dim / "
+                                 "num_heads channels, which must be a whole number")
+            head_dim = embed_dim // num_heads
+        positive_int("head_dim", head_dim, where="MultiHeadAttention")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"MultiHeadAttention: dropout must be in [0, 1), got {dropout}")
-        self.embed_dim, self.num_heads = embed_dim, num_heads
-        self.head_dim = embed_dim // num_heads
+        self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, head_dim
         self.is_causal, self.dropout = bool(is_causal), float(dropout)
-        self.c_attn = Conv1D(embed_dim, 3 * embed_dim, bias=bias)
-        self.c_proj = Conv1D(embed_dim, embed_dim, bias=bias)
+        inner = num_heads * head_dim                 # embed_dim, unless heads were pruned
+        self.c_attn = Conv1D(embed_dim, 3 * inner, bias=bias)
+        self.c_proj = Conv1D(inner, embed_dim, bias=bias)
         self.resid_dropout = Dropout(dropout if resid_dropout is None else resid_dropout)
 
     def forward(self, x: Tensor, attn_mask=None, key_padding_mask=None,
@@ -228,5 +234,5 @@ class MultiHeadAttention(Module):
 
     def extra_repr(self) -> str:
         return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, "
-                f"is_causal={self.is_causal}")
+                f"head_dim={self.head_dim}, is_causal={self.is_causal}")
 
