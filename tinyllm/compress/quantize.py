@@ -97,12 +97,12 @@ def compress_run(run_dir, method: str, out, group_size: int | None = None,
     model, tokenizer, config = load_causal_lm(run_dir, "tinyllm compress")
     float_bytes = weight_bytes(model)
     if method == "prune-ffn":
-        importance = ffn_importance(model, _training_batches(config, tokenizer, model))
+        importance = ffn_importance(model, run_batches(config, tokenizer, model))
         model, _ = prune_ffn(model, sparsity, importance)
         layers = [f"transformer.h.{i}.mlp" for i in range(len(importance))]
         name = f"prune-ffn-{sparsity:g}"
     elif method == "prune-heads":
-        importance = head_importance(model, _training_batches(config, tokenizer, model))
+        importance = head_importance(model, run_batches(config, tokenizer, model))
         model, removed = prune_heads(model, sparsity, importance)
         layers = [f"transformer.h.{i}.attn" for i in removed]
         name = f"prune-heads-{sparsity:g}"
@@ -120,9 +120,10 @@ def compress_run(run_dir, method: str, out, group_size: int | None = None,
                           (out / "model.safetensors").stat().st_size, sparsity_of(model))
 
 
-def _training_batches(config, tokenizer, model, split: str = "train",
+def run_batches(config, tokenizer, model, split: str = "train",
                       n: int = IMPORTANCE_BATCHES) -> list:
-    """The first `n` (x, y) batches of the run's training (or validation) split."""
+    """The first `n` (x, y) batches of a run's training (or validation) split (`config` is
+    the run's TrainConfig; the frontier study measures on them too)."""
     ids = encode_corpus(load_corpus(config.data), tokenizer)
     train_ids, val_ids = train_val_split(ids, config.val_fraction)
     block = config.block_size or model.config.block_size
@@ -134,4 +135,4 @@ def report_run(run_dir, batches: int = 8, out=print) -> None:
     """Print where quantization and pruning hurt a run's model (compress.analysis.report)
     on the first `batches` validation batches; nothing is written."""
     model, tokenizer, config = load_causal_lm(run_dir, "tinyllm compress --report")
-    report(model, _training_batches(config, tokenizer, model, "validation", batches), out)
+    report(model, run_batches(config, tokenizer, model, "validation", batches), out)

@@ -169,3 +169,68 @@ def _finish(root: Path, args, plot_dir: Path, wall_s: float | None = None,
         return
     print(f"figures ({len(paths)} files): " + ", ".join(str(p) for p in paths
                                                        if p.suffix == ".png"))
+
+
+# ---------------------------------------------------------------------- frontier-study
+FRONTIER_EPILOG = """examples:
+  tinyllm frontier-study                          # default budget: 4 rungs, <= 30 min
+  tinyllm frontier-study --budget tiny --out /tmp/f   # a smoke test in seconds
+  tinyllm frontier-study --plot shipped           # the shipped study's table and figure
+Each rung is trained once (its weights averaged along the way), then quantized, pruned
+(magnitude; heads and MLP neurons with recovery fine-tuning) and distilled from the largest
+rung; every variant's validation loss and bytes go to frontier.csv, with study.json,
+summary.txt and frontier.png, in --out. An interrupted study resumes: run the same command
+again (a finished rung is never run again).
+"""
+
+
+def add_frontier_parser(sub) -> None:
+    from .frontier import BUDGETS
+
+    p = sub.add_parser(
+        "frontier-study", help="loss vs bytes: quantized, pruned, distilled and averaged models",
+        description="The size-quality frontier over the scaling ladder: at equal bytes, is a "
+        "compressed large model better than a dense small one?", epilog=FRONTIER_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--budget", default="default", metavar="NAME",
+                   help=f"one of {', '.join(BUDGETS)}: tiny takes seconds (tests), default at "
+                   "most 30 min on 2 cores (default: default)")
+    p.add_argument("--out", help="results directory (default runs/frontier-<budget>)")
+    p.add_argument("--jobs", type=int, default=2, metavar="N",
+                   help="rungs in parallel after the largest (default 2; 1 = one at a time)")
+    p.add_argument("--plot", metavar="RESULTS", help="print the table and draw the figure of "
+                   "a results directory instead of training ('shipped' = the shipped study)")
+
+
+def cmd_frontier(args) -> int:
+    from .frontier import (SHIPPED, get_budget, load_frontier, plot_frontier, run_frontier,
+                           summary)
+
+    if args.jobs < 1:
+        raise ValueError(f"--jobs {args.jobs} must be 1 or more (rungs trained at once)")
+    if args.plot:
+        root = SHIPPED if args.plot == "shipped" else Path(args.plot)
+        rows = load_frontier(root)
+        figure = Path("frontier.png") if args.plot == "shipped" else root / "frontier.png"
+    else:
+        budget = get_budget(args.budget)
+        root = Path(args.out or f"runs/frontier-{budget.name}")
+        print(f"frontier study, budget {budget.name} (rungs "
+              f"{', '.join(f'w{w}' for w in budget.widths)}; aims at {budget.minutes:g} min on "
+              f"2 cores); results: {root}/ (rerun the same command to resume)", flush=True)
+        start = time.perf_counter()
+        rows = run_frontier(budget, root, jobs=args.jobs,
+                            log=lambda m: print(m, flush=True))
+        print(f"study: {(time.perf_counter() - start) / 60:.1f} min")
+        figure = root / "frontier.png"
+    print(summary(rows))
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        ax = plot_frontier(rows)
+        ax.figure.savefig(figure, dpi=120, bbox_inches="tight")
+        print(f"figure: {figure}")
+    except ImportError:
+        print("(matplotlib is not installed: no figure; pip install matplotlib)")
+    return 0
