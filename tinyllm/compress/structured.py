@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Tensor, default_dtype
+from ..nn.layers import Conv1D
 from .analysis import intercepting_inputs
 
 
@@ -40,6 +41,13 @@ def _blocks(model) -> list:
     if blocks is None or not all(hasattr(b, "mlp") and hasattr(b, "attn") for b in blocks):
         raise ValueError(f"structured pruning is for GPT models; got a "
                          f"{type(model).__name__}")
+    for i, b in enumerate(blocks):
+        for name in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"):
+            layer = b.get_submodule(name)
+            if type(layer) is not Conv1D:
+                raise ValueError(f"structured pruning needs the float model: "
+                                 f"transformer.h.{i}.{name} is a {type(layer).__name__} "
+                                 "(prune first, then quantize or add adapters)")
     return list(blocks)
 
 
