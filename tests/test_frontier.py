@@ -39,6 +39,8 @@ def test_the_tiny_study_measures_every_family_on_every_rung(tiny_study):
     assert ("w16-l1", "int4-g32") not in by                  # 32 does not divide 16
     assert ("w16-l1", "distilled") in by and ("w32-l1", "distilled") not in by   # the teacher
     assert ("w32-l1", "prune-heads-25%") not in by           # 2 heads: a quarter is none
+    for rung in ("w16-l1", "w32-l1"):                         # the recovery steps' control
+        assert by[rung, "float32+recovery"]["bytes"] == by[rung, "float32"]["bytes"]
     # What was written reads back the same.
     assert load_frontier(root) == [{k: r[k] for k in COLUMNS} for r in rows]
     assert json.loads((root / "study.json").read_text())["budget"]["name"] == "tiny"
@@ -70,6 +72,16 @@ def test_sparse_bytes_count_nonzeros_and_a_bitmap():
     w.data[...] = 0
     assert sparse_bytes(model) == dense - sum(x.data.size * 4 for x in weights.values()) + sum(
         (0 if x is w else 4 * x.data.size) + -(-x.data.size // 8) for x in weights.values())
+
+
+def test_the_shipped_study_reads_and_holds_every_rung():
+    rows = load_frontier("shipped")
+    rungs = {r["rung"] for r in rows}
+    assert rungs == {f"w{w}-l{max(1, round(w / 32))}" for w in get_budget("default").widths}
+    assert all(r["family"] in FAMILIES and r["bytes"] > 0 and np.isfinite(r["val_loss"])
+               for r in rows)
+    for rung in rungs:                                         # every rung has its baseline
+        assert sum(r["rung"] == rung and r["method"] == "float32" for r in rows) == 1
 
 
 @pytest.mark.parametrize("argv, message", [

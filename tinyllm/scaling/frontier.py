@@ -14,6 +14,9 @@ versions of itself, each scored on the same validation batches:
                 prune-heads-25%, prune-ffn-25%     structured: a quarter of the attention heads
                                                    or MLP neurons removed (Taylor importance),
                                                    then `recover_steps` of fine-tuning
+    dense       float32+recovery                   the control: the dense model fine-tuned the
+                                                   same `recover_steps` (more training alone
+                                                   lowers the loss a little)
     distilled   distilled                          the rung's shape trained from scratch on the
                                                    largest rung's softened outputs (Hinton et
                                                    al. 2015) for the same steps
@@ -223,6 +226,23 @@ def _measure_distilled(budget: FrontierBudget, width: int, root: Path, teacher: 
                  mean_loss(model, val))]
 
 
+def _measure_control(budget: FrontierBudget, width: int, root: Path) -> list:
+    """The dense rung fine-tuned as the structured-pruned ones are: what the recovery steps
+    are worth without pruning."""
+    from ..compress.analysis import mean_loss
+    from ..nn.quantized import weight_bytes
+    from ..training.inference import load_run
+
+    rung = Rung.from_width(width)
+    run_dir = _train(budget, rung, root, f"continued-{rung.name}", steps=budget.recover_steps,
+                     lr=kaplan_lr(rung.non_embedding_params()) / 10,
+                     init_from=str(root / "runs" / _dense_name(rung)), warmup_steps=0)
+    model, tokenizer, config = load_run(run_dir, "last")
+    val, _ = _batches(budget, model, tokenizer, config)
+    return [_row(rung, model.num_params(), "float32+recovery", "dense", weight_bytes(model),
+                 mean_loss(model, val))]
+
+
 def _batches(budget: FrontierBudget, model, tokenizer, config) -> tuple[list, list]:
     """The validation batches every loss is measured on, and 8 training batches (importance
     and timing)."""
@@ -264,12 +284,18 @@ def _structured_rows(budget, rung, root, loaded, train, val, params, kinds) -> l
 
 
 # ---------------------------------------------------------------------- the study
+CONTROL = "control"      # the _job kind of the recovery-steps control
+
+
 def _job(args) -> str:
     """One unit of the study in a worker: a rung's variants, or a distilled student."""
     budget_name, width, root, teacher = args
     budget, root = get_budget(budget_name), Path(root)
     if teacher is None:
         rows, path = _measure_rung(budget, width, root), root / "rungs" / f"w{width}.json"
+    elif teacher == CONTROL:
+        rows = _measure_control(budget, width, root)
+        path = root / "rungs" / f"w{width}-control.json"
     else:
         rows = _measure_distilled(budget, width, root, teacher)
         path = root / "rungs" / f"w{width}-distilled.json"
@@ -279,7 +305,8 @@ def _job(args) -> str:
 
 def run_frontier(budget: FrontierBudget, out, *, jobs: int = 2, log=print) -> list[dict]:
     """Run (or resume) the study into `out`; returns every row. Every rung first, largest
-    first, `jobs` at a time; then the distilled students of the largest rung (the teacher)."""
+    first, `jobs` at a time; then the distilled students of the largest rung (the teacher)
+    and the dense models' recovery-steps controls."""
     root = Path(out)
     (root / "rungs").mkdir(parents=True, exist_ok=True)
     widths = sorted(budget.widths, reverse=True)
@@ -288,9 +315,11 @@ def run_frontier(budget: FrontierBudget, out, *, jobs: int = 2, log=print) -> li
              if not (root / "rungs" / f"w{w}.json").exists()]
     students = [(budget.name, w, str(root), teacher) for w in widths[1:]
                 if not (root / "rungs" / f"w{w}-distilled.json").exists()]
+    controls = [(budget.name, w, str(root), CONTROL) for w in widths
+                if not (root / "rungs" / f"w{w}-control.json").exists()]
     start = time.perf_counter()
     with thread_env(1):
-        for stage in (rungs, students):
+        for stage in (rungs, students + controls):
             if jobs > 1 and len(stage) > 1:
                 ctx = multiprocessing.get_context("spawn")
                 with ctx.Pool(min(jobs, len(stage))) as pool:
@@ -324,7 +353,10 @@ def write_outputs(root: Path, budget: FrontierBudget, rows: list[dict], seconds:
     for r in rows:
         lines.append(",".join("" if r.get(c) is None else str(r[c]) for c in COLUMNS))
     atomic_write(root / "frontier.csv", "\n".join(lines) + "\n")
-    study = {"budget": asdict(budget), "version": __version__, "last_seconds": seconds}
+    previous = root / "study.json"
+    before = json.loads(previous.read_text()).get("total_seconds", 0.0) if previous.exists() else 0.0
+    study = {"budget": asdict(budget), "version": __version__, "last_seconds": seconds,
+             "total_seconds": before + seconds}      # every session that worked on it
     atomic_write(root / "study.json", json.dumps(study, indent=2) + "\n")
     atomic_write(root / "summary.txt", summary(rows) + "\n")
 
