@@ -185,13 +185,18 @@ def _compress_parser(sub) -> None:
                        "write a model directory that tinyllm generate, tinyllm eval and "
                        "GPT.load read: int8 with one scale per tensor or per output channel, "
                        "or 4 bits per weight with one float16 scale per group of inputs "
-                       "(llama.cpp's Q4_0 layout at group size 32). The source run is only "
-                       "read.",
+                       "(llama.cpp's Q4_0 layout at group size 32); or prune it: magnitude "
+                       "pruning (zeros), or whole MLP neurons or attention heads removed (smaller "
+                       "matrices; fine-tune after with tinyllm train --init-from OUT). The "
+                       "source run is only read.",
                        epilog="examples:\n  tinyllm compress runs/gpt-small-pydoc --method "
                        "int8-channel --out runs/gpt-small-pydoc-int8\n  tinyllm compress "
                        "runs/gpt-small-pydoc --method int4 --group-size 32 --out /tmp/q4\n"
                        "  tinyllm eval runs/gpt-small-pydoc-int8\n"
-                       "  tinyllm compress runs/gpt-small-pydoc --report   # where it hurts",
+                       "  tinyllm compress runs/gpt-small-pydoc --report   # where it hurts\n"
+                       "  tinyllm compress runs/gpt-small-pydoc --method prune-heads --sparsity "
+                       "0.25 --out /tmp/h\n  tinyllm train --init-from /tmp/h --steps 200 --lr "
+                       "1e-4   # recovery",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--report", action="store_true", help="write nothing: print each layer's "

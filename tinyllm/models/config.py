@@ -252,12 +252,18 @@ class GPTConfig(ModelConfig):
     def inner_dim(self) -> int:
         return 4 * self.n_embd if self.n_inner is None else self.n_inner
 
+    def total_attention_width(self) -> int:
+        """The sum over layers of their attention widths (n_layer * n_embd unless heads were
+        pruned), without a loop over the layers: a hostile config may claim 10^12 of them."""
+        pruned = self.pruned_heads or {}
+        return self.n_layer * self.n_embd - sum(len(h) for h in pruned.values()) * self.head_dim
+
     def param_count(self) -> int:
         c, i, v = self.n_embd, self.inner_dim, self.vocab_size
-        # ln_1, c_attn, c_proj, ln_2, c_fc, mlp c_proj (weights and biases); a: the layer's
-        # attention width (c unless heads were pruned)
-        blocks = sum(2 * c + (3 * c * a + 3 * a) + (a * c + c) + 2 * c + (c * i + i) + (i * c + c)
-                     for a in map(self.attention_width, range(self.n_layer)))
+        # ln_1, c_attn (3 c a + 3 a), c_proj (a c + c), ln_2, c_fc, mlp c_proj (weights and
+        # biases); a: a layer's attention width (c unless heads were pruned), summed over layers
+        per_layer = 2 * c + c + 2 * c + (c * i + i) + (i * c + c)
+        blocks = self.n_layer * per_layer + (4 * c + 3) * self.total_attention_width()
         head = 0 if self.tie_word_embeddings else v * c
         return v * c + self.n_positions * c + blocks + 2 * c + head
 

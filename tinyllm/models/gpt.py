@@ -135,7 +135,7 @@ class _GPTPretrained(PretrainedModel):
     def _transformer_flops(self, t: int) -> dict[str, int]:
         cfg = self.config
         c, i, n_layer = cfg.n_embd, cfg.inner_dim, cfg.n_layer
-        a = sum(map(cfg.attention_width, range(n_layer)))   # n_layer * c unless heads pruned
+        a = cfg.total_attention_width()                  # n_layer * c unless heads pruned
         return {
             "attn.c_attn": 2 * c * 3 * a,
             "attn.scores": 2 * t * a,
