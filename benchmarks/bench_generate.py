@@ -2,8 +2,8 @@
 and both against the memory-bandwidth bound.
 
 For each preset (default small, medium) and batch size (1, 8): a GPT with random weights
-(vocabulary 256), a prompt of 8 tokens per row, `--new-tokens` greedy tokens with the KV
-cache (no end-of-text token: every row runs to the end). Hugging Face's GPT2LMHeadModel gets
+(vocabulary 256), a prompt of 8 tokens per row, `--new-tokens` greedy tokens (default 56, at
+most the context less the prompt) with the KV cache (no end-of-text token: every row runs to the end). Hugging Face's GPT2LMHeadModel gets
 the same weights (saved by tinyllm, read by `from_pretrained`), the same prompt and thread
 count. Tokens per second count every row's tokens (B x new tokens / seconds); median of
 `--repeat` rounds in which both libraries run once in turn.
@@ -61,7 +61,7 @@ def _time(fn) -> float:
 def bench(preset: str, batch: int, args) -> str:
     model = GPT(GPTConfig.from_preset(preset, vocab_size=256), seed=0).eval()
     prompt = (np.arange(8 * batch).reshape(batch, 8) * 7) % 256
-    n = args.new_tokens
+    n = min(args.new_tokens, model.config.n_positions - 8)   # within the context: no cropping
     runners = {"tinyllm": lambda: model.generate(prompt, max_new_tokens=n, do_sample=False)}
     if torch is not None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -86,7 +86,8 @@ def bench(preset: str, batch: int, args) -> str:
             times[name].append(_time(fn))
     tps = {name: batch * n / statistics.median(t) for name, t in times.items()}
     weight_mib = model.num_params() * 4 / 2**20
-    line = (f"{preset:7s} B={batch:<2d} {model.num_params():>10,d} params {weight_mib:6.1f} MiB | "
+    line = (f"{preset:7s} B={batch:<2d} {n} new | {model.num_params():>10,d} params "
+            f"{weight_mib:6.1f} MiB | "
             f"tinyllm {tps['tinyllm']:8.1f} tok/s")
     if "HF" in tps:
         line += (f" | HF {tps['HF']:8.1f} tok/s | ratio {tps['tinyllm'] / tps['HF']:4.2f} "
@@ -102,7 +103,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--presets", default="small,medium")
     parser.add_argument("--batches", default="1,8")
-    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--new-tokens", type=int, default=56)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--bandwidth-mib", type=int, default=512)
     args = parser.parse_args()

@@ -141,3 +141,42 @@ def test_a_wrong_input_width_is_refused():
     q, scale = _stored("int4-g32", in_f=64)
     with pytest.raises(ValueError, match="input has 32 features .* the weight expects 64"):
         F.quantized_linear(tinyllm.ones(2, 32), q, scale, 32)
+
+
+# ------------------------------------------------------------------ few_rows_matmul
+@pytest.mark.parametrize("level", _simd_levels())
+@pytest.mark.parametrize("rows, n_in, n_out", [(1, 8, 16), (3, 13, 37), (8, 64, 96),
+                                               (9, 130, 70), (17, 4, 5), (2, 0, 4)])
+def test_few_rows_matmul_at_every_instruction_set_level(level, rows, n_in, n_out):
+    """x @ w for w stored (in, out): AVX-512, AVX2 and portable C against float64, with tails
+    of outputs (past the last vector), of weight rows (past the last four) and of input rows
+    (past a pass of eight)."""
+    from tinyllm.kernels import _quantized
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((rows, n_in)).astype(np.float32)
+    w = rng.standard_normal((n_in, n_out)).astype(np.float32)
+    try:
+        assert _quantized._set_simd_level(level) == level
+        close(_quantized.few_rows_matmul(x, w), x.astype(np.float64) @ w.astype(np.float64),
+              np.float32)
+    finally:
+        _quantized._set_simd_level(2)
+
+
+def test_few_rows_matmul_serves_what_it_should_and_matches_the_twin():
+    """The compiled kernel takes 2..32 float32 rows of a C-contiguous float32 weight; every
+    other call (one row, many rows, float64, a transposed view) is the twin's, x @ w."""
+    rng = np.random.default_rng(8)
+    w = rng.standard_normal((48, 40)).astype(np.float32)
+    for kern in map(kernels.get_backend, BACKENDS):
+        for shape in [(1, 48), (2, 48), (4, 3, 48), (kernels.FEW_ROWS_MAX, 48),
+                      (kernels.FEW_ROWS_MAX + 1, 48)]:
+            x = rng.standard_normal(shape).astype(np.float32)
+            got = kern.few_rows_matmul(x, w)
+            assert got.shape == (*shape[:-1], 40) and got.dtype == np.float32
+            close(got, (x.astype(np.float64) @ w).astype(np.float32), np.float32)
+        x64 = rng.standard_normal((3, 48))
+        assert np.array_equal(kern.few_rows_matmul(x64, w.astype(np.float64)), x64 @ w)
+        wt = np.ascontiguousarray(w.T).T                           # F-contiguous: BLAS
+        assert np.array_equal(kern.few_rows_matmul(x[:3].reshape(-1, 48), wt),
+                              x[:3].reshape(-1, 48) @ wt)

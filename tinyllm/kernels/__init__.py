@@ -180,6 +180,28 @@ def _quantized_linear(module: ModuleType, name: str) -> Callable:
     return quantized_linear
 
 
+#: Input rows for which the compiled few_rows_matmul runs (float32, the weight stored
+#: (in, out) C-contiguous); one row goes to BLAS's GEMV, which reads a cold weight faster, and
+#: many to BLAS's GEMM. Measured with benchmarks/bench_generate.py's weights, one thread,
+#: AVX-512, 32 (320, 960) weights in turn (none stays in cache): BLAS/kernel us at 1 row
+#: 120/118, 2 rows 270/128, 8 rows 566/175, 16 rows 546/231, 32 rows 646/370.
+FEW_ROWS_MIN, FEW_ROWS_MAX = 2, 32
+
+
+def _few_rows_matmul(module: ModuleType, name: str) -> Callable:
+    """few_rows_matmul on (..., in) inputs: the compiled kernel for 2..32 float32 rows and a
+    C-contiguous float32 weight, the twin (BLAS) otherwise."""
+    def few_rows_matmul(x, w):
+        x = reference.check_input(x, name)
+        n = x.size // x.shape[-1] if x.shape[-1] else 0
+        if (not FEW_ROWS_MIN <= n <= FEW_ROWS_MAX or x.dtype != np.float32
+                or w.dtype != np.float32 or not w.flags.c_contiguous or w.ndim != 2):
+            return reference.few_rows_matmul(x, w)
+        y = module.few_rows_matmul(_rows(x), w)
+        return y.reshape(*x.shape[:-1], w.shape[1])
+    return few_rows_matmul
+
+
 # ------------------------------------------------------------------ the table
 class Kernel(NamedTuple):
     """One kernel: ``tinyllm.kernels.<name>``, ``reference.<name>`` and ``_<module>.<name>``."""
@@ -202,6 +224,7 @@ KERNEL_TABLE = (
     Kernel("attention_forward", "attention", _attention_forward),
     Kernel("attention_backward", "attention", _attention_backward),
     Kernel("quantized_linear", "quantized", _quantized_linear),
+    Kernel("few_rows_matmul", "quantized", _few_rows_matmul),
 )
 KERNELS = tuple(row.name for row in KERNEL_TABLE)
 

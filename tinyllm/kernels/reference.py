@@ -44,6 +44,7 @@ __all__ = [
     "log_softmax_forward",
     "log_softmax_backward",
     "quantized_linear",
+    "few_rows_matmul",
 ]
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -239,6 +240,13 @@ def dequantize(qweight, scale, group_size, dtype):
     out_f, in_f = values.shape
     w = values.reshape(out_f, in_f // group_size, group_size).astype(dtype) * s[..., None]
     return w.reshape(out_f, in_f)
+
+
+def few_rows_matmul(x, w):
+    """y (..., out) = x (..., in) @ w (in, out): the product of a linear layer whose weight is
+    stored (in, out), as GPT-2's Conv1D keeps it (its compiled twin serves a few rows)."""
+    x = check_input(x, "few_rows_matmul")
+    return x @ w
 
 
 def quantized_linear(x, qweight, scale, group_size, bias=None):

@@ -318,7 +318,9 @@ class Linear(Function):
             raise ValueError(f"linear: input has {x.shape[-1]} features (shape {x.shape}) but "
                              f"weight expects {weight.shape[1]} (weight shape {weight.shape})")
         self.x, self.weight = x, weight
-        y = x.reshape(-1, x.shape[-1]) @ weight.T                   # (N, out)
+        # weight.T is (in, out): a Conv1D's own array, which kernels.few_rows_matmul streams
+        # once for the few rows of a generation step; other shapes and layouts go to BLAS.
+        y = kernels.few_rows_matmul(x.reshape(-1, x.shape[-1]), weight.T)   # (N, out)
         if bias is not None:
             y += bias
         return y.reshape(*x.shape[:-1], weight.shape[0])            # (..., out)
