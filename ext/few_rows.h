@@ -45,6 +45,7 @@ static void tl_few_rows_avx512(const float *x, ptrdiff_t ldx, ptrdiff_t m, const
         for (ptrdiff_t r = 0; r < m; r++)
             for (int k = 0; k < 4; k++) xb[r][k] = _mm512_set1_ps(x[r * ldx + i + k]);
         for (ptrdiff_t o = 0; o < full; o += 16) {
+            tl_prefetch_rows(w0 + o, ldw * (ptrdiff_t)sizeof(float), 0);   /* rows i+4..i+11 */
             __m512 v0 = _mm512_loadu_ps(w0 + o), v1 = _mm512_loadu_ps(w1 + o);
             __m512 v2 = _mm512_loadu_ps(w2 + o), v3 = _mm512_loadu_ps(w3 + o);
             for (ptrdiff_t r = 0; r < m; r++) {
@@ -73,6 +74,7 @@ static void tl_few_rows_avx2(const float *x, ptrdiff_t ldx, ptrdiff_t m, const f
         for (ptrdiff_t r = 0; r < m; r++)
             for (int k = 0; k < 4; k++) xb[r][k] = _mm256_set1_ps(x[r * ldx + i + k]);
         for (ptrdiff_t o = 0; o < full; o += 8) {
+            if (o % 16 == 0) tl_prefetch_rows(w0 + o, ldw * (ptrdiff_t)sizeof(float), 0);
             __m256 v0 = _mm256_loadu_ps(w0 + o), v1 = _mm256_loadu_ps(w1 + o);
             __m256 v2 = _mm256_loadu_ps(w2 + o), v3 = _mm256_loadu_ps(w3 + o);
             for (ptrdiff_t r = 0; r < m; r++) {
