@@ -250,10 +250,12 @@ def few_rows_matmul(x, w):
 
 
 def quantized_linear(x, qweight, scale, group_size, bias=None):
-    """y (N, out) = x (N, in) @ W^T + bias with W = dequantize(qweight, scale, group_size);
+    """y (..., out) = x (..., in) @ W^T + bias with W = dequantize(qweight, scale, group_size);
     y has x's dtype (float32 or float64)."""
     x = check_input(x, "quantized_linear")
-    y = x @ dequantize(qweight, scale, group_size, x.dtype).T            # (N, out)
+    w = dequantize(qweight, scale, group_size, x.dtype)                    # (out, in)
+    # Leading dims folded into rows: one GEMM, not NumPy's loop of per-batch products.
+    y = x.reshape(-1, x.shape[-1]) @ w.T                                   # (N, out)
     if bias is not None:
         y += bias
-    return y
+    return y.reshape(*x.shape[:-1], w.shape[0])                           # (..., out)

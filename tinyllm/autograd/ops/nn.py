@@ -383,7 +383,8 @@ class QuantizedLinear(Function):
         dx = None
         if self.needs_input_grad[0]:
             w = kernels.reference.dequantize(qweight, scale, group_size, dout.dtype)  # (out, in)
-            dx = dout @ w                                                           # (..., in)
+            d2 = dout.reshape(-1, dout.shape[-1])          # one (N, out) GEMM, not a stack
+            dx = (d2 @ w).reshape(*dout.shape[:-1], w.shape[1])                     # (..., in)
         dbias = (_column_sums(dout.reshape(-1, dout.shape[-1]))
                  if self.needs_input_grad[1] else None)
         return dx, dbias
