@@ -3,10 +3,11 @@ and both against the memory-bandwidth bound.
 
 For each preset (default small, medium) and batch size (1, 8): a GPT with random weights
 (vocabulary 256), a prompt of 8 tokens per row, `--new-tokens` greedy tokens (default 56, at
-most the context less the prompt) with the KV cache (no end-of-text token: every row runs to the end). Hugging Face's GPT2LMHeadModel gets
-the same weights (saved by tinyllm, read by `from_pretrained`), the same prompt and thread
-count. Tokens per second count every row's tokens (B x new tokens / seconds); median of
-`--repeat` rounds in which both libraries run once in turn.
+most the context less the prompt) with the KV cache (no end-of-text token: every row runs to
+the end). Hugging Face's GPT2LMHeadModel gets the same weights (saved by tinyllm, read by
+`from_pretrained`), the same prompt and thread count. Tokens per second count every row's
+tokens (B x new tokens / seconds); median of `--repeat` rounds in which both libraries run
+once in turn.
 
 The bound: at batch 1 each new token reads every weight once, so tokens/s can be at most
 (memory bandwidth) / (bytes of the weights). The bandwidth is measured here, on one thread,

@@ -12,8 +12,15 @@ from tinyllm.models import GPT, GPTConfig
 from tinyllm.nn.prune import prunable_weights
 from tinyllm.nn.quantized import weight_bytes
 from tinyllm.scaling import frontier
-from tinyllm.scaling.frontier import (COLUMNS, FAMILIES, get_budget, load_frontier,
-                                      pareto_front, run_frontier, sparse_bytes)
+from tinyllm.scaling.frontier import (
+    COLUMNS,
+    FAMILIES,
+    get_budget,
+    load_frontier,
+    pareto_front,
+    run_frontier,
+    sparse_bytes,
+)
 
 
 @pytest.fixture(scope="module")

@@ -644,7 +644,8 @@ def cmd_bench(args) -> int:
 
 COMMANDS = {"train": cmd_train, "generate": cmd_generate, "eval": cmd_eval, "info": cmd_info,
             "finetune": cmd_finetune, "predict": cmd_predict, "translate": cmd_translate,
-            "scaling": cmd_scaling, "frontier-study": cmd_frontier, "bench": cmd_bench, "finetune-study": cmd_finetune_study,
+            "scaling": cmd_scaling, "frontier-study": cmd_frontier, "bench": cmd_bench,
+            "finetune-study": cmd_finetune_study,
             "translation-study": cmd_translation_study, "compress": cmd_compress,
             "merge": cmd_merge}
 

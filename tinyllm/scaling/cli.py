@@ -203,8 +203,7 @@ def add_frontier_parser(sub) -> None:
 
 
 def cmd_frontier(args) -> int:
-    from .frontier import (SHIPPED, get_budget, load_frontier, plot_frontier, run_frontier,
-                           summary)
+    from .frontier import SHIPPED, get_budget, load_frontier, plot_frontier, run_frontier, summary
 
     if args.jobs < 1:
         raise ValueError(f"--jobs {args.jobs} must be 1 or more (rungs trained at once)")

@@ -354,7 +354,8 @@ def write_outputs(root: Path, budget: FrontierBudget, rows: list[dict], seconds:
         lines.append(",".join("" if r.get(c) is None else str(r[c]) for c in COLUMNS))
     atomic_write(root / "frontier.csv", "\n".join(lines) + "\n")
     previous = root / "study.json"
-    before = json.loads(previous.read_text()).get("total_seconds", 0.0) if previous.exists() else 0.0
+    before = (json.loads(previous.read_text()).get("total_seconds", 0.0)
+              if previous.exists() else 0.0)
     study = {"budget": asdict(budget), "version": __version__, "last_seconds": seconds,
              "total_seconds": before + seconds}      # every session that worked on it
     atomic_write(root / "study.json", json.dumps(study, indent=2) + "\n")
