@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -35,7 +34,7 @@ import numpy as np  # noqa: E402
 
 import tinyllm  # noqa: E402
 from tinyllm import kernels  # noqa: E402
-from tinyllm.bench import blas_description  # noqa: E402
+from tinyllm.bench import blas_description, interleaved_medians  # noqa: E402
 from tinyllm.models import GPT, GPTConfig  # noqa: E402
 
 try:
@@ -79,13 +78,8 @@ def bench(preset: str, batch: int, args) -> str:
         same = np.array_equal(runners["tinyllm"](), hf().numpy())
     else:
         same = None
-    for fn in runners.values():
-        fn()                                                    # warm-up
-    times = {name: [] for name in runners}
-    for _ in range(args.repeat):
-        for name, fn in runners.items():
-            times[name].append(_time(fn))
-    tps = {name: batch * n / statistics.median(t) for name, t in times.items()}
+    seconds = interleaved_medians(runners, args.repeat)
+    tps = {name: batch * n / t for name, t in seconds.items()}
     weight_mib = model.num_params() * 4 / 2**20
     line = (f"{preset:7s} B={batch:<2d} {n} new | {model.num_params():>10,d} params "
             f"{weight_mib:6.1f} MiB | "

@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 
 import tinyllm  # noqa: E402
 from tinyllm import kernels  # noqa: E402
-from tinyllm.bench import blas_description, use_backend  # noqa: E402
+from tinyllm.bench import blas_description, interleaved_medians, use_backend  # noqa: E402
 from tinyllm.models import GPT, GPTConfig  # noqa: E402
 from tinyllm.nn.quantized import quantize_model, quantize_weight, weight_bytes  # noqa: E402
 
@@ -78,20 +78,6 @@ def _torch_linear_gpt(model: GPT):
     return ref
 
 
-def _interleaved_medians(runners: dict, repeat: int) -> dict:
-    """Median seconds of each runner over `repeat` rounds, each round running every runner
-    once in turn: a machine whose speed drifts slows them all alike."""
-    for fn in runners.values():
-        fn()                                                # warm-up
-    times = {name: [] for name in runners}
-    for _ in range(repeat):
-        for name, fn in runners.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
 def bench_decoding(args) -> list[str]:
     prompt = np.arange(8)[None] % args.vocab
     n = args.new_tokens
@@ -123,7 +109,7 @@ def bench_decoding(args) -> list[str]:
 
         runners["torch float32"] = lambda: trun(ref)
         runners["torch int8"] = lambda: trun(qref)
-    seconds = _interleaved_medians(runners, args.repeat)
+    seconds = interleaved_medians(runners, args.repeat)
     base = seconds["float32"]
     rows = [f"GPT {args.preset} ({models['float32'].num_params():,} params), batch 1, "
             f"{n} new tokens, greedy; tokens/s (x float32), weight bytes; median of "

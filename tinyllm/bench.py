@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -83,6 +84,21 @@ def _median_ms(fn, repeats: int, warmup: int = 1) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return 1000.0 * float(np.median(times))
+
+
+def interleaved_medians(runners: dict, repeat: int) -> dict:
+    """Median seconds of each runner over `repeat` rounds, each round running every runner
+    once in turn (after one warm-up call each): a machine whose speed drifts slows them all
+    alike, which timing one after the other does not."""
+    for fn in runners.values():
+        fn()
+    times = {name: [] for name in runners}
+    for _ in range(repeat):
+        for name, fn in runners.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 @contextlib.contextmanager

@@ -111,13 +111,21 @@ def compress_run(run_dir, method: str, out, group_size: int | None = None,
         layers, name = list(prunable_weights(model)), f"prune-{scope}-{sparsity:g}"
     else:
         layers, name = quantize_model(model, scheme), scheme.name   # refuses a quantized one
+    save_model_dir(model, tokenizer, config, out)
+    return CompressResult(out, name, layers, float_bytes, weight_bytes(model),
+                          (out / "model.safetensors").stat().st_size, sparsity_of(model))
+
+
+def save_model_dir(model, tokenizer, config, out) -> None:
+    """Write `model` as a model directory that `tinyllm generate`, `tinyllm eval`, `GPT.load`
+    and `train --init-from` read: its files, the run's tokenizer and train config (`out` is
+    replaced)."""
+    out = Path(out)
     if out.exists():
         shutil.rmtree(out)
     model.save(out)
     tokenizer.save(out / TOKENIZER_NAME)
     atomic_write(out / TRAIN_CONFIG_NAME, json.dumps(config.to_dict(), indent=2) + "\n")
-    return CompressResult(out, name, layers, float_bytes, weight_bytes(model),
-                          (out / "model.safetensors").stat().st_size, sparsity_of(model))
 
 
 def run_batches(config, tokenizer, model, split: str = "train",

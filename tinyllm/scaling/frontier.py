@@ -255,8 +255,9 @@ def _batches(budget: FrontierBudget, model, tokenizer, config) -> tuple[list, li
 def _structured_rows(budget, rung, root, loaded, train, val, params, kinds) -> list:
     """Structured pruning of heads and neurons, each fine-tuned `recover_steps`, timed."""
     from ..compress.analysis import mean_loss
+    from ..compress.quantize import save_model_dir
     from ..nn.quantized import weight_bytes
-    from ..training.inference import TOKENIZER_NAME, TRAIN_CONFIG_NAME, load_run
+    from ..training.inference import load_run
 
     dense, tokenizer, config = loaded
     fraction = budget.structured_fraction
@@ -267,10 +268,7 @@ def _structured_rows(budget, rung, root, loaded, train, val, params, kinds) -> l
         src = root / "runs" / f"pruned-{kind}-{rung.name}"
         if not (src / "done").exists():               # the pruned model, as compress writes it
             pruned, _ = prune(dense, fraction, importance(dense, train))
-            shutil.rmtree(src, ignore_errors=True)
-            pruned.save(src)
-            tokenizer.save(src / TOKENIZER_NAME)
-            atomic_write(src / TRAIN_CONFIG_NAME, json.dumps(config.to_dict(), indent=2) + "\n")
+            save_model_dir(pruned, tokenizer, config, src)
             atomic_write(src / "done", "pruned\n")
         lr = kaplan_lr(rung.non_embedding_params()) / 10
         run_dir = _train(budget, rung, root, f"recovered-{kind}-{rung.name}",
