@@ -38,6 +38,11 @@ def _compiler_accepts(flag: str) -> bool:
             return False
 
 
+#: Flags for one module only (GCC/Clang). ext/optim.pyx must round as NumPy does: no fused
+#: multiply-adds; and its sqrt, never of a negative, need not set errno (so it vectorizes).
+EXTRA_FLAGS = {"optim": ["-ffp-contract=off", "-fno-math-errno"]}
+
+
 def _extensions():
     try:
         import numpy as np
@@ -49,14 +54,16 @@ def _extensions():
     openmp = _compiler_accepts("-fopenmp")
     compile_args = ["-O3", "-fopenmp-simd"] + (["-fopenmp"] if openmp else [])
     link_args = ["-fopenmp"] if openmp else []
-    if sys.platform == "win32":  # MSVC speaks another flag dialect
+    extra = EXTRA_FLAGS
+    if sys.platform == "win32":  # MSVC speaks another flag dialect (and fuses no multiply-adds)
         compile_args, link_args = ["/O2"] + (["/openmp"] if openmp else []), []
+        extra = {}
     exts = [
         Extension(
             f"tinyllm.kernels._{pyx.stem}",
             [str(pyx.relative_to(HERE))],
             include_dirs=[np.get_include(), "ext"],  # ext/*.h: C helpers
-            extra_compile_args=compile_args,
+            extra_compile_args=compile_args + extra.get(pyx.stem, []),
             extra_link_args=link_args,
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         )

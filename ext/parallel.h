@@ -12,6 +12,8 @@
  *   TL_NS_PER_ERF      10 ns    an element of erf (libm's erf: scalar, not vectorized)
  *   TL_NS_PER_MULADD   0.04 ns  a multiply-add of blockwise attention (B nh L S E of them;
  *                               BLAS does the work)
+ *   TL_NS_PER_GEMM_MULADD 0.025 ns  a multiply-add of a large BLAS matrix product (M N K of
+ *                               them; 80 GFLOP/s on one thread: benchmarks/bench_threads.py)
  *   TL_NS_PER_QMULADD  0.17 ns  a multiply-add with a quantized weight (N out in of them:
  *                               an int8 or 4-bit value converted, then an FMA; measured:
  *                               a (960, 320) int8 layer at one input row, 51 us, in
@@ -36,6 +38,7 @@
 #define TL_NS_PER_ERF 10.0
 #define TL_NS_PER_MULADD 0.04
 #define TL_NS_PER_QMULADD 0.17
+#define TL_NS_PER_GEMM_MULADD 0.025
 
 /* Threads a parallel region would use: 1 when built without -fopenmp, where Cython's prange
  * compiles to a serial loop. */

@@ -11,6 +11,7 @@ cdef extern from "parallel.h" nogil:
     const double TL_NS_PER_ERF
     const double TL_NS_PER_MULADD
     const double TL_NS_PER_QMULADD
+    const double TL_NS_PER_GEMM_MULADD
 
 cdef double _min_ns = TL_PARALLEL_MIN_NS
 

@@ -1,6 +1,5 @@
-"""Products of a few input rows, as generation makes them: linear layers with quantized
-weights, y = x W^T + b with W read as int8 or packed 4-bit, and `few_rows_matmul`, x @ W for
-a float32 W stored (in, out) (few_rows.h).
+"""Linear layers with quantized weights for a few input rows, as generation makes them:
+y = x W^T + b with W read as int8 or packed 4-bit.
 
 The compiled twin of `quantized_linear` in tinyllm/kernels/reference.py, which dequantizes W
 and calls BLAS. Here no float copy of W is made: each output feature's row of integers is
@@ -50,11 +49,6 @@ cdef extern from "quantized_simd.h" nogil:
                      Py_ssize_t ls, Py_ssize_t n, Py_ssize_t g, float *out)
     int tl_qsimd_level()
     int tl_qsimd_set_level(int level)
-
-cdef extern from "few_rows.h" nogil:
-    void tl_few_rows(const float *x, Py_ssize_t ldx, Py_ssize_t m, const float *w,
-                     Py_ssize_t ldw, Py_ssize_t n_in, Py_ssize_t n_out, float *y, Py_ssize_t ldy)
-    const int TL_FEW_ROWS_PASS
 
 cdef enum:
     ROWS = 4    # output features per call of the *_dots functions
@@ -132,25 +126,6 @@ def _int4(const real[:, ::1] x, const uint8_t[:, ::1] p, const real[:, ::1] scal
             if has_bias:
                 for k in range(min(ROWS, n_out - o)):
                     y[r, o + k] = y[r, o + k] + b[o + k]
-    return out
-
-
-def few_rows_matmul(const float[:, ::1] x, const float[:, ::1] w):
-    """y (m, out) = x (m, in) @ w (in, out), float32, w read once in memory order (see
-    few_rows.h); passes of up to 8 rows."""
-    cdef Py_ssize_t m = x.shape[0], n_in = x.shape[1], n_out = w.shape[1], r, k
-    if w.shape[0] != n_in:
-        raise ValueError(f"few_rows_matmul: x has {n_in} columns but w has {w.shape[0]} rows")
-    if m == 0 or n_out == 0 or n_in == 0:
-        return np.zeros((m, n_out), dtype=np.float32)
-    out = np.empty((m, n_out), dtype=np.float32)
-    cdef float[:, ::1] y = out
-    with nogil:
-        r = 0
-        while r < m:
-            k = min(<Py_ssize_t>TL_FEW_ROWS_PASS, m - r)
-            tl_few_rows(&x[r, 0], n_in, k, &w[0, 0], n_out, n_in, n_out, &y[r, 0], n_out)
-            r += k
     return out
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -38,16 +37,11 @@ BATCH = 12
 
 # ---------------------------------------------------------------------- plumbing
 def set_threads(n: int) -> str:
-    """Limit BLAS, OpenMP and (if present) torch to `n` threads; describe what was set."""
-    parts = []
-    try:
-        from threadpoolctl import threadpool_limits
+    """Run tinyllm and (if present) torch on `n` threads; describe what was set."""
+    from . import threads
 
-        threadpool_limits(n)
-        parts.append(f"BLAS+OpenMP limited to {n} (threadpoolctl)")
-    except ImportError:
-        os.environ["OMP_NUM_THREADS"] = str(n)
-        parts.append(f"OMP_NUM_THREADS={n} (threadpoolctl missing: BLAS unchanged)")
+    threads.set_num_threads(n)
+    parts = [f"tinyllm.set_num_threads({n}) (pools: {threads.limits_for(n)})"]
     torch = _torch()
     if torch is not None:
         torch.set_num_threads(n)

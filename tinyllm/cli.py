@@ -149,10 +149,21 @@ positive = _int_option(1, "a positive integer")
 non_negative = _int_option(0, "a non-negative integer")
 
 
+def threads_value(text: str):
+    """An argparse type for --threads: "auto" or a positive integer."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    return _int_option(1, "'auto' or a positive integer")(text)
+
+
+threads_value.__name__ = "'auto' or a positive integer"
+
+
 def _threads_option(p) -> None:
-    p.add_argument("--threads", type=positive, default=1,
-                   help="BLAS/OpenMP threads (default 1: at these matrix sizes a second thread "
-                   "gains little, and on a busy 2-core machine it can be several times slower)")
+    p.add_argument("--threads", type=threads_value, default="auto",
+                   help="threads to compute on (default auto: the physical cores this process "
+                   "may use, fewer only where a quick probe measures more as slower; "
+                   "`tinyllm info` shows the choice)")
 
 
 def _generate_parser(sub) -> None:
@@ -375,8 +386,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="kernel and training-step speed vs PyTorch, side by side",
                        description="Time the softmax and attention kernels and a GPT training "
                        "step at the presets: compiled kernels vs NumPy twins vs PyTorch, same "
-                       "threads; model FLOPs utilisation and peak memory.")
-    p.add_argument("--threads", type=positive, default=1, help="threads for every library (1)")
+                       "threads, at 1 thread and at --threads side by side (parallel speedup "
+                       "and efficiency); generation tokens/s vs Hugging Face; model FLOPs "
+                       "utilisation and peak memory.")
+    p.add_argument("--threads", type=threads_value, default="auto",
+                   help="the second thread count every row is measured at, beside 1 thread "
+                   "(default auto, as for train)")
     p.add_argument("--presets", default="tiny,mini,small,base,medium",
                    help="comma-separated GPT presets (default: tiny to medium)")
     p.add_argument("--repeats", type=positive, default=5, help="timed repeats per entry (5)")
@@ -609,8 +624,11 @@ def cmd_info(args) -> int:
 
     print(f"tinyllm {__version__} (Python {sys.version.split()[0]}, NumPy {np.__version__})")
     print(f"kernels: {kernels.backend()} -- {kernels.backend_reason()}")
-    print(f"threads: {_blas_threads()}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}; "
-          f"CPUs: {os.cpu_count()}")
+    from . import threads
+    n, why = threads.resolve("auto")
+    print(f"threads: --threads auto computes on {n} ({why})")
+    print(f"thread pools now: {_blas_threads()}; OMP_NUM_THREADS="
+          f"{os.environ.get('OMP_NUM_THREADS')}; CPUs: {os.cpu_count()}")
     print("model families (tinyllm train --model NAME):")
     width = max(map(len, family_names()))
     for family in map(get_family, family_names()):
@@ -682,17 +700,15 @@ def _silence_stdout() -> None:
     os.close(devnull)
 
 
-def _thread_limit(threads: int | None):
-    """Limit BLAS and OpenMP thread pools for one command (a no-op when threads is None)."""
+def _thread_limit(spec):
+    """Compute on --threads for one command (a no-op for commands without the option)."""
     import contextlib
 
-    if threads is None:
+    if spec is None:
         return contextlib.nullcontext()
-    if threads < 1:
-        raise ValueError(f"--threads {threads} must be at least 1")
-    from threadpoolctl import threadpool_limits
+    from . import threads
 
-    return threadpool_limits(limits=threads)
+    return threads.limited(threads.resolve(spec)[0])
 
 
 def _one_line(exc: BaseException) -> str:

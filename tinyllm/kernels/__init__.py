@@ -180,26 +180,43 @@ def _quantized_linear(module: ModuleType, name: str) -> Callable:
     return quantized_linear
 
 
-#: Input rows for which the compiled few_rows_matmul runs (float32, the weight stored
-#: (in, out) C-contiguous); one row goes to BLAS's GEMV, which reads a cold weight faster, and
-#: many to BLAS's GEMM. Measured with benchmarks/bench_generate.py's weights, one thread,
-#: AVX-512, 32 (320, 960) weights in turn (none stays in cache): BLAS/kernel us at 1 row
-#: 120/118, 2 rows 270/128, 8 rows 566/175, 16 rows 546/231, 32 rows 646/370.
+#: Rows of `a` for which the compiled matmul streams the weight once (few_rows.h: float32,
+#: `b` C-contiguous, as a Conv1D weight is); one row goes to BLAS's GEMV, which reads a cold
+#: weight faster, and many to BLAS's GEMM. Measured with benchmarks/bench_generate.py's
+#: weights, one thread, AVX-512, 32 (320, 960) weights in turn (none stays in cache):
+#: BLAS/kernel us at 1 row 120/118, 2 rows 270/128, 8 rows 566/175, 16 rows 546/231, 32 rows
+#: 646/370.
 FEW_ROWS_MIN, FEW_ROWS_MAX = 2, 32
 
 
-def _few_rows_matmul(module: ModuleType, name: str) -> Callable:
-    """few_rows_matmul on (..., in) inputs: the compiled kernel for 2..32 float32 rows and a
-    C-contiguous float32 weight, the twin (BLAS) otherwise."""
-    def few_rows_matmul(x, w):
-        x = reference.check_input(x, name)
-        n = x.size // x.shape[-1] if x.shape[-1] else 0
-        if (not FEW_ROWS_MIN <= n <= FEW_ROWS_MAX or x.dtype != np.float32
-                or w.dtype != np.float32 or not w.flags.c_contiguous or w.ndim != 2):
-            return reference.few_rows_matmul(x, w)
-        y = module.few_rows_matmul(_rows(x), w)
-        return y.reshape(*x.shape[:-1], w.shape[1])
-    return few_rows_matmul
+def _matmul(module: ModuleType, name: str) -> Callable:
+    """matmul(a, b): few rows streamed (float32, b C-contiguous), else BLAS blocks over
+    tinyllm's threads; mixed dtypes go to the twin, which promotes as NumPy does."""
+    def matmul(a, b):
+        a, b = reference.check_input(a, name), reference.check_input(b, name)
+        if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0] or a.dtype != b.dtype:
+            return reference.matmul(a, b)
+        if (FEW_ROWS_MIN <= len(a) <= FEW_ROWS_MAX and a.dtype == np.float32
+                and b.flags.c_contiguous):
+            return module.few_rows_matmul(np.ascontiguousarray(a), b)
+        return module.matmul(a, b)
+    return matmul
+
+
+def _adam_update(module: ModuleType, name: str) -> Callable:
+    """adam_update: the one-pass kernel for C-contiguous float32/float64 arrays of one dtype;
+    anything else (a strided parameter, mixed dtypes) goes to the twin."""
+    def adam_update(p, g, m, v, vmax, hyper, scratch=None):
+        arrays = (p, g, m, v) + (() if vmax is None else (vmax,))
+        if (p.dtype not in reference.SUPPORTED_DTYPES
+                or any(x.dtype != p.dtype or x.shape != p.shape or not x.flags.c_contiguous
+                       for x in arrays)):
+            return reference.adam_update(p, g, m, v, vmax, hyper, scratch)
+        module.adam_update(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
+                           None if vmax is None else vmax.reshape(-1),
+                           reference.adam_constants(hyper), 1 - hyper.beta1 < 0.5,
+                           bool(hyper.maximize))
+    return adam_update
 
 
 # ------------------------------------------------------------------ the table
@@ -224,7 +241,8 @@ KERNEL_TABLE = (
     Kernel("attention_forward", "attention", _attention_forward),
     Kernel("attention_backward", "attention", _attention_backward),
     Kernel("quantized_linear", "quantized", _quantized_linear),
-    Kernel("few_rows_matmul", "quantized", _few_rows_matmul),
+    Kernel("matmul", "matmul", _matmul),
+    Kernel("adam_update", "optim", _adam_update),
 )
 KERNELS = tuple(row.name for row in KERNEL_TABLE)
 
@@ -283,6 +301,9 @@ def _import_compiled() -> tuple[SimpleNamespace | None, str]:
         module = modules.get(row.module)
         kernel = getattr(reference, row.name) if module is None else _compiled_kernel(row, module)
         setattr(namespace, row.name, kernel)
+    if "matmul" in modules or "attention" in modules:
+        from .. import threads
+        threads.pin_kernel_blas()   # they call BLAS from their own threads: keep it at one
     folder = os.path.dirname(modules[_CORE_MODULES[0]].__file__)
     reason = f"compiled kernels imported from {folder}"
     if why:

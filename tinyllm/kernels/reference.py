@@ -18,6 +18,7 @@ A row that is entirely ``-inf`` (every position masked) has no defined softmax; 
 """
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -44,7 +45,8 @@ __all__ = [
     "log_softmax_forward",
     "log_softmax_backward",
     "quantized_linear",
-    "few_rows_matmul",
+    "matmul",
+    "adam_update",
 ]
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -242,11 +244,17 @@ def dequantize(qweight, scale, group_size, dtype):
     return w.reshape(out_f, in_f)
 
 
-def few_rows_matmul(x, w):
-    """y (..., out) = x (..., in) @ w (in, out): the product of a linear layer whose weight is
-    stored (in, out), as GPT-2's Conv1D keeps it (its compiled twin serves a few rows)."""
-    x = check_input(x, "few_rows_matmul")
-    return x @ w
+def matmul(a, b):
+    """c (M, N) = a (M, K) @ b (K, N), 2-D float arrays: every linear layer's product.
+
+    Here NumPy's, on its BLAS threads. The compiled twin splits it over tinyllm's own threads
+    (one pool for products and kernels alike) and streams the weight once when there are only
+    a few rows, as in generation."""
+    a, b = check_input(a, "matmul"), check_input(b, "matmul")
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+        raise ValueError(f"matmul: expected 2-D arrays (M, K) and (K, N), got shapes {a.shape} "
+                         f"and {b.shape}")
+    return a @ b
 
 
 def quantized_linear(x, qweight, scale, group_size, bias=None):
@@ -259,3 +267,67 @@ def quantized_linear(x, qweight, scale, group_size, bias=None):
     if bias is not None:
         y += bias
     return y.reshape(*x.shape[:-1], w.shape[0])                           # (..., out)
+
+
+class AdamHyper(NamedTuple):
+    """One Adam(W) step's hyperparameters (torch.optim.Adam's names; `step` counts from 1)."""
+
+    lr: float
+    beta1: float
+    beta2: float
+    eps: float
+    weight_decay: float
+    decoupled: bool         # AdamW's decay of p, not Adam's L2 penalty added to g
+    maximize: bool
+    step: int
+
+
+def adam_update(p, g, m, v, vmax, hyper: AdamHyper, scratch=None):
+    """One Adam(W) step in place on p, m, v (and vmax, the running max of v, for amsgrad; else
+    None) from the gradient g, all of p's shape and dtype. `scratch`: two arrays like p to
+    work in (else they are allocated). g is never modified.
+
+    The equations are tinyllm.optim.adamw's docstring; they are written here as PyTorch
+    evaluates them (its lerp for m, its product order for v), so the two agree to rounding.
+    Each NumPy operation rounds a Python-float constant to p's dtype first: the compiled twin
+    does exactly that, and agrees to the bit."""
+    a, b = scratch if scratch is not None else (np.empty_like(p), np.empty_like(p))
+    h = hyper
+    if h.maximize:
+        g = np.negative(g, out=a)
+    if h.weight_decay != 0:
+        if h.decoupled:
+            p *= 1 - h.lr * h.weight_decay
+        else:
+            np.multiply(p, h.weight_decay, out=b)
+            g = np.add(g, b, out=a)
+    # m.lerp_(g, 1 - beta1), with PyTorch's two branches for accuracy near each end.
+    weight = 1 - h.beta1
+    np.subtract(g, m, out=b)
+    if weight < 0.5:
+        m += np.multiply(b, weight, out=b)
+    else:
+        np.subtract(g, np.multiply(b, 1 - weight, out=b), out=m)
+    # v.mul_(beta2).addcmul_(g, g, value=1 - beta2): the product in PyTorch's order.
+    v *= h.beta2
+    np.multiply(g, 1 - h.beta2, out=b)
+    v += np.multiply(b, g, out=b)
+    if vmax is not None:
+        v = np.maximum(vmax, v, out=vmax)
+    bias_correction1 = 1 - h.beta1 ** h.step
+    bias_correction2 = 1 - h.beta2 ** h.step
+    denom = np.sqrt(v, out=a)
+    denom /= bias_correction2 ** 0.5
+    denom += h.eps
+    np.multiply(m, h.lr / bias_correction1, out=b)
+    p -= np.divide(b, denom, out=b)
+
+
+def adam_constants(h: AdamHyper) -> tuple:
+    """The constants of one step in the order adam_rows.h's struct takes them (the compiled
+    twin rounds each to p's dtype, as NumPy does above)."""
+    decay = 1 - h.lr * h.weight_decay if h.decoupled and h.weight_decay != 0 else 1.0
+    l2 = h.weight_decay if not h.decoupled else 0.0
+    weight = 1 - h.beta1
+    return (decay, l2, weight, 1 - weight, h.beta2, 1 - h.beta2,
+            (1 - h.beta2 ** h.step) ** 0.5, h.eps, h.lr / (1 - h.beta1 ** h.step))

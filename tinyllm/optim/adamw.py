@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
+from ..kernels.reference import AdamHyper
 from .optimizer import Optimizer
 
 
@@ -76,42 +78,14 @@ class Adam(Optimizer):
         if group["amsgrad"] and "max_exp_avg_sq" not in state:  # also if turned on later
             state["max_exp_avg_sq"] = np.zeros_like(data)
         state["step"] += 1
-        step = state["step"]
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        a, b = self._buffers(data, 2)
-
-        # p.grad itself is never modified: `a` holds the transformed gradient.
-        if group["maximize"]:
-            g = np.negative(g, out=a)
-        if wd != 0:
-            if group["decoupled_weight_decay"]:
-                data *= 1 - lr * wd
-            else:
-                np.multiply(data, wd, out=b)
-                g = np.add(g, b, out=a)
-
-        # m.lerp_(g, 1 - beta1), with PyTorch's two branches for accuracy near each end.
-        weight = 1 - beta1
-        np.subtract(g, m, out=b)
-        if weight < 0.5:
-            m += np.multiply(b, weight, out=b)
-        else:
-            np.subtract(g, np.multiply(b, 1 - weight, out=b), out=m)
-        # v.mul_(beta2).addcmul_(g, g, value=1 - beta2): the product in PyTorch's order.
-        v *= beta2
-        np.multiply(g, 1 - beta2, out=b)
-        v += np.multiply(b, g, out=b)
-
-        if group["amsgrad"]:
-            v = np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-        bias_correction1 = 1 - beta1 ** step
-        bias_correction2 = 1 - beta2 ** step
-        step_size = lr / bias_correction1
-        denom = np.sqrt(v, out=a)
-        denom /= bias_correction2 ** 0.5
-        denom += eps
-        np.multiply(m, step_size, out=b)
-        data -= np.divide(b, denom, out=b)
+        hyper = AdamHyper(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=wd,
+                          decoupled=group["decoupled_weight_decay"],
+                          maximize=group["maximize"], step=state["step"])
+        vmax = state["max_exp_avg_sq"] if group["amsgrad"] else None
+        # One pass per element when compiled (kernels.adam_update); NumPy's twin works in two
+        # scratch arrays the optimizer keeps.
+        kernels.adam_update(data, g, state["exp_avg"], state["exp_avg_sq"], vmax, hyper,
+                            self._buffers(data, 2))
 
 
 class AdamW(Adam):

@@ -318,9 +318,9 @@ class Linear(Function):
             raise ValueError(f"linear: input has {x.shape[-1]} features (shape {x.shape}) but "
                              f"weight expects {weight.shape[1]} (weight shape {weight.shape})")
         self.x, self.weight = x, weight
-        # weight.T is (in, out): a Conv1D's own array, which kernels.few_rows_matmul streams
-        # once for the few rows of a generation step; other shapes and layouts go to BLAS.
-        y = kernels.few_rows_matmul(x.reshape(-1, x.shape[-1]), weight.T)   # (N, out)
+        # weight.T is (in, out): a Conv1D's own array, which kernels.matmul streams once for
+        # the few rows of a generation step.
+        y = kernels.matmul(x.reshape(-1, x.shape[-1]), weight.T)    # (N, out)
         if bias is not None:
             y += bias
         return y.reshape(*x.shape[:-1], weight.shape[0])            # (..., out)
@@ -328,10 +328,19 @@ class Linear(Function):
     def backward(self, dout):
         x2 = self.x.reshape(-1, self.x.shape[-1])                   # (N, in)
         d2 = dout.reshape(-1, dout.shape[-1])                       # (N, out)
-        dx = (d2 @ self.weight).reshape(self.x.shape) if self.needs_input_grad[0] else None
-        dweight = d2.T @ x2 if self.needs_input_grad[1] else None
+        dx = (kernels.matmul(d2, self.weight).reshape(self.x.shape)
+              if self.needs_input_grad[0] else None)
+        dweight = self._weight_grad(x2, d2) if self.needs_input_grad[1] else None
         dbias = _column_sums(d2) if self.needs_input_grad[2] else None
         return dx, dweight, dbias
+
+    def _weight_grad(self, x2, d2):
+        """dweight (out, in) = d2^T @ x2, laid out as the weight is: for a transposed view (a
+        Conv1D's (in, out) array, passed as weight.T) the product is computed (in, out), so the
+        parameter's gradient is contiguous, as the optimizer's one-pass kernel wants it."""
+        if self.weight.flags.c_contiguous or not self.weight.T.flags.c_contiguous:
+            return kernels.matmul(d2.T, x2)                         # (out, in)
+        return kernels.matmul(x2.T, d2).T                           # (in, out), viewed (out, in)
 
 
 class LinearReLU(Linear):

@@ -1,0 +1,179 @@
+"""`kernels.matmul`, every linear layer's product, on every backend against NumPy's product.
+
+The compiled one cuts the product into blocks of rows (or columns) over OpenMP threads, each
+a single-threaded BLAS call, and streams the weight once for 2..32 float32 rows
+(few_rows.h, at every instruction-set level this CPU has). What is proven here: the same
+values as ``a @ b`` for every layout BLAS reads in place (C-contiguous, a transposed view) and
+those it must copy (strided views), with ragged blocks; the same bits at 1 and 2 threads;
+BLAS kept single-threaded (else every OpenMP thread would start BLAS threads); the errors.
+
+Tolerances: float32 rtol 1e-5 with an absolute floor of 1e-5 x the largest |expected| (the
+blocks may sum in another order than NumPy's BLAS), float64 1e-12.
+"""
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from tinyllm import kernels
+
+BACKENDS = kernels.available_backends()
+TOL = {np.float32: (1e-5, 1e-5), np.float64: (1e-12, 1e-12)}
+
+
+def compiled():
+    try:
+        from tinyllm.kernels import _matmul
+    except ImportError:
+        pytest.skip("compiled kernels not built")
+    return _matmul
+
+
+def close(actual, expected, dtype):
+    rtol, atol = TOL[dtype]
+    assert actual.dtype == np.dtype(dtype) and actual.shape == expected.shape
+    scale = max(1.0, float(np.abs(expected).max()))
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol * scale)
+
+
+def layouts(x):
+    """x (r, c) as BLAS may meet it: C-contiguous, a transposed view, a strided view."""
+    return {"C": np.ascontiguousarray(x), "T": np.ascontiguousarray(x.T).T,
+            "strided": np.repeat(x, 2, axis=1)[:, ::2]}
+
+
+@pytest.fixture(params=[False, True], ids=["one-thread", "threads"])
+def threads(request):
+    """Run the compiled product's threaded path on small inputs too, then restore."""
+    try:
+        from tinyllm.kernels import _matmul
+    except ImportError:
+        yield
+        return
+    old = _matmul.set_parallel_threshold(0 if request.param else 5e5)
+    yield
+    _matmul.set_parallel_threshold(old)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m, k, n", [(1, 5, 7), (3, 8, 40), (33, 17, 5), (40, 64, 100),
+                                     (100, 3, 37), (130, 70, 130)])
+def test_matmul_equals_numpy_in_every_layout(backend, dtype, m, k, n, threads):
+    """Rows above and below the few-rows range, blocks that are not whole tiles, more columns
+    than rows (split by columns) and the reverse, every layout of both operands."""
+    rng = np.random.default_rng(m * 1000 + n)
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    mm = kernels.get_backend(backend).matmul
+    for la, a2 in layouts(a).items():
+        for lb, b2 in layouts(b).items():
+            got = mm(a2, b2)
+            assert got.flags.c_contiguous, (la, lb)
+            close(got, want.astype(dtype), dtype)
+
+
+def test_the_result_does_not_depend_on_the_thread_count():
+    """Products large enough to be split (the module's rule, not a forced split) give the
+    same bits on 1 and 2 threads: on rows and on columns, ragged blocks, float32 and float64."""
+    _matmul = compiled()
+    rng = np.random.default_rng(3)
+    for dtype in (np.float32, np.float64):
+        for m, k, n in [(1536, 96, 192), (1000, 100, 250), (64, 512, 1024), (300, 512, 170),
+                        (194, 559, 290), (1200, 300, 97)]:
+            a = rng.standard_normal((m, k)).astype(dtype)
+            b = rng.standard_normal((k, n)).astype(dtype)
+            with threadpool_limits(limits={"openmp": 1, "blas": 1}):
+                one, one_t = _matmul.matmul(a, b), _matmul.matmul(b.T, a.T)
+            with threadpool_limits(limits={"openmp": 2, "blas": 1}):
+                assert np.array_equal(_matmul.matmul(a, b), one), (dtype, m, k, n)
+                assert np.array_equal(_matmul.matmul(b.T, a.T), one_t), (dtype, m, k, n)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_empty_products_and_mixed_dtypes(backend):
+    """Zero rows, columns or inner size give zeros of the right shape; float32 @ float64 is
+    promoted as NumPy does (the twin's product)."""
+    mm = kernels.get_backend(backend).matmul
+    assert mm(np.ones((0, 4), np.float32), np.ones((4, 3), np.float32)).shape == (0, 3)
+    assert mm(np.ones((2, 4)), np.ones((4, 0))).shape == (2, 0)
+    z = mm(np.ones((5, 0), np.float32), np.ones((0, 40), np.float32))
+    assert z.shape == (5, 40) and z.dtype == np.float32 and not z.any()
+    mixed = mm(np.ones((3, 4), np.float32), np.ones((4, 2)))
+    assert mixed.dtype == np.float64 and np.array_equal(mixed, np.full((3, 2), 4.0))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bad_input_is_refused_with_the_shapes(backend):
+    mm = kernels.get_backend(backend).matmul
+    with pytest.raises(ValueError, match=r"2-D arrays \(M, K\) and \(K, N\).*\(3, 4\).*\(5, 2\)"):
+        mm(np.ones((3, 4)), np.ones((5, 2)))
+    with pytest.raises(ValueError, match="2-D arrays"):
+        mm(np.ones((2, 3, 4)), np.ones((4, 2)))
+    with pytest.raises(TypeError, match="float32 or float64 array, got dtype int64"):
+        mm(np.ones((2, 2), np.int64), np.ones((2, 2)))
+
+
+def test_blas_is_kept_single_threaded_where_the_kernels_call_it():
+    """The library scipy.linalg.cython_blas links runs on one thread once tinyllm's kernels
+    are imported: the OpenMP threads of a product call it, and each must not start BLAS
+    threads of its own (measured: 7x slower when they do)."""
+    compiled()
+    from threadpoolctl import threadpool_info
+
+    from tinyllm import threads
+    libs = [i for i in threadpool_info() if i["filepath"] == threads.kernel_blas_path()]
+    assert libs and all(i["num_threads"] == 1 for i in libs)
+
+
+# ------------------------------------------------------------------ few rows
+def _simd_levels():
+    """The instruction-set levels few_rows_matmul can run on this CPU (none without the
+    compiled kernels)."""
+    try:
+        from tinyllm.kernels import _matmul
+    except ImportError:
+        return []
+    return list(range(_matmul.simd_level() + 1))
+
+
+@pytest.mark.parametrize("level", _simd_levels())
+@pytest.mark.parametrize("rows, n_in, n_out", [(1, 8, 16), (3, 13, 37), (8, 64, 96),
+                                               (9, 130, 70), (17, 4, 5), (2, 0, 4)])
+def test_few_rows_matmul_at_every_instruction_set_level(level, rows, n_in, n_out):
+    """x @ w for w stored (in, out): AVX-512, AVX2 and portable C against float64, with tails
+    of outputs (past the last vector), of weight rows (past the last four) and of input rows
+    (past a pass of eight)."""
+    from tinyllm.kernels import _matmul
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((rows, n_in)).astype(np.float32)
+    w = rng.standard_normal((n_in, n_out)).astype(np.float32)
+    try:
+        assert _matmul._set_simd_level(level) == level
+        close(_matmul.few_rows_matmul(x, w), x.astype(np.float64) @ w.astype(np.float64),
+              np.float32)
+    finally:
+        _matmul._set_simd_level(2)
+
+
+def test_few_rows_are_streamed_and_the_rest_goes_to_blas():
+    """kernels.matmul streams 2..FEW_ROWS_MAX float32 rows of a C-contiguous weight through
+    few_rows_matmul (its own sums: close to NumPy's); one row, more rows, float64 and a
+    transposed weight go to BLAS (NumPy's values exactly, at one thread)."""
+    _matmul = compiled()
+    kern = kernels.get_backend("cython")
+    rng = np.random.default_rng(8)
+    w = rng.standard_normal((48, 40)).astype(np.float32)
+    for rows in (2, 5, kernels.FEW_ROWS_MAX):
+        x = rng.standard_normal((rows, 48)).astype(np.float32)
+        assert np.array_equal(kern.matmul(x, w), _matmul.few_rows_matmul(x, w))
+        close(kern.matmul(x, w), (x.astype(np.float64) @ w).astype(np.float32), np.float32)
+    with threadpool_limits(limits={"openmp": 1, "blas": 1}):
+        for x, ww in [(rng.standard_normal((1, 48)).astype(np.float32), w),
+                      (rng.standard_normal((kernels.FEW_ROWS_MAX + 1, 48)).astype(np.float32),
+                       w),
+                      (rng.standard_normal((3, 48)), w.astype(np.float64)),
+                      (rng.standard_normal((3, 48)).astype(np.float32),
+                       np.ascontiguousarray(w.T).T)]:
+            assert np.array_equal(kern.matmul(x, ww), _matmul.matmul(x, ww))
