@@ -3,15 +3,16 @@
 The compiled twin of `matmul` in tinyllm/kernels/reference.py (NumPy's ``a @ b``); every
 linear layer's forward and backward products go through it.
 
-    matmul(a, b)            many rows: BLAS, one block of rows per OpenMP thread
-    few_rows_matmul(x, w)   2..32 float32 rows of a C-contiguous weight: few_rows.h
+    matmul(a, b)            BLAS, one block of rows (or columns) per OpenMP thread
+    few_rows_matmul(x, w)   1..32 float32 rows of a C-contiguous weight: few_rows.h
 
 Why not NumPy's ``a @ b`` on BLAS threads: a training step alternates matrix products with the
 compiled row and attention kernels, which run on OpenMP threads, and two thread pools on the
 same cores fight -- after each product OpenBLAS's idle workers spin on the cores the next
 OpenMP region wants, and OpenMP's idle workers spin while OpenBLAS works. Measured on 2 cores:
 the `base` GPT training step got *slower* with the second core (471 -> 576 ms). Here one pool
-does both: the product is cut into one block of output rows per OpenMP thread, and each thread calls single-threaded BLAS on its block.
+does both: the product is cut into one block of output rows per OpenMP thread, and each
+thread calls single-threaded BLAS on its block.
 
 One block per thread, each one BLAS call: fewer, larger calls are faster (measured, one
 thread, (1536, 320) @ (320, 960): 10.9 ms whole, 13.8 ms in blocks of 192 rows).
@@ -21,11 +22,13 @@ over K in an order that does not depend on where the element's block starts -- p
 blocks start where BLAS's own tiling of the whole product would (OpenBLAS's float32 and
 float64 kernels tile by 16 and 24 rows; measured: blocks cut at multiples of 16 gave float64
 results 1e-14 apart) and the product stays out of OpenBLAS's kernels for small products (up
-to 100^3 multiply-adds), which round differently. So blocks are whole multiples of 96 rows
-(cutting columns instead, where rows are few, changed float64 bits: it is not done; a product
-of fewer than 192 rows runs whole on one thread), never smaller than 128^3 multiply-adds, and
-a product small enough to stay whole on one thread stays whole on any number. Measured: 834 random shapes and layouts, 1 and 2 threads, equal bit for bit; a test
-keeps checking a few.
+to 100^3 multiply-adds), which round differently. So blocks are whole multiples of 96 rows,
+never smaller than 128^3 multiply-adds, and a product small enough to stay whole on one
+thread stays whole on any number. Where rows are too few to share (fewer than 192: the
+weight gradient of a narrow layer), float32 products are cut by columns instead; float64
+ones are not (cut by columns, float64 results changed in the last bit; float32 ones never
+did). Measured: 834 random shapes and layouts cut by rows, 1372 float32 ones cut by columns,
+1 and 2 threads equal bit for bit; a test keeps checking a few of each.
 
 a and b may be C-contiguous or transposed views of C-contiguous arrays (``w.T``): BLAS reads
 them in place with its transpose flag. Anything else is copied first.
@@ -37,6 +40,12 @@ must stay single-threaded, or every OpenMP thread would start BLAS threads of it
 Few rows (generation at a small batch): BLAS's GEMM packs (copies) the whole weight for a
 product that reads it once; few_rows.h streams the weight once, in memory order, with AVX-512,
 AVX2+FMA or portable C (quantized_simd.h's level, which `_set_simd_level` lowers for tests).
+At 1 or 2 rows (decoding at batch 1: the product is a read of the weight) its output columns
+are split over threads from parallel.h's TL_STREAM_MIN_NS on: a token's products come one
+after another, so the threads are awake and a split pays sooner than the general 0.1 ms
+rule allows. Measured (2 cores, 16 cold weights each): one row, 630 us on
+one thread, 476 on two over the four GPT `medium` shapes; eight rows, 713 and 799 us -- with
+more rows the product is arithmetic, not a read, and a second thread gained nothing.
 """
 
 import numpy as np
@@ -65,6 +74,8 @@ ctypedef fused real:
 cdef enum:
     TILE = 96                       # blocks of rows are whole multiples of this
     MIN_BLOCK_MULADDS = 2097152     # 128^3: OpenBLAS's small-product kernels stop at 100^3
+    COLS_TILE = 64                  # few_rows_matmul's column blocks: whole AVX-512 vectors
+    STREAM_MAX_ROWS = 2             # ... split over threads only up to this many rows
 
 
 cdef inline void _gemm(char ta, char tb, int m, int n, int k, const real *a, int lda,
@@ -96,22 +107,29 @@ def _block_starts(Py_ssize_t n, Py_ssize_t blocks):
 
 
 def _product(cnp.ndarray a, cnp.ndarray b, real[:, ::1] c):
-    """c = a @ b for BLAS-ready a (m, k), b (k, n): one block of rows per thread."""
+    """c = a @ b for BLAS-ready a (m, k), b (k, n): one block of rows (or, float32 only, of
+    columns, where rows are too few to share) per thread."""
     cdef Py_ssize_t m = a.shape[0], k = a.shape[1], n = b.shape[1], i, s0, s1
     cdef bint ta = _transposed(a), tb = _transposed(b)
+    cdef bint by_rows = m >= 2 * TILE or real is double or n < 2 * TILE
     cdef int lda = <int>(m if ta else k), ldb = <int>(k if tb else n)
     cdef char fa = b'T' if ta else b'N', fb = b'T' if tb else b'N'
     cdef const real *pa = <const real *>cnp.PyArray_DATA(a)
     cdef const real *pb = <const real *>cnp.PyArray_DATA(b)
     cdef double muladds = <double>m * n * k
+    cdef Py_ssize_t split = m if by_rows else n
     cdef int nt = _threads(muladds * TL_NS_PER_GEMM_MULADD)
-    nt = <int>max(1, min(<double>nt, muladds / MIN_BLOCK_MULADDS, <double>(m // TILE)))
-    cdef Py_ssize_t[::1] starts = _block_starts(m, nt)
+    nt = <int>max(1, min(<double>nt, muladds / MIN_BLOCK_MULADDS, <double>(split // TILE)))
+    cdef Py_ssize_t[::1] starts = _block_starts(split, nt)
     for i in prange(nt, nogil=True, schedule="static", num_threads=nt):
         s0 = starts[i]
-        s1 = starts[i + 1]      # rows s0:s1 of c are rows s0:s1 of op(a) times op(b)
-        _gemm(fa, fb, <int>(s1 - s0), <int>n, <int>k, pa + (s0 if ta else s0 * k), lda,
-              pb, ldb, &c[s0, 0], <int>n)
+        s1 = starts[i + 1]
+        if by_rows:     # rows s0:s1 of c are rows s0:s1 of op(a) times op(b)
+            _gemm(fa, fb, <int>(s1 - s0), <int>n, <int>k, pa + (s0 if ta else s0 * k), lda,
+                  pb, ldb, &c[s0, 0], <int>n)
+        else:           # columns s0:s1 of c are op(a) times columns s0:s1 of op(b)
+            _gemm(fa, fb, <int>m, <int>(s1 - s0), <int>k, pa, lda,
+                  pb + (s0 * k if tb else s0), ldb, &c[0, s0], <int>n)
 
 
 def matmul(a, b):
@@ -133,20 +151,29 @@ def matmul(a, b):
 
 def few_rows_matmul(const float[:, ::1] x, const float[:, ::1] w):
     """y (m, out) = x (m, in) @ w (in, out), float32, w read once in memory order (see
-    few_rows.h); passes of up to 8 rows."""
-    cdef Py_ssize_t m = x.shape[0], n_in = x.shape[1], n_out = w.shape[1], r, k
+    few_rows.h); passes of up to 8 rows; the output columns in one block per thread (whole
+    COLS_TILE columns: each column's sum is the same whatever block holds it)."""
+    cdef Py_ssize_t m = x.shape[0], n_in = x.shape[1], n_out = w.shape[1], r, k, t, o0, o1
     if w.shape[0] != n_in:
         raise ValueError(f"few_rows_matmul: x has {n_in} columns but w has {w.shape[0]} rows")
     if m == 0 or n_out == 0 or n_in == 0:
         return np.zeros((m, n_out), dtype=np.float32)
     out = np.empty((m, n_out), dtype=np.float32)
     cdef float[:, ::1] y = out
-    with nogil:
+    cdef int nt = 1
+    if m <= STREAM_MAX_ROWS:
+        nt = tl_threads_for(<double>m * n_in * n_out * TL_NS_PER_STREAM_MULADD,
+                            TL_STREAM_MIN_NS * _min_ns / TL_PARALLEL_MIN_NS)
+    nt = <int>max(1, min(nt, (n_out + COLS_TILE - 1) // COLS_TILE))
+    cdef Py_ssize_t width = (n_out + nt * COLS_TILE - 1) // (nt * COLS_TILE) * COLS_TILE
+    for t in prange(nt, nogil=True, schedule="static", num_threads=nt):
+        o0 = t * width
+        o1 = min(n_out, o0 + width)
         r = 0
-        while r < m:
+        while r < m and o0 < o1:
             k = min(<Py_ssize_t>TL_FEW_ROWS_PASS, m - r)
-            tl_few_rows(&x[r, 0], n_in, k, &w[0, 0], n_out, n_in, n_out, &y[r, 0], n_out)
-            r += k
+            tl_few_rows(&x[r, 0], n_in, k, &w[0, o0], n_out, n_in, o1 - o0, &y[r, o0], n_out)
+            r = r + k
     return out
 
 

@@ -12,6 +12,8 @@ cdef extern from "parallel.h" nogil:
     const double TL_NS_PER_MULADD
     const double TL_NS_PER_QMULADD
     const double TL_NS_PER_GEMM_MULADD
+    const double TL_NS_PER_STREAM_MULADD
+    const double TL_STREAM_MIN_NS
 
 cdef double _min_ns = TL_PARALLEL_MIN_NS
 

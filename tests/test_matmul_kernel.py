@@ -50,7 +50,7 @@ def threads(request):
     except ImportError:
         yield
         return
-    old = _matmul.set_parallel_threshold(0 if request.param else 5e5)
+    old = _matmul.set_parallel_threshold(0 if request.param else 1e30)
     yield
     _matmul.set_parallel_threshold(old)
 
@@ -76,19 +76,21 @@ def test_matmul_equals_numpy_in_every_layout(backend, dtype, m, k, n, threads):
 
 def test_the_result_does_not_depend_on_the_thread_count():
     """Products large enough to be split (the module's rule, not a forced split) give the
-    same bits on 1 and 2 threads: on rows and on columns, ragged blocks, float32 and float64."""
+    same bits on 1 and 2 threads: cut by rows, by columns (float32, few rows), ragged blocks,
+    float32 and float64, plain and transposed operands."""
     _matmul = compiled()
     rng = np.random.default_rng(3)
     for dtype in (np.float32, np.float64):
         for m, k, n in [(1536, 96, 192), (1000, 100, 250), (64, 512, 1024), (300, 512, 170),
-                        (194, 559, 290), (1200, 300, 97)]:
+                        (194, 559, 290), (1200, 300, 97), (128, 768, 384), (100, 900, 333)]:
             a = rng.standard_normal((m, k)).astype(dtype)
             b = rng.standard_normal((k, n)).astype(dtype)
             with threadpool_limits(limits={"openmp": 1, "blas": 1}):
-                one, one_t = _matmul.matmul(a, b), _matmul.matmul(b.T, a.T)
+                want = [_matmul.matmul(x, y) for x, y in [(a, b), (b.T, a.T), (a.T.copy().T, b)]]
             with threadpool_limits(limits={"openmp": 2, "blas": 1}):
-                assert np.array_equal(_matmul.matmul(a, b), one), (dtype, m, k, n)
-                assert np.array_equal(_matmul.matmul(b.T, a.T), one_t), (dtype, m, k, n)
+                got = [_matmul.matmul(x, y) for x, y in [(a, b), (b.T, a.T), (a.T.copy().T, b)]]
+            for g, w in zip(got, want):
+                assert np.array_equal(g, w), (dtype, m, k, n)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -158,22 +160,40 @@ def test_few_rows_matmul_at_every_instruction_set_level(level, rows, n_in, n_out
 
 
 def test_few_rows_are_streamed_and_the_rest_goes_to_blas():
-    """kernels.matmul streams 2..FEW_ROWS_MAX float32 rows of a C-contiguous weight through
-    few_rows_matmul (its own sums: close to NumPy's); one row, more rows, float64 and a
-    transposed weight go to BLAS (NumPy's values exactly, at one thread)."""
+    """kernels.matmul streams 1..FEW_ROWS_MAX float32 rows of a C-contiguous weight through
+    few_rows_matmul (its own sums: close to NumPy's); more rows, float64 and a transposed
+    weight go to BLAS (the module's product exactly)."""
     _matmul = compiled()
     kern = kernels.get_backend("cython")
     rng = np.random.default_rng(8)
     w = rng.standard_normal((48, 40)).astype(np.float32)
-    for rows in (2, 5, kernels.FEW_ROWS_MAX):
+    for rows in (1, 2, 5, kernels.FEW_ROWS_MAX):
         x = rng.standard_normal((rows, 48)).astype(np.float32)
         assert np.array_equal(kern.matmul(x, w), _matmul.few_rows_matmul(x, w))
         close(kern.matmul(x, w), (x.astype(np.float64) @ w).astype(np.float32), np.float32)
     with threadpool_limits(limits={"openmp": 1, "blas": 1}):
-        for x, ww in [(rng.standard_normal((1, 48)).astype(np.float32), w),
-                      (rng.standard_normal((kernels.FEW_ROWS_MAX + 1, 48)).astype(np.float32),
+        for x, ww in [(rng.standard_normal((kernels.FEW_ROWS_MAX + 1, 48)).astype(np.float32),
                        w),
                       (rng.standard_normal((3, 48)), w.astype(np.float64)),
                       (rng.standard_normal((3, 48)).astype(np.float32),
                        np.ascontiguousarray(w.T).T)]:
             assert np.array_equal(kern.matmul(x, ww), _matmul.matmul(x, ww))
+
+
+def test_few_rows_split_over_threads_give_the_same_bits():
+    """Output columns in blocks of whole vectors per thread: the same sums as one thread,
+    with ragged blocks and a tail past the last vector."""
+    _matmul = compiled()
+    rng = np.random.default_rng(9)
+    old = _matmul.set_parallel_threshold(0)
+    try:
+        for rows, n_in, n_out in [(1, 320, 960), (2, 100, 1001), (1, 64, 70), (8, 64, 300)]:
+            x = rng.standard_normal((rows, n_in)).astype(np.float32)
+            w = rng.standard_normal((n_in, n_out)).astype(np.float32)
+            with threadpool_limits(limits={"openmp": 1}):
+                one = _matmul.few_rows_matmul(x, w)
+            with threadpool_limits(limits={"openmp": 2}):
+                assert np.array_equal(_matmul.few_rows_matmul(x, w), one), (rows, n_in, n_out)
+            close(one, x.astype(np.float64) @ w, np.float32)
+    finally:
+        _matmul.set_parallel_threshold(old)

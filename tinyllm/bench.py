@@ -1,27 +1,37 @@
-"""`tinyllm bench`: kernels and training steps, tinyllm (compiled and NumPy twin) vs PyTorch.
+"""`tinyllm bench`: kernels, training steps and generation, tinyllm vs its NumPy twins vs
+PyTorch, every row at 1 thread and at `--threads` (default auto) side by side.
 
-Everything runs in one process, side by side, with the same thread count for every library
-(threadpoolctl limits BLAS and OpenMP; `torch.set_num_threads` the same number), printed in
-the header. Times are medians of repeats; on a shared machine compare columns of one run.
+Everything runs in one process. A row's runners -- each library at each thread count -- are
+timed in interleaved rounds (`_timed_rounds`), so the machine's drift slows them alike;
+medians are reported. Thread counts are set per runner: `tinyllm.set_num_threads` (one pool:
+OpenMP for the kernels and products, BLAS at one thread; see tinyllm.threads) and
+`torch.set_num_threads`. Speedup = time at 1 thread / time at n, efficiency = speedup / n.
 
 - kernels: row softmax (4096, 256) and causal attention (B=8, nh=8, T=256, hs=64), forward +
-  backward, float32.
+  backward, float32: compiled, NumPy twin (BLAS on the threads), PyTorch.
 - training step (forward, backward, AdamW) of GPT at the presets, batch 12 at each preset's
-  full context: tinyllm on the compiled kernels, on the NumPy twins (`TINYLLM_KERNELS=numpy`'s
-  code, swapped in for the run) and PyTorch (Hugging Face GPT2LMHeadModel, same config and
-  initial weights, SDPA attention). MFU = model matmul FLOPs per second / this machine's
-  measured float32 matmul rate (a 1024^3 NumPy matmul on the same threads).
+  full context: tinyllm on the compiled kernels and PyTorch (Hugging Face GPT2LMHeadModel, same
+  config and initial weights, SDPA attention) at 1 and n threads, the NumPy twins
+  (`TINYLLM_KERNELS=numpy`'s code, swapped in) at n. MFU = model matmul FLOPs per second / the
+  measured float32 matmul rate (a 1024^3 NumPy product, BLAS on the same threads).
+- generation: greedy tokens/s with the KV cache at `small` and `medium`, batch 1 and 8, vs
+  Hugging Face `generate` on the same weights; at batch 1 the bound (measured read bandwidth /
+  bytes of weights: every token reads every weight) and the fraction of it reached.
 - peak memory: the maximum RSS of a fresh process doing a few training steps.
 
-Without torch (or transformers) the PyTorch columns are left out.
+The header names the BLAS library and the kernel architecture it runs (threadpoolctl) and
+OPENBLAS_CORETYPE, which pins OpenBLAS to older kernels where it is set. Without torch (or
+transformers) the PyTorch columns are left out.
 
-    tinyllm bench [--threads 1] [--presets tiny,small,medium] [--repeats 5] [--no-memory]
+    tinyllm bench [--threads auto] [--presets tiny,small,medium] [--repeats 5] [--no-memory]
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
+import os
 import statistics
 import subprocess
 import sys
@@ -163,17 +173,49 @@ def _attention_cases(rng):
     return "causal attention (8, 8, 256, 64) fwd+bwd", tl, th
 
 
-def kernel_rows(repeats: int = 10) -> list[dict]:
-    """One row per kernel: ms for compiled / NumPy twin / PyTorch, and the ratios."""
+def _timed_rounds(runners: dict, rounds: int, settle: float = 0.02) -> dict:
+    """Median seconds of each runner: {name: (threads, fn[, backend])}. Each round runs every
+    runner once in turn, on its thread count (and kernel backend: "numpy" for a twin, whose
+    BLAS then gets the threads), after `settle` idle seconds (untimed): the pool that ran
+    before -- tinyllm's or PyTorch's, each has its own -- spins for a few milliseconds before
+    it sleeps, and must not share the cores with the one being timed. One warm-up call each
+    first. Drift of the machine's speed slows every runner alike."""
+    def run(threads, fn, backend=None):
+        with use_backend(backend) if backend else contextlib.nullcontext():
+            set_threads(threads)
+            time.sleep(settle)
+            start = time.perf_counter()
+            fn()
+            return time.perf_counter() - start
+
+    for runner in runners.values():
+        run(*runner)
+    times = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, runner in runners.items():
+            times[name].append(run(*runner))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def _thread_counts(threads: int) -> tuple[int, ...]:
+    return (1,) if threads == 1 else (1, threads)
+
+
+def kernel_rows(threads: int = 1, repeats: int = 10) -> list[dict]:
+    """One row per kernel: ms for compiled / NumPy twin / PyTorch at 1 and `threads` threads."""
     rng = np.random.default_rng(0)
     rows = []
     for name, tl, th in (_softmax_cases(rng), _attention_cases(rng)):
-        row = {"kernel": name}
-        backends = kernels.available_backends()
-        row["cython_ms"] = _median_ms(tl("cython"), repeats) if "cython" in backends else None
-        row["numpy_ms"] = _median_ms(tl("numpy"), repeats)
-        row["torch_ms"] = _median_ms(th(), repeats) if _torch() is not None else None
-        rows.append(row)
+        runners = {}
+        for n in _thread_counts(threads):
+            if "cython" in kernels.available_backends():
+                runners[("cython", n)] = (n, tl("cython"))
+            runners[("numpy", n)] = (n, tl("numpy"), "numpy")
+            if _torch() is not None:
+                runners[("torch", n)] = (n, th())
+        seconds = _timed_rounds(runners, repeats, settle=0.005)
+        rows.append({"kernel": name, **{f"{lib}_ms@{n}": 1000 * t
+                                        for (lib, n), t in seconds.items()}})
     return rows
 
 
@@ -222,9 +264,11 @@ def _torch_step(config, state, x, y):
     return step
 
 
-def train_rows(presets=DEFAULT_PRESETS, repeats: int = 5, peak_gflops: float | None = None,
+def train_rows(presets=DEFAULT_PRESETS, threads: int = 1, repeats: int = 5,
                vocab_size: int = 65, numpy_twin: bool = True) -> list[dict]:
-    """One row per preset: ms per training step (compiled / twin / torch), tokens/s, MFU."""
+    """One row per preset: ms per training step of tinyllm (compiled kernels) and PyTorch at
+    1 and `threads` threads, interleaved (`_timed_rounds`), and of the NumPy twins at
+    `threads` (BLAS then runs on the threads: `tinyllm.threads.limits_for`)."""
     from .models import GPT, GPTConfig
 
     rows = []
@@ -233,21 +277,94 @@ def train_rows(presets=DEFAULT_PRESETS, repeats: int = 5, peak_gflops: float | N
         model = GPT(config, seed=0)
         state = {k: v.copy() for k, v in model.state_dict().items()}
         x, y = _batch(config, np.random.default_rng(0))
-        tokens = x.size
-        row = {"preset": preset, "tokens": tokens,
-               "flops": model.flops_per_token(training=True) * tokens}
+        row = {"preset": preset, "tokens": x.size,
+               "flops": model.flops_per_token(training=True) * x.size}
         step = _tinyllm_step(model, x, y)
-        if "cython" in kernels.available_backends():
-            with use_backend("cython"):
-                row["cython_ms"] = _median_ms(step, repeats)
-        if numpy_twin:
-            with use_backend("numpy"):
-                row["numpy_ms"] = _median_ms(step, max(2, repeats // 2))
         torch_step = _torch_step(config, state, x, y) if _torch() is not None else None
-        if torch_step is not None:
-            row["torch_ms"] = _median_ms(torch_step, repeats)
-        row["peak_gflops"] = peak_gflops
+        runners = {}
+        for n in _thread_counts(threads):
+            runners[("tinyllm", n)] = (n, step)
+            if torch_step is not None:
+                runners[("torch", n)] = (n, torch_step)
+        seconds = _timed_rounds(runners, repeats)
+        row.update({f"{lib}_ms@{n}": 1000 * t for (lib, n), t in seconds.items()})
+        if numpy_twin:
+            twin = _timed_rounds({"numpy": (threads, step, "numpy")}, max(2, repeats // 2))
+            row[f"numpy_ms@{threads}"] = 1000 * twin["numpy"]
         rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------------- generation
+def bandwidth_gbs(mib: int = 512, repeat: int = 5) -> float:
+    """Bytes per second of reading a float32 array of `mib` MiB on one thread (np.sum): the
+    memory bandwidth that bounds decoding at batch 1, where every token reads every weight."""
+    a = np.ones(mib * 2**20 // 4, dtype=np.float32)
+    a.sum()
+    best = math.inf
+    for _ in range(repeat):
+        start = time.perf_counter()
+        a.sum()
+        best = min(best, time.perf_counter() - start)
+    return a.nbytes / best / 1e9
+
+
+def _hf_generate(model, prompt, new_tokens):
+    """Hugging Face's generate on tinyllm `model`'s weights (saved, read back), or None."""
+    try:
+        import tempfile
+
+        import transformers
+    except ImportError:
+        return None
+    torch = _torch()
+    transformers.logging.set_verbosity_error()
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(tmp)
+        ref = transformers.GPT2LMHeadModel.from_pretrained(tmp).eval()
+    tp = torch.tensor(prompt)
+    kw = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
+              pad_token_id=0, attention_mask=torch.ones_like(tp))
+
+    def generate():
+        with torch.no_grad():
+            return ref.generate(tp, **kw)
+    return generate
+
+
+def generation_rows(presets=("small", "medium"), batches=(1, 8), threads: int = 1,
+                    new_tokens: int = 56, repeats: int = 5, bandwidth: float | None = None
+                    ) -> list[dict]:
+    """Greedy tokens/s with the KV cache, tinyllm vs Hugging Face `generate` on the same
+    weights (random, vocabulary 256), prompts of 8 tokens, at 1 and `threads` threads; at
+    batch 1 also the bound bandwidth / bytes of weights. Rows say whether both libraries
+    produced the same tokens."""
+    from .models import GPT, GPTConfig
+
+    rows = []
+    for preset in presets:
+        model = GPT(GPTConfig.from_preset(preset, vocab_size=256), seed=0).eval()
+        n = min(new_tokens, model.config.n_positions - 8)       # within the context
+        for batch in batches:
+            prompt = (np.arange(8 * batch).reshape(batch, 8) * 7) % 256
+
+            def ours(p=prompt, n=n):
+                return model.generate(p, max_new_tokens=n, do_sample=False)
+            hf = _hf_generate(model, prompt, n) if _torch() is not None else None
+            runners = {}
+            for t in _thread_counts(threads):
+                runners[("tinyllm", t)] = (t, ours)
+                if hf is not None:
+                    runners[("hf", t)] = (t, hf)
+            seconds = _timed_rounds(runners, repeats)
+            row = {"preset": preset, "batch": batch, "new_tokens": n,
+                   "params": model.num_params(),
+                   **{f"{lib}_tps@{t}": batch * n / s for (lib, t), s in seconds.items()}}
+            if hf is not None:
+                row["same_tokens"] = bool(np.array_equal(ours(), hf().numpy()))
+            if batch == 1 and bandwidth:
+                row["bound_tps"] = bandwidth * 1e9 / (model.num_params() * 4)
+            rows.append(row)
     return rows
 
 
@@ -292,8 +409,8 @@ def memory_rows(preset: str = "medium", threads: int = 1) -> list[dict]:
 
 
 # ---------------------------------------------------------------------- printing
-def _fmt(ms):
-    return "      -" if ms is None else f"{ms:7.2f}"
+def _fmt(x, width=7, digits=2):
+    return " " * (width - 1) + "-" if x is None else f"{x:{width}.{digits}f}"
 
 
 def _mfu(flops, ms, peak) -> str:
@@ -301,29 +418,66 @@ def _mfu(flops, ms, peak) -> str:
     return "     -" if ms is None or not peak else f"{flops / (ms / 1000) / 1e9 / peak:6.1%}"
 
 
-def _ratio(a, b):
-    return "    -" if a is None or b is None else f"{a / b:5.2f}"
+def _ratio(a, b, width=5):
+    return " " * (width - 1) + "-" if a is None or b is None else f"{a / b:{width}.2f}"
 
 
-def print_report(threads_note, peak, krows, trows, mrows, out=print) -> None:
-    out(f"tinyllm bench -- threads: {threads_note}")
+def _scaling(r: dict, lib: str, n: int, unit: str = "ms") -> str:
+    """Speedup 1 -> n threads and parallel efficiency (speedup / n) of one library."""
+    one, many = r.get(f"{lib}_{unit}@1"), r.get(f"{lib}_{unit}@{n}")
+    if one is None or many is None or n == 1:
+        return "    -      -"
+    speedup = one / many if unit == "ms" else many / one
+    return f"{speedup:5.2f}x {speedup / n:5.0%}"
+
+
+def print_report(header, n, peak, krows, trows, grows, mrows, out=print) -> None:
+    out(f"tinyllm bench -- {header}")
     out(f"kernel backend: {kernels.backend()} ({kernels.backend_reason()})")
-    out(f"measured float32 matmul peak (1024^3 NumPy): {peak:.1f} GFLOP/s")
+    out(f"BLAS: {blas_description()}; OPENBLAS_CORETYPE="
+        f"{os.environ.get('OPENBLAS_CORETYPE', 'unset')}")
+    out(f"measured float32 matmul peak (1024^3 NumPy, BLAS threads): "
+        + ", ".join(f"{p:.1f} GFLOP/s at {t} thread{'s' * (t > 1)}" for t, p in peak.items()))
+    out(f"every row at 1 thread and at {n}, timed in interleaved rounds (medians); speedup = "
+        f"time at 1 / time at {n}, efficiency = speedup / {n}")
     out("")
-    out(f"{'kernels (float32, median ms)':<42} cython   numpy   torch  numpy/cy  cy/torch")
+    out(f"{'kernels (float32, fwd+bwd, ms)':<40} threads  cython   numpy   torch  numpy/cy"
+        "  cy/torch")
     for r in krows:
-        out(f"{r['kernel']:<42} {_fmt(r.get('cython_ms'))} {_fmt(r.get('numpy_ms'))} "
-            f"{_fmt(r.get('torch_ms'))}     {_ratio(r.get('numpy_ms'), r.get('cython_ms'))}"
-            f"     {_ratio(r.get('cython_ms'), r.get('torch_ms'))}")
+        for t in _thread_counts(n):
+            cy, nu, to = (r.get(f"{k}_ms@{t}") for k in ("cython", "numpy", "torch"))
+            out(f"{r['kernel'] if t == 1 else '':<40} {t:7d} {_fmt(cy)} {_fmt(nu)} {_fmt(to)}"
+                f"     {_ratio(nu, cy)}     {_ratio(cy, to)}")
+        if n > 1:
+            out(f"{'':<40} speedup: cython {_scaling(r, 'cython', n)}, "
+                f"torch {_scaling(r, 'torch', n)}")
     out("")
-    out("training step, fwd+bwd+AdamW, batch 12 (median ms)")
-    out("preset  tokens   cython    numpy    torch  cy/torch  tok/s(cy)  MFU cy  MFU torch")
+    out(f"training step, fwd+bwd+AdamW, batch {BATCH} (ms)")
+    out(f"preset  tokens | tinyllm  1 thr {n:2d} thr  speedup  eff | torch  1 thr {n:2d} thr "
+        f" speedup  eff | tl/torch 1 thr {n:2d} thr | numpy twin {n:2d} thr | MFU tl 1, {n}")
     for r in trows:
-        cy, to = r.get("cython_ms"), r.get("torch_ms")
-        tps = "        -" if cy is None else f"{r['tokens'] / (cy / 1000):9.0f}"
-        out(f"{r['preset']:<7} {r['tokens']:6d} {_fmt(cy)}  {_fmt(r.get('numpy_ms'))}  "
-            f"{_fmt(to)}    {_ratio(cy, to)}  {tps}  {_mfu(r['flops'], cy, peak)}  "
-            f"{_mfu(r['flops'], to, peak)}")
+        tl1, tln = r.get("tinyllm_ms@1"), r.get(f"tinyllm_ms@{n}")
+        to1, ton = r.get("torch_ms@1"), r.get(f"torch_ms@{n}")
+        out(f"{r['preset']:<7} {r['tokens']:6d} |       {_fmt(tl1, 8, 1)} {_fmt(tln, 7, 1)} "
+            f"{_scaling(r, 'tinyllm', n)} |     {_fmt(to1, 7, 1)} {_fmt(ton, 7, 1)} "
+            f"{_scaling(r, 'torch', n)} |        {_ratio(tl1, to1)}  {_ratio(tln, ton)} |"
+            f"           {_fmt(r.get(f'numpy_ms@{n}'), 7, 1)} | "
+            f"{_mfu(r['flops'], tl1, peak.get(1))} {_mfu(r['flops'], tln, peak.get(n))}")
+    if grows:
+        out("")
+        out("generation, greedy, KV cache (tokens/s, every row's tokens)")
+        out(f"preset  batch  new | tinyllm  1 thr {n:2d} thr | HF generate  1 thr {n:2d} thr | "
+            f"tl/HF 1 thr {n:2d} thr | bound (batch 1) reached at 1, {n} | same tokens")
+        for r in grows:
+            tl1, tln = r.get("tinyllm_tps@1"), r.get(f"tinyllm_tps@{n}")
+            hf1, hfn = r.get("hf_tps@1"), r.get(f"hf_tps@{n}")
+            bound = r.get("bound_tps")
+            reached = ("" if bound is None else
+                       f"{bound:7.1f} tok/s: {tl1 / bound:4.0%}, {tln / bound:4.0%}")
+            out(f"{r['preset']:<7} {r['batch']:5d} {r['new_tokens']:4d} |       "
+                f"{_fmt(tl1, 8, 1)} {_fmt(tln, 7, 1)} |           {_fmt(hf1, 8, 1)} "
+                f"{_fmt(hfn, 7, 1)} |     {_ratio(tl1, hf1)}  {_ratio(tln, hfn)} | "
+                f"{reached:33s} | {r.get('same_tokens', '-')}")
     if mrows:
         out("")
         out("peak memory (max RSS of a fresh process, 3 training steps)")
@@ -336,13 +490,28 @@ def print_report(threads_note, peak, krows, trows, mrows, out=print) -> None:
 
 
 def run(threads: int = 1, presets=DEFAULT_PRESETS, repeats: int = 5, memory: bool = True,
-        numpy_twin: bool = True, out=print) -> dict:
-    """Measure everything and print the report; returns the rows."""
-    note = set_threads(threads)
-    peak = matmul_peak_gflops()
-    krows = kernel_rows(max(repeats, 5))
-    trows = train_rows(presets, repeats, peak, numpy_twin=numpy_twin)
+        numpy_twin: bool = True, generation: bool = True, out=print,
+        header: str | None = None) -> dict:
+    """Measure everything at 1 thread and at `threads`, print the report; returns the rows."""
+    peak = {}
+    for t in _thread_counts(threads):
+        set_threads(t)
+        with _blas_threads(t):
+            peak[t] = matmul_peak_gflops()
+    krows = kernel_rows(threads, max(repeats, 5))
+    trows = train_rows(presets, threads, repeats, numpy_twin=numpy_twin)
+    grows = (generation_rows(threads=threads, repeats=repeats, bandwidth=bandwidth_gbs())
+             if generation else [])
     mrows = memory_rows(presets[-1] if presets else "medium", threads) if memory else []
-    print_report(note, peak, krows, trows, mrows, out=out)
+    set_threads(threads)
+    print_report(header or f"threads: 1 and {threads}", threads, peak, krows, trows, grows,
+                 mrows, out=out)
     return {"threads": threads, "peak_gflops": peak, "kernels": krows, "train": trows,
-            "memory": mrows}
+            "generation": grows, "memory": mrows}
+
+
+def _blas_threads(n: int):
+    """NumPy's BLAS on n threads inside the block (the matmul peak is BLAS's own)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=n, user_api="blas")

@@ -397,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=positive, default=5, help="timed repeats per entry (5)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-RSS measurement")
     p.add_argument("--no-numpy", action="store_true", help="skip the NumPy-twin training column")
+    p.add_argument("--no-generation", action="store_true", help="skip the generation rows")
     sub.add_parser("info", help="version, kernel backend and why, threads",
                    description="Print tinyllm's version, the active kernel backend and why, "
                    "NumPy and its BLAS threads, and the model presets.")
@@ -654,9 +655,13 @@ def _blas_threads() -> str:
 def cmd_bench(args) -> int:
     from . import bench
 
+    from . import threads
+
     presets = tuple(p for p in args.presets.split(",") if p)
-    bench.run(threads=args.threads, presets=presets, repeats=args.repeats,
-              memory=not args.no_memory, numpy_twin=not args.no_numpy)
+    n, why = threads.resolve(args.threads)
+    bench.run(threads=n, presets=presets, repeats=args.repeats, memory=not args.no_memory,
+              numpy_twin=not args.no_numpy, generation=not args.no_generation,
+              header=f"threads: 1 and {n} ({why})")
     return 0
 
 

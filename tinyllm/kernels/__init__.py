@@ -181,12 +181,12 @@ def _quantized_linear(module: ModuleType, name: str) -> Callable:
 
 
 #: Rows of `a` for which the compiled matmul streams the weight once (few_rows.h: float32,
-#: `b` C-contiguous, as a Conv1D weight is); one row goes to BLAS's GEMV, which reads a cold
-#: weight faster, and many to BLAS's GEMM. Measured with benchmarks/bench_generate.py's
-#: weights, one thread, AVX-512, 32 (320, 960) weights in turn (none stays in cache):
-#: BLAS/kernel us at 1 row 120/118, 2 rows 270/128, 8 rows 566/175, 16 rows 546/231, 32 rows
-#: 646/370.
-FEW_ROWS_MIN, FEW_ROWS_MAX = 2, 32
+#: `b` C-contiguous, as a Conv1D weight is); many go to BLAS's GEMM. Measured with
+#: benchmarks/bench_generate.py's weights, one thread, AVX-512, 32 (320, 960) weights in turn
+#: (none stays in cache): BLAS/kernel us at 1 row 120/118 (BLAS's GEMV), 2 rows 270/128,
+#: 8 rows 566/175, 16 rows 546/231, 32 rows 646/370. The kernel splits its output columns
+#: over threads (BLAS's GEMV would stay on one).
+FEW_ROWS_MIN, FEW_ROWS_MAX = 1, 32
 
 
 def _matmul(module: ModuleType, name: str) -> Callable:
