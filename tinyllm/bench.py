@@ -348,7 +348,7 @@ def generation_rows(presets=("small", "medium"), batches=(1, 8), threads: int = 
         for batch in batches:
             prompt = (np.arange(8 * batch).reshape(batch, 8) * 7) % 256
 
-            def ours(p=prompt, n=n):
+            def ours(p=prompt, n=n, model=model):
                 return model.generate(p, max_new_tokens=n, do_sample=False)
             hf = _hf_generate(model, prompt, n) if _torch() is not None else None
             runners = {}
@@ -436,7 +436,7 @@ def print_report(header, n, peak, krows, trows, grows, mrows, out=print) -> None
     out(f"kernel backend: {kernels.backend()} ({kernels.backend_reason()})")
     out(f"BLAS: {blas_description()}; OPENBLAS_CORETYPE="
         f"{os.environ.get('OPENBLAS_CORETYPE', 'unset')}")
-    out(f"measured float32 matmul peak (1024^3 NumPy, BLAS threads): "
+    out("measured float32 matmul peak (1024^3 NumPy, BLAS threads): "
         + ", ".join(f"{p:.1f} GFLOP/s at {t} thread{'s' * (t > 1)}" for t, p in peak.items()))
     out(f"every row at 1 thread and at {n}, timed in interleaved rounds (medians); speedup = "
         f"time at 1 / time at {n}, efficiency = speedup / {n}")

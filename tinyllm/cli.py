@@ -653,9 +653,7 @@ def _blas_threads() -> str:
 
 
 def cmd_bench(args) -> int:
-    from . import bench
-
-    from . import threads
+    from . import bench, threads
 
     presets = tuple(p for p in args.presets.split(",") if p)
     n, why = threads.resolve(args.threads)
