@@ -7,7 +7,7 @@ returns, so the count is what ran, not what a formula says.
 
 import numpy as np
 
-from tinyllm.autograd.ops.attention import ScaledDotProductAttention
+from tinyllm.autograd.ops.attention import PackedSelfAttention, ScaledDotProductAttention
 from tinyllm.autograd.ops.matmul import MatMul
 from tinyllm.autograd.ops.nn import Linear
 from tinyllm.autograd.ops.rnn import LSTMLayer
@@ -21,6 +21,8 @@ class MatmulCounter:
         self._patch(monkeypatch, MatMul, self._matmul_forward, self._matmul_backward)
         self._patch(monkeypatch, ScaledDotProductAttention, self._attention_forward,
                     self._attention_backward)
+        self._patch(monkeypatch, PackedSelfAttention, self._packed_forward,
+                    self._packed_backward)
         self._patch(monkeypatch, LSTMLayer, self._lstm_forward, self._lstm_backward)
 
     def _patch(self, monkeypatch, cls, count_forward, count_backward):
@@ -68,6 +70,20 @@ class MatmulCounter:
         c = fn.cache
         # dv and d(probs) are each the size of P @ v; dq and dk each the size of q @ k^T.
         return 2 * cls._attention_forward(fn, c.q, c.k, c.v)
+
+    @staticmethod
+    def _packed_flops(shape):
+        # q @ k^T and P @ v over all heads: B T T (nh hs) multiply-adds each, whatever nh
+        b, t, c3 = shape
+        return 2 * 2 * b * t * t * (c3 // 3)
+
+    @classmethod
+    def _packed_forward(cls, fn, qkv):
+        return cls._packed_flops(qkv.shape)
+
+    @classmethod
+    def _packed_backward(cls, fn, grads):
+        return 2 * cls._packed_flops(fn.shape)          # as _attention_backward
 
     @staticmethod
     def _lstm_forward(fn, x, h0, c0, w_ih, w_hh, *rest):

@@ -30,7 +30,7 @@ import numpy as np
 
 from .. import functional as F
 from .._checks import positive_int
-from ..autograd.ops.attention import check_attn_mask
+from ..autograd.ops.attention import check_attn_mask, packed_self_attention
 from ..autograd.ops.shape import cat
 from ..autograd.tensor import Tensor
 from ..kernels.attention_reference import causal_mask  # public as tinyllm.nn.causal_mask
@@ -226,10 +226,17 @@ class MultiHeadAttention(Module):
         if x.ndim != 3 or x.shape[-1] != self.embed_dim:
             raise ValueError(f"MultiHeadAttention: expected input (B, T, C) with "
                              f"C = {self.embed_dim}, got shape {x.shape}")
-        q, k, v = split_qkv_heads(self.c_attn(x), self.num_heads)      # (B, nh, T, hs) each
+        qkv = self.c_attn(x)                                            # (B, T, 3C)
+        dropout_p = self.dropout if self.training else 0.0
+        if (qkv.requires_grad and attn_mask is None and key_padding_mask is None
+                and kv_cache is None and dropout_p == 0.0):
+            # Training without masks: one op does split, heads, attention and merge.
+            y = packed_self_attention(qkv, self.num_heads, self.is_causal)  # (B, T, C)
+            return self.resid_dropout(self.c_proj(y))
+        q, k, v = split_qkv_heads(qkv, self.num_heads)                 # (B, nh, T, hs) each
         y = attend(q, k, v, is_causal=self.is_causal, attn_mask=attn_mask,
                    key_padding_mask=key_padding_mask, kv_cache=kv_cache,
-                   dropout_p=self.dropout if self.training else 0.0)   # (B, nh, T, hs)
+                   dropout_p=dropout_p)                                 # (B, nh, T, hs)
         return self.resid_dropout(self.c_proj(merge_heads(y)))         # (B, T, C)
 
     def extra_repr(self) -> str:
