@@ -38,6 +38,9 @@ cdef extern from "fused_rows.h" nogil:
     void tl_layer_norm_bwd_f64(const double *x, const double *dy, const double *w, double mean,
                                double rstd, double *dx, double *dw, double *db, Py_ssize_t d)
 
+cdef enum:
+    LN_GROUP = 64       # rows whose LayerNorm dw, db one partial sum holds
+
 ctypedef fused real:
     float
     double
@@ -129,17 +132,19 @@ def layer_norm_backward(const real[:, ::1] x, const real[:, ::1] dy, const real[
     dtype = np.float32 if real is float else np.float64
     cdef int nt = _threads(n * d * TL_NS_PER_ELEMENT)
     out = np.empty((n, d), dtype=dtype)
-    # Each thread sums its rows' dw and db into its own row of these: no races, and the
-    # result does not depend on scheduling.
-    partial_w, partial_b = np.zeros((nt, d), dtype), np.zeros((nt, d), dtype)
+    # dw and db are sums over rows. Each group of LN_GROUP rows sums into its own row of
+    # these (no races), and the groups' sums are added in order afterwards: the groups depend
+    # on n alone, so the result does not depend on the number of threads.
+    cdef Py_ssize_t groups = max(1, (n + LN_GROUP - 1) // LN_GROUP)
+    partial_w, partial_b = np.zeros((groups, d), dtype), np.zeros((groups, d), dtype)
     cdef real[:, ::1] dx = out, pw = partial_w, pb = partial_b
     cdef const real *wp = &w[0] if w is not None else NULL
-    cdef Py_ssize_t c, i, lo, hi, chunk = (n + nt - 1) // nt
+    cdef Py_ssize_t c, i, lo, hi
     if n == 0 or d == 0:
         return out, np.zeros(d, dtype), np.zeros(d, dtype)
-    for c in prange(nt, nogil=True, schedule="static", num_threads=nt):
-        lo = c * chunk
-        hi = min(n, lo + chunk)
+    for c in prange(groups, nogil=True, schedule="static", num_threads=nt):
+        lo = c * LN_GROUP
+        hi = min(n, lo + LN_GROUP)
         for i in range(lo, hi):
             if real is float:
                 tl_layer_norm_bwd_f32(&x[i, 0], &dy[i, 0], wp, mean[i], rstd[i], &dx[i, 0],

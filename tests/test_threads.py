@@ -112,3 +112,39 @@ def test_cli_threads_option(capsys):
     assert "--threads: must be 'auto' or a positive integer, got '0'" in capsys.readouterr().err
     x = np.ones((4, 4), np.float32)
     np.testing.assert_array_equal(kernels.matmul(x, x), np.full((4, 4), 4.0, np.float32))
+
+
+def test_training_gives_the_same_bits_on_any_number_of_threads():
+    """Three AdamW steps of a GPT on 1 and on 2 threads, every compiled kernel forced to split
+    (threshold 0): the same parameters bit for bit. Products are cut where BLAS's own tiling
+    would cut them, and every sum over rows adds fixed groups in a fixed order."""
+    if kernels.backend() != "cython":
+        pytest.skip("compiled kernels not built")
+    import importlib
+
+    from tinyllm.models import GPT, GPTConfig
+    from tinyllm.optim import AdamW
+    modules = [importlib.import_module(f"tinyllm.kernels._{stem}")
+               for stem in ("matmul", "attention", "softmax", "fused", "optim", "special")]
+    saved = [m.set_parallel_threshold(0) for m in modules]
+    before = tinyllm.get_num_threads()
+    try:
+        states = []
+        for n in (1, 2):
+            tinyllm.set_num_threads(n)
+            model = GPT(GPTConfig.from_preset("small", vocab_size=65), seed=0)
+            opt = AdamW(model.parameters(), lr=1e-3)
+            rng = np.random.default_rng(0)
+            for _ in range(3):
+                x = rng.integers(0, 65, (4, 64))
+                loss = model(x, np.roll(x, -1, axis=1)).loss
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            states.append(model.state_dict())
+        for name, value in states[0].items():
+            assert np.array_equal(value, states[1][name]), name
+    finally:
+        for m, old in zip(modules, saved):
+            m.set_parallel_threshold(old)
+        tinyllm.set_num_threads(before)
