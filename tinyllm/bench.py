@@ -431,6 +431,23 @@ def _scaling(r: dict, lib: str, n: int, unit: str = "ms") -> str:
     return f"{speedup:5.2f}x {speedup / n:5.0%}"
 
 
+def print_generation(grows, n, out=print) -> None:
+    """The generation table: tinyllm and Hugging Face at 1 and n threads, the bound."""
+    out("generation, greedy, KV cache (tokens/s, every row's tokens)")
+    out(f"preset  batch  new | tinyllm  1 thr {n:2d} thr | HF generate  1 thr {n:2d} thr | "
+        f"tl/HF 1 thr {n:2d} thr | bound (batch 1) reached at 1, {n} | same tokens")
+    for r in grows:
+        tl1, tln = r.get("tinyllm_tps@1"), r.get(f"tinyllm_tps@{n}")
+        hf1, hfn = r.get("hf_tps@1"), r.get(f"hf_tps@{n}")
+        bound = r.get("bound_tps")
+        reached = ("" if bound is None else
+                   f"{bound:7.1f} tok/s: {tl1 / bound:4.0%}, {tln / bound:4.0%}")
+        out(f"{r['preset']:<7} {r['batch']:5d} {r['new_tokens']:4d} |       "
+            f"{_fmt(tl1, 8, 1)} {_fmt(tln, 7, 1)} |           {_fmt(hf1, 8, 1)} "
+            f"{_fmt(hfn, 7, 1)} |     {_ratio(tl1, hf1)}  {_ratio(tln, hfn)} | "
+            f"{reached:33s} | {r.get('same_tokens', '-')}")
+
+
 def print_report(header, n, peak, krows, trows, grows, mrows, out=print) -> None:
     out(f"tinyllm bench -- {header}")
     out(f"kernel backend: {kernels.backend()} ({kernels.backend_reason()})")
@@ -465,19 +482,7 @@ def print_report(header, n, peak, krows, trows, grows, mrows, out=print) -> None
             f"{_mfu(r['flops'], tl1, peak.get(1))} {_mfu(r['flops'], tln, peak.get(n))}")
     if grows:
         out("")
-        out("generation, greedy, KV cache (tokens/s, every row's tokens)")
-        out(f"preset  batch  new | tinyllm  1 thr {n:2d} thr | HF generate  1 thr {n:2d} thr | "
-            f"tl/HF 1 thr {n:2d} thr | bound (batch 1) reached at 1, {n} | same tokens")
-        for r in grows:
-            tl1, tln = r.get("tinyllm_tps@1"), r.get(f"tinyllm_tps@{n}")
-            hf1, hfn = r.get("hf_tps@1"), r.get(f"hf_tps@{n}")
-            bound = r.get("bound_tps")
-            reached = ("" if bound is None else
-                       f"{bound:7.1f} tok/s: {tl1 / bound:4.0%}, {tln / bound:4.0%}")
-            out(f"{r['preset']:<7} {r['batch']:5d} {r['new_tokens']:4d} |       "
-                f"{_fmt(tl1, 8, 1)} {_fmt(tln, 7, 1)} |           {_fmt(hf1, 8, 1)} "
-                f"{_fmt(hfn, 7, 1)} |     {_ratio(tl1, hf1)}  {_ratio(tln, hfn)} | "
-                f"{reached:33s} | {r.get('same_tokens', '-')}")
+        print_generation(grows, n, out)
     if mrows:
         out("")
         out("peak memory (max RSS of a fresh process, 3 training steps)")
