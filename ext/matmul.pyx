@@ -3,7 +3,8 @@
 The compiled twin of `matmul` in tinyllm/kernels/reference.py (NumPy's ``a @ b``); every
 linear layer's forward and backward products go through it.
 
-    matmul(a, b)            BLAS, one block of rows (or columns) per OpenMP thread
+    matmul(a, b, bias)      BLAS, one block of rows (or columns) per OpenMP thread; each
+                            thread writes its block's bias first, BLAS adds the product
     few_rows_matmul(x, w)   1..32 float32 rows of a C-contiguous weight: few_rows.h
 
 Why not NumPy's ``a @ b`` on BLAS threads: a training step alternates matrix products with the
@@ -52,6 +53,7 @@ import numpy as np
 
 cimport numpy as cnp
 from cython.parallel cimport prange
+from libc.string cimport memcpy
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 include "parallel.pxi"
@@ -79,13 +81,20 @@ cdef enum:
 
 
 cdef inline void _gemm(char ta, char tb, int m, int n, int k, const real *a, int lda,
-                       const real *b, int ldb, real *c, int ldc) noexcept nogil:
-    """Row-major c (m, n) = op(a) op(b), as column-major c^T = op(b)^T op(a)^T."""
-    cdef real one = 1, zero = 0
+                       const real *b, int ldb, real *c, int ldc,
+                       const real *bias) noexcept nogil:
+    """Row-major c (m, n) = op(a) op(b) (+ bias (n,) on every row, when not NULL), as
+    column-major c^T = op(b)^T op(a)^T (+ c^T, the bias written there first)."""
+    cdef real one = 1, beta = 0
+    cdef Py_ssize_t r
+    if bias != NULL:
+        for r in range(m):
+            memcpy(c + r * ldc, bias, n * sizeof(real))
+        beta = 1
     if real is float:
-        sgemm(&tb, &ta, &n, &m, &k, &one, <float *>b, &ldb, <float *>a, &lda, &zero, c, &ldc)
+        sgemm(&tb, &ta, &n, &m, &k, &one, <float *>b, &ldb, <float *>a, &lda, &beta, c, &ldc)
     else:
-        dgemm(&tb, &ta, &n, &m, &k, &one, <double *>b, &ldb, <double *>a, &lda, &zero, c, &ldc)
+        dgemm(&tb, &ta, &n, &m, &k, &one, <double *>b, &ldb, <double *>a, &lda, &beta, c, &ldc)
 
 
 cdef inline bint _transposed(cnp.ndarray x):
@@ -106,9 +115,10 @@ def _block_starts(Py_ssize_t n, Py_ssize_t blocks):
     return np.array([min(n, tiles * i // blocks * TILE) for i in range(blocks)] + [n], np.intp)
 
 
-def _product(cnp.ndarray a, cnp.ndarray b, real[:, ::1] c):
-    """c = a @ b for BLAS-ready a (m, k), b (k, n): one block of rows (or, float32 only, of
-    columns, where rows are too few to share) per thread."""
+def _product(cnp.ndarray a, cnp.ndarray b, real[:, ::1] c, const real[::1] bias):
+    """c = a @ b (+ bias) for BLAS-ready a (m, k), b (k, n): one block of rows (or, float32
+    only, of columns, where rows are too few to share) per thread, each writing its block's
+    bias first (so the bias costs no pass of its own on one thread)."""
     cdef Py_ssize_t m = a.shape[0], k = a.shape[1], n = b.shape[1], i, s0, s1
     cdef bint ta = _transposed(a), tb = _transposed(b)
     cdef bint by_rows = m >= 2 * TILE or real is double or n < 2 * TILE
@@ -121,31 +131,37 @@ def _product(cnp.ndarray a, cnp.ndarray b, real[:, ::1] c):
     cdef int nt = _threads(muladds * TL_NS_PER_GEMM_MULADD)
     nt = <int>max(1, min(<double>nt, muladds / MIN_BLOCK_MULADDS, <double>(split // TILE)))
     cdef Py_ssize_t[::1] starts = _block_starts(split, nt)
+    cdef const real *pbias = &bias[0] if bias is not None else NULL
     for i in prange(nt, nogil=True, schedule="static", num_threads=nt):
         s0 = starts[i]
         s1 = starts[i + 1]
         if by_rows:     # rows s0:s1 of c are rows s0:s1 of op(a) times op(b)
             _gemm(fa, fb, <int>(s1 - s0), <int>n, <int>k, pa + (s0 if ta else s0 * k), lda,
-                  pb, ldb, &c[s0, 0], <int>n)
+                  pb, ldb, &c[s0, 0], <int>n, pbias)
         else:           # columns s0:s1 of c are op(a) times columns s0:s1 of op(b)
             _gemm(fa, fb, <int>m, <int>(s1 - s0), <int>k, pa, lda,
-                  pb + (s0 * k if tb else s0), ldb, &c[0, s0], <int>n)
+                  pb + (s0 * k if tb else s0), ldb, &c[0, s0], <int>n,
+                  pbias + s0 if pbias != NULL else NULL)
 
 
-def matmul(a, b):
-    """c (M, N) = a (M, K) @ b (K, N): 2-D float32 or float64 arrays of one dtype."""
+def matmul(a, b, bias=None):
+    """c (M, N) = a (M, K) @ b (K, N) (+ bias (N,), C-contiguous): 2-D float32 or float64
+    arrays of one dtype."""
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0] or a.dtype != b.dtype:
         raise ValueError(f"matmul: needs 2-D arrays (M, K) and (K, N) of one dtype, got "
                          f"{a.shape} {a.dtype} and {b.shape} {b.dtype}")
+    if bias is not None and (bias.shape != (b.shape[1],) or bias.dtype != a.dtype):
+        raise ValueError(f"matmul: bias must be ({b.shape[1]},) {a.dtype}, got {bias.shape} "
+                         f"{bias.dtype}")
     if a.dtype != np.float32 and a.dtype != np.float64:
         raise TypeError(f"matmul: float32 or float64 arrays only, got {a.dtype}")
     c = np.empty((a.shape[0], b.shape[1]), a.dtype)
     if c.size == 0:
         return c
     if a.shape[1] == 0:
-        c[...] = 0
+        c[...] = 0 if bias is None else bias
         return c
-    _product(_blas_ready(a), _blas_ready(b), c)
+    _product(_blas_ready(a), _blas_ready(b), c, bias)
     return c
 
 

@@ -74,6 +74,26 @@ def test_matmul_equals_numpy_in_every_layout(backend, dtype, m, k, n, threads):
             close(got, want.astype(dtype), dtype)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("m", [1, 3, 40, 300])
+def test_a_bias_is_added_to_every_row(backend, m, threads):
+    """matmul(a, b, bias) = a @ b + bias: few rows, one block, blocks of rows; a float64 bias
+    is rounded to a float32 product's dtype (as `y += bias` does); a wrong shape is refused."""
+    rng = np.random.default_rng(m)
+    mm = kernels.get_backend(backend).matmul
+    a = rng.standard_normal((m, 64)).astype(np.float32)
+    b = rng.standard_normal((64, 200)).astype(np.float32)
+    bias = rng.standard_normal(200)
+    got = mm(a, b, bias)
+    assert got.dtype == np.float32
+    close(got, (a.astype(np.float64) @ b + bias).astype(np.float32), np.float32)
+    bias_m = rng.standard_normal(m).astype(np.float32)
+    close(mm(b.T.copy(), a.T, bias_m), (b.T.astype(np.float64) @ a.T + bias_m)
+          .astype(np.float32), np.float32)
+    with pytest.raises(ValueError, match=r"bias must have shape \(200,\), got \(3,\)"):
+        mm(a, b, bias[:3])
+
+
 def test_the_result_does_not_depend_on_the_thread_count():
     """Products large enough to be split (the module's rule, not a forced split) give the
     same bits on 1 and 2 threads: cut by rows, by columns (float32, few rows), ragged blocks,

@@ -190,16 +190,23 @@ FEW_ROWS_MIN, FEW_ROWS_MAX = 1, 32
 
 
 def _matmul(module: ModuleType, name: str) -> Callable:
-    """matmul(a, b): few rows streamed (float32, b C-contiguous), else BLAS blocks over
+    """matmul(a, b, bias): few rows streamed (float32, b C-contiguous), else BLAS blocks over
     tinyllm's threads; mixed dtypes go to the twin, which promotes as NumPy does."""
-    def matmul(a, b):
+    def matmul(a, b, bias=None):
         a, b = reference.check_input(a, name), reference.check_input(b, name)
         if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0] or a.dtype != b.dtype:
-            return reference.matmul(a, b)
+            return reference.matmul(a, b, bias)
+        if bias is not None:
+            if np.shape(bias) != (b.shape[1],):
+                return reference.matmul(a, b, bias)        # its error names the shapes
+            bias = np.ascontiguousarray(bias, dtype=a.dtype)
         if (FEW_ROWS_MIN <= len(a) <= FEW_ROWS_MAX and a.dtype == np.float32
                 and b.flags.c_contiguous):
-            return module.few_rows_matmul(np.ascontiguousarray(a), b)
-        return module.matmul(a, b)
+            c = module.few_rows_matmul(np.ascontiguousarray(a), b)
+            if bias is not None:
+                c += bias
+            return c
+        return module.matmul(a, b, bias)
     return matmul
 
 

@@ -244,17 +244,24 @@ def dequantize(qweight, scale, group_size, dtype):
     return w.reshape(out_f, in_f)
 
 
-def matmul(a, b):
-    """c (M, N) = a (M, K) @ b (K, N), 2-D float arrays: every linear layer's product.
+def matmul(a, b, bias=None):
+    """c (M, N) = a (M, K) @ b (K, N) (+ bias (N,) on every row), 2-D float arrays: every
+    linear layer's product; c has the product's dtype.
 
     Here NumPy's, on its BLAS threads. The compiled twin splits it over tinyllm's own threads
-    (one pool for products and kernels alike) and streams the weight once when there are only
-    a few rows, as in generation."""
+    (one pool for products and kernels alike), writes the bias inside each thread's block,
+    and streams the weight once when there are only a few rows, as in generation."""
     a, b = check_input(a, "matmul"), check_input(b, "matmul")
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
         raise ValueError(f"matmul: expected 2-D arrays (M, K) and (K, N), got shapes {a.shape} "
                          f"and {b.shape}")
-    return a @ b
+    c = a @ b
+    if bias is not None:
+        if np.shape(bias) != (b.shape[1],):
+            raise ValueError(f"matmul: bias must have shape ({b.shape[1]},), got "
+                             f"{np.shape(bias)}")
+        c += bias
+    return c
 
 
 def quantized_linear(x, qweight, scale, group_size, bias=None):
