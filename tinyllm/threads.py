@@ -131,9 +131,8 @@ def pin_kernel_blas() -> None:
 
     controller = ThreadpoolController()
     path = kernel_blas_path()
-    libs = controller.select(user_api="blas")
-    if path is not None:
-        libs = controller.select(filepath=path)
+    libs = (controller.select(filepath=path) if path is not None
+            else controller.select(user_api="blas"))
     libs.limit(limits=1)
 
 
