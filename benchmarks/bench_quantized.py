@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 
 import tinyllm  # noqa: E402
 from tinyllm import kernels  # noqa: E402
-from tinyllm.bench import blas_description, interleaved_medians, use_backend  # noqa: E402
+from tinyllm.bench import blas_description, timed_rounds, use_backend  # noqa: E402
 from tinyllm.models import GPT, GPTConfig  # noqa: E402
 from tinyllm.nn.quantized import quantize_model, quantize_weight, weight_bytes  # noqa: E402
 
@@ -109,7 +109,7 @@ def bench_decoding(args) -> list[str]:
 
         runners["torch float32"] = lambda: trun(ref)
         runners["torch int8"] = lambda: trun(qref)
-    seconds = interleaved_medians(runners, args.repeat)
+    seconds = timed_rounds(runners, args.repeat)
     base = seconds["float32"]
     rows = [f"GPT {args.preset} ({models['float32'].num_params():,} params), batch 1, "
             f"{n} new tokens, greedy; tokens/s (x float32), weight bytes; median of "

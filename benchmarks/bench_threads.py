@@ -9,7 +9,7 @@ more threads. Shapes: rows (N, 512) float32; attention q, k, v (B, nh, T, 64) fl
 
 Columns: one-thread time, its cost per unit of work (compare with the TL_NS_PER_* constants
 of parallel.h), all-thread time and the speed-up. A call is split when its estimated one-thread
-time reaches TL_PARALLEL_MIN_NS (0.5 ms). Run it on a quiet machine: a timing taken while
+time reaches TL_PARALLEL_MIN_NS (0.1 ms). Run it on a quiet machine: a timing taken while
 other work shares the cores says little. This is a script, not a test: speed is never asserted.
 """
 

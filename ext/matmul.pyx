@@ -36,7 +36,7 @@ them in place with its transpose flag. Anything else is copied first.
 
 BLAS comes from scipy.linalg.cython_blas (sgemm/dgemm, called without the GIL). That library
 must stay single-threaded, or every OpenMP thread would start BLAS threads of its own:
-`tinyllm.threads` keeps it at one thread. This module imports nothing from tinyllm.
+`tinyllm.kernels.blas` keeps it at one thread. This module imports nothing from tinyllm.
 
 Few rows (generation at a small batch): BLAS's GEMM packs (copies) the whole weight for a
 product that reads it once; few_rows.h streams the weight once, in memory order, with AVX-512,

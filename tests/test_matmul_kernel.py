@@ -144,8 +144,8 @@ def test_blas_is_kept_single_threaded_where_the_kernels_call_it():
     compiled()
     from threadpoolctl import threadpool_info
 
-    from tinyllm import threads
-    libs = [i for i in threadpool_info() if i["filepath"] == threads.kernel_blas_path()]
+    from tinyllm.kernels.blas import kernel_blas_path
+    libs = [i for i in threadpool_info() if i["filepath"] == kernel_blas_path()]
     assert libs and all(i["num_threads"] == 1 for i in libs)
 
 

@@ -2,7 +2,7 @@
 PyTorch, every row at 1 thread and at `--threads` (default auto) side by side.
 
 Everything runs in one process. A row's runners -- each library at each thread count -- are
-timed in interleaved rounds (`_timed_rounds`), so the machine's drift slows them alike;
+timed in interleaved rounds (`timed_rounds`), so the machine's drift slows them alike;
 medians are reported. Thread counts are set per runner: `tinyllm.set_num_threads` (one pool:
 OpenMP for the kernels and products, BLAS at one thread; see tinyllm.threads) and
 `torch.set_num_threads`. Speedup = time at 1 thread / time at n, efficiency = speedup / n.
@@ -90,18 +90,32 @@ def _median_ms(fn, repeats: int, warmup: int = 1) -> float:
     return 1000.0 * float(np.median(times))
 
 
-def interleaved_medians(runners: dict, repeat: int) -> dict:
-    """Median seconds of each runner over `repeat` rounds, each round running every runner
+def timed_rounds(runners: dict, rounds: int, settle: float = 0.0) -> dict:
+    """Median seconds of each runner over `rounds` rounds, each round running every runner
     once in turn (after one warm-up call each): a machine whose speed drifts slows them all
-    alike, which timing one after the other does not."""
-    for fn in runners.values():
-        fn()
-    times = {name: [] for name in runners}
-    for _ in range(repeat):
-        for name, fn in runners.items():
+    alike, which timing one after the other does not.
+
+    A runner is a function, or (threads, fn[, backend]): run on that many threads
+    (`set_threads`) and kernel backend ("numpy" for a twin, whose BLAS then gets the threads),
+    after `settle` idle seconds (untimed) -- the pool that ran before, tinyllm's or
+    PyTorch's, spins for a few milliseconds before it sleeps, and must not share the cores
+    with the one being timed."""
+    def run(runner):
+        threads, fn, *backend = runner if isinstance(runner, tuple) else (None, runner)
+        with use_backend(backend[0]) if backend else contextlib.nullcontext():
+            if threads is not None:
+                set_threads(threads)
+            time.sleep(settle)
             start = time.perf_counter()
             fn()
-            times[name].append(time.perf_counter() - start)
+            return time.perf_counter() - start
+
+    for runner in runners.values():
+        run(runner)
+    times = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, runner in runners.items():
+            times[name].append(run(runner))
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -173,32 +187,14 @@ def _attention_cases(rng):
     return "causal attention (8, 8, 256, 64) fwd+bwd", tl, th
 
 
-def _timed_rounds(runners: dict, rounds: int, settle: float = 0.02) -> dict:
-    """Median seconds of each runner: {name: (threads, fn[, backend])}. Each round runs every
-    runner once in turn, on its thread count (and kernel backend: "numpy" for a twin, whose
-    BLAS then gets the threads), after `settle` idle seconds (untimed): the pool that ran
-    before -- tinyllm's or PyTorch's, each has its own -- spins for a few milliseconds before
-    it sleeps, and must not share the cores with the one being timed. One warm-up call each
-    first. Drift of the machine's speed slows every runner alike."""
-    def run(threads, fn, backend=None):
-        with use_backend(backend) if backend else contextlib.nullcontext():
-            set_threads(threads)
-            time.sleep(settle)
-            start = time.perf_counter()
-            fn()
-            return time.perf_counter() - start
-
-    for runner in runners.values():
-        run(*runner)
-    times = {name: [] for name in runners}
-    for _ in range(rounds):
-        for name, runner in runners.items():
-            times[name].append(run(*runner))
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
 def _thread_counts(threads: int) -> tuple[int, ...]:
     return (1,) if threads == 1 else (1, threads)
+
+
+def _runners(threads: int, **fns) -> dict:
+    """{(name, n): (n, fn)} for every fn given (None: left out) at 1 and `threads` threads."""
+    return {(name, n): (n, fn) for n in _thread_counts(threads)
+            for name, fn in fns.items() if fn is not None}
 
 
 def kernel_rows(threads: int = 1, repeats: int = 10) -> list[dict]:
@@ -206,14 +202,10 @@ def kernel_rows(threads: int = 1, repeats: int = 10) -> list[dict]:
     rng = np.random.default_rng(0)
     rows = []
     for name, tl, th in (_softmax_cases(rng), _attention_cases(rng)):
-        runners = {}
-        for n in _thread_counts(threads):
-            if "cython" in kernels.available_backends():
-                runners[("cython", n)] = (n, tl("cython"))
-            runners[("numpy", n)] = (n, tl("numpy"), "numpy")
-            if _torch() is not None:
-                runners[("torch", n)] = (n, th())
-        seconds = _timed_rounds(runners, repeats, settle=0.005)
+        compiled = tl("cython") if "cython" in kernels.available_backends() else None
+        runners = _runners(threads, cython=compiled, torch=th() if _torch() else None)
+        runners.update({("numpy", n): (n, tl("numpy"), "numpy") for n in _thread_counts(threads)})
+        seconds = timed_rounds(runners, repeats, settle=0.005)
         rows.append({"kernel": name, **{f"{lib}_ms@{n}": 1000 * t
                                         for (lib, n), t in seconds.items()}})
     return rows
@@ -267,7 +259,7 @@ def _torch_step(config, state, x, y):
 def train_rows(presets=DEFAULT_PRESETS, threads: int = 1, repeats: int = 5,
                vocab_size: int = 65, numpy_twin: bool = True) -> list[dict]:
     """One row per preset: ms per training step of tinyllm (compiled kernels) and PyTorch at
-    1 and `threads` threads, interleaved (`_timed_rounds`), and of the NumPy twins at
+    1 and `threads` threads, interleaved (`timed_rounds`), and of the NumPy twins at
     `threads` (BLAS then runs on the threads: `tinyllm.threads.limits_for`)."""
     from .models import GPT, GPTConfig
 
@@ -281,15 +273,12 @@ def train_rows(presets=DEFAULT_PRESETS, threads: int = 1, repeats: int = 5,
                "flops": model.flops_per_token(training=True) * x.size}
         step = _tinyllm_step(model, x, y)
         torch_step = _torch_step(config, state, x, y) if _torch() is not None else None
-        runners = {}
-        for n in _thread_counts(threads):
-            runners[("tinyllm", n)] = (n, step)
-            if torch_step is not None:
-                runners[("torch", n)] = (n, torch_step)
-        seconds = _timed_rounds(runners, repeats)
+        seconds = timed_rounds(_runners(threads, tinyllm=step, torch=torch_step), repeats,
+                               settle=0.02)
         row.update({f"{lib}_ms@{n}": 1000 * t for (lib, n), t in seconds.items()})
         if numpy_twin:
-            twin = _timed_rounds({"numpy": (threads, step, "numpy")}, max(2, repeats // 2))
+            twin = timed_rounds({"numpy": (threads, step, "numpy")}, max(2, repeats // 2),
+                                settle=0.02)
             row[f"numpy_ms@{threads}"] = 1000 * twin["numpy"]
         rows.append(row)
     return rows
@@ -351,12 +340,7 @@ def generation_rows(presets=("small", "medium"), batches=(1, 8), threads: int = 
             def ours(p=prompt, n=n, model=model):
                 return model.generate(p, max_new_tokens=n, do_sample=False)
             hf = _hf_generate(model, prompt, n) if _torch() is not None else None
-            runners = {}
-            for t in _thread_counts(threads):
-                runners[("tinyllm", t)] = (t, ours)
-                if hf is not None:
-                    runners[("hf", t)] = (t, hf)
-            seconds = _timed_rounds(runners, repeats)
+            seconds = timed_rounds(_runners(threads, tinyllm=ours, hf=hf), repeats, settle=0.02)
             row = {"preset": preset, "batch": batch, "new_tokens": n,
                    "params": model.num_params(),
                    **{f"{lib}_tps@{t}": batch * n / s for (lib, t), s in seconds.items()}}

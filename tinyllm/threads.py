@@ -17,7 +17,7 @@ OpenMP region wants, and the other way round. Measured on 2 cores, GPT `base`, t
 
 Importing the compiled kernels sets the BLAS library they call (SciPy's) to one thread, the
 one setting they cannot run without: otherwise each OpenMP thread of a product would start
-BLAS threads of its own (measured: 7x slower on 2 cores).
+BLAS threads of its own (measured: 7x slower on 2 cores). That is tinyllm.kernels.blas.
 
 ``auto`` (`resolve("auto")`, the default of ``tinyllm train / generate / eval / bench``) is
 the physical cores this process may use -- CPUs in its affinity mask, counted once per core
@@ -41,6 +41,8 @@ import os
 import time
 
 import numpy as np
+
+from . import kernels
 
 #: How much faster (time ratio) more threads must be in the probe to be chosen over fewer.
 PROBE_MARGIN = 1.05
@@ -109,37 +111,8 @@ def physical_cores() -> tuple[int, str]:
     return counted, why
 
 
-# ------------------------------------------------------------------ the BLAS the kernels call
-@functools.cache
-def kernel_blas_path() -> str | None:
-    """File of the BLAS library scipy.linalg.cython_blas calls (the compiled kernels' BLAS),
-    or None when it cannot be told apart from the others (then all of them count)."""
-    import scipy
-    import scipy.linalg.cython_blas  # noqa: F401 - loads the library
-    from threadpoolctl import threadpool_info
-
-    root = os.path.dirname(os.path.abspath(scipy.__file__))
-    for info in threadpool_info():
-        if info.get("user_api") == "blas" and info["filepath"].startswith(root):
-            return info["filepath"]       # scipy/ or scipy.libs/ beside it
-    return None
-
-
-def pin_kernel_blas() -> None:
-    """Keep the compiled kernels' BLAS on one thread (see the module docstring)."""
-    from threadpoolctl import ThreadpoolController
-
-    controller = ThreadpoolController()
-    path = kernel_blas_path()
-    libs = (controller.select(filepath=path) if path is not None
-            else controller.select(user_api="blas"))
-    libs.limit(limits=1)
-
-
 # ------------------------------------------------------------------ setting and choosing
 def _has_compiled_matmul() -> bool:
-    from . import kernels
-
     return kernels.matmul is not kernels.reference.matmul
 
 
@@ -193,8 +166,6 @@ def _check_count(n) -> int:
 def probe_seconds(n: int, repeats: int = 3) -> float:
     """Best time of the probe's product on n threads (see the module docstring)."""
     from threadpoolctl import threadpool_limits
-
-    from . import kernels
 
     m, k, nn = _PROBE_SHAPE
     rng = np.random.default_rng(0)

@@ -309,8 +309,8 @@ def _import_compiled() -> tuple[SimpleNamespace | None, str]:
         kernel = getattr(reference, row.name) if module is None else _compiled_kernel(row, module)
         setattr(namespace, row.name, kernel)
     if "matmul" in modules or "attention" in modules:
-        from .. import threads
-        threads.pin_kernel_blas()   # they call BLAS from their own threads: keep it at one
+        from .blas import pin_kernel_blas
+        pin_kernel_blas()           # they call BLAS from their own threads: keep it at one
     folder = os.path.dirname(modules[_CORE_MODULES[0]].__file__)
     reason = f"compiled kernels imported from {folder}"
     if why:
