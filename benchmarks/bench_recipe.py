@@ -1,4 +1,4 @@
-"""nanoGPT's CPU recipe on tinyshakespeare, in tinyllm and in PyTorch, side by side.
+"""nanoGPT's CPU recipe on Shakespeare, in tinyllm and in PyTorch, side by side.
 
 Recipe (nanoGPT README, "I only have a macbook"): characters, 90/10 split, 4 layers, 4 heads,
 d=128, block 64, batch 12, AdamW lr 1e-3 betas (0.9, 0.99) weight decay 0.1, 100 warmup steps,
@@ -9,7 +9,10 @@ Both sides start from the same initial weights and see the same batches in the s
 both run with the same number of threads (printed). The PyTorch side is Hugging Face's
 GPT2LMHeadModel with the same config and weights.
 
-    python benchmarks/bench_recipe.py [--iters 2000] [--threads 1] [--data PATH]
+The text is the built-in ``shakespeare`` corpus (the plays of the tinyshakespeare file, in its
+layout, shipped inside the package); ``--data`` takes another corpus name or a text file.
+
+    python benchmarks/bench_recipe.py [--iters 2000] [--threads 1] [--data shakespeare|PATH]
 """
 
 from __future__ import annotations
@@ -18,11 +21,8 @@ import argparse
 import math
 import os
 import time
-from pathlib import Path
 
 import numpy as np
-
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/tinyshakespeare.txt"
 
 
 def _set_threads(n: int) -> str:
@@ -35,11 +35,11 @@ def _set_threads(n: int) -> str:
         return f"OMP/OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')} (unchanged)"
 
 
-def _data(path: Path):
+def _data(name_or_path: str):
     from tinyllm.data import load_corpus, train_val_split
     from tinyllm.tokenizers import CharTokenizer
 
-    corpus = load_corpus(str(path))
+    corpus = load_corpus(name_or_path)
     tok = CharTokenizer(special_tokens=()).train(corpus.text)
     ids = np.array(tok.encode(corpus.text), dtype=np.int64)
     train, val = train_val_split(ids, 0.1)
@@ -128,7 +128,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iters", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--data", default="shakespeare",
+                        help="a corpus name or a UTF-8 text file (default: shakespeare)")
     parser.add_argument("--no-torch", action="store_true")
     args = parser.parse_args()
 

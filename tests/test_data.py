@@ -1,6 +1,8 @@
 """Tests for tinyllm.data: built-in corpora, the Markov source's entropy, caching and batches."""
 
 import ast
+import hashlib
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -47,13 +49,13 @@ def ids(pydoc, char_tok):
 
 
 def test_corpus_names():
-    assert list_corpora() == list(CORPORA) == ["pydoc", "stdlib", "markov"]
+    assert list_corpora() == list(CORPORA) == ["pydoc", "stdlib", "shakespeare", "markov"]
 
 
 def test_unknown_corpus_lists_the_known_ones():
-    message = r"unknown corpus 'shakespeare'.*'pydoc', 'stdlib', 'markov'"
+    message = r"unknown corpus 'hamlet'.*'pydoc', 'stdlib', 'shakespeare', 'markov'"
     with pytest.raises(ValueError, match=message):
-        load_corpus("shakespeare")
+        load_corpus("hamlet")
 
 
 def test_missing_file_says_so(tmp_path):
@@ -68,6 +70,45 @@ def test_pydoc_corpus(pydoc):
     assert " the " in pydoc.text and "lambda" in pydoc.text
     assert pydoc.entropy_rate_bits is None
     assert load_corpus("pydoc").text == pydoc.text  # deterministic
+
+
+def test_shakespeare_corpus_is_the_tinyshakespeare_layout():
+    corpus = load_corpus("shakespeare")
+    text = corpus.text
+    assert 1_100_000 < len(text) < 1_130_000 and len(set(text)) < 70
+    assert text.startswith("First Citizen:\nBefore we proceed any further, hear me speak.\n\n")
+    blocks = text.rstrip("\n").split("\n\n")  # every speech: "Speaker:" then its lines
+    assert all(b.split("\n")[0].endswith(":") and len(b.split("\n")) >= 2 for b in blocks)
+    assert "_" not in text and "**" not in text and "#" not in text  # no Markdown left
+    assert corpus.metadata["sha256"] == hashlib.sha256(text.encode()).hexdigest()
+    assert load_corpus("shakespeare").text == text
+
+
+def test_shakespeare_damaged_file_is_an_error(tmp_path, monkeypatch):
+    import lzma
+
+    from tinyllm.data import corpora
+
+    damaged = tmp_path / "shakespeare.txt.xz"
+    damaged.write_bytes(lzma.compress(b"First Citizen:\nnot the text\n"))
+    monkeypatch.setattr(corpora, "SHAKESPEARE_PATH", damaged)
+    with pytest.raises(RuntimeError, match=r"has SHA-256 [0-9a-f]{64}, expected .*damaged"):
+        load_corpus("shakespeare")
+    damaged.write_bytes(b"not xz")
+    with pytest.raises(RuntimeError, match=r"cannot read the built-in Shakespeare corpus"):
+        load_corpus("shakespeare")
+
+
+def test_shakespeare_builder_keeps_speeches_only():
+    spec = importlib.util.spec_from_file_location(
+        "build_shakespeare", Path(__file__).parents[1] / "scripts" / "build_shakespeare.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    markdown = ("# Coriolanus\n\n## ACT I\n\n_Enter Citizens, with\nstaves_\n\n"
+                "**First Citizen**  \nBefore we proceed,  \n_\\[To them]_  \n"
+                "hear _[me]_ speak.\n\n**All**  \nSpeak.\n\n_Exeunt_\n")
+    assert build.speeches(markdown) == [
+        ("First Citizen", ["Before we proceed,", "hear me speak."]), ("All", ["Speak."])]
 
 
 def test_pydoc_missing_names_alternatives(monkeypatch):

@@ -35,7 +35,8 @@ _TRAIN_EXAMPLES = """examples:
   tinyllm train --data stdlib --tokenizer bpe --vocab-size 1024
   tinyllm train --data notes.txt --model bert     # a masked LM on your own text file
   tinyllm train --resume runs/gpt-small-pydoc     # continue where a run stopped
-  tinyllm train --init-from runs/gpt-small-pydoc --data shakespeare.txt --steps 500
+  tinyllm train --data shakespeare                # nanoGPT's first run, on the built-in plays
+  tinyllm train --init-from runs/gpt-small-pydoc --data notes.txt --steps 500
                                                   # fine-tune its weights on another text
   tinyllm train --model seq2seq --data scan:simple --steps 3000
                                                   # translation: SCAN commands -> actions
@@ -44,6 +45,7 @@ _TRAIN_EXAMPLES = """examples:
 
 
 def _train_parser(sub) -> None:
+    from .data import list_corpora
     from .models import family_names, get_family
     from .training.config import TOKENIZERS, TrainConfig
 
@@ -55,8 +57,8 @@ def _train_parser(sub) -> None:
     p.add_argument("--model", choices=family_names(),
                    help=f"model family (default {d.model}) -- {families}")
     p.add_argument("--preset", help=f"model size (default {d.preset}); see `tinyllm info`")
-    p.add_argument("--data", help=f"corpus name (pydoc, stdlib, markov) or a UTF-8 text file "
-                   f"(default {d.data}); for seq2seq / lstm-seq2seq a translation task: "
+    p.add_argument("--data", help=f"corpus name ({', '.join(list_corpora())}) or a UTF-8 "
+                   f"text file (default {d.data}); for seq2seq / lstm-seq2seq a translation task: "
                    "scan:simple, scan:length, scan:addprim-jump, numbers-en-zh, numbers-zh-en, "
                    "dates or tsv:FILE")
     p.add_argument("--tokenizer", choices=TOKENIZERS, help=f"default {d.tokenizer} (word for "

@@ -5,6 +5,9 @@
 - ``"pydoc"``: English prose, the help topics CPython ships in ``pydoc_data.topics`` (~465 KB).
 - ``"stdlib"``: Python source from the running interpreter's standard library, files in sorted
   path order, test suites excluded; ``max_bytes`` selects the size.
+- ``"shakespeare"``: nine of Shakespeare's plays in the layout of the classic
+  ``tinyshakespeare`` file (``Speaker:``, the speech, a blank line; ~1.1 M characters, public
+  domain), shipped compressed inside the package.
 - ``"markov"``: a synthetic language from a seeded, random, sparse Markov chain whose entropy
   rate ``H`` (bits per character) is computed exactly. No model can beat a cross-entropy of
   ``H * ln 2`` nats per character on it: that is the irreducible loss of the scaling study.
@@ -18,7 +21,9 @@
 from __future__ import annotations
 
 import bisect
+import hashlib
 import inspect
+import lzma
 import os
 import sys
 import sysconfig
@@ -146,6 +151,43 @@ def pydoc_corpus() -> Corpus:
         text=text,
         metadata={"topics": len(topics), "python": sys.version.split()[0]},
     )
+
+
+# ---------------------------------------------------------------------- shakespeare
+
+#: The shipped Shakespeare text (``scripts/build_shakespeare.py`` writes it) and its checksum.
+SHAKESPEARE_PATH = Path(__file__).with_name("shakespeare.txt.xz")
+SHAKESPEARE_SHA256 = "a19fbe190119aeb5471a5f32e38557ea0e6def7fd8789c1781602c4ed88625aa"
+SHAKESPEARE_PLAYS = (
+    "Coriolanus", "Richard III", "The Winter's Tale", "Richard II", "Henry VI, Part 3",
+    "Romeo and Juliet", "Measure for Measure", "The Taming of the Shrew", "The Tempest",
+)
+
+
+def shakespeare_corpus() -> Corpus:
+    """Nine plays of Shakespeare (public domain), spoken lines only, ~1.1 M characters.
+
+    The layout is the ``tinyshakespeare`` file's that nanoGPT's character-level recipe trains
+    on: ``Speaker:`` on a line, the speech, a blank line. The text is checked against its
+    SHA-256, so a damaged install is an error rather than a different corpus.
+    """
+    path = SHAKESPEARE_PATH
+    try:
+        raw = lzma.decompress(path.read_bytes())
+    except (OSError, lzma.LZMAError) as exc:
+        raise RuntimeError(
+            f"cannot read the built-in Shakespeare corpus at {str(path)!r} ({exc}); reinstall "
+            "tinyllm from a checkout (pip install .) or rebuild it with "
+            "scripts/build_shakespeare.py"
+        ) from None
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != SHAKESPEARE_SHA256:
+        raise RuntimeError(
+            f"the built-in Shakespeare corpus at {str(path)!r} has SHA-256 {digest}, expected "
+            f"{SHAKESPEARE_SHA256}: the file is damaged; reinstall tinyllm"
+        )
+    meta = {"plays": SHAKESPEARE_PLAYS, "sha256": digest, "licence": "public domain"}
+    return Corpus(name="shakespeare", text=raw.decode("utf-8"), metadata=meta)
 
 
 # ---------------------------------------------------------------------- stdlib
@@ -414,5 +456,10 @@ def markov_corpus(
 
 #: The built-in corpora: name -> the function that builds it (its keyword arguments are the
 #: options `load_corpus` accepts). Adding a corpus is a function and a line here.
-_BUILDERS = {"pydoc": pydoc_corpus, "stdlib": stdlib_corpus, "markov": markov_corpus}
+_BUILDERS = {
+    "pydoc": pydoc_corpus,
+    "stdlib": stdlib_corpus,
+    "shakespeare": shakespeare_corpus,
+    "markov": markov_corpus,
+}
 CORPORA: tuple[str, ...] = tuple(_BUILDERS)
