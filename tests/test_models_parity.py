@@ -163,3 +163,19 @@ def test_greedy_generation_matches_transformers(tmp_path):
 def _save(model, path):
     model.eval().save_pretrained(path)
     return path
+
+
+def test_attention_maps_match_transformers(tmp_path):
+    """GPT.attentions equals what GPT2LMHeadModel returns with output_attentions=True."""
+    hf = _hf_gpt()
+    ours = GPT.from_pretrained(_save(hf, tmp_path), dtype="float64")
+    x = RNG.integers(1, V, (B, T))
+    with torch.no_grad():
+        theirs = hf.double()(torch.from_numpy(x), output_attentions=True).attentions
+    maps = ours.attentions(x)
+    assert len(maps) == len(theirs) == 2
+    for mine, hf_map in zip(maps, theirs):
+        assert mine.shape == (B, 4, T, T)
+        assert max_relative_error(mine, hf_map.numpy()) <= TOLERANCE["float64"]
+        np.testing.assert_allclose(mine.sum(-1), 1.0, atol=1e-12)      # rows are distributions
+        assert not np.triu(mine, k=1).any()                            # causal: no look-ahead

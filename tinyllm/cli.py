@@ -349,6 +349,27 @@ def _finetune_parser(sub) -> None:
     _threads_option(p)
 
 
+def _attention_parser(sub) -> None:
+    p = sub.add_parser("attention", help="draw the attention maps of a trained GPT",
+                       description="Draw what each attention head of a run's model looks at "
+                       "while it reads TEXT: one heat map per layer and head (rows: the "
+                       "position that attends; columns: the positions it attends to).",
+                       epilog="examples:\n  tinyllm attention runs/gpt-small-pydoc --text "
+                       "\"def f(x): return x\" --out attention.png\n  tinyllm attention "
+                       "runs/gpt-small-pydoc --text \"The module \" --layer 3 --head 1 "
+                       "--out l3h1.png", formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--text", required=True, help="the text the model reads (at most its "
+                   "context, in tokens)")
+    p.add_argument("--layer", type=int, default=None, help="one layer (0-based; negative "
+                   "counts from the end; default: all)")
+    p.add_argument("--head", type=int, default=None, help="one head (default: all)")
+    p.add_argument("--out", default="attention.png", help="image file, .png/.svg/.pdf/.jpg "
+                   "(default attention.png)")
+    _checkpoint_option(p)
+    _threads_option(p)
+
+
 def _predict_parser(sub) -> None:
     p = sub.add_parser("predict", help="what a fine-tuned run answers",
                        description="Print the label (and its probability) that a fine-tuned "
@@ -380,6 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     _merge_parser(sub)
     _finetune_parser(sub)
     _predict_parser(sub)
+    _attention_parser(sub)
     _translate_parser(sub)
     add_scaling_parser(sub)
     add_frontier_parser(sub)
@@ -573,6 +595,17 @@ def cmd_translate(args) -> int:
     return 0
 
 
+def cmd_attention(args) -> int:
+    from .training.attention_plot import save_attention_plot
+    from .training.inference import attention_maps
+
+    tokens, maps = attention_maps(args.run_dir, args.text, args.checkpoint)
+    path = save_attention_plot(tokens, maps, args.out, args.layer, args.head)
+    print(f"attention maps of {len(tokens)} tokens, {len(maps)} layers x {maps[0].shape[0]} "
+          f"heads -> {path}")
+    return 0
+
+
 def cmd_predict(args) -> int:
     from .training.finetune import predict
 
@@ -667,6 +700,7 @@ def cmd_bench(args) -> int:
 
 COMMANDS = {"train": cmd_train, "generate": cmd_generate, "eval": cmd_eval, "info": cmd_info,
             "finetune": cmd_finetune, "predict": cmd_predict, "translate": cmd_translate,
+            "attention": cmd_attention,
             "scaling": cmd_scaling, "frontier-study": cmd_frontier, "bench": cmd_bench,
             "finetune-study": cmd_finetune_study,
             "translation-study": cmd_translation_study, "compress": cmd_compress,

@@ -40,6 +40,7 @@ from ..nn import (
     TransformerBlock,
     init,
 )
+from ..nn.attention import attention_weights, split_qkv_heads
 from .base import (
     LMOutput,
     PretrainedModel,
@@ -208,6 +209,25 @@ class GPT(_GPTPretrained):
         logits = self.lm_head(x)                                       # (B, T, V)
         loss = None if targets is None else lm_loss("GPT", logits, targets)
         return LMOutput(logits, loss)
+
+    @no_grad()
+    def attentions(self, idx) -> list[np.ndarray]:
+        """What each layer's heads look at: softmax(q k^T / sqrt(hs) + causal mask) for ids
+        `idx` (B, T), one (B, nh, T, T) array per layer, row t the weights that position t
+        gives to positions 0..t (Hugging Face's `output_attentions=True`)."""
+        idx = as_ids("idx", idx, self.config.vocab_size)
+        if idx.shape[1] > self.config.n_positions:
+            raise ValueError(f"GPT.attentions: {idx.shape[1]} positions is longer than the "
+                             f"context n_positions={self.config.n_positions}")
+        t = self.transformer
+        x = t.drop(t.wte(idx) + t.wpe(np.arange(idx.shape[1])))        # (B, T, C)
+        maps = []
+        for block in t.h:                                              # pre-LN blocks
+            attn = block.attn
+            q, k, _ = split_qkv_heads(attn.c_attn(block.ln_1(x)), attn.num_heads)
+            maps.append(attention_weights(q.data, k.data, is_causal=True))  # (B, nh, T, T)
+            x = block(x)                                               # (B, T, C)
+        return maps
 
     # ----------------------------------------------------------------- generation
     @no_grad()

@@ -81,11 +81,10 @@ from ..nn import (
     Module,
     ModuleList,
     Parameter,
-    causal_mask,
     get_activation,
     init,
 )
-from ..nn.attention import attend, merge_heads, split_heads
+from ..nn.attention import attend, attention_weights, merge_heads, split_heads
 from .base import (
     PretrainedModel,
     Seq2SeqLMOutput,
@@ -249,23 +248,6 @@ class SinusoidalPositionalEmbedding(Module):
 
     def extra_repr(self) -> str:
         return f"{self.num_positions}, {self.embedding_dim}"
-
-
-def attention_weights(q: np.ndarray, k: np.ndarray, key_padding_mask=None,
-                      is_causal: bool = False) -> np.ndarray:
-    """softmax(q k^T / sqrt(hs) + mask) as a plain array (B, nh, T, S), outside the graph:
-    what a layer's attention looked at. A query that may see no key gets a row of zeros."""
-    scores = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])     # (B, nh, T, S)
-    allowed = np.ones(scores.shape, dtype=bool)
-    if is_causal:
-        allowed &= causal_mask(q.shape[-2], k.shape[-2], align="bottom-right")
-    if key_padding_mask is not None:
-        allowed &= ~key_padding_mask[:, None, None, :]                 # (B, 1, 1, S)
-    scores = np.where(allowed, scores, -np.inf)
-    top = scores.max(axis=-1, keepdims=True)
-    e = np.exp(scores - np.where(np.isfinite(top), top, 0.0))          # (B, nh, T, S)
-    total = e.sum(axis=-1, keepdims=True)
-    return e / np.where(total > 0, total, 1.0)
 
 
 class Seq2SeqAttention(Module):

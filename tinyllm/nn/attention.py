@@ -26,6 +26,8 @@ Masks, and which way round they read:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import functional as F
@@ -183,6 +185,23 @@ def attend(q: Tensor, k: Tensor, v: Tensor, *, is_causal: bool = False, attn_mas
         else:
             mask = m if allowed is None else m + np.where(allowed, 0.0, -np.inf).astype(m.dtype)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+
+
+def attention_weights(q: np.ndarray, k: np.ndarray, key_padding_mask=None,
+                      is_causal: bool = False) -> np.ndarray:
+    """softmax(q k^T / sqrt(hs) + mask) as a plain array (B, nh, T, S), outside the graph:
+    what a layer's attention looked at. A query that may see no key gets a row of zeros."""
+    scores = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])     # (B, nh, T, S)
+    allowed = np.ones(scores.shape, dtype=bool)
+    if is_causal:
+        allowed &= causal_mask(q.shape[-2], k.shape[-2], align="bottom-right")
+    if key_padding_mask is not None:
+        allowed &= ~key_padding_mask[:, None, None, :]                 # (B, 1, 1, S)
+    scores = np.where(allowed, scores, -np.inf)
+    top = scores.max(axis=-1, keepdims=True)
+    e = np.exp(scores - np.where(np.isfinite(top), top, 0.0))          # (B, nh, T, S)
+    total = e.sum(axis=-1, keepdims=True)
+    return e / np.where(total > 0, total, 1.0)
 
 
 class MultiHeadAttention(Module):

@@ -245,3 +245,22 @@ def evaluate_run(run_dir, data: str | None = None, max_batches: int | None = Non
             "perplexity": math.exp(min(loss, 700.0)), "bits_per_token": loss / LN2,
             "bits_per_char": loss / LN2 / chars_per_token, "tokens": counted,
             "unknown_tokens": unknown, "scope": scope}
+
+
+def attention_maps(run_dir, text: str, which: str = "best"):
+    """(tokens, maps) for `text` read by a run's model: the text of each token (T,) and one
+    (nh, T, T) array of attention weights per layer (see `GPT.attentions`)."""
+    model, tokenizer, _ = load_run(run_dir, which)
+    if not callable(getattr(model, "attentions", None)):
+        raise ValueError(f"{run_dir} holds a {type(model).__name__}, which has no attention "
+                         "maps to draw; train a GPT (--model gpt)")
+    if not text:
+        raise ValueError("--text is empty; give the text whose attention to draw")
+    ids = encode_prompt(tokenizer, text)
+    context = model.config.n_positions
+    if len(ids) > context:
+        raise ValueError(f"--text is {len(ids)} tokens, longer than the model's context of "
+                         f"{context}; shorten it")
+    tokens = [tokenizer.decode([i]) for i in ids]
+    maps = [m[0] for m in model.attentions(np.asarray([ids]))]         # L x (nh, T, T)
+    return tokens, maps
