@@ -41,6 +41,8 @@ _TRAIN_EXAMPLES = """examples:
   tinyllm train --model seq2seq --data scan:simple --steps 3000
                                                   # translation: SCAN commands -> actions
   tinyllm train --model lstm-seq2seq --data tsv:pairs.tsv   # your own source<TAB>target lines
+  mpiexec -n 2 tinyllm train --preset base      # data parallel: 2 ranks, 6 rows each per step
+  tinyllm train --batch-size 48 --grad-accum 4  # 4 micro-batches of 12 rows per step
 """
 
 
@@ -69,7 +71,17 @@ def _train_parser(sub) -> None:
     p.add_argument("--vocab-size", type=positive, help=f"BPE vocabulary size "
                    f"(default {d.vocab_size})")
     p.add_argument("--steps", type=positive, help=f"optimizer steps (default {d.steps})")
-    p.add_argument("--batch-size", type=positive, help=f"default {d.batch_size}")
+    p.add_argument("--batch-size", type=positive, help=f"rows per optimizer step, over all "
+                   f"micro-batches and ranks (default {d.batch_size})")
+    p.add_argument("--grad-accum", type=positive, metavar="K", help="gradient accumulation: "
+                   "each step adds the gradients of K micro-batches of batch-size / K rows "
+                   "(the same update, less memory; default 1)")
+    p.add_argument("--distributed", choices=("auto", "mpi", "none"), help="data parallel on "
+                   "MPI: 'auto' (default) when mpiexec started tinyllm with several ranks "
+                   "(each takes batch-size / ranks rows; gradients are averaged), 'mpi' to "
+                   "require it, 'none' for one process (pip install \".[mpi]\")")
+    p.add_argument("--bucket-mb", type=float, help=f"MiB of gradients per all-reduce "
+                   f"message (default {d.bucket_mb})")
     p.add_argument("--block-size", type=positive, help="context length (default: the preset's)")
     p.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr})")
     p.add_argument("--min-lr", type=float, help=f"the schedule's floor (default {d.min_lr})")
@@ -430,18 +442,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ---------------------------------------------------------------------- commands
 def cmd_train(args) -> int:
+    from .distributed import on_all_ranks
     from .training import TrainConfig, Trainer
+    from .training.trainer import RESUME_MAY_CHANGE
 
     options = {k: v for k, v in vars(args).items()
                if k not in ("command", "resume", "quiet", "threads", "overwrite",
                             "ignore_memory_check") and v is not None}
     if args.resume:
-        extra = sorted(set(options) - {"steps"})
+        may_change = ("steps", *RESUME_MAY_CHANGE)
+        extra = sorted(set(options) - set(may_change))
         if extra:
-            raise ValueError(f"--resume continues a run with its saved settings; only --steps "
-                             f"may change, got --{extra[0].replace('_', '-')}")
-        trainer = Trainer.resume(args.resume, steps=options.get("steps"), quiet=args.quiet,
-                                 check_memory=not args.ignore_memory_check)
+            raise on_all_ranks(ValueError(
+                f"--resume continues a run with its saved settings; only "
+                f"{', '.join('--' + k.replace('_', '-') for k in may_change)} may change, got "
+                f"--{extra[0].replace('_', '-')}"))
+        trainer = Trainer.resume(args.resume, quiet=args.quiet,
+                                 check_memory=not args.ignore_memory_check,
+                                 **{k: options.get(k) for k in may_change})
     else:
         given = [f for f in ("distill_temperature", "distill_alpha") if f in options]
         if given and not args.distill_from:
@@ -460,14 +478,19 @@ def cmd_train(args) -> int:
             _init_from_options(options)
         else:
             _check_preset(options.get("model", TrainConfig.model), options.get("preset"))
-        trainer = Trainer(TrainConfig(**options), quiet=args.quiet, overwrite=args.overwrite,
+        try:
+            config = TrainConfig(**options)
+        except ValueError as exc:
+            raise on_all_ranks(exc) from None   # settings from the command line: every rank's
+        trainer = Trainer(config, quiet=args.quiet, overwrite=args.overwrite,
                           check_memory=not args.ignore_memory_check)
     result = trainer.train()
     if result.status == "interrupted":
         return EXIT_INTERRUPTED
     if result.status == "stopped":
         return 1
-    print(trainer.summary(result))
+    if trainer.world.is_main:
+        print(trainer.summary(result))
     return 0
 
 
@@ -726,8 +749,39 @@ def main(argv: list[str] | None = None) -> int:
         _silence_stdout()
         return 0
     except (ValueError, OSError) as exc:  # user errors; anything else is a bug: traceback
-        print(f"tinyllm {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return _user_error(args.command, exc)
+    except BaseException:
+        _abort_other_ranks(1)
+        raise
+
+
+def _user_error(command: str, exc: BaseException) -> int:
+    """Print a user error in one line (in an MPI job: from rank 0 when every rank met it,
+    else from the rank that did, which then ends the job) and return exit code 2."""
+    from .distributed import launcher_rank, launcher_size
+
+    ranks = launcher_size()
+    if ranks == 1:
+        print(f"tinyllm {command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
+    rank = launcher_rank()
+    every_rank = getattr(exc, "tinyllm_all_ranks", False)
+    if rank == 0 or not every_rank:
+        where = "" if every_rank else f" (rank {rank} of {ranks})"
+        print(f"tinyllm {command}{where}: error: {_one_line(exc)}", file=sys.stderr)
+    if not every_rank:
+        _abort_other_ranks(EXIT_USER_ERROR)
+    return EXIT_USER_ERROR
+
+
+def _abort_other_ranks(code: int) -> None:
+    """In an MPI job, an error on one rank ends them all (MPI_Abort): the others would
+    otherwise wait for it forever in their next collective."""
+    mpi = sys.modules.get("mpi4py.MPI")
+    if mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized() \
+            and mpi.COMM_WORLD.Get_size() > 1:
+        sys.stderr.flush()
+        mpi.COMM_WORLD.Abort(code)
 
 
 def _silence_stdout() -> None:

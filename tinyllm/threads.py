@@ -184,6 +184,13 @@ def probe_seconds(n: int, repeats: int = 3) -> float:
 def resolve(spec) -> tuple[int, str]:
     """(threads, why) for a --threads value: a whole number >= 1, or "auto"."""
     if isinstance(spec, str) and spec.strip().lower() == "auto":
+        from .distributed.world import local_size
+
+        ranks = local_size()
+        if ranks > 1:              # MPI ranks on this machine share its cores; no probe
+            cores, why = physical_cores()
+            n = max(1, cores // ranks)
+            return n, f"auto: {n} ({why}, shared by {ranks} MPI ranks on this machine)"
         return _auto()
     if isinstance(spec, str):
         try:

@@ -176,15 +176,16 @@ def shakespeare_corpus() -> Corpus:
         raw = lzma.decompress(path.read_bytes())
     except (OSError, lzma.LZMAError) as exc:
         raise RuntimeError(
-            f"cannot read the built-in Shakespeare corpus at {str(path)!r} ({exc}); reinstall "
-            "tinyllm from a checkout (pip install .) or rebuild it with "
+            f"cannot read the built-in Shakespeare corpus at {str(path)!r} ({exc}); install the "
+            "package again from a checkout (pip install .) or rebuild the file with "
             "scripts/build_shakespeare.py"
         ) from None
     digest = hashlib.sha256(raw).hexdigest()
     if digest != SHAKESPEARE_SHA256:
         raise RuntimeError(
             f"the built-in Shakespeare corpus at {str(path)!r} has SHA-256 {digest}, expected "
-            f"{SHAKESPEARE_SHA256}: the file is damaged; reinstall tinyllm"
+            f"{SHAKESPEARE_SHA256}: the file is damaged; install the package again from a "
+            "checkout (pip install .)"
         )
     meta = {"plays": SHAKESPEARE_PLAYS, "sha256": digest, "licence": "public domain"}
     return Corpus(name="shakespeare", text=raw.decode("utf-8"), metadata=meta)

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 
 from .._checks import choice, non_negative_int, positive_int
+from ..distributed.world import MODES as DISTRIBUTED_MODES
 from ..models import family_names, get_family
 from ..nn.prune import SCOPES, check_sparsity
 from ..optim.swa_utils import MODES as AVERAGE_MODES
@@ -43,6 +44,11 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.99
     grad_clip: float = 1.0             # max gradient norm; 0 disables clipping
+    grad_accum: int = 1                # micro-batches per optimizer step (batch_size is the
+                                       # whole step's: each micro-batch has batch_size / K rows)
+    distributed: str = "auto"          # "auto": MPI ranks when mpiexec started the run; "mpi";
+                                       # "none" (one process even under mpiexec)
+    bucket_mb: float = 25.0            # MiB per gradient all-reduce bucket (MPI)
     dropout: float = 0.0
     val_fraction: float = 0.1
     eval_interval: int = 250           # evaluate (and checkpoint) every N steps
@@ -109,6 +115,10 @@ class TrainConfig:
         if not 0 <= self.distill_alpha <= 1:
             raise ValueError(f"alpha={self.distill_alpha} is out of range; accepted: "
                              "0 <= alpha <= 1")
+        positive_int("grad_accum", self.grad_accum)
+        choice("distributed", self.distributed, DISTRIBUTED_MODES)
+        if not self.bucket_mb > 0:
+            raise ValueError(f"bucket_mb={self.bucket_mb} must be > 0 (MiB per all-reduce bucket)")
         self._check_pruning()
         self._check_averaging()
         if self.weight_decay < 0 or self.grad_clip < 0:

@@ -25,6 +25,14 @@ from .._io import atomic_write
 from .._memory import available_memory_bytes, check_fits, format_bytes
 from ..autograd import get_default_dtype, get_rng_state, manual_seed, no_grad, set_rng_state
 from ..data import encode_corpus, load_corpus, train_val_split
+from ..distributed import (
+    GradientBuckets,
+    agree,
+    check_agreement,
+    fingerprint,
+    init_world,
+    micro_batches,
+)
 from ..models import get_family
 from ..nn.prune import GradualPruner
 from ..optim import (
@@ -47,6 +55,8 @@ from .rundir import RunLock, check_new_run_dir, clear_run
 from .sources import check_encodable, load_source
 
 LAST, BEST, AVERAGE = "last.safetensors", "best.safetensors", "average.safetensors"
+#: Settings a resumed run may change besides `steps`: how a step is computed, not its result.
+RESUME_MAY_CHANGE = ("grad_accum", "distributed", "bucket_mb")
 LN2 = math.log(2.0)
 
 
@@ -103,6 +113,22 @@ class Trainer:
                  overwrite: bool = False, check_memory: bool = True,
                  _checkpoint: tuple[dict, dict] | None = None, run_dir: Path | None = None):
         self.config = config
+        # One process, or this process's rank of an MPI job (data parallel): every rank
+        # computes, rank 0 alone prints and writes.
+        self.world = init_world(config.distributed)
+        error = None
+        try:
+            self._construct(config, quiet, stream, overwrite, check_memory, _checkpoint,
+                            run_dir)
+        except Exception as exc:        # raised on every rank, or no rank would return
+            error = exc
+        agree(self.world, error)
+        self.buckets = self._data_parallel_setup()
+
+    def _construct(self, config, quiet, stream, overwrite, check_memory, _checkpoint,
+                   run_dir) -> None:
+        """Everything a rank builds alone: data, tokenizer, model, optimizer, restored state."""
+        _check_split(config.batch_size, self.world.size, config.grad_accum)
         self.run_dir = Path(run_dir) if run_dir else Path(config.out) / config.run_name
         self.stream = stream
         self.quiet = quiet
@@ -127,7 +153,8 @@ class Trainer:
         self.step = 0
         self.best_val_loss = math.inf
         self.last_eval: dict | None = None
-        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+        self.metrics = (MetricsLog(self.run_dir / "metrics.jsonl") if self.world.is_main
+                        else _NoMetrics())
         self.schedule_note: str | None = None
         if resuming:
             self._restore(*_checkpoint)
@@ -157,6 +184,7 @@ class Trainer:
                 self._check_teacher(*teacher)
             self.objective = Distillation(self.objective, [t[1] for t in teachers],
                                           config.distill_temperature, config.distill_alpha)
+        # (ranks may write the token cache at once: each writes a temporary file and renames)
         ids = encode_corpus(self.corpus, self.tokenizer,
                             cache_dir=self.run_dir.parent / ".cache")
         if source:
@@ -181,6 +209,25 @@ class Trainer:
         self.batcher = self._batcher(self.train_ids, config.seed)
         self.chars_per_token = self._chars_per_token()
         self.unigram_nats = unigram_entropy(self.train_ids, self.tokenizer.vocab_size)
+
+    def _data_parallel_setup(self) -> GradientBuckets | None:
+        """Gradient buckets when a step sums several gradients (micro-batches, ranks), after
+        checking that every rank runs the same settings, version and weights; rank 0's
+        weights are then broadcast. None for one process without accumulation."""
+        c, world = self.config, self.world
+        if world.size * c.grad_accum == 1:
+            return None
+        if world.size > 1:
+            from .. import __version__
+
+            check_agreement(world, "the tinyllm version and the run's settings",
+                            fingerprint(__version__, sorted(c.to_dict().items()), self.step))
+            state = self.model.state_dict()
+            check_agreement(world, "the model's starting weights",
+                            fingerprint(*(state[k] for k in sorted(state))))
+            for p in self.model.parameters():
+                world.broadcast_(p.data)
+        return GradientBuckets(self.model.parameters(), c.bucket_mb)
 
     def _train_tokenizer(self) -> Tokenizer:
         if self.config.tokenizer == "char":
@@ -287,8 +334,12 @@ class Trainer:
     # ----------------------------------------------------------------- resume
     @classmethod
     def resume(cls, run_dir, *, steps: int | None = None, quiet: bool = False,
-               stream=None, check_memory: bool = True) -> Trainer:
-        """Continue the run in `run_dir` from its last checkpoint (optionally to more steps)."""
+               stream=None, check_memory: bool = True, **how) -> Trainer:
+        """Continue the run in `run_dir` from its last checkpoint (optionally to more steps).
+
+        `how` may change how steps are computed, not what they compute: `grad_accum`,
+        `distributed`, `bucket_mb` (a run resumes on any rank count that divides its batch).
+        """
         run_dir = Path(run_dir)
         if not run_dir.is_dir():
             raise CheckpointError(f"cannot resume: {run_dir} is not a directory")
@@ -302,6 +353,13 @@ class Trainer:
                 raise ValueError(f"--steps {steps} is fewer than the {meta['step']} steps "
                                  f"already done in {run_dir}")
             config = cls.config_class.from_dict({**config.to_dict(), "steps": steps})
+        unknown = sorted(set(how) - set(RESUME_MAY_CHANGE))
+        if unknown:
+            raise TypeError(f"resume() got {unknown}; besides steps it accepts "
+                            f"{', '.join(RESUME_MAY_CHANGE)}")
+        given = {k: v for k, v in how.items() if v is not None}
+        if given:
+            config = cls.config_class.from_dict({**config.to_dict(), **given})
         return cls(config, quiet=quiet, stream=stream, check_memory=check_memory,
                    _checkpoint=(arrays, meta), run_dir=run_dir)
 
@@ -357,6 +415,8 @@ class Trainer:
         `pre_step` = (batcher state, RNG state) taken before a step that is still running:
         the checkpoint is then the last complete step (the step's update has not happened).
         """
+        if not self.world.is_main:
+            return self.run_dir / name     # rank 0 writes the run's files
         batcher_state, rng_state = pre_step or (self.batcher.state_dict(), get_rng_state())
         arrays = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         if self.averaged:
@@ -421,13 +481,18 @@ class Trainer:
         batches = self.objective.eval_batches(ids, self.tokenizer, c.batch_size,
                                               self.block_size, c.eval_iters, seed=c.seed + 1)
         loss = getattr(self.objective, "eval_loss", self.objective.loss)
-        return float(np.mean([loss(model, b).item() for b in batches]))
+        if self.world.size == 1:
+            return float(np.mean([loss(model, b).item() for b in batches]))
+        rank, size = self.world.rank, self.world.size
+        mine = [loss(model, b).item() for i, b in enumerate(batches) if i % size == rank]
+        total, count = self.world.sum([sum(mine), len(mine)])       # every rank: all batches
+        return float(total / count)
 
     def sample(self, n_tokens: int | None = None) -> str:
         """A short text from the model, seeded by the step (it never disturbs training)."""
         c = self.config
         n = c.sample_tokens if n_tokens is None else n_tokens
-        if n == 0:
+        if n == 0 or not self.world.is_main:
             return ""
         return self.objective.sample(self.model, self.tokenizer, self.val_ids, n,
                                      c.batch_size, self.block_size, seed=c.seed + self.step)
@@ -436,9 +501,13 @@ class Trainer:
     def train(self, until: int | None = None) -> TrainResult:
         """Train to `config.steps` (or stop early at step `until`), evaluating and saving
         every `eval_interval` steps. Returns how the run ended."""
+        if not self.world.is_main:
+            self.world.barrier()            # rank 0 has claimed the run directory
+            return self._train(until)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with RunLock(self.run_dir):
             self._claim_run_dir()
+            self.world.barrier()
             return self._train(until)
 
     def _claim_run_dir(self) -> None:
@@ -451,16 +520,18 @@ class Trainer:
 
     def _train(self, until: int | None) -> TrainResult:
         c = self.config
-        atomic_write(self.run_dir / "tokenizer.json", self.tokenizer.to_json())
-        write_json_atomic(self.run_dir / "train_config.json", c.to_dict())
+        if self.world.is_main:
+            atomic_write(self.run_dir / "tokenizer.json", self.tokenizer.to_json())
+            write_json_atomic(self.run_dir / "train_config.json", c.to_dict())
         until = c.steps if until is None else min(until, c.steps)
-        progress = Progress(total=c.steps, initial=self.step, quiet=self.quiet,
-                            stream=self.stream)
+        progress = Progress(total=c.steps, initial=self.step,
+                            quiet=self.quiet or not self.world.is_main, stream=self.stream)
         self._announce(progress)
         start, status, sample = time.perf_counter(), "finished", None
         previous = self._install_signal_handlers()
         watchdog = InterruptWatchdog(self._stop_now, self.interrupt_grace_s)
-        watchdog.start()
+        if self.world.size == 1:     # ranks stop together, between steps (see the handler)
+            watchdog.start()
         try:
             while self.step < until:
                 t0 = time.perf_counter()
@@ -484,7 +555,7 @@ class Trainer:
                 progress.update(loss, tokens / max(time.perf_counter() - t0, 1e-9))
                 if self.step % c.eval_interval == 0 or self.step == c.steps:
                     sample = self._evaluate_and_save(progress)
-                if self._stop_signal:
+                if self._stop_agreed():
                     status = "interrupted"
                     self.save(LAST)
                     progress.write(self._interrupted_message())
@@ -495,7 +566,7 @@ class Trainer:
             watchdog.stop()
             self._restore_signal_handlers(previous)
             progress.close()
-        if status == "finished" and self.step == c.steps:
+        if status == "finished" and self.step == c.steps and self.world.is_main:
             self.export_model()
         return TrainResult(self.run_dir, self.step, status, self.best_val_loss, self.last_eval,
                            time.perf_counter() - start, sample)
@@ -515,28 +586,67 @@ class Trainer:
             return None
 
     def _train_step(self) -> float:
-        c = self.config
         self._in_step = True      # a signal now interrupts the step (see the handler)
         try:
-            loss = self.objective.loss(self.model, next(self.batcher))
-            value = loss.item()
-            if math.isfinite(value):
-                self.optimizer.zero_grad()
-                loss.backward()
+            if self.buckets is None:
+                loss = self.objective.loss(self.model, next(self.batcher))
+                value = loss.item()
+                if math.isfinite(value):
+                    self.optimizer.zero_grad()
+                    loss.backward()
+            else:
+                value = self._accumulate_gradients(next(self.batcher))
         finally:
             with self._update_lock:   # the watchdog acts only while _in_step holds
                 self._in_step = False
         if math.isfinite(value):
-            with self._update_lock:   # the update is never cut in half
-                if c.grad_clip > 0:
-                    clip_grad_norm_(self.model.parameters(), c.grad_clip)
-                self.optimizer.step()
-                self.scheduler.step()
-                if self.pruner:
-                    self.pruner.after_step(self.step + 1)
-                if self.averaged and self.step + 1 > c.average_start:
-                    self.averaged.update_parameters(self.model)
+            self._update()
         return value
+
+    def _accumulate_gradients(self, batch) -> float:
+        """This rank's micro-batches of the global `batch`: their gradients summed into the
+        buckets, then over the ranks, scaled to the mean. Returns the mean loss over every
+        micro-batch of every rank (NaN on every rank when any was not finite: the step is
+        then skipped everywhere)."""
+        c, world = self.config, self.world
+        self.buckets.zero_()
+        total = 0.0
+        for micro in micro_batches(batch, world.rank, world.size, c.grad_accum):
+            loss = self.objective.loss(self.model, micro)
+            value = loss.item()
+            total += value
+            if math.isfinite(value):
+                self.optimizer.zero_grad()
+                loss.backward()
+                self.buckets.accumulate()
+        total = float(world.sum([total])[0]) if world.size > 1 else total
+        parts = world.size * c.grad_accum
+        if math.isfinite(total):
+            self.buckets.reduce_(world, 1.0 / parts)
+        return total / parts
+
+    def _update(self) -> None:
+        """Clip, step the optimizer and the schedule (and the pruner and average)."""
+        c = self.config
+        with self._update_lock:   # the update is never cut in half
+            if c.grad_clip > 0:
+                clip_grad_norm_(self.model.parameters(), c.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            if self.pruner:
+                self.pruner.after_step(self.step + 1)
+            if self.averaged and self.step + 1 > c.average_start:
+                self.averaged.update_parameters(self.model)
+
+    def _stop_agreed(self) -> bool:
+        """Whether to stop after this step: a signal arrived (on any rank, when there are
+        several: they agree, so that every rank stops after the same step)."""
+        if self.world.size == 1:
+            return self._stop_signal is not None
+        stop = self.world.sum([self._stop_signal is not None])[0] > 0
+        if stop and self._stop_signal is None:
+            self._stop_signal = "a signal on another rank"
+        return bool(stop)
 
     def _evaluate_and_save(self, progress: Progress) -> str:
         record = self.evaluate()
@@ -638,7 +748,9 @@ class Trainer:
 
         def handler(signum, frame):
             self._stop_signal = signal.Signals(signum).name
-            if self._in_step:     # a long forward/backward: stop now, not after the step
+            # A long forward/backward: stop now, not after the step -- on one process only;
+            # ranks would wait for each other forever, so they finish the step together.
+            if self._in_step and self.world.size == 1:
                 self._in_step = False
                 raise _StepInterrupted
 
@@ -653,6 +765,26 @@ class Trainer:
     def _restore_signal_handlers(previous: dict) -> None:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def _check_split(batch_size: int, ranks: int, accum: int) -> None:
+    """A step's rows must split evenly into ranks x micro-batches."""
+    parts = ranks * accum
+    if batch_size % parts:  # the same on every rank
+        below, above = (batch_size // parts) * parts, (batch_size // parts + 1) * parts
+        raise ValueError(f"--batch-size {batch_size} cannot be split into {ranks} rank"
+                         f"{'s' if ranks > 1 else ''} x {accum} micro-batches of equal rows; "
+                         f"use --batch-size {f'{below} or ' if below else ''}{above}")
+
+
+class _NoMetrics:
+    """The metrics log of a rank other than 0: rank 0 writes the run's metrics.jsonl."""
+
+    def append(self, record: dict) -> None:
+        pass
+
+    def truncate_after(self, step: int) -> None:
+        pass
 
 
 def _jsonable(obj):
