@@ -71,6 +71,25 @@ def check_sampling(max_new_tokens, temperature, top_k, top_p, eos_token_id, voca
                          f"(accepted: 0..{vocab_size - 1})")
 
 
+def top_p_filter(probs: np.ndarray, top_p: float) -> np.ndarray:
+    """Nucleus filtering of probability rows (B, V): keep the most likely tokens (ties: the
+    lower index first) while the mass before each is below `top_p` -- the smallest set whose
+    mass reaches `top_p`, the token that crosses it included -- zero the rest, renormalise.
+
+    >>> top_p_filter(np.array([[0.2, 0.4, 0.1, 0.3]]), 0.6)
+    array([[0.        , 0.57142857, 0.        , 0.42857143]])
+    """
+    if top_p >= 1.0:
+        return probs
+    order = np.argsort(-probs, axis=-1, kind="stable")                 # (B, V)
+    sorted_p = np.take_along_axis(probs, order, axis=-1)
+    drop_sorted = np.cumsum(sorted_p, axis=-1) - sorted_p >= top_p
+    drop = np.zeros_like(drop_sorted)
+    np.put_along_axis(drop, order, drop_sorted, axis=-1)
+    kept = np.where(drop, 0.0, probs)
+    return kept / kept.sum(axis=-1, keepdims=True)
+
+
 def sample(logits: np.ndarray, temperature: float, top_k, top_p,
             rng: np.random.Generator) -> np.ndarray:
     """One token per row of `logits` (B, V), drawn from the filtered, tempered softmax."""
@@ -80,15 +99,8 @@ def sample(logits: np.ndarray, temperature: float, top_k, top_p,
         logits = np.where(logits < kth, -np.inf, logits)
     probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
     probs /= probs.sum(axis=-1, keepdims=True)                         # (B, V)
-    if top_p is not None and top_p < 1.0:
-        order = np.argsort(-probs, axis=-1, kind="stable")
-        sorted_p = np.take_along_axis(probs, order, axis=-1)
-        # Keep a token while the mass before it is < top_p: the smallest set reaching top_p.
-        drop_sorted = np.cumsum(sorted_p, axis=-1) - sorted_p >= top_p
-        drop = np.zeros_like(drop_sorted)
-        np.put_along_axis(drop, order, drop_sorted, axis=-1)
-        probs = np.where(drop, 0.0, probs)
-        probs /= probs.sum(axis=-1, keepdims=True)
+    if top_p is not None:
+        probs = top_p_filter(probs, top_p)                             # (B, V)
     cdf = np.cumsum(probs, axis=-1)                                    # (B, V)
     u = rng.random((len(probs), 1)) * cdf[:, -1:]
     return np.minimum((cdf <= u).sum(axis=-1), probs.shape[-1] - 1)
