@@ -216,3 +216,50 @@ def test_bad_batch_under_mpiexec_is_one_line_from_rank_0(text, tmp_path):
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("tinyllm train")]
     assert lines == ["tinyllm train: error: --batch-size 7 cannot be split into 2 ranks x 1 "
                      "micro-batches of equal rows; use --batch-size 6 or 8"]
+
+
+def _rank_pids(marker: str) -> list[int]:
+    """PIDs of the Python ranks whose command line holds `marker` (not the launcher)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmd = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if entry.name.isdigit() and marker.encode() in cmd and b"tinyllm" in cmd \
+                and Path(cmd[0].decode()).name.startswith("python"):
+            pids.append(int(entry.name))
+    return sorted(pids)
+
+
+@mpi
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the ranks through /proc")
+def test_a_signal_on_one_rank_stops_every_rank_after_the_same_step(text, tmp_path):
+    import signal
+    import time
+
+    env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
+    name = f"sig{os.getpid()}"
+    proc = subprocess.Popen(
+        ["mpiexec", "-n", "2", sys.executable, "-m", "tinyllm", "train", "--data", str(text),
+         "--preset", "nano", "--steps", "1000000", "--eval-interval", "20", "--out",
+         str(tmp_path), "--name", name, "--threads", "1"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / name / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not metrics.exists() or
+                                           metrics.read_text().count('"kind": "eval"') < 1):
+        time.sleep(0.2)
+    pids = _rank_pids(name)
+    assert len(pids) == 2
+    os.kill(pids[1], signal.SIGTERM)                  # one rank only
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    saved = [line for line in err.splitlines() if "saved step" in line]
+    assert len(saved) == 1 and "SIGTERM on rank " in saved[0]       # rank 0 saves, once
+    from tinyllm.training.checkpoint import load_checkpoint
+
+    step = load_checkpoint(tmp_path / name / "last.safetensors")[1]["step"]
+    assert f"saved step {step} " in saved[0]
+    last = [line for line in metrics.read_text().splitlines() if '"train"' in line][-1]
+    assert f'"step": {step},' in last                # nothing lost, nothing beyond

@@ -643,10 +643,12 @@ class Trainer:
         several: they agree, so that every rank stops after the same step)."""
         if self.world.size == 1:
             return self._stop_signal is not None
-        stop = self.world.sum([self._stop_signal is not None])[0] > 0
-        if stop and self._stop_signal is None:
-            self._stop_signal = "a signal on another rank"
-        return bool(stop)
+        if not self.world.sum([self._stop_signal is not None])[0]:
+            return False
+        signals = self.world.gather(self._stop_signal)
+        rank = next(r for r, name in enumerate(signals) if name)
+        self._stop_signal = f"{signals[rank]} on rank {rank}"
+        return True
 
     def _evaluate_and_save(self, progress: Progress) -> str:
         record = self.evaluate()
