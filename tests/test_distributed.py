@@ -263,3 +263,46 @@ def test_a_signal_on_one_rank_stops_every_rank_after_the_same_step(text, tmp_pat
     assert f"saved step {step} " in saved[0]
     last = [line for line in metrics.read_text().splitlines() if '"train"' in line][-1]
     assert f'"step": {step},' in last                # nothing lost, nothing beyond
+
+
+# ---------------------------------------------------------------------- distributed sweeps
+
+
+def _losses(root: Path) -> dict:
+    import csv
+
+    rows = {}
+    for sweep in ("size", "isoflop"):
+        with open(root / f"{sweep}.csv", newline="") as f:
+            rows.update({r["run_id"]: r["val_loss_nats"] for r in csv.DictReader(f)})
+    return rows
+
+
+@mpi
+def test_scaling_on_the_mpi_executor_equals_the_local_one(tmp_path):
+    from tinyllm.scaling.plan import BUDGETS, plan_study
+    from tinyllm.scaling.runner import run_study
+
+    args = ["--budget", "tiny", "--no-task", "--data", "markov"]
+    env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
+    command = ["mpiexec", "--oversubscribe", "-n", "3", sys.executable, "-m", "mpi4py.futures",
+               "-m", "tinyllm", "scaling", "--executor", "mpi", "--out", str(tmp_path / "mpi"),
+               *args]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "on the MPI pool's 2 workers" in proc.stdout
+    run_study(plan_study(BUDGETS["tiny"], ["markov"], task=False), tmp_path / "local", jobs=0)
+    mpi_losses, local = _losses(tmp_path / "mpi"), _losses(tmp_path / "local")
+    assert mpi_losses == local and len(local) >= 4               # the same runs, the same losses
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert f"{len(local)} run(s) already done, 0 to go" in again.stdout   # resumes like local
+
+
+def test_mpi_executor_without_mpi4py_is_one_line(monkeypatch, tmp_path, capsys):
+    from tinyllm.cli import main
+
+    monkeypatch.setitem(sys.modules, "mpi4py.futures", None)
+    assert main(["scaling", "--budget", "tiny", "--no-task", "--data", "markov", "--executor",
+                 "mpi", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and '--executor mpi needs mpi4py: pip install ".[mpi]"' in err

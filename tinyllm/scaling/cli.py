@@ -50,6 +50,10 @@ def add_scaling_parser(sub) -> None:
     p.add_argument("--jobs", type=int, default=None,
                    help="runs in parallel, one BLAS thread each when 2 (default: 2 on 2+ "
                    "cores; 0 = in this process, no per-run memory)")
+    p.add_argument("--executor", choices=("local", "mpi"), default="local",
+                   help="local: --jobs worker processes here (default); mpi: the workers of "
+                   "an MPI job, started as mpiexec -n N python -m mpi4py.futures -m tinyllm "
+                   "scaling --executor mpi ... (same results files, same resumption)")
     p.add_argument("--max-width", type=int, default=None,
                    help="drop ladder rungs wider than this (a smaller, quicker study)")
     p.add_argument("--no-task", action="store_true", help="skip the capability task")
@@ -95,14 +99,20 @@ def _run(args) -> int:
     jobs = default_jobs() if args.jobs is None else args.jobs
     out = Path(args.out or f"runs/scaling-{budget.name}")
     print(describe_plan(plan))
-    estimate = estimate_seconds(plan, jobs=max(jobs, 1))
-    print(f"{len(plan.specs)} runs, {jobs or 1} at a time; estimated {estimate / 60:.1f} min "
+    if args.executor == "mpi":      # the pool's size is known once it starts
+        at_once, jobs_estimated = "on the MPI job's workers", 1
+    else:
+        at_once, jobs_estimated = f"{jobs or 1} at a time", max(jobs, 1)
+    estimate = estimate_seconds(plan, jobs=jobs_estimated)
+    print(f"{len(plan.specs)} runs, {at_once}; estimated {estimate / 60:.1f} min"
+          f"{' on one worker' if args.executor == 'mpi' else ''} "
           f"(budget '{budget.name}' aims at {budget.minutes:g} min)")
     if args.estimate:
         return 0
     print(f"results: {out}/ (rerun the same command to resume)", flush=True)
     start = time.perf_counter()
-    report = run_study(plan, out, jobs=jobs, log=lambda m: print(m, flush=True))
+    report = run_study(plan, out, jobs=jobs, log=lambda m: print(m, flush=True),
+                       executor=args.executor)
     print(f"study: {len(report.finished)} run(s) trained, {len(report.skipped)} already done, "
           f"{len(report.failed)} failed, {report.elapsed_s / 60:.1f} min")
     _finish(out, args, plot_dir=out / "plots", wall_s=time.perf_counter() - start)

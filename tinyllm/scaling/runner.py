@@ -66,12 +66,23 @@ def default_jobs() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
-def run_study(plan: StudyPlan, out, *, jobs: int | None = None, log=None) -> StudyReport:
+#: Where a study's runs are trained: worker processes of this machine, or MPI ranks.
+EXECUTORS = ("local", "mpi")
+
+
+def run_study(plan: StudyPlan, out, *, jobs: int | None = None, log=None,
+              executor: str = "local") -> StudyReport:
     """Run every spec of `plan` not yet in `out`, `jobs` worker processes at a time.
 
     jobs=0 trains in this process (no per-run peak memory; for notebooks and tests).
-    A run that fails is reported in the StudyReport and the others go on.
+    executor="mpi" sends the runs to the workers of an `mpi4py.futures.MPIPoolExecutor`
+    (`mpiexec -n 17 python -m mpi4py.futures -m tinyllm scaling --executor mpi`: one
+    parent, 16 workers, on as many machines as the job has); results and resumption are the
+    local executor's. A run that fails is reported in the StudyReport and the others go on.
     """
+    if executor not in EXECUTORS:
+        raise StudyError(f"executor {executor!r} is not one; accepted: {', '.join(EXECUTORS)}")
+    pool = mpi_pool() if executor == "mpi" else None
     jobs = default_jobs() if jobs is None else jobs
     if not isinstance(jobs, int) or jobs < 0:
         raise StudyError(f"jobs must be a non-negative integer, got {jobs!r}")
@@ -85,9 +96,14 @@ def run_study(plan: StudyPlan, out, *, jobs: int | None = None, log=None) -> Stu
     # Longest first, so two workers finish together (a classic greedy schedule).
     todo.sort(key=lambda s: -s.rung.flops_per_token(64, s.block_size) * s.tokens)
     say = log or (lambda message: None)
-    say(f"{len(skipped)} run(s) already done, {len(todo)} to go, {jobs or 1} at a time")
+    where = (f"on the MPI pool's {pool.num_workers} workers" if pool is not None
+             else f"{jobs or 1} at a time")
+    say(f"{len(skipped)} run(s) already done, {len(todo)} to go, {where}")
     start = time.perf_counter()
-    if jobs == 0:
+    if pool is not None:
+        with pool:
+            finished, failed = _run_pool(pool, todo, store, say)
+    elif jobs == 0:
         finished, failed = _run_inline(todo, store, say)
     else:
         finished, failed = _run_processes(todo, store, jobs, say)
@@ -208,6 +224,55 @@ def _run_processes(todo, store, jobs, say):
     return finished, failed
 
 
+def mpi_pool():
+    """An `mpi4py.futures.MPIPoolExecutor` over the job's other ranks, or a clear error."""
+    try:
+        from mpi4py.futures import MPIPoolExecutor
+    except ImportError:
+        raise StudyError('--executor mpi needs mpi4py: pip install ".[mpi]", then run '
+                         "mpiexec -n N python -m mpi4py.futures -m tinyllm scaling --executor "
+                         "mpi ...") from None
+    return MPIPoolExecutor()
+
+
+def _run_pool(pool, todo, store, say):
+    """Train `todo` on an executor's workers, adding each result as it arrives."""
+    from concurrent.futures import as_completed
+
+    futures = {pool.submit(_pool_task, asdict(spec), str(store.work)): spec for spec in todo}
+    finished, failed = [], {}
+    for future in as_completed(futures):
+        spec = futures[future]
+        try:
+            outcome = future.result()
+        except Exception as exc:  # noqa: BLE001 - a worker that died: reported, others go on
+            outcome = {"error": f"{type(exc).__name__}: {exc}"}
+        if "error" in outcome:
+            failed[spec.run_id] = outcome["error"]
+            say(f"FAILED {spec.run_id}: {failed[spec.run_id]}")
+            continue
+        store.add(outcome)
+        finished.append(spec.run_id)
+        say(_done_line(outcome["row"], len(finished), len(todo)))
+    return finished, failed
+
+
+def _pool_task(spec_dict: dict, work_dir: str) -> dict:
+    """One run on an executor's worker (one thread: a worker is one rank): its result, or
+    {"error": ...} (the traceback stays in the worker's error file)."""
+    from ..threads import limited
+
+    spec = RunSpec(**spec_dict)
+    try:
+        with limited(1):
+            return run_one(spec, Path(work_dir))
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides
+        atomic_write(Path(work_dir) / f"{spec.run_id}.error.json", json.dumps(
+            {"run_id": spec.run_id, "error": f"{type(exc).__name__}: {exc}",
+             "traceback": traceback.format_exc()}))
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
 def _worker_error(work: Path, spec: RunSpec, exitcode) -> str:
     """Why a worker failed: its own report, or its exit code when it left none."""
     path = work / f"{spec.run_id}.error.json"
@@ -237,7 +302,7 @@ def run_one(spec: RunSpec, work_dir: Path) -> dict:
         data=data, steps=spec.steps, batch_size=spec.batch_size, block_size=spec.block_size,
         lr=spec.lr, min_lr=spec.lr / 10, warmup_steps=spec.warmup_steps,
         eval_interval=spec.eval_interval, eval_iters=spec.eval_iters, sample_tokens=0,
-        seed=spec.seed, out=str(work_dir), name=spec.run_id,
+        seed=spec.seed, out=str(work_dir), name=spec.run_id, distributed="none",
         model_overrides=spec.rung.overrides(spec.block_size))
     trainer = Trainer(config, quiet=True)
     setup_s = time.perf_counter() - t0
