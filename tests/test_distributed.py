@@ -306,3 +306,19 @@ def test_mpi_executor_without_mpi4py_is_one_line(monkeypatch, tmp_path, capsys):
                  "mpi", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and '--executor mpi needs mpi4py: pip install ".[mpi]"' in err
+
+
+def test_pool_workers_train_runs_of_their_own(monkeypatch):
+    from tinyllm.distributed import solo
+    from tinyllm.scaling.plan import StudyError
+    from tinyllm.scaling.runner import in_worker, study_pool
+
+    monkeypatch.setitem(sys.modules, "mpi4py", None)     # an MPI launcher, no collectives
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "3")
+    with solo():
+        assert init_world("auto").size == 1             # a worker of an MPI pool
+    with pytest.raises(DistributedError):
+        init_world("auto")                               # outside: a rank of a job
+    assert in_worker(lambda: init_world("auto").size) == 1
+    with pytest.raises(StudyError, match="executor 'ssh' is not one; accepted: local, mpi"):
+        study_pool("ssh", 2)

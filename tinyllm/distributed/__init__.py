@@ -22,6 +22,7 @@ from .world import (
     launcher_size,
     local_size,
     on_all_ranks,
+    solo,
 )
 
 __all__ = [
@@ -40,4 +41,5 @@ __all__ = [
     "micro_batches",
     "on_all_ranks",
     "shard_rows",
+    "solo",
 ]

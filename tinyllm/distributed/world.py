@@ -13,6 +13,8 @@ when MPI is used, so without it nothing changes.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import os
 import sys
@@ -26,6 +28,8 @@ SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")
 LOCAL_SIZE_VARIABLES = ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS",
                         "MV2_COMM_WORLD_LOCAL_SIZE")
 MODES = ("auto", "mpi", "none")
+#: Inside `solo()`: "auto" means one process even under an MPI launcher.
+_SOLO = contextvars.ContextVar("tinyllm_solo", default=False)
 MPI_EXTRA = 'pip install ".[mpi]"'
 
 
@@ -140,12 +144,23 @@ class MPIWorld(World):
         self.comm.Abort(code)
 
 
+@contextlib.contextmanager
+def solo():
+    """Inside the block `init_world("auto")` is one process, launcher or not: the workers of
+    an MPI pool (a distributed sweep) each train runs of their own, not one run together."""
+    token = _SOLO.set(True)
+    try:
+        yield
+    finally:
+        _SOLO.reset(token)
+
+
 def init_world(mode: str = "auto") -> World:
     """The World this process belongs to; see the module docstring for `mode`."""
     if mode not in MODES:
         raise ValueError(f"--distributed {mode!r} is not a mode; accepted: {', '.join(MODES)}")
     launched = launcher_size()
-    if mode == "none" or (mode == "auto" and launched == 1):
+    if mode == "none" or (mode == "auto" and (launched == 1 or _SOLO.get())):
         return World()
     try:
         from mpi4py import MPI

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..scaling.cli import add_executor_option
+
 EPILOG = """examples:
   tinyllm finetune-study                           # default budget, 4 GPT sizes, 3 tasks
   tinyllm finetune-study --budget tiny --out /tmp/f   # a smoke test in seconds
@@ -21,6 +23,7 @@ EPILOG = """examples:
   tinyllm finetune-study --plot shipped            # tables + figures of the shipped study
 An interrupted study resumes where it stopped: run the same command again.
 """
+
 
 
 def add_finetune_study_parser(sub) -> None:
@@ -39,6 +42,7 @@ def add_finetune_study_parser(sub) -> None:
     p.add_argument("--jobs", type=int, default=None,
                    help="runs in parallel, one BLAS thread each when 2 (default: 2 on 2+ "
                    "cores; 0 = in this process)")
+    add_executor_option(p)
     p.add_argument("--estimate", action="store_true",
                    help="print the plan and a measured time estimate, then stop")
     p.add_argument("--plot", metavar="RESULTS", help="print the tables and draw the figures "
@@ -81,7 +85,8 @@ def _run(args) -> int:
         return 0
     print(f"results: {out}/ (rerun the same command to resume)", flush=True)
     start = time.perf_counter()
-    report = run_study(plan, out, jobs=jobs, log=lambda m: print(m, flush=True))
+    report = run_study(plan, out, jobs=jobs, log=lambda m: print(m, flush=True),
+                       executor=args.executor)
     print(f"study: {len(report.finished)} run(s) trained, {len(report.skipped)} already done, "
           f"{len(report.failed)} failed, {(time.perf_counter() - start) / 60:.1f} min")
     if report.finished or report.skipped:

@@ -16,11 +16,11 @@ import math
 import os
 import shutil
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..scaling.runner import default_jobs, thread_env
+from ..scaling.runner import default_jobs, in_worker, study_pool, thread_env
 from .plan import ALL, Budget, PretrainSpec, RunSpec, StudyError, StudyPlan, corpus_text
 from .store import SCHEMA, ResultsStore
 
@@ -38,8 +38,10 @@ class StudyReport:
     elapsed_s: float = 0.0
 
 
-def run_study(plan: StudyPlan, out, *, jobs: int | None = None, log=None) -> StudyReport:
-    """Run every run of `plan` not yet in `out` (`jobs` worker processes; 0: this process).
+def run_study(plan: StudyPlan, out, *, jobs: int | None = None, log=None,
+              executor: str = "local") -> StudyReport:
+    """Run every run of `plan` not yet in `out` (`jobs` worker processes; 0: this process;
+    executor="mpi": the workers of an MPI job, see `tinyllm.scaling.runner.run_study`).
 
     A run that fails is reported in the StudyReport and the others go on (the runs of a size
     whose pre-training failed are reported as failed too).
@@ -64,7 +66,7 @@ def run_study(plan: StudyPlan, out, *, jobs: int | None = None, log=None) -> Stu
     say = log or (lambda message: None)
     say(f"{len(report.skipped)} run(s) already done, {len(pretrain)} pre-training and "
         f"{len(runs)} other run(s) to go, {jobs or 1} at a time")
-    _Schedule(plan.budget, store, report, say, ready).run(pretrain, runs, jobs)
+    _Schedule(plan.budget, store, report, say, ready, executor).run(pretrain, runs, jobs)
     report.elapsed_s = time.perf_counter() - start
     store.add_session({"started": started_at, "wall_s": round(report.elapsed_s, 1),
                        "jobs": jobs, "trained": len(report.finished),
@@ -88,13 +90,14 @@ def _cost(size: str) -> int:
 class _Schedule:
     """Runs the specs, each sized run only once its size is pre-trained."""
 
-    def __init__(self, budget: Budget, store: ResultsStore, report: StudyReport, say, ready):
+    def __init__(self, budget: Budget, store: ResultsStore, report: StudyReport, say, ready,
+                 executor: str = "local"):
         self.budget, self.store, self.report, self.say = budget, store, report, say
-        self.ready, self.total = set(ready), 0
+        self.ready, self.total, self.executor = set(ready), 0, executor
 
     def run(self, pretrain: list[PretrainSpec], runs: list[RunSpec], jobs: int) -> None:
         self.total, self.waiting = len(pretrain) + len(runs), list(runs)
-        if jobs == 0:
+        if jobs == 0 and self.executor == "local":
             from threadpoolctl import threadpool_limits
 
             # One BLAS thread, as each worker has: these small matmuls gain little from two,
@@ -116,18 +119,16 @@ class _Schedule:
         return go
 
     def _run_pool(self, pretrain, jobs: int) -> None:
-        import multiprocessing as mp
-
-        threads = max(1, (os.cpu_count() or 1) // jobs)
+        threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
         root = self.store.root
-        with thread_env(threads), ProcessPoolExecutor(
-                jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(_call, run_pretrain, s, self.budget, root): s
+        with thread_env(threads), study_pool(self.executor, jobs) as pool:
+            futures = {pool.submit(in_worker, _call, run_pretrain, s, self.budget, root): s
                        for s in pretrain}
             try:
                 while True:
                     for spec in self._release():
-                        futures[pool.submit(_call, run_one, spec, self.budget, root)] = spec
+                        futures[pool.submit(in_worker, _call, run_one, spec, self.budget,
+                                            root)] = spec
                     if not futures:
                         break
                     finished, _ = wait(futures, return_when=FIRST_COMPLETED)

@@ -50,10 +50,7 @@ def add_scaling_parser(sub) -> None:
     p.add_argument("--jobs", type=int, default=None,
                    help="runs in parallel, one BLAS thread each when 2 (default: 2 on 2+ "
                    "cores; 0 = in this process, no per-run memory)")
-    p.add_argument("--executor", choices=("local", "mpi"), default="local",
-                   help="local: --jobs worker processes here (default); mpi: the workers of "
-                   "an MPI job, started as mpiexec -n N python -m mpi4py.futures -m tinyllm "
-                   "scaling --executor mpi ... (same results files, same resumption)")
+    add_executor_option(p)
     p.add_argument("--max-width", type=int, default=None,
                    help="drop ladder rungs wider than this (a smaller, quicker study)")
     p.add_argument("--no-task", action="store_true", help="skip the capability task")
@@ -72,6 +69,15 @@ def add_scaling_parser(sub) -> None:
                    "--max-width 0: n-grams only)")
     p.add_argument("--bootstrap", type=int, default=200,
                    help="bootstrap resamples for the fits' intervals (default 200)")
+
+
+def add_executor_option(p) -> None:
+    """--executor of the studies: local worker processes, or the workers of an MPI job."""
+    p.add_argument("--executor", choices=("local", "mpi"), default="local",
+                   help="local: --jobs worker processes here (default); mpi: the workers of "
+                   f"an MPI job, started as mpiexec -n N python -m mpi4py.futures -m tinyllm "
+                   f"{p.prog.split()[-1]} --executor mpi ... (same results files, same "
+                   "resumption)")
 
 
 def cmd_scaling(args) -> int:

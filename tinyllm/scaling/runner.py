@@ -80,9 +80,7 @@ def run_study(plan: StudyPlan, out, *, jobs: int | None = None, log=None,
     parent, 16 workers, on as many machines as the job has); results and resumption are the
     local executor's. A run that fails is reported in the StudyReport and the others go on.
     """
-    if executor not in EXECUTORS:
-        raise StudyError(f"executor {executor!r} is not one; accepted: {', '.join(EXECUTORS)}")
-    pool = mpi_pool() if executor == "mpi" else None
+    pool = study_pool(executor, 1) if executor == "mpi" else None
     jobs = default_jobs() if jobs is None else jobs
     if not isinstance(jobs, int) or jobs < 0:
         raise StudyError(f"jobs must be a non-negative integer, got {jobs!r}")
@@ -230,16 +228,42 @@ def mpi_pool():
         from mpi4py.futures import MPIPoolExecutor
     except ImportError:
         raise StudyError('--executor mpi needs mpi4py: pip install ".[mpi]", then run '
-                         "mpiexec -n N python -m mpi4py.futures -m tinyllm scaling --executor "
+                         "mpiexec -n N python -m mpi4py.futures -m tinyllm <study> --executor "
                          "mpi ...") from None
     return MPIPoolExecutor()
+
+
+def study_pool(executor: str, jobs: int):
+    """The executor a study's runs go to: `jobs` spawned processes here, or an MPI pool."""
+    if executor not in EXECUTORS:
+        raise StudyError(f"executor {executor!r} is not one; accepted: {', '.join(EXECUTORS)}")
+    if executor == "mpi":
+        return mpi_pool()
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"))
+
+
+def in_worker(func, *args):
+    """`func(*args)` in a pool worker: a process of its own, never a rank of one data-parallel
+    run (`solo`); on an MPI job's worker, on its share of the machine's cores."""
+    from ..distributed import launcher_size, solo
+    from ..threads import limited, resolve
+
+    with solo():
+        if launcher_size() == 1:
+            return func(*args)           # a local worker: the parent set its thread variables
+        with limited(resolve("auto")[0]):
+            return func(*args)
 
 
 def _run_pool(pool, todo, store, say):
     """Train `todo` on an executor's workers, adding each result as it arrives."""
     from concurrent.futures import as_completed
 
-    futures = {pool.submit(_pool_task, asdict(spec), str(store.work)): spec for spec in todo}
+    futures = {pool.submit(in_worker, _pool_task, asdict(spec), str(store.work)): spec
+               for spec in todo}
     finished, failed = [], {}
     for future in as_completed(futures):
         spec = futures[future]
@@ -258,14 +282,11 @@ def _run_pool(pool, todo, store, say):
 
 
 def _pool_task(spec_dict: dict, work_dir: str) -> dict:
-    """One run on an executor's worker (one thread: a worker is one rank): its result, or
-    {"error": ...} (the traceback stays in the worker's error file)."""
-    from ..threads import limited
-
+    """One run on an executor's worker: its result, or {"error": ...} (the traceback stays
+    in the run's error file)."""
     spec = RunSpec(**spec_dict)
     try:
-        with limited(1):
-            return run_one(spec, Path(work_dir))
+        return run_one(spec, Path(work_dir))
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides
         atomic_write(Path(work_dir) / f"{spec.run_id}.error.json", json.dumps(
             {"run_id": spec.run_id, "error": f"{type(exc).__name__}: {exc}",
@@ -302,7 +323,7 @@ def run_one(spec: RunSpec, work_dir: Path) -> dict:
         data=data, steps=spec.steps, batch_size=spec.batch_size, block_size=spec.block_size,
         lr=spec.lr, min_lr=spec.lr / 10, warmup_steps=spec.warmup_steps,
         eval_interval=spec.eval_interval, eval_iters=spec.eval_iters, sample_tokens=0,
-        seed=spec.seed, out=str(work_dir), name=spec.run_id, distributed="none",
+        seed=spec.seed, out=str(work_dir), name=spec.run_id,
         model_overrides=spec.rung.overrides(spec.block_size))
     trainer = Trainer(config, quiet=True)
     setup_s = time.perf_counter() - t0

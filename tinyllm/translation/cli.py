@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..scaling.cli import add_executor_option
+
 EPILOG = """examples:
   tinyllm translation-study                            # default budget, 4 sizes, 6 tasks
   tinyllm translation-study --budget tiny --out /tmp/t # a smoke test in seconds
@@ -25,6 +27,7 @@ BLEU (the task's tokenizer), chrF. Results are runs.csv (one row per run), study
 study.log, README.md and plots/ in --out. An interrupted study resumes where it stopped: run
 the same command again (a finished run is never run again).
 """
+
 
 
 def add_translation_study_parser(sub) -> None:
@@ -44,6 +47,7 @@ def add_translation_study_parser(sub) -> None:
     p.add_argument("--jobs", default=None, metavar="N",
                    help="runs in parallel, each a worker process on one BLAS thread (default: "
                    "2 on 2+ cores; 0 = one after the other in this process)")
+    add_executor_option(p)
     p.add_argument("--tasks", metavar="T1,T2", help=f"comma-separated subset of {', '.join(TASKS)}"
                    " (default: the budget's)")
     p.add_argument("--families", metavar="F1,F2", help=f"comma-separated subset of "
@@ -112,7 +116,8 @@ def _run(args) -> int:
         return 0
     print(f"results: {out}/ (rerun the same command to resume)", flush=True)
     start = time.perf_counter()
-    report = run_study(plan, out, jobs=jobs, log=lambda m: print(m, flush=True))
+    report = run_study(plan, out, jobs=jobs, log=lambda m: print(m, flush=True),
+                       executor=args.executor)
     print(f"study: {len(report.finished)} run(s) trained, {len(report.skipped)} already done, "
           f"{len(report.failed)} failed, {(time.perf_counter() - start) / 60:.1f} min")
     if report.finished or report.skipped:

@@ -17,18 +17,19 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from pathlib import Path
 
 from ..finetuning.runner import StudyReport, _call, _error
-from ..scaling.runner import default_jobs, thread_env
+from ..scaling.runner import default_jobs, in_worker, study_pool, thread_env
 from .plan import Budget, RunSpec, StudyError, StudyPlan
 from .store import SCHEMA, ResultsStore
 
 
 def run_study(plan: StudyPlan, out, *, jobs: int | None = None, log=None,
-              run=None) -> StudyReport:
-    """Run every run of `plan` not yet in `out` (`jobs` worker processes; 0: this process).
+              run=None, executor: str = "local") -> StudyReport:
+    """Run every run of `plan` not yet in `out` (`jobs` worker processes; 0: this process;
+    executor="mpi": the workers of an MPI job, see `tinyllm.scaling.runner.run_study`).
 
     `log` gets one line per event (they also go to study.log); `run` replaces `run_one`
     (a module-level function when jobs >= 1: it travels to the workers by name).
@@ -55,7 +56,7 @@ def run_study(plan: StudyPlan, out, *, jobs: int | None = None, log=None,
     say(f"session: {len(report.skipped)} run(s) already done, {len(todo)} to go, "
         f"{jobs or 1} at a time")
     try:
-        _Runs(plan.budget, store, report, say, len(todo)).run(todo, jobs, run)
+        _Runs(plan.budget, store, report, say, len(todo), executor).run(todo, jobs, run)
     finally:
         report.elapsed_s = time.perf_counter() - start
         store.add_session({"started": started_at, "wall_s": round(report.elapsed_s, 1),
@@ -68,12 +69,12 @@ class _Runs:
     """Hands the specs to `run` (here or in workers) and writes each result as it comes."""
 
     def __init__(self, budget: Budget, store: ResultsStore, report: StudyReport, say,
-                 total: int):
+                 total: int, executor: str = "local"):
         self.budget, self.store, self.report, self.say = budget, store, report, say
-        self.total = total
+        self.total, self.executor = total, executor
 
     def run(self, todo: list[RunSpec], jobs: int, run) -> None:
-        if jobs == 0:
+        if jobs == 0 and self.executor == "local":
             from threadpoolctl import threadpool_limits
 
             # One BLAS thread, as each worker has: the study's matmuls are small.
@@ -81,14 +82,11 @@ class _Runs:
                 for spec in todo:
                     self._finish(spec, _call(run, spec, self.budget, self.store.root))
             return
-        import multiprocessing as mp
-
         # One BLAS thread per worker, whatever the cores: the study's matmuls are too small
         # to gain from more, and the cost model was calibrated so.
-        with thread_env(1), ProcessPoolExecutor(
-                jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(_call, run, spec, self.budget, self.store.root): spec
-                       for spec in todo}
+        with thread_env(1), study_pool(self.executor, jobs) as pool:
+            futures = {pool.submit(in_worker, _call, run, spec, self.budget,
+                                   self.store.root): spec for spec in todo}
             try:
                 while futures:
                     finished, _ = wait(futures, return_when=FIRST_COMPLETED)
