@@ -15,7 +15,7 @@ import numpy as np
 
 
 def train(out: Path, text: Path, dtype: str, batch: int = 8, accum: int = 1, steps: int = 6,
-          until: int | None = None, resume: bool = False) -> None:
+          until: int | None = None, resume: bool = False, shard: bool = False) -> None:
     """Train `steps` steps (stop at `until`), or resume OUT's run with `accum`; save OUT.npz."""
     from tinyllm import set_default_dtype, set_num_threads
     from tinyllm.training import TrainConfig, Trainer
@@ -24,18 +24,22 @@ def train(out: Path, text: Path, dtype: str, batch: int = 8, accum: int = 1, ste
     set_num_threads(1)
     run_dir = out.parent / "runs" / out.stem
     if resume:
-        trainer = Trainer.resume(run_dir, quiet=True, grad_accum=accum)
+        trainer = Trainer.resume(run_dir, quiet=True, grad_accum=accum, shard_optimizer=shard)
     else:
         config = TrainConfig(preset="nano", data=str(text), steps=steps, batch_size=batch,
                              grad_accum=accum, eval_interval=2, eval_iters=2, sample_tokens=0,
-                             out=str(run_dir.parent), name=run_dir.name, warmup_steps=1)
+                             out=str(run_dir.parent), name=run_dir.name, warmup_steps=1,
+                             shard_optimizer=shard)
         trainer = Trainer(config, quiet=True, overwrite=True)
     trainer.train(until=until)
     if trainer.world.is_main:
         weights = {k: np.asarray(v) for k, v in trainer.model.state_dict().items()}
         records = map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
         losses = [r["loss"] for r in records if r["kind"] == "train"]
-        np.savez(out, losses=np.array(losses), ranks=trainer.world.size, **weights)
+        moments = sum(v.nbytes for state in trainer.optimizer.state.values()
+                      for v in state.values() if isinstance(v, np.ndarray))
+        np.savez(out, losses=np.array(losses), ranks=trainer.world.size,
+                 optimizer_bytes=moments, **weights)
 
 
 if __name__ == "__main__":
@@ -48,5 +52,6 @@ if __name__ == "__main__":
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--until", type=int)
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--shard", action="store_true")
     a = p.parse_args()
-    train(a.out, a.text, a.dtype, a.batch, a.accum, a.steps, a.until, a.resume)
+    train(a.out, a.text, a.dtype, a.batch, a.accum, a.steps, a.until, a.resume, a.shard)

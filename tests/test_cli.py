@@ -42,8 +42,8 @@ def test_unknown_option_exits_2(capsys):
 
 def test_resume_rejects_other_options(capsys, tmp_path):
     assert main(["train", "--resume", str(tmp_path), "--preset", "tiny"]) == 2
-    assert ("only --steps, --grad-accum, --distributed, --bucket-mb may change, got --preset"
-            in capsys.readouterr().err)
+    assert ("only --steps, --grad-accum, --distributed, --bucket-mb, --shard-optimizer may "
+            "change, got --preset" in capsys.readouterr().err)
 
 
 def test_resume_missing_dir(capsys, tmp_path):

@@ -56,14 +56,17 @@ def _weights(path) -> dict:
         return {k: f[k] for k in f.files}
 
 
+META = ("ranks", "optimizer_bytes")
+
+
 def _max_relative(a: dict, b: dict) -> float:
-    keys = [k for k in a if k not in ("ranks",)]
-    assert keys == [k for k in b if k != "ranks"]
+    keys = [k for k in a if k not in META]
+    assert keys == [k for k in b if k not in META]
     return max(float(np.abs(a[k] - b[k]).max() / max(np.abs(b[k]).max(), 1e-30)) for k in keys)
 
 
 def _identical(a: dict, b: dict) -> bool:
-    return all(np.array_equal(a[k], b[k]) for k in a if k != "ranks")
+    return all(np.array_equal(a[k], b[k]) for k in a if k not in META)
 
 
 # ---------------------------------------------------------------------- pieces
@@ -263,6 +266,36 @@ def test_a_signal_on_one_rank_stops_every_rank_after_the_same_step(text, tmp_pat
     assert f"saved step {step} " in saved[0]
     last = [line for line in metrics.read_text().splitlines() if '"train"' in line][-1]
     assert f'"step": {step},' in last                # nothing lost, nothing beyond
+
+
+@mpi
+def test_sharded_optimizer_same_weights_half_the_moments(text, tmp_path):
+    """ZeRO stage 1 on 2 ranks: the weights of plain data parallelism bit for bit (clipping
+    included: the norm is gathered in order), AdamW's moments halved on each rank; its
+    checkpoint resumes on 1 process."""
+    for name, shard in (("plain", []), ("sharded", ["--shard"])):
+        proc = _mpiexec(2, WORKER, tmp_path / f"{name}.npz", text, "float32", "--batch", 8,
+                        "--steps", 4, *shard)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    plain, sharded = _weights(tmp_path / "plain.npz"), _weights(tmp_path / "sharded.npz")
+    assert _identical(sharded, plain)
+    ratio = float(sharded["optimizer_bytes"]) / float(plain["optimizer_bytes"])
+    assert 0.4 <= ratio <= 0.6, ratio                     # rank 0 keeps about half
+    proc = _mpiexec(2, WORKER, tmp_path / "cut.npz", text, "float32", "--batch", 8,
+                    "--steps", 6, "--until", 4, "--shard")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    train(tmp_path / "cut.npz", text, "float32", accum=2, resume=True)   # 1 process, full state
+    train(tmp_path / "straight.npz", text, "float32", batch=8, accum=2, steps=6)
+    assert _identical(_weights(tmp_path / "cut.npz"), _weights(tmp_path / "straight.npz"))
+
+
+def test_shard_optimizer_on_one_process_is_one_line(text, tmp_path, capsys):
+    from tinyllm.cli import main
+
+    assert main(["train", "--data", str(text), "--preset", "nano", "--shard-optimizer",
+                 "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--shard-optimizer splits AdamW's state over the ranks" in err
 
 
 # ---------------------------------------------------------------------- distributed sweeps

@@ -82,6 +82,10 @@ def _train_parser(sub) -> None:
                    "require it, 'none' for one process (pip install \".[mpi]\")")
     p.add_argument("--bucket-mb", type=float, help=f"MiB of gradients per all-reduce "
                    f"message (default {d.bucket_mb})")
+    p.add_argument("--shard-optimizer", action="store_const", const=True, help="ZeRO stage 1 "
+                   "(MPI only): each rank keeps AdamW's moments for its slice of the weights "
+                   "(reduce-scatter + all-gather instead of all-reduce; same results, optimizer "
+                   "memory / ranks)")
     p.add_argument("--block-size", type=positive, help="context length (default: the preset's)")
     p.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr})")
     p.add_argument("--min-lr", type=float, help=f"the schedule's floor (default {d.min_lr})")

@@ -4,6 +4,8 @@ shares with gradient accumulation on one process.
 - ``init_world(mode)``: this process's ``World`` (one process, or an MPI rank);
 - ``GradientBuckets``: gradients accumulated over micro-batches in flat buffers, summed over
   the ranks in place;
+- ``ShardedGradients``: ZeRO stage 1, each rank updating (and keeping AdamW's state for) one
+  slice of the parameters;
 - ``shard_rows(batch, start, stop)``: a slice of a batch's rows, whatever its container.
 """
 
@@ -24,12 +26,14 @@ from .world import (
     on_all_ranks,
     solo,
 )
+from .zero import ShardedGradients
 
 __all__ = [
     "MODES",
     "DistributedError",
     "GradientBuckets",
     "MPIWorld",
+    "ShardedGradients",
     "World",
     "agree",
     "check_agreement",

@@ -95,6 +95,20 @@ class World:
         """Overwrite `array` on every rank with rank `root`'s, in place."""
         return array
 
+    def reduce_scatter(self, array: np.ndarray, counts: list[int]) -> np.ndarray:
+        """Sum `array` over the ranks and return this rank's part of the sum: the `counts[r]`
+        entries after the first sum(counts[:r]) (MPI_Reduce_scatter)."""
+        return array.copy()
+
+    def allgather_(self, array: np.ndarray, counts: list[int]) -> np.ndarray:
+        """Fill every rank's part of `array` (laid out as in `reduce_scatter`) with the values
+        its rank holds there, in place (MPI_Allgatherv)."""
+        return array
+
+    def gather_to_main(self, obj) -> list | None:
+        """Every rank's `obj`, in rank order, on rank 0 (None on the others)."""
+        return [obj]
+
     def gather(self, obj) -> list:
         """Every rank's `obj` (a small picklable value), in rank order, on every rank."""
         return [obj]
@@ -132,8 +146,25 @@ class MPIWorld(World):
         self.comm.Bcast(array, root=root)
         return array
 
+    def reduce_scatter(self, array: np.ndarray, counts: list[int]) -> np.ndarray:
+        from mpi4py import MPI
+
+        mine = np.empty(counts[self.rank], dtype=array.dtype)
+        self.comm.Reduce_scatter(array, mine, recvcounts=counts, op=MPI.SUM)
+        return mine
+
+    def allgather_(self, array: np.ndarray, counts: list[int]) -> np.ndarray:
+        from mpi4py import MPI
+
+        starts = np.cumsum([0, *counts[:-1]]).tolist()
+        self.comm.Allgatherv(MPI.IN_PLACE, [array, counts, starts, MPI._typedict[array.dtype.char]])
+        return array
+
     def gather(self, obj) -> list:
         return self.comm.allgather(obj)
+
+    def gather_to_main(self, obj) -> list | None:
+        return self.comm.gather(obj, root=0)
 
     def barrier(self) -> None:
         self.comm.Barrier()

@@ -525,7 +525,8 @@ class Seq2SeqTransformer(PretrainedModel):
 
     @property
     def hf_config_extras(self) -> dict:
-        # MarianConfig would otherwise force its default eos id 0 at the end of generation.
+        """Extra config.json entries: MarianConfig's `forced_eos_token_id` (its default, 0,
+        would otherwise end every generation) and `is_encoder_decoder`."""
         return {"forced_eos_token_id": self.config.eos_token_id, "is_encoder_decoder": True}
 
     def init_weights(self, seed: int | None = None) -> None:

@@ -82,7 +82,7 @@ class Conv1D(Module):
 class Embedding(Module):
     """A lookup table: row i of `weight` (num_embeddings, embedding_dim) for each index i.
 
-    idx (*) integer -> (*, C). Initialised N(0, 1) as PyTorch. With `padding_idx`, that row
+    idx `(*)` integer -> `(*, C)`. Initialised N(0, 1) as PyTorch. With `padding_idx`, that row
     starts at zero and receives no gradient (BERT's padding token), as in PyTorch.
     """
 

@@ -1,6 +1,6 @@
 """Optimizers, learning-rate schedules and gradient clipping, with PyTorch's names and semantics.
 
-A training step with all three:
+A training step with all three::
 
     groups = param_groups_for_weight_decay(model, weight_decay=0.1)
     opt = AdamW(groups, lr=6e-4, betas=(0.9, 0.95))

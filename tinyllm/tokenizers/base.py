@@ -168,7 +168,7 @@ class Tokenizer:
     sep_token_id = property(lambda self: self._special_id(SEP), doc="Id of [SEP], or None.")
     mask_token_id = property(lambda self: self._special_id(MASK), doc="Id of [MASK], or None.")
     eos_token_id = property(
-        lambda self: self._special_id(ENDOFTEXT), doc="Id of <|endoftext|>, or None."
+        lambda self: self._special_id(ENDOFTEXT), doc="Id of `<|endoftext|>`, or None."
     )
 
     def require_special(self, tok: str) -> int:

@@ -49,6 +49,7 @@ class TrainConfig:
     distributed: str = "auto"          # "auto": MPI ranks when mpiexec started the run; "mpi";
                                        # "none" (one process even under mpiexec)
     bucket_mb: float = 25.0            # MiB per gradient all-reduce bucket (MPI)
+    shard_optimizer: bool = False      # ZeRO stage 1: AdamW's state split over the ranks
     dropout: float = 0.0
     val_fraction: float = 0.1
     eval_interval: int = 250           # evaluate (and checkpoint) every N steps

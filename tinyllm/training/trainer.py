@@ -27,11 +27,13 @@ from ..autograd import get_default_dtype, get_rng_state, manual_seed, no_grad, s
 from ..data import encode_corpus, load_corpus, train_val_split
 from ..distributed import (
     GradientBuckets,
+    ShardedGradients,
     agree,
     check_agreement,
     fingerprint,
     init_world,
     micro_batches,
+    on_all_ranks,
 )
 from ..models import get_family
 from ..nn.prune import GradualPruner
@@ -56,7 +58,7 @@ from .sources import check_encodable, load_source
 
 LAST, BEST, AVERAGE = "last.safetensors", "best.safetensors", "average.safetensors"
 #: Settings a resumed run may change besides `steps`: how a step is computed, not its result.
-RESUME_MAY_CHANGE = ("grad_accum", "distributed", "bucket_mb")
+RESUME_MAY_CHANGE = ("grad_accum", "distributed", "bucket_mb", "shard_optimizer")
 LN2 = math.log(2.0)
 
 
@@ -215,6 +217,10 @@ class Trainer:
         checking that every rank runs the same settings, version and weights; rank 0's
         weights are then broadcast. None for one process without accumulation."""
         c, world = self.config, self.world
+        if c.shard_optimizer and world.size == 1:
+            raise on_all_ranks(ValueError(
+                "--shard-optimizer splits AdamW's state over the ranks of an MPI job, and "
+                "this is one process; start it with mpiexec -n N (pip install \".[mpi]\")"))
         if world.size * c.grad_accum == 1:
             return None
         if world.size > 1:
@@ -227,6 +233,13 @@ class Trainer:
                             fingerprint(*(state[k] for k in sorted(state))))
             for p in self.model.parameters():
                 world.broadcast_(p.data)
+        if c.shard_optimizer:
+            sharded = ShardedGradients(self.model.parameters(), world)
+            owned = {id(p) for p in sharded.owned}
+            for p in list(self.optimizer.state):         # a resumed run loaded them all
+                if id(p) not in owned:
+                    del self.optimizer.state[p]
+            return sharded
         return GradientBuckets(self.model.parameters(), c.bucket_mb)
 
     def _train_tokenizer(self) -> Tokenizer:
@@ -415,6 +428,7 @@ class Trainer:
         `pre_step` = (batcher state, RNG state) taken before a step that is still running:
         the checkpoint is then the last complete step (the step's update has not happened).
         """
+        optim_state = self._optimizer_state()    # (with ZeRO: gathered from every rank)
         if not self.world.is_main:
             return self.run_dir / name     # rank 0 writes the run's files
         batcher_state, rng_state = pre_step or (self.batcher.state_dict(), get_rng_state())
@@ -422,7 +436,6 @@ class Trainer:
         if self.averaged:
             arrays.update({f"average.{k}": v
                            for k, v in self.averaged.module.state_dict().items()})
-        optim_state = self.optimizer.state_dict()
         for index, state in optim_state["state"].items():
             for key in [k for k, v in state.items() if isinstance(v, np.ndarray)]:
                 arrays[f"optim.{index}.{key}"] = state.pop(key)
@@ -434,6 +447,17 @@ class Trainer:
         if self.averaged:
             meta["n_averaged"] = self.averaged.n_averaged
         return save_checkpoint(self.run_dir / name, arrays, meta)
+
+    def _optimizer_state(self) -> dict:
+        """The optimizer's state dict; with a sharded optimizer every rank's slice is sent to
+        rank 0, so a checkpoint is the same whatever the ranks and resumes on any."""
+        state = self.optimizer.state_dict()
+        if not isinstance(self.buckets, ShardedGradients):
+            return state
+        slices = self.world.gather_to_main(state["state"])
+        if slices is not None:
+            state["state"] = {k: v for part in slices for k, v in part.items()}
+        return state
 
     def save_average(self) -> Path:
         """average.safetensors: the averaged weights as a checkpoint that `load_run(run,
@@ -628,10 +652,15 @@ class Trainer:
     def _update(self) -> None:
         """Clip, step the optimizer and the schedule (and the pruner and average)."""
         c = self.config
+        sharded = isinstance(self.buckets, ShardedGradients)
         with self._update_lock:   # the update is never cut in half
-            if c.grad_clip > 0:
+            if c.grad_clip > 0 and sharded:
+                self.buckets.clip_grad_norm_(c.grad_clip)
+            elif c.grad_clip > 0:
                 clip_grad_norm_(self.model.parameters(), c.grad_clip)
             self.optimizer.step()
+            if sharded:              # each rank updated its slice: now every rank has all
+                self.buckets.gather_parameters()
             self.scheduler.step()
             if self.pruner:
                 self.pruner.after_step(self.step + 1)
