@@ -42,14 +42,16 @@ ENV = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONF
 
 
 # ---------------------------------------------------------------------- the workers
-def worker_steps(preset: str, steps: int, threads: int, out_dir: str) -> dict:
+def worker_steps(preset: str, steps: int, threads: int, out_dir: str,
+                 bucket_mb: float = 25.0) -> dict:
     """Median seconds of a training step (rank 0's), the all-reduce's share of it, bytes."""
     from tinyllm import set_num_threads
     from tinyllm.training import TrainConfig, Trainer
 
     set_num_threads(threads)
     config = TrainConfig(preset=preset, data="pydoc", steps=steps + 2, eval_interval=10_000,
-                         sample_tokens=0, out=out_dir, name=f"bench-{preset}")
+                         sample_tokens=0, out=out_dir, name=f"bench-{preset}",
+                         bucket_mb=bucket_mb)
     trainer = Trainer(config, quiet=True, overwrite=True, check_memory=False)
     reduce_s = []
     if trainer.buckets is not None:
@@ -130,6 +132,7 @@ def main() -> None:
     p.add_argument("--presets", default="small,medium")
     p.add_argument("--steps", type=int, default=8, help="timed steps per measurement")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
+    p.add_argument("--bucket-mb", type=float, default=25.0, help="the ranks' bucket size")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--allreduce", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--preset", help=argparse.SUPPRESS)
@@ -138,7 +141,8 @@ def main() -> None:
     args = p.parse_args()
     if args.worker:
         result = (worker_allreduce([2 ** k for k in range(10, 26)]) if args.allreduce
-                  else worker_steps(args.preset, args.steps, args.threads, args.out))
+                  else worker_steps(args.preset, args.steps, args.threads, args.out,
+                                    args.bucket_mb))
         if result.pop("is_main"):
             print(json.dumps(result))
         return
@@ -169,7 +173,8 @@ def report(args) -> None:
     for preset in args.presets.split(","):
         single, ranks = [], []
         for _ in range(args.rounds):               # interleaved: drift slows both alike
-            common = ["--preset", preset, "--steps", str(args.steps), "--out", args.out]
+            common = ["--preset", preset, "--steps", str(args.steps), "--out", args.out,
+                      "--bucket-mb", str(args.bucket_mb)]
             single.append(run_worker([*common, "--threads", "2"], ranks=1))
             ranks.append(run_worker([*common, "--threads", "1"], ranks=2))
         one = statistics.median(r["step_s"] for r in single)
