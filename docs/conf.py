@@ -36,7 +36,10 @@ author = "the tinyllm authors"
 copyright = "the tinyllm authors, MIT License"
 release = version = tinyllm.__version__
 
-extensions = ["myst_nb", "sphinx.ext.autodoc", "sphinx.ext.mathjax", "sphinx.ext.viewcode"]
+# sphinx-mathjax-offline ships MathJax 3 into the site (_static/mathjax): the equations render
+# without a network -- a classroom, a train, a site opened from disk.
+extensions = ["myst_nb", "sphinx.ext.autodoc", "sphinx.ext.mathjax", "sphinx.ext.viewcode",
+              "sphinx-mathjax-offline"]
 
 # docs/README.md says how to build the site; it is not a page of it. docs/images/ holds the
 # README's figures; the README included by index.md finds them there (:relative-images:).

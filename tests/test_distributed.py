@@ -298,6 +298,32 @@ def test_shard_optimizer_on_one_process_is_one_line(text, tmp_path, capsys):
     assert err.count("\n") == 1 and "--shard-optimizer splits AdamW's state over the ranks" in err
 
 
+@mpi
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the ranks through /proc")
+def test_a_killed_rank_ends_the_job_instead_of_a_hang(text, tmp_path):
+    import signal
+    import time
+
+    env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
+    name = f"crash{os.getpid()}"
+    proc = subprocess.Popen(
+        ["mpiexec", "-n", "2", sys.executable, "-m", "tinyllm", "train", "--data", str(text),
+         "--preset", "nano", "--steps", "1000000", "--eval-interval", "20", "--out",
+         str(tmp_path), "--name", name, "--threads", "1"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / name / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not metrics.exists():
+        time.sleep(0.2)
+    pids = _rank_pids(name)
+    assert len(pids) == 2
+    os.kill(pids[1], signal.SIGKILL)                  # rank 1 dies without a word
+    _, err = proc.communicate(timeout=120)            # rank 0 must not wait for it forever
+    assert proc.returncode != 0
+    assert "signal 9" in err or "Killed" in err or "exited" in err, err[-2000:]
+    assert not _rank_pids(name)
+
+
 # ---------------------------------------------------------------------- distributed sweeps
 
 

@@ -212,6 +212,7 @@ def add_frontier_parser(sub) -> None:
                    help=f"one of {', '.join(BUDGETS)}: tiny takes seconds (tests), default at "
                    "most 30 min on 2 cores (default: default)")
     p.add_argument("--out", help="results directory (default runs/frontier-<budget>)")
+    add_executor_option(p)
     p.add_argument("--jobs", type=int, default=2, metavar="N",
                    help="rungs in parallel after the largest (default 2; 1 = one at a time)")
     p.add_argument("--plot", metavar="RESULTS", help="print the table and draw the figure of "
@@ -234,7 +235,7 @@ def cmd_frontier(args) -> int:
               f"{', '.join(f'w{w}' for w in budget.widths)}; aims at {budget.minutes:g} min on "
               f"2 cores); results: {root}/ (rerun the same command to resume)", flush=True)
         start = time.perf_counter()
-        rows = run_frontier(budget, root, jobs=args.jobs,
+        rows = run_frontier(budget, root, jobs=args.jobs, executor=args.executor,
                             log=lambda m: print(m, flush=True))
         print(f"study: {(time.perf_counter() - start) / 60:.1f} min")
         figure = root / "frontier.png"

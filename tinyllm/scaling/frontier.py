@@ -48,6 +48,7 @@ import multiprocessing
 import shutil
 import statistics
 import time
+from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -56,7 +57,7 @@ import numpy as np
 from .._io import atomic_write
 from .ladder import Rung
 from .plan import StudyError, kaplan_lr
-from .runner import thread_env
+from .runner import in_worker, study_pool, thread_env
 
 SHIPPED = Path(__file__).parent / "results" / "frontier"
 
@@ -301,10 +302,12 @@ def _job(args) -> str:
     return str(path)
 
 
-def run_frontier(budget: FrontierBudget, out, *, jobs: int = 2, log=print) -> list[dict]:
+def run_frontier(budget: FrontierBudget, out, *, jobs: int = 2, log=print,
+                 executor: str = "local") -> list[dict]:
     """Run (or resume) the study into `out`; returns every row. Every rung first, largest
-    first, `jobs` at a time; then the distilled students of the largest rung (the teacher)
-    and the dense models' recovery-steps controls."""
+    first, `jobs` at a time (executor="mpi": on the workers of an MPI job); then the
+    distilled students of the largest rung (the teacher) and the dense models'
+    recovery-steps controls."""
     root = Path(out)
     (root / "rungs").mkdir(parents=True, exist_ok=True)
     widths = sorted(budget.widths, reverse=True)
@@ -318,7 +321,13 @@ def run_frontier(budget: FrontierBudget, out, *, jobs: int = 2, log=print) -> li
     start = time.perf_counter()
     with thread_env(1):
         for stage in (rungs, students + controls):
-            if jobs > 1 and len(stage) > 1:
+            if executor == "mpi" and stage:
+                with study_pool(executor, jobs) as pool:
+                    futures = [pool.submit(in_worker, _job, job) for job in stage]
+                    for future in as_completed(futures):
+                        log(f"  done: {future.result()} "
+                            f"({(time.perf_counter() - start) / 60:.1f} min)")
+            elif jobs > 1 and len(stage) > 1:
                 ctx = multiprocessing.get_context("spawn")
                 with ctx.Pool(min(jobs, len(stage))) as pool:
                     for path in pool.imap_unordered(_job, stage):
