@@ -16,8 +16,10 @@ The MPI tests run `mpiexec -n 2` over loopback; they are skipped without mpi4py 
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +40,8 @@ from tinyllm.distributed import (
 )
 
 HERE = Path(__file__).resolve().parent
+#: Open MPI refuses root unless told; the setting stays in these tests' subprocesses.
+MPI_ENV = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
 WORKER = HERE / "mpi_train_worker.py"
 sys.path.insert(0, str(HERE))
 from mpi_train_worker import train  # noqa: E402
@@ -180,7 +184,7 @@ mpi = pytest.mark.skipif(
 
 
 def _mpiexec(n: int, *args) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+    env = {**MPI_ENV,
            "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")])}
     return subprocess.run(["mpiexec", "-n", str(n), sys.executable, *map(str, args)],
                           env=env, capture_output=True, text=True, timeout=600)
@@ -235,27 +239,29 @@ def _rank_pids(marker: str) -> list[int]:
     return sorted(pids)
 
 
-@mpi
-@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the ranks through /proc")
-def test_a_signal_on_one_rank_stops_every_rank_after_the_same_step(text, tmp_path):
-    import signal
-    import time
-
-    env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
-    name = f"sig{os.getpid()}"
+def _long_two_rank_run(text, tmp_path, prefix: str):
+    """`mpiexec -n 2 tinyllm train` of a million steps, once it has evaluated (and saved) once:
+    (the launcher's process, the run's name, its metrics.jsonl)."""
+    name = f"{prefix}{os.getpid()}"
     proc = subprocess.Popen(
         ["mpiexec", "-n", "2", sys.executable, "-m", "tinyllm", "train", "--data", str(text),
          "--preset", "nano", "--steps", "1000000", "--eval-interval", "20", "--out",
          str(tmp_path), "--name", name, "--threads", "1"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env=MPI_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     metrics = tmp_path / name / "metrics.jsonl"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (not metrics.exists() or
                                            metrics.read_text().count('"kind": "eval"') < 1):
         time.sleep(0.2)
-    pids = _rank_pids(name)
-    assert len(pids) == 2
-    os.kill(pids[1], signal.SIGTERM)                  # one rank only
+    assert len(_rank_pids(name)) == 2
+    return proc, name, metrics
+
+
+@mpi
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the ranks through /proc")
+def test_a_signal_on_one_rank_stops_every_rank_after_the_same_step(text, tmp_path):
+    proc, name, metrics = _long_two_rank_run(text, tmp_path, "sig")
+    os.kill(_rank_pids(name)[1], signal.SIGTERM)      # one rank only
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
     saved = [line for line in err.splitlines() if "saved step" in line]
@@ -301,23 +307,8 @@ def test_shard_optimizer_on_one_process_is_one_line(text, tmp_path, capsys):
 @mpi
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the ranks through /proc")
 def test_a_killed_rank_ends_the_job_instead_of_a_hang(text, tmp_path):
-    import signal
-    import time
-
-    env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
-    name = f"crash{os.getpid()}"
-    proc = subprocess.Popen(
-        ["mpiexec", "-n", "2", sys.executable, "-m", "tinyllm", "train", "--data", str(text),
-         "--preset", "nano", "--steps", "1000000", "--eval-interval", "20", "--out",
-         str(tmp_path), "--name", name, "--threads", "1"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    metrics = tmp_path / name / "metrics.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not metrics.exists():
-        time.sleep(0.2)
-    pids = _rank_pids(name)
-    assert len(pids) == 2
-    os.kill(pids[1], signal.SIGKILL)                  # rank 1 dies without a word
+    proc, name, _ = _long_two_rank_run(text, tmp_path, "crash")
+    os.kill(_rank_pids(name)[1], signal.SIGKILL)      # rank 1 dies without a word
     _, err = proc.communicate(timeout=120)            # rank 0 must not wait for it forever
     assert proc.returncode != 0
     assert "signal 9" in err or "Killed" in err or "exited" in err, err[-2000:]
@@ -343,17 +334,16 @@ def test_scaling_on_the_mpi_executor_equals_the_local_one(tmp_path):
     from tinyllm.scaling.runner import run_study
 
     args = ["--budget", "tiny", "--no-task", "--data", "markov"]
-    env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
     command = ["mpiexec", "--oversubscribe", "-n", "3", sys.executable, "-m", "mpi4py.futures",
                "-m", "tinyllm", "scaling", "--executor", "mpi", "--out", str(tmp_path / "mpi"),
                *args]
-    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(command, env=MPI_ENV, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "on the MPI pool's 2 workers" in proc.stdout
     run_study(plan_study(BUDGETS["tiny"], ["markov"], task=False), tmp_path / "local", jobs=0)
     mpi_losses, local = _losses(tmp_path / "mpi"), _losses(tmp_path / "local")
     assert mpi_losses == local and len(local) >= 4               # the same runs, the same losses
-    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    again = subprocess.run(command, env=MPI_ENV, capture_output=True, text=True, timeout=600)
     assert f"{len(local)} run(s) already done, 0 to go" in again.stdout   # resumes like local
 
 

@@ -212,10 +212,11 @@ class Trainer:
         self.chars_per_token = self._chars_per_token()
         self.unigram_nats = unigram_entropy(self.train_ids, self.tokenizer.vocab_size)
 
-    def _data_parallel_setup(self) -> GradientBuckets | None:
-        """Gradient buckets when a step sums several gradients (micro-batches, ranks), after
-        checking that every rank runs the same settings, version and weights; rank 0's
-        weights are then broadcast. None for one process without accumulation."""
+    def _data_parallel_setup(self) -> GradientBuckets | ShardedGradients | None:
+        """Gradient buckets when a step sums several gradients (micro-batches, ranks) -- the
+        ZeRO-1 kind with --shard-optimizer -- after checking that every rank runs the same
+        settings, version and weights; rank 0's weights are then broadcast. None for one
+        process without accumulation."""
         c, world = self.config, self.world
         if c.shard_optimizer and world.size == 1:
             raise on_all_ranks(ValueError(
