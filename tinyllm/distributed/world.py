@@ -157,7 +157,7 @@ class MPIWorld(World):
         from mpi4py import MPI
 
         starts = np.cumsum([0, *counts[:-1]]).tolist()
-        self.comm.Allgatherv(MPI.IN_PLACE, [array, counts, starts, MPI._typedict[array.dtype.char]])
+        self.comm.Allgatherv(MPI.IN_PLACE, [array, (counts, starts)])   # the dtype: the array's
         return array
 
     def gather(self, obj) -> list:
