@@ -2,13 +2,17 @@
 that trains, resumes bit for bit, evaluates and predicts, the source untouched."""
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tinyllm.cli import main
+from tinyllm.tokenizers import CharTokenizer, WordTokenizer
 from tinyllm.training import TrainConfig, Trainer, load_checkpoint
 from tinyllm.training.finetune import FineTuner, finetune_config
+from tinyllm.training.sources import check_encodable
 
 WORDS = ["cat", "dog", "mat", "log", "sat", "ran", "the", "a", "on", "to"]
 
@@ -110,6 +114,22 @@ def test_a_label_budget_trains_on_that_many_examples(source, corpus, tmp_path):
     assert set(tuner.task.label_counts("train").values()) != {0}
 
 
+
+def test_a_shorter_block_keeps_the_first_position_rows(source, corpus, tmp_path):
+    """--block-size below the source's context (32 here) fine-tunes with the first rows of the
+    source's position table (BERT's and GPT's alike), the rest of the body unchanged."""
+    tuner = FineTuner(_config(source, corpus, tmp_path, block_size=24, steps=1), quiet=True)
+    from tinyllm.training.sources import load_source
+
+    body = load_source(source).state
+    mine = tuner.model.state_dict()
+    cropped = [name for name, value in body.items() if name in mine
+               and mine[name].shape != value.shape]
+    assert len(cropped) == 1 and mine[cropped[0]].shape[0] == 24
+    assert np.array_equal(mine[cropped[0]], body[cropped[0]][:24])
+    assert tuner.model.config.block_size == 24
+    assert tuner.train().status == "finished"
+
 def test_bad_inputs_are_one_line(source, corpus, tmp_path, capsys):
     def error(*args):
         assert main(["finetune", *args, "--out", str(tmp_path), "--quiet"]) == 2
@@ -163,3 +183,17 @@ def test_from_scratch_keeps_the_architecture_and_not_the_weights(source, corpus,
     body = {k: v for k, v in tuner.model.state_dict().items() if "model." + k in best}
     assert body and not all(np.array_equal(v, best["model." + k]) for k, v in body.items())
     assert tuner.run_dir.name.endswith("-scratch")
+
+
+@pytest.mark.parametrize("tokenizer, expected", [
+    (CharTokenizer().train("where is mary?"),
+     "4 characters the tokenizer of src never saw: 'JWno'"),
+    (WordTokenizer().train("where is mary?"),
+     "2 words the tokenizer of src never saw: ' John', 'Where'"),
+])
+def test_unseen_pieces_are_named_as_the_tokenizer_cuts_them(tokenizer, expected):
+    text = "Where is John?"
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        check_encodable(tokenizer, tokenizer.encode(text), text, "the task", Path("src"))
+    check_encodable(tokenizer, tokenizer.encode("where is mary?"), "where is mary?", "the task",
+                    Path("src"))     # nothing unseen: no error

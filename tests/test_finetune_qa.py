@@ -31,8 +31,9 @@ def files(tmp_path_factory):
     squad = root / "qa.json"
     squad.write_text(json.dumps({"data": [{"title": "t", "paragraphs": paragraphs}]}))
     text = root / "text.txt"
-    text.write_text("\n".join(p["context"] + " where is " + p["qas"][0]["question"]
-                              for p in paragraphs) * 3)
+    # the sources read the generative prompt's form too ("Q:", "A:")
+    text.write_text("\n".join(f"{p['context']}\nQ: {p['qas'][0]['question']}\nA: "
+                              f"{p['qas'][0]['answers'][0]['text']}" for p in paragraphs) * 3)
     return root, text, squad
 
 
@@ -70,7 +71,8 @@ def test_generative_labels_are_the_answer_alone(files, sources):
     objective = _objective(files, sources, "gpt", GenerativeQA)
     batch = objective.encode("train", range(20))
     for labels, ex in zip(batch["labels"], objective.task.train[:20]):
-        assert objective.tokenizer.decode(labels[labels != -100]) == ex.answer + "\n"
+        # the space after "A:" is the answer's first token (one word with it, as in text)
+        assert objective.tokenizer.decode(labels[labels != -100]) == " " + ex.answer + "\n"
 
 
 def test_best_span_is_the_exhaustive_best():
@@ -108,3 +110,18 @@ def test_an_lstm_answers_by_generation(files, tmp_path, capsys):
     assert main(["finetune", str(lstm), "--task", f"squad:{squad}", "--steps", "4",
                  "--out", str(tmp_path), "--quiet"]) == 0
     assert "test exact match" in capsys.readouterr().out
+
+
+def test_a_word_level_answer_is_the_word_of_running_text(files):
+    """With a word tokenizer the answer after "A:" is the token " kitchen" of "went to the
+    kitchen" (one the source has seen), not "kitchen" alone, which would be [UNK]."""
+    from tinyllm.tokenizers import WordTokenizer
+
+    task = load_task(f"squad:{files[2]}")
+    tokenizer = WordTokenizer().train("\n".join("".join(GenerativeQA._split(ex))
+                                                for ex in task.train[:1] + task.test))
+    objective = GenerativeQA(task, tokenizer, get_family("gpt"), 64)
+    batch = objective.encode("test", range(len(task.test)))
+    for labels, ex in zip(batch["labels"], task.test):
+        answer = labels[labels != -100]
+        assert [tokenizer.id_to_token(i) for i in answer] == [" " + ex.answer, "\n"]

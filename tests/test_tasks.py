@@ -52,13 +52,15 @@ def _assert_disjoint(task):
 
 def test_list_tasks():
     assert list_tasks() == ["pydoc-topics", "stdlib-docstrings", "markov-source", "babi",
+                            "babi1", "babi2", "babi3", "babi6", "babi7",
                             "csv:FILE", "jsonl:FILE", "squad:FILE"]
 
 
 @pytest.mark.parametrize("name", ["glue", "csv:", "parquet:data.parquet", "babi:1"])
 def test_unknown_task_lists_the_accepted_ones(name):
     message = (rf"unknown task {re.escape(repr(name))}; accepted: pydoc-topics, "
-               r"stdlib-docstrings, markov-source, babi, csv:FILE, jsonl:FILE, squad:FILE")
+               r"stdlib-docstrings, markov-source, babi, babi1, babi2, babi3, babi6, babi7, "
+               r"csv:FILE, jsonl:FILE, squad:FILE")
     with pytest.raises(TaskError, match=message):
         load_task(name)
 
@@ -343,6 +345,15 @@ def _solve(story_lines, question):
         return "yes" if at[m.group(1)] == m.group(2) else "no"
     m = re.fullmatch(r"How many objects is (\w+) carrying\?", question)
     return babi_mod.COUNT_WORDS[sum(1 for who in holder.values() if who == m.group(1))]
+
+
+@pytest.mark.parametrize("number", [1, 2, 3, 6, 7])
+def test_babi_task_by_number_is_the_same_task(number):
+    named, general = load_task(f"babi{number}", seed=1), load_task("babi", task=number, seed=1)
+    assert named.name == general.name == f"babi{number}-1k"
+    assert [ex.question for ex in named.test] == [ex.question for ex in general.test]
+    with pytest.raises(TaskError, match=r"unknown options \['task'\]; accepted: size, seed"):
+        load_task(f"babi{number}", task=1)
 
 
 @pytest.mark.parametrize("number", [1, 2, 3, 6, 7])

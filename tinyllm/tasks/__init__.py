@@ -14,6 +14,8 @@ markov-source        classification  which of K Markov chains wrote a string; ex
                                      accuracy (``markov``)
 babi                 QA              bAbI tasks 1, 2, 3, 6, 7 with 1k or 10k training
                                      questions (``babi``)
+babi1 .. babi7       QA              one bAbI task by number (``babi2`` = ``babi`` with
+                                     ``task=2``): 1, 2, 3, 6 and 7
 csv:FILE             classification  ``text,label`` or ``text_a,text_b,label`` (``files``)
 jsonl:FILE           classification  one JSON object per line, same columns (``files``)
 squad:FILE           QA              SQuAD's JSON layout (``files``)
@@ -41,10 +43,11 @@ This package imports the data layer and nothing of models or training.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 
-from .babi import babi_task
+from .babi import BABI_TASKS, babi_task
 from .base import (
     ANSWER_SEPARATOR,
     SPLITS,
@@ -84,6 +87,7 @@ _BUILDERS = {
     "stdlib-docstrings": stdlib_docstrings_task,
     "markov-source": markov_source_task,
     "babi": babi_task,
+    **{f"babi{n}": functools.partial(babi_task, n) for n in BABI_TASKS},
 }
 #: Task files: ``KIND:FILE`` -> loader (its first argument is the path).
 _LOADERS = {"csv": csv_task, "jsonl": jsonl_task, "squad": squad_task}

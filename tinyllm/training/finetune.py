@@ -88,8 +88,11 @@ class FineTuner(Trainer):
 
     def _load_body(self, source) -> None:
         """The source's weights for everything but the new head (whose names the head class
-        lists in `optional_prefixes`); the source's own head is left out."""
-        missing, _ = self.model.load_state_dict(source.state, strict=False)
+        lists in `optional_prefixes`); the source's own head is left out. A shorter
+        `block_size` than the source's context keeps the first rows of its position table."""
+        state = _crop_positions(source.state, self.model.state_dict(),
+                                source.config.block_size, self.model.config.block_size)
+        missing, _ = self.model.load_state_dict(state, strict=False)
         required = [k for k in missing if not k.startswith(self.model.optional_prefixes)]
         if required:
             raise ValueError(f"{source.path} lacks {len(required)} weights of "
@@ -219,3 +222,17 @@ def evaluate_finetuned(run_dir, split: str = "test") -> str:
     confusion matrix, or SQuAD exact match and F1."""
     model, objective = _run_objective(run_dir)
     return objective.report(model, split)
+
+
+def _crop_positions(state: dict, target: dict, context: int, block_size: int) -> dict:
+    """`state` with every (context, ...) table that `target` holds as (block_size, ...) cut to
+    its first block_size rows: the positions a shorter context still uses."""
+    if block_size >= context:
+        return state
+    out = dict(state)
+    for name, value in state.items():
+        want = target.get(name)
+        if (want is not None and value.shape != want.shape and value.shape[0] == context
+                and want.shape == (block_size, *value.shape[1:])):
+            out[name] = value[:block_size]
+    return out

@@ -23,7 +23,8 @@ import numpy as np
 from ..models import ModelFamily, get_family
 from ..models.checkpoint import CONFIG_NAME, CheckpointError
 from ..nn.quantized import quantized_layers
-from ..tokenizers import Tokenizer
+from ..tokenizers import Tokenizer, WordTokenizer
+from ..tokenizers.word import split_words
 from .inference import directory_tokenizer, family_of_directory, load_run
 
 
@@ -76,13 +77,18 @@ def source_family(path) -> ModelFamily:
 
 
 def check_encodable(tokenizer: Tokenizer, ids, text: str, what: str, source: Path) -> None:
-    """Refuse text with characters the source's tokenizer never saw (they would all be
-    [UNK]), naming them: a model continued from a source can only read its characters."""
+    """Refuse text with pieces the source's tokenizer never saw (they would all be [UNK]),
+    naming them: characters, or words for a word-level tokenizer. A model continued from a
+    source can only read its own pieces."""
     unk = tokenizer.unk_token_id
     if unk is None or not np.any(np.asarray(ids) == unk):
         return
-    unknown = sorted({ch for ch in set(text) if unk in tokenizer.encode(ch)})
-    shown = "".join(unknown[:30]) + ("..." if len(unknown) > 30 else "")
-    raise ValueError(f"{what} has {len(unknown)} characters the tokenizer of {source} never "
-                     f"saw: {shown!r}; a model continued from it reads only its own "
-                     "characters (remove them, or train from scratch)")
+    kind, pieces = ("words", split_words(text)) if isinstance(tokenizer, WordTokenizer) else (
+        "characters", text)
+    unknown = sorted({p for p in set(pieces) if unk in tokenizer.encode(p)})
+    shown = (repr("".join(unknown[:30])) if kind == "characters"
+             else ", ".join(map(repr, unknown[:30])))
+    shown += "..." if len(unknown) > 30 else ""
+    raise ValueError(f"{what} has {len(unknown)} {kind} the tokenizer of {source} never "
+                     f"saw: {shown}; a model continued from it reads only its own "
+                     f"{kind} (remove them, or train from scratch)")

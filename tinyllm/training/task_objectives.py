@@ -118,8 +118,9 @@ class SequenceClassification(_TaskObjective):
         return {"num_labels": self.task.num_labels}
 
     def texts(self) -> str:
-        return "".join(ex.text + (ex.text_b or "") for split in ("train", "validation", "test")
-                       for ex in self.task.split(split))
+        return "\n".join(ex.text + "\n" + (ex.text_b or "")
+                         for split in ("train", "validation", "test")
+                         for ex in self.task.split(split))
 
     def encode(self, split: str, indices) -> dict:
         """The model inputs and labels of examples `indices` of `split`."""
@@ -185,9 +186,9 @@ class SequenceClassification(_TaskObjective):
 # ---------------------------------------------------------------------- question answering
 class _QA(_TaskObjective):
     def texts(self) -> str:
-        return "".join(ex.context + ex.question + "".join(ex.answers)
-                       for split in ("train", "validation", "test")
-                       for ex in self.task.split(split))
+        return "\n".join("\n".join((ex.context, ex.question, *ex.answers))
+                         for split in ("train", "validation", "test")
+                         for ex in self.task.split(split))
 
     def scores(self, model, split: str, batch_size: int, n: int | None = None) -> dict:
         examples = self.task.split(split)
@@ -274,16 +275,33 @@ class ExtractiveQA(_QA):
 
 
 class GenerativeQA(_QA):
-    """A causal LM continues `context\\nQ: question\\nA: ` with the answer and a newline."""
+    """A causal LM continues `context\nQ: question\nA:` with ` answer` and a newline.
+
+    The space after "A:" belongs to the answer, as in running text: a word-level or BPE
+    tokenizer reads " kitchen" in "went to the kitchen" and in "A: kitchen" as one token, the
+    same one, where "kitchen" alone would be another (or unknown).
+    """
 
     head = None
+
+    @staticmethod
+    def _split(ex: QAExample) -> tuple[str, str]:
+        """(the prompt less its trailing spaces, what the model writes: those spaces, the
+        answer and a newline)."""
+        prompt = ex.prompt()
+        cut = prompt.rstrip(" ")
+        return cut, prompt[len(cut):] + ex.answer + "\n"
+
+    def texts(self) -> str:
+        return "\n".join("".join(self._split(ex)) for split in ("train", "validation", "test")
+                         for ex in self.task.split(split))
 
     def _ids(self, ex: QAExample) -> tuple[list[int], int]:
         """Prompt + answer + newline ids, cut from the left to block + 1 tokens, and how
         many of them are the prompt's."""
-        prompt = self.tokenizer.encode(ex.prompt())
-        target = self.tokenizer.encode(ex.answer + "\n")
-        ids = (prompt + target)[-(self.block_size + 1):]
+        prompt, answer = self._split(ex)
+        target = self.tokenizer.encode(answer)
+        ids = (self.tokenizer.encode(prompt) + target)[-(self.block_size + 1):]
         return ids, max(len(ids) - len(target), 1)
 
     def encode(self, split: str, indices) -> dict:
@@ -301,7 +319,7 @@ class GenerativeQA(_QA):
         newline = self.tokenizer.encode("\n")
         found = []
         for ex in examples:
-            prompt = np.array(self.tokenizer.encode(ex.prompt())[-self.block_size:])
+            prompt = np.array(self.tokenizer.encode(self._split(ex)[0])[-self.block_size:])
             out = model.generate(prompt[None], MAX_ANSWER_TOKENS, do_sample=False,
                                  eos_token_id=newline[0] if len(newline) == 1 else None)
             text = self.tokenizer.decode(out[0, len(prompt):])
