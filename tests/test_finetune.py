@@ -197,3 +197,72 @@ def test_unseen_pieces_are_named_as_the_tokenizer_cuts_them(tokenizer, expected)
         check_encodable(tokenizer, tokenizer.encode(text), text, "the task", Path("src"))
     check_encodable(tokenizer, tokenizer.encode("where is mary?"), "where is mary?", "the task",
                     Path("src"))     # nothing unseen: no error
+
+
+# ---------------------------------------------------------------------- generative classifier
+@pytest.fixture(scope="module")
+def gpt_source(corpus):
+    root, text, _ = corpus
+    config = TrainConfig(model="gpt", data=str(text), preset="nano", steps=40,
+                         eval_interval=40, eval_iters=1, batch_size=8, block_size=32,
+                         sample_tokens=0, out=str(root / "gpt-runs"))
+    return Trainer(config, quiet=True).train().run_dir
+
+
+def test_the_generative_classifier_is_bayes_rule_over_the_lm(gpt_source, corpus, tmp_path):
+    """Its logits are log P(k) + sum over the text's tokens of log P_LM(token | label k's line
+    and the tokens before), recomputed here from the model's logits one text at a time."""
+    from tinyllm.training.task_objectives import GenerativeClassification
+
+    tuner = FineTuner(_config(gpt_source, corpus, tmp_path, classifier="generative",
+                              steps=2), quiet=True)
+    objective, model, tok = tuner.objective, tuner.model, tuner.tokenizer
+    model.eval()                                                      # no dropout
+    assert isinstance(objective, GenerativeClassification)
+    task = objective.task
+    logits = objective.logits(model, "test", batch_size=7, n=9)                   # (9, K)
+    counts = np.bincount(task.label_ids("train"), minlength=task.num_labels) + 1
+    for i, ex in enumerate(task.test[:9]):
+        for k, label in enumerate(task.labels):
+            prefix, body = tok.encode(f"{label}\n"), tok.encode(f"{ex.text}\n")
+            ids = np.array([prefix + body])
+            out = model(ids[:, :-1]).logits.data[0]                               # (T, V)
+            logp = out - np.logaddexp.reduce(out, axis=-1, keepdims=True)
+            want = sum(logp[len(prefix) - 1 + j, t] for j, t in enumerate(body))
+            want += np.log(counts[k] / counts.sum())
+            assert logits[i, k] == pytest.approx(want, rel=1e-5, abs=1e-4)
+    batch = objective.encode("train", [0, 1])
+    for labels, ex in zip(batch["labels"], task.train[:2]):            # the text alone counts
+        assert tok.decode(labels[labels != -100]) == ex.text + "\n"
+
+
+def test_the_generative_classifier_learns_evaluates_and_predicts(gpt_source, corpus, tmp_path,
+                                                                 capsys):
+    """Only a text with "cat" holds a "c": the LM must learn that the label's line decides
+    whether a "c" may follow (the nano model needs ~1,000 steps to)."""
+    args = ["finetune", str(gpt_source), "--task", f"csv:{corpus[2]}", "--classifier",
+            "generative", "--steps", "1200", "--eval-interval", "600", "--batch-size", "8",
+            "--lr", "0.01", "--out", str(tmp_path), "--name", "gen", "--quiet"]
+    assert main(args) == 0
+    run = tmp_path / "gen"
+    evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r for r in evals if r["kind"] == "eval"][-1]["val_accuracy"] > 0.8
+    capsys.readouterr()
+    assert main(["eval", str(run)]) == 0 and "confusion matrix" in capsys.readouterr().out
+    assert main(["predict", str(run), "--text", "the cat sat on the mat"]) == 0
+    label, prob = capsys.readouterr().out.split()
+    assert label == "cat" and 0.5 <= float(prob) <= 1
+
+
+def test_the_generative_classifier_refuses_what_it_cannot_do(source, corpus, tmp_path, capsys):
+    def error(*args):
+        assert main(["finetune", str(source), "--task", f"csv:{corpus[2]}", "--classifier",
+                     "generative", *args, "--out", str(tmp_path), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1, err
+        return err
+
+    if source.name.startswith("bert"):
+        assert "needs a causal language model" in error("--steps", "1")
+    else:
+        assert "nothing to train" in error("--freeze", "body")

@@ -320,7 +320,7 @@ _FINETUNE_EXAMPLES = """examples:
 
 
 def _finetune_parser(sub) -> None:
-    from .training.config import FREEZE, FineTuneConfig
+    from .training.config import CLASSIFIERS, FREEZE, FineTuneConfig
 
     d = FineTuneConfig(init_from="SOURCE", task="TASK")
     p = sub.add_parser(
@@ -342,6 +342,10 @@ def _finetune_parser(sub) -> None:
                    "source's context)")
     p.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr})")
     p.add_argument("--freeze", choices=FREEZE, help="keep these weights fixed (default none)")
+    p.add_argument("--classifier", choices=CLASSIFIERS,
+                   help="a classification task read by a head on the model (default), or "
+                   "'generative': a causal LM (gpt, lstm) fine-tuned on each text after its label's line that "
+                   "picks the label making the text most likely (Bayes' rule)")
     p.add_argument("--from-scratch", action="store_true", default=None,
                    help="the source's architecture and tokenizer with random weights (the "
                    "baseline that shows what pre-training buys)")

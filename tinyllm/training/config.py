@@ -192,6 +192,9 @@ def _stem(path: str) -> str:
 
 
 FREEZE = ("none", "embeddings", "body")
+#: How fine-tuning reads a classification task: a head on the model, or the causal LM by
+#: Bayes' rule (`task_objectives.GenerativeClassification`).
+CLASSIFIERS = ("head", "generative")
 
 
 @dataclass
@@ -205,6 +208,7 @@ class FineTuneConfig(TrainConfig):
     from_scratch: bool = False         # the source's architecture and tokenizer, new weights
     train_examples: int | None = None  # a label budget: this many training examples (None: all)
     epochs: float | None = None        # how `steps` was chosen, when it was (for the record)
+    classifier: str = "head"           # "generative": a classification task read by the LM
     lora_rank: int = 0                 # > 0: train LoRA adapters of this rank, not the body
     lora_alpha: float = 16.0
     lora_targets: list[str] | None = None   # module names (None: the family's attention)
@@ -223,12 +227,17 @@ class FineTuneConfig(TrainConfig):
             raise ValueError("fine-tuning needs a task (FineTuneConfig.task); see "
                              "tinyllm.tasks.list_tasks()")
         choice("freeze", self.freeze, FREEZE)
+        choice("classifier", self.classifier, CLASSIFIERS)
         if self.train_examples is not None:
             positive_int("train_examples", self.train_examples)
         non_negative_int("lora_rank", self.lora_rank)
         if self.from_scratch and (self.lora_rank or self.freeze != "none"):
             raise ValueError("from_scratch trains every weight from a random start; drop "
                              "lora_rank and freeze")
+        if self.classifier == "generative" and self.freeze == "body":
+            raise ValueError("classifier 'generative' trains the language model itself (it has "
+                             "no head): freeze='body' would leave nothing to train; use freeze "
+                             "'none' or 'embeddings', or lora_rank")
         if self.lora_rank and self.freeze != "none":
             raise ValueError(f"lora_rank={self.lora_rank} already keeps the body fixed; "
                              f"drop freeze={self.freeze!r}")

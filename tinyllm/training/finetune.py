@@ -50,7 +50,7 @@ class FineTuner(Trainer):
         context = (meta["model_config"] if meta else source.config.to_dict())
         self.block_size = c.block_size or context[self.family.context_field]
         self.objective = objective_for_task(self.task, self.family, self.tokenizer,
-                                            self.block_size)
+                                            self.block_size, c.classifier)
         model_class = (self.family.head(self.objective.head) if self.objective.head
                        else self.family.model_class)
         if source:
@@ -114,7 +114,7 @@ class FineTuner(Trainer):
         c = self.config
         apply_lora(self.model, c.lora_rank, c.lora_alpha,
                    c.lora_targets or list(self.family.lora_targets),
-                   modules_to_save=self.model.head_modules(), seed=c.seed)
+                   modules_to_save=self.model.head_modules() or None, seed=c.seed)
 
     def export_model(self) -> Path:
         """The best weights as a model directory; a LoRA run also writes its adapter alone
@@ -206,7 +206,8 @@ def _run_objective(run_dir):
     model, tokenizer, config = load_run(run_dir)
     task = load_task(config.task)
     objective = objective_for_task(task, get_family(config.model), tokenizer,
-                                   config.block_size or model.config.block_size)
+                                   config.block_size or model.config.block_size,
+                                   config.classifier)
     return model, objective
 
 

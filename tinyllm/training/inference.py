@@ -49,7 +49,7 @@ def load_run(run_dir, which: str = "best"):
         if getattr(config, "lora_rank", 0):      # a LoRA fine-tune: its adapters' weights too
             apply_lora(model, config.lora_rank, config.lora_alpha,
                        config.lora_targets or list(family.lora_targets),
-                       modules_to_save=model.head_modules())
+                       modules_to_save=model.head_modules() or None)
         model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model.")})
         tokenizer = Tokenizer.from_dict(meta["tokenizer"])
     except (KeyError, TypeError, ValueError) as exc:

@@ -5,6 +5,9 @@ Shapes: B batch, T tokens (at most the block size), K labels.
 - `SequenceClassification` (a `ClassificationTask`): the family's classification head.
   BERT reads `[CLS] a [SEP] (b [SEP])` and classifies the pooled `[CLS]` state; GPT-2 reads
   `a (\\n b)` and classifies the last token that is not padding. Scores: accuracy, macro-F1.
+- `GenerativeClassification` (a `ClassificationTask`, a causal LM: GPT or LSTM; classifier
+  "generative"): the LM is fine-tuned on each text after its label's line and classifies by
+  Bayes' rule, the label under which the text is most likely. Scores as above.
 - `ExtractiveQA` (a `QATask`, a family with a question-answering head: BERT): `[CLS] question
   [SEP] context [SEP]`; the head scores every position as the answer's start and end; the
   prediction is the best span inside the context. Answers are character spans, so this needs a
@@ -33,6 +36,7 @@ from ..tasks.metrics import (
     squad_f1,
 )
 from ..tokenizers import Tokenizer
+from .config import CLASSIFIERS
 
 _BERT_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
 MAX_ANSWER_TOKENS = 30
@@ -70,9 +74,19 @@ class ExampleBatcher(_ResumableBatcher):
         self.position = int(state["position"])
 
 
-def objective_for_task(task, family, tokenizer: Tokenizer, block_size: int):
-    """The objective that fine-tunes `family` on `task`, or an error saying what would."""
-    if isinstance(task, ClassificationTask):
+def objective_for_task(task, family, tokenizer: Tokenizer, block_size: int,
+                       classifier: str = "head"):
+    """The objective that fine-tunes `family` on `task` (a classification task with
+    `classifier`), or an error saying what would."""
+    if classifier != "head" and not isinstance(task, ClassificationTask):
+        raise ValueError(f"classifier {classifier!r} reads a classification task; "
+                         f"{task.name!r} is {type(task).__name__} (drop the classifier)")
+    if isinstance(task, ClassificationTask) and classifier == "generative":
+        if not family.can_generate:
+            raise ValueError(f"classifier 'generative' needs a causal language model (gpt, "
+                             f"lstm); a {family.name} has none: use classifier 'head'")
+        cls = GenerativeClassification
+    elif isinstance(task, ClassificationTask):
         cls = SequenceClassification
     elif isinstance(task, QATask) and "question-answering" in family.heads:
         cls = ExtractiveQA
@@ -179,6 +193,93 @@ class SequenceClassification(_TaskObjective):
         """The label of one text (or pair) and its probability, tab-separated."""
         example = Example(text, self.task.labels[0], text_b)
         logits = model(**_inputs(self.inputs([example]))).logits.data[0]        # (K,)
+        probs = np.exp(logits - np.logaddexp.reduce(logits))
+        return f"{self.task.labels[int(probs.argmax())]}\t{probs.max():.3f}"
+
+
+class GenerativeClassification(SequenceClassification):
+    """A causal LM that classifies by Bayes' rule: fine-tuned on ``label\\ntext\\n`` (the
+    label's name on a line, then the text; the loss counts the text's tokens alone), it
+    scores each label k by how likely it makes the text,
+
+        log P(k | text) = log P(k) + log P_LM(text | "k\\n") - log Z,
+
+    with P(k) the training split's label frequencies. No head: the model is the family's own
+    language model. A generative classifier (Ng & Jordan 2002; Yogatama et al. 2017) learns
+    from every token of a labelled text, not from one label per text, and reaches its best
+    accuracy with fewer examples; it costs K forward passes per text to classify."""
+
+    head = None
+
+    def config_fields(self) -> dict:
+        return {}
+
+    def _prefix(self, k: int) -> list[int]:
+        return self.tokenizer.encode(f"{self.task.labels[k]}\n")
+
+    def _rows(self, examples, k: int) -> tuple[list[list[int]], int]:
+        """Each example's ids as written by label k (the label's line, then the text and a
+        newline, cut to the block + 1 tokens at its end) and how many are the label's."""
+        prefix = self._prefix(k)
+        rows = []
+        for ex in examples:
+            text = ex.text if ex.text_b is None else f"{ex.text}\n{ex.text_b}"
+            body = self.tokenizer.encode(f"{text}\n")
+            rows.append(prefix + body[:max(self.block_size + 1 - len(prefix), 1)])
+        return rows, len(prefix)
+
+    def _lm_batch(self, examples, labels) -> dict:
+        """Inputs and targets of `examples` each written by its label in `labels`."""
+        x, y = [], []
+        for ex, k in zip(examples, labels):
+            (ids,), n = self._rows([ex], int(k))
+            x.append(ids[:-1])
+            y.append([-100] * (n - 1) + ids[n:])              # the text's tokens only
+        return {"input_ids": self._pad(x, self.tokenizer.pad_token_id),
+                "labels": self._pad(y, -100)}
+
+    def texts(self) -> str:
+        return "\n".join(self.task.labels) + "\n" + super().texts()
+
+    def encode(self, split: str, indices) -> dict:
+        indices = list(indices)
+        examples = self.task.split(split)
+        gold = self.task.label_ids(split)[np.asarray(indices, dtype=np.int64)]   # (B,)
+        return self._lm_batch([examples[i] for i in indices], gold)
+
+    def loss(self, model, batch: dict) -> Tensor:
+        return model(batch["input_ids"], batch["labels"]).loss
+
+    def log_prior(self) -> np.ndarray:
+        """(K,) log label frequencies of the training split (each label counted once more,
+        so that no label has probability 0)."""
+        counts = np.bincount(self.task.label_ids("train"), minlength=self.task.num_labels) + 1
+        return np.log(counts / counts.sum())
+
+    @no_grad()
+    def log_likelihoods(self, model, examples) -> np.ndarray:
+        """(N, K): log P_LM(text | label k's line) of each example under each label."""
+        out = np.empty((len(examples), self.task.num_labels))
+        for k in range(self.task.num_labels):
+            batch = self._lm_batch(examples, [k] * len(examples))
+            logits = model(batch["input_ids"]).logits.data                 # (B, T, V)
+            logp = logits - np.logaddexp.reduce(logits, axis=-1, keepdims=True)
+            target = batch["labels"]                                      # (B, T)
+            picked = np.take_along_axis(logp, np.maximum(target, 0)[..., None], -1)[..., 0]
+            out[:, k] = np.where(target >= 0, picked, 0.0).sum(axis=1)
+        return out
+
+    def logits(self, model, split: str, batch_size: int, n: int | None = None) -> np.ndarray:
+        """log P(k) + log P(text | k) (N, K): the posterior's logits."""
+        examples = self.task.split(split)
+        ll = [self.log_likelihoods(model, [examples[i] for i in idx])
+              for idx in self._batches(split, batch_size, n)]
+        return np.concatenate(ll) + self.log_prior()
+
+    @no_grad()
+    def predict(self, model, text: str, text_b: str | None = None, **_) -> str:
+        logits = self.log_likelihoods(model, [Example(text, self.task.labels[0], text_b)])[0]
+        logits = logits + self.log_prior()
         probs = np.exp(logits - np.logaddexp.reduce(logits))
         return f"{self.task.labels[int(probs.argmax())]}\t{probs.max():.3f}"
 
@@ -349,5 +450,5 @@ def _inputs(batch: dict) -> dict:
     return {k: batch[k] for k in (*_BERT_INPUTS, "input_ids") if k in batch}
 
 
-__all__ = ["ExampleBatcher", "ExtractiveQA", "GenerativeQA",
-           "SequenceClassification", "objective_for_task"]
+__all__ = ["CLASSIFIERS", "ExampleBatcher", "ExtractiveQA", "GenerativeClassification",
+           "GenerativeQA", "SequenceClassification", "objective_for_task"]
