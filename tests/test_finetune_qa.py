@@ -118,7 +118,7 @@ def test_a_word_level_answer_is_the_word_of_running_text(files):
     from tinyllm.tokenizers import WordTokenizer
 
     task = load_task(f"squad:{files[2]}")
-    tokenizer = WordTokenizer().train("\n".join("".join(GenerativeQA._split(ex))
+    tokenizer = WordTokenizer().train("\n".join("".join(GenerativeQA.prompt_and_target(ex))
                                                 for ex in task.train[:1] + task.test))
     objective = GenerativeQA(task, tokenizer, get_family("gpt"), 64)
     batch = objective.encode("test", range(len(task.test)))

@@ -344,8 +344,9 @@ def _finetune_parser(sub) -> None:
     p.add_argument("--freeze", choices=FREEZE, help="keep these weights fixed (default none)")
     p.add_argument("--classifier", choices=CLASSIFIERS,
                    help="a classification task read by a head on the model (default), or "
-                   "'generative': a causal LM (gpt, lstm) fine-tuned on each text after its label's line that "
-                   "picks the label making the text most likely (Bayes' rule)")
+                   "'generative': a causal LM (gpt, lstm) fine-tuned on each text after its "
+                   "label's line, which picks the label that makes the text most likely "
+                   "(Bayes' rule)")
     p.add_argument("--from-scratch", action="store_true", default=None,
                    help="the source's architecture and tokenizer with random weights (the "
                    "baseline that shows what pre-training buys)")

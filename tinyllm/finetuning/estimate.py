@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from .plan import StudyPlan
+from .plan import GENERATIVE_METHODS, StudyPlan
 
 #: Seconds a run spends outside its steps (loading the task and the source, checkpoints).
 RUN_OVERHEAD_S = 1.0
@@ -74,5 +74,7 @@ def estimate_seconds(plan: StudyPlan, jobs: int = 1) -> float:
             steps[key] = step_seconds(spec.size, tokens, b.batch_size, classify=True)
         info = plan.tasks[spec.task]
         eval_batches = (info.sizes["validation"] + info.sizes["test"]) / b.batch_size
+        if spec.method in GENERATIVE_METHODS:      # one forward pass per label
+            eval_batches *= info.num_labels
         total += (spec.steps + eval_batches / 3) * steps[key] + RUN_OVERHEAD_S
     return total / max(jobs, 1)

@@ -7,6 +7,10 @@ budget). Then, for every task, label budget and seed:
     pretrained   FineTuner from the size's pre-trained run
     scratch      the same architecture, tokenizer and recipe, from random weights
                  (`FineTuneConfig(from_scratch=True)`)
+    generative   the size's pre-trained LM fine-tuned as a generative classifier (Bayes' rule
+                 over the LM's likelihoods, `FineTuneConfig(classifier="generative")`), on
+                 the budget's `generative_tasks` only (it scores each text once per label)
+    generative-scratch   the same from random weights
     logreg       character n-gram TF-IDF + logistic regression (`baselines`) on the first
                  `block_size` characters of each text: the input the GPTs read
     logreg-full  the same on whole texts (what the GPTs' context cuts off, it reads)
@@ -38,9 +42,14 @@ from dataclasses import asdict, dataclass, field
 from ..tasks import SPLITS, load_task
 
 #: The methods compared on every (task, label budget, seed), in table order.
-METHODS = ("pretrained", "scratch", "logreg", "logreg-full", "majority")
+METHODS = ("pretrained", "scratch", "generative", "generative-scratch", "logreg",
+           "logreg-full", "majority")
 #: Methods that train a Transformer of a given size (the others have no size).
-SIZED_METHODS = ("pretrained", "scratch")
+SIZED_METHODS = ("pretrained", "scratch", "generative", "generative-scratch")
+#: The sized methods that classify with the language model (`classifier="generative"`).
+GENERATIVE_METHODS = ("generative", "generative-scratch")
+#: The sized methods trained from random weights.
+SCRATCH_METHODS = ("scratch", "generative-scratch")
 #: The classification tasks of the study (bAbI is QA: its stories outgrow the study's
 #: 64-character contexts, and its scores are exact match, not accuracy).
 TASKS = ("pydoc-topics", "stdlib-docstrings", "markov-source")
@@ -77,6 +86,10 @@ class Budget:
     dropout: float = 0.1
     weight_decay: float = 0.01
     eval_iters: int = 2
+    # the generative classifier: its tasks, and its own cap on steps (it learns from every
+    # token of a text, and keeps improving after the head has stopped)
+    generative_tasks: tuple[str, ...] = ("markov-source",)
+    generative_max_steps: int = 2000
     # the logistic-regression baseline
     logreg_steps: int = 300
     logreg_lr: float = 0.05
@@ -117,10 +130,12 @@ def get_budget(name: str) -> Budget:
     return BUDGETS[name]
 
 
-def finetune_steps(budget: Budget, n_examples: int) -> int:
-    """Steps of a fine-tuning run on `n_examples` labels (module docstring)."""
+def finetune_steps(budget: Budget, n_examples: int, method: str = "pretrained") -> int:
+    """Steps of a fine-tuning run on `n_examples` labels (module docstring; a generative
+    method's cap is `generative_max_steps`)."""
     steps = math.ceil(budget.epochs * n_examples / budget.batch_size)
-    return int(min(max(steps, budget.min_steps), budget.max_steps))
+    cap = budget.generative_max_steps if method in GENERATIVE_METHODS else budget.max_steps
+    return int(min(max(steps, budget.min_steps), cap))
 
 
 # ---------------------------------------------------------------------- the plan
@@ -248,10 +263,13 @@ def _task_runs(budget: Budget, info: TaskInfo) -> list[RunSpec]:
         for seed in seeds:
             common = dict(task=info.name, label_budget=label_budget, train_examples=n, seed=seed)
             tag = f"{info.name}-n{label_budget}-s{seed}"
+            sized = [m for m in SIZED_METHODS
+                     if m not in GENERATIVE_METHODS or info.name in budget.generative_tasks]
             for size in reversed(budget.sizes):
-                for method in SIZED_METHODS:
+                for method in sized:
                     runs.append(RunSpec(run_id=f"{method}-{size}-{tag}", method=method,
-                                        size=size, steps=finetune_steps(budget, n), **common))
+                                        size=size, steps=finetune_steps(budget, n, method),
+                                        **common))
             for method in ("logreg", "logreg-full"):
                 runs.append(RunSpec(run_id=f"{method}-{tag}", method=method,
                                     steps=budget.logreg_steps, **common))

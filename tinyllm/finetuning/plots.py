@@ -1,7 +1,8 @@
 """The study's figures (matplotlib), each as PNG and SVG: `plot_all(results, out_dir)`.
 
     accuracy_vs_labels   test accuracy vs labelled examples, one panel per task: pre-trained
-                         (solid) and scratch (dashed) at every size, logistic regression
+                         (solid) and scratch (dashed) at every size, the generative
+                         classifier (squares) where the study ran it, logistic regression
                          on the GPTs' context and on whole texts, the majority class, and
                          the Bayes-optimal accuracy where it is known
     accuracy_vs_params   test accuracy vs parameters, one panel per task: pre-trained (solid)
@@ -25,6 +26,10 @@ BASELINE_NAMES = {"logreg": "TF-IDF logistic regression (same context)",
                   "logreg-full": "TF-IDF logistic regression (whole text)",
                   "majority": "majority class"}
 ACCURACY_AXIS = "test accuracy"
+#: The sized methods' line styles: pre-trained solid, from scratch dashed; the generative
+#: classifier with squares and dots.
+SIZED_STYLES = {"pretrained": "-o", "scratch": "--x", "generative": "-s",
+                "generative-scratch": ":s"}
 
 
 def _figure(n: int, size=(5.0, 4.0)):
@@ -50,7 +55,7 @@ def _bayes(ax, results: Results, task: str) -> None:
 def plot_accuracy_vs_labels(ax, results: Results, task: str) -> None:
     """Accuracy vs labels for every method (sizes as colours)."""
     for size, color in zip(results.sizes(), _colors(len(results.sizes()))):
-        for method, style in (("pretrained", "-o"), ("scratch", "--x")):
+        for method, style in SIZED_STYLES.items():
             x, y, err = results.curve(task, method, size)
             if len(x):
                 ax.errorbar(x, y, yerr=err, fmt=style, color=color, ms=4, capsize=2, lw=1.3,
@@ -75,7 +80,7 @@ def plot_accuracy_vs_params(ax, results: Results, task: str) -> None:
     params = np.array([results.params(s) or np.nan for s in sizes], dtype=float)
     budgets = results.label_budgets()
     for budget, color in zip(budgets, _colors(len(budgets))):
-        for method, style in (("pretrained", "-o"), ("scratch", "--x")):
+        for method, style in SIZED_STYLES.items():
             cells = [results.cell(task, method, budget, s) for s in sizes]
             y = np.array([c["mean"] for c in cells])
             err = np.array([c["std"] for c in cells])

@@ -3,6 +3,7 @@ the Bayes-optimal gap, and the pre-training runs (what `tinyllm finetune-study` 
 
 from __future__ import annotations
 
+from .plan import SIZED_METHODS
 from .results import Results, bayes_gap, labels_to_match, reference_budgets
 
 
@@ -17,19 +18,21 @@ def accuracy_table(results: Results, task: str, column: str = "test_accuracy") -
     """Rows: method (and size); columns: label budgets; cells: mean ± std over seeds."""
     budgets = results.label_budgets()
     labels = [results.cell(task, "majority", b)["labels"] for b in budgets]
-    head = f"{'method':<11}{'size':<7}{'params':>9} | " + " ".join(
+    head = f"{'method':<19}{'size':<7}{'params':>9} | " + " ".join(
         f"{b + (f' ({n})' if b == 'all' and n else ''):>12}" for b, n in zip(budgets, labels))
     lines = [f"{task}: test {column.replace('test_', '')} (mean ± std over seeds)", head,
              "-" * len(head)]
-    for method in ("pretrained", "scratch"):
+    for method in SIZED_METHODS:
+        if not results.rows(task, method):
+            continue
         for size in results.sizes():
             cells = [_fmt(results.cell(task, method, b, size, column)) for b in budgets]
             params = results.params(size) or 0
-            lines.append(f"{method:<11}{size:<7}{params:>9,} | "
+            lines.append(f"{method:<19}{size:<7}{params:>9,} | "
                          + " ".join(f"{c:>12}" for c in cells))
     for method in ("logreg", "logreg-full", "majority"):
         cells = [_fmt(results.cell(task, method, b, None, column)) for b in budgets]
-        lines.append(f"{method:<12}{'-':<6}{'':>9} | " + " ".join(f"{c:>12}" for c in cells))
+        lines.append(f"{method:<19}{'-':<7}{'':>9} | " + " ".join(f"{c:>12}" for c in cells))
     bayes = results.bayes(task)
     if bayes is not None:
         lines.append(f"Bayes-optimal test accuracy (exact): {bayes:.3f}")
@@ -46,20 +49,24 @@ def _match_cells(m: dict, smallest) -> tuple[str, str]:
     return str(m["labels"]), f"{m['ratio']:.2g}x"
 
 
-def ulmfit_table(results: Results) -> str:
-    """For each task and size: the labels scratch training needs to match pre-training at the
-    two smallest label budgets, and the ratio to those budgets (ULMFiT: ~100x)."""
+def ulmfit_table(results: Results, method: str = "pretrained",
+                 baseline: str = "scratch") -> str:
+    """For each task (that has `method` runs) and size: the labels `baseline` (from scratch)
+    needs to match `method` (pre-trained) at the two smallest label budgets, and the ratio to
+    those budgets (ULMFiT: ~100x)."""
     refs = reference_budgets(results)
     smallest = refs[0] if refs else "-"
     head = f"{'task':<18} {'size':<6}|" + "|".join(
         f" {'pre@' + str(r):>8} {'scratch needs':>13} {'ratio':>7} " for r in refs)
-    lines = ["labels scratch training needs to match the pre-trained model's test accuracy "
-             "(ULMFiT: about 100x more)", head, "-" * len(head)]
+    lines = [f"labels {baseline} needs to match {method}'s test accuracy (ULMFiT: about "
+             "100x more)", head, "-" * len(head)]
     for task in results.tasks():
+        if not results.rows(task, method):
+            continue
         for size in results.sizes():
             cells = []
             for ref in refs:
-                m = labels_to_match(results, task, size, ref)
+                m = labels_to_match(results, task, size, ref, method, baseline)
                 need, ratio = _match_cells(m, smallest)
                 cells.append(f" {m['target']:>8.3f} {need:>13} {ratio:>7} ")
             lines.append(f"{task:<18} {size:<6}|" + "|".join(cells))
@@ -76,7 +83,7 @@ def bayes_table(results: Results, task: str = "markov-source") -> str:
     lines = [f"{task} at {results.label_budgets()[-1]} labels vs the exact Bayes-optimal "
              f"accuracy {rows[0]['bayes']:.3f}:"]
     for r in rows:
-        lines.append(f"  {r['method']:<12}{r['size'] or '-':<6} {r['accuracy']:.3f}  gap "
+        lines.append(f"  {r['method']:<19}{r['size'] or '-':<6} {r['accuracy']:.3f}  gap "
                      f"{r['gap_points']:+.1f} points")
     return "\n".join(lines)
 
@@ -97,5 +104,6 @@ def full_report(results: Results) -> str:
     """Every table of the study."""
     parts = [pretrain_table(results)]
     parts += [accuracy_table(results, task) for task in results.tasks()]
-    parts += [ulmfit_table(results), bayes_table(results)]
+    parts += [ulmfit_table(results), ulmfit_table(results, "generative", "generative-scratch"),
+              bayes_table(results)]
     return "\n\n".join(p for p in parts if p)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..scaling.store import read_csv, resolve_study_arg, shipped_study
-from .plan import ALL, METHODS, StudyError
+from .plan import ALL, METHODS, SIZED_METHODS, StudyError
 from .store import SCHEMA, load_meta
 
 #: Where the studies that ship with the package live (CSV and JSON only), one folder per budget.
@@ -76,8 +76,7 @@ class Results:
     def cell(self, task: str, method: str, budget, size: str | None = None,
              column: str = "test_accuracy") -> dict:
         """{"mean", "std", "n", "labels"}: `column` over the seeds of one cell (nan if none)."""
-        rows = self.rows(task, method, budget, size if method in ("pretrained", "scratch")
-                         else None)
+        rows = self.rows(task, method, budget, size if method in SIZED_METHODS else None)
         values = np.array([r[column] for r in rows if r.get(column) is not None], dtype=float)
         labels = [r["train_examples"] for r in rows]
         return {"mean": float(values.mean()) if len(values) else math.nan,
@@ -123,9 +122,10 @@ def load_results(root=None) -> Results:
 
 
 # ---------------------------------------------------------------------- what the study reports
-def labels_to_match(results: Results, task: str, size: str, reference) -> dict:
-    """How many labels scratch training needs to reach the pre-trained accuracy at
-    `reference` labels (ULMFiT's comparison).
+def labels_to_match(results: Results, task: str, size: str, reference,
+                    method: str = "pretrained", baseline: str = "scratch") -> dict:
+    """How many labels scratch training (`baseline`) needs to reach the pre-trained accuracy
+    (`method`) at `reference` labels (ULMFiT's comparison).
 
     Returns {"target" (pre-trained accuracy), "reference_labels", "labels" (None when scratch
     never reaches it within the budgets, or when the pre-trained model does no better than
@@ -133,9 +133,9 @@ def labels_to_match(results: Results, task: str, size: str, reference) -> dict:
     budgets the label count is interpolated linearly in log(labels); scratch already matching
     at the smallest budget gives that budget (a ratio of at most its share).
     """
-    target = results.cell(task, "pretrained", reference, size)
+    target = results.cell(task, method, reference, size)
     ref_labels = target["labels"]
-    labels, acc, _ = results.curve(task, "scratch", size)
+    labels, acc, _ = results.curve(task, baseline, size)
     out = {"target": target["mean"], "reference_labels": ref_labels, "labels": None,
            "ratio": None, "note": ""}
     if not target["n"] or not len(labels):
@@ -175,7 +175,7 @@ def bayes_gap(results: Results, task: str = "markov-source") -> list[dict]:
     budget = results.label_budgets()[-1]
     rows = []
     for method in METHODS:
-        sizes = results.sizes() if method in ("pretrained", "scratch") else [None]
+        sizes = results.sizes() if method in SIZED_METHODS else [None]
         for size in sizes:
             c = results.cell(task, method, budget, size)
             if c["n"]:

@@ -21,7 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..scaling.runner import default_jobs, in_worker, study_pool, thread_env
-from .plan import ALL, Budget, PretrainSpec, RunSpec, StudyError, StudyPlan, corpus_text
+from .plan import (
+    ALL,
+    GENERATIVE_METHODS,
+    SCRATCH_METHODS,
+    Budget,
+    PretrainSpec,
+    RunSpec,
+    StudyError,
+    StudyPlan,
+    corpus_text,
+)
 from .store import SCHEMA, ResultsStore
 
 LN2 = math.log(2.0)
@@ -251,7 +261,8 @@ def run_one(spec: RunSpec, budget: Budget, root: Path) -> dict:
 
 
 def _finetune(spec: RunSpec, budget: Budget, root: Path) -> dict:
-    """A pretrained or scratch run in `<root>/_work/<run_id>/`, removed when scored."""
+    """A sized run (pretrained, scratch, generative...) in `<root>/_work/<run_id>/`, removed
+    when scored."""
     from ..training.finetune import FineTuner, finetune_config
 
     store = ResultsStore(root)
@@ -264,7 +275,8 @@ def _finetune(spec: RunSpec, budget: Budget, root: Path) -> dict:
         steps=spec.steps, batch_size=b.batch_size, block_size=b.block_size, lr=b.lr,
         min_lr=b.lr / 10, weight_decay=b.weight_decay, dropout=b.dropout,
         eval_interval=spec.steps, eval_iters=b.eval_iters, seed=spec.seed,
-        from_scratch=spec.method == "scratch", out=str(store.work), name=spec.run_id)
+        from_scratch=spec.method in SCRATCH_METHODS, out=str(store.work), name=spec.run_id,
+        classifier="generative" if spec.method in GENERATIVE_METHODS else "head")
     trainer = FineTuner(config, quiet=True)
     result = trainer.train()
     if result.status != "finished":

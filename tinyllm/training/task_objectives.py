@@ -386,7 +386,7 @@ class GenerativeQA(_QA):
     head = None
 
     @staticmethod
-    def _split(ex: QAExample) -> tuple[str, str]:
+    def prompt_and_target(ex: QAExample) -> tuple[str, str]:
         """(the prompt less its trailing spaces, what the model writes: those spaces, the
         answer and a newline)."""
         prompt = ex.prompt()
@@ -394,13 +394,14 @@ class GenerativeQA(_QA):
         return cut, prompt[len(cut):] + ex.answer + "\n"
 
     def texts(self) -> str:
-        return "\n".join("".join(self._split(ex)) for split in ("train", "validation", "test")
+        return "\n".join("".join(self.prompt_and_target(ex))
+                         for split in ("train", "validation", "test")
                          for ex in self.task.split(split))
 
     def _ids(self, ex: QAExample) -> tuple[list[int], int]:
         """Prompt + answer + newline ids, cut from the left to block + 1 tokens, and how
         many of them are the prompt's."""
-        prompt, answer = self._split(ex)
+        prompt, answer = self.prompt_and_target(ex)
         target = self.tokenizer.encode(answer)
         ids = (self.tokenizer.encode(prompt) + target)[-(self.block_size + 1):]
         return ids, max(len(ids) - len(target), 1)
@@ -420,7 +421,8 @@ class GenerativeQA(_QA):
         newline = self.tokenizer.encode("\n")
         found = []
         for ex in examples:
-            prompt = np.array(self.tokenizer.encode(self._split(ex)[0])[-self.block_size:])
+            prompt = self.tokenizer.encode(self.prompt_and_target(ex)[0])
+            prompt = np.array(prompt[-self.block_size:])
             out = model.generate(prompt[None], MAX_ANSWER_TOKENS, do_sample=False,
                                  eos_token_id=newline[0] if len(newline) == 1 else None)
             text = self.tokenizer.decode(out[0, len(prompt):])
