@@ -214,25 +214,19 @@ class GenerativeClassification(SequenceClassification):
     def config_fields(self) -> dict:
         return {}
 
-    def _prefix(self, k: int) -> list[int]:
-        return self.tokenizer.encode(f"{self.task.labels[k]}\n")
-
-    def _rows(self, examples, k: int) -> tuple[list[list[int]], int]:
-        """Each example's ids as written by label k (the label's line, then the text and a
+    def _ids(self, ex, k: int) -> tuple[list[int], int]:
+        """The example's ids as written by label k (the label's line, then the text and a
         newline, cut to the block + 1 tokens at its end) and how many are the label's."""
-        prefix = self._prefix(k)
-        rows = []
-        for ex in examples:
-            text = ex.text if ex.text_b is None else f"{ex.text}\n{ex.text_b}"
-            body = self.tokenizer.encode(f"{text}\n")
-            rows.append(prefix + body[:max(self.block_size + 1 - len(prefix), 1)])
-        return rows, len(prefix)
+        prefix = self.tokenizer.encode(f"{self.task.labels[k]}\n")
+        text = ex.text if ex.text_b is None else f"{ex.text}\n{ex.text_b}"
+        body = self.tokenizer.encode(f"{text}\n")
+        return prefix + body[:max(self.block_size + 1 - len(prefix), 1)], len(prefix)
 
     def _lm_batch(self, examples, labels) -> dict:
         """Inputs and targets of `examples` each written by its label in `labels`."""
         x, y = [], []
         for ex, k in zip(examples, labels):
-            (ids,), n = self._rows([ex], int(k))
+            ids, n = self._ids(ex, int(k))
             x.append(ids[:-1])
             y.append([-100] * (n - 1) + ids[n:])              # the text's tokens only
         return {"input_ids": self._pad(x, self.tokenizer.pad_token_id),
@@ -242,6 +236,7 @@ class GenerativeClassification(SequenceClassification):
         return "\n".join(self.task.labels) + "\n" + super().texts()
 
     def encode(self, split: str, indices) -> dict:
+        """Examples `indices` of `split`, each written by its own (gold) label."""
         indices = list(indices)
         examples = self.task.split(split)
         gold = self.task.label_ids(split)[np.asarray(indices, dtype=np.int64)]   # (B,)
