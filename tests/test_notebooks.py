@@ -31,3 +31,14 @@ def test_notebook_executes(path, monkeypatch, tmp_path):
         if o.get("output_type") == "error"
     ]
     assert not errors
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS + sorted(NOTEBOOKS[0].parent.glob(
+    "exercises/*.ipynb"))), ids=lambda p: p.name)
+def test_notebook_is_valid_nbformat(path):
+    """Valid as saved: every cell has its id (nbformat 4.5), so readers need not invent one."""
+    import json
+
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    assert all("id" in cell for cell in raw["cells"]), path.name
+    nbformat.validate(nbformat.reads(path.read_text(encoding="utf-8"), as_version=4))
