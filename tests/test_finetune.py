@@ -266,3 +266,20 @@ def test_the_generative_classifier_refuses_what_it_cannot_do(source, corpus, tmp
         assert "needs a causal language model" in error("--steps", "1")
     else:
         assert "nothing to train" in error("--freeze", "body")
+
+
+def test_the_vocabulary_check_reads_the_strings_as_encoded(corpus):
+    """A source that never saw a newline can still read a task of single texts (nothing joins
+    them with one), and a word-level check never glues two examples into one word."""
+    from tinyllm.models import get_family
+    from tinyllm.tasks import load_task
+    from tinyllm.training.task_objectives import SequenceClassification
+
+    task = load_task(f"csv:{corpus[2]}")
+    for tokenizer in (CharTokenizer().train(" ".join(WORDS)), WordTokenizer().train(
+            "\n".join(ex.text for ex in task.train + task.validation + task.test))):
+        objective = SequenceClassification(task, tokenizer, get_family("gpt"), 32)
+        texts = objective.texts()
+        assert texts == [ex.text for ex in objective.examples()]
+        ids = [i for text in texts for i in tokenizer.encode(text)]
+        check_encodable(tokenizer, ids, texts, "the task", Path("src"))       # no error

@@ -75,6 +75,8 @@ class Tokenizer:
     type_name: ClassVar[str] = ""
     #: True when ``_pieces()`` holds bytes (byte-level tokenizers), False when it holds str.
     byte_level: ClassVar[bool] = False
+    #: What ``split_pieces`` cuts text into (messages about unseen pieces name them so).
+    piece_kind: ClassVar[str] = "characters"
     _registry: ClassVar[dict[str, type[Tokenizer]]] = {}
 
     def __init_subclass__(cls, **kwargs):
@@ -89,6 +91,11 @@ class Tokenizer:
         self._split_patterns: dict[frozenset[str], Any] = {}
 
     # ------------------------------------------------------------------ subclass interface
+
+    def split_pieces(self, text: str) -> list[str]:
+        """``text`` cut into the pieces the vocabulary looks up one by one, each of which is
+        one token or ``[UNK]``: characters (a word-level tokenizer: words)."""
+        return list(text)
 
     @property
     def num_regular_tokens(self) -> int:

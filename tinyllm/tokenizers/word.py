@@ -75,6 +75,7 @@ class WordTokenizer(Tokenizer):
     (``unk="error"``)."""
 
     type_name = "word"
+    piece_kind = "words"
 
     def __init__(
         self, special_tokens: Iterable[str] = DEFAULT_SPECIAL_TOKENS, unk: str = "replace"
@@ -164,6 +165,9 @@ class WordTokenizer(Tokenizer):
         return cap
 
     # ------------------------------------------------------------------ encoding
+
+    def split_pieces(self, text: str) -> list[str]:
+        return split_words(text)
 
     def encode_ordinary(self, text: str) -> list[int]:
         pieces = split_words(text)

@@ -55,8 +55,8 @@ class FineTuner(Trainer):
                        else self.family.model_class)
         if source:
             texts = self.objective.texts()
-            check_encodable(self.tokenizer, self.tokenizer.encode(texts), texts,
-                            f"the task {c.task!r}", source.path)
+            ids = [i for text in texts for i in self.tokenizer.encode(text)]
+            check_encodable(self.tokenizer, ids, texts, f"the task {c.task!r}", source.path)
         model_config = (self.family.config_from_dict(meta["model_config"]) if meta
                         else self._head_config(source.config))
         self.block_size = self.objective.block_size = self._block_size(model_config)

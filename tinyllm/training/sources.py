@@ -23,8 +23,7 @@ import numpy as np
 from ..models import ModelFamily, get_family
 from ..models.checkpoint import CONFIG_NAME, CheckpointError
 from ..nn.quantized import quantized_layers
-from ..tokenizers import Tokenizer, WordTokenizer
-from ..tokenizers.word import split_words
+from ..tokenizers import Tokenizer
 from .inference import directory_tokenizer, family_of_directory, load_run
 
 
@@ -76,16 +75,19 @@ def source_family(path) -> ModelFamily:
     return family_of_directory(path)
 
 
-def check_encodable(tokenizer: Tokenizer, ids, text: str, what: str, source: Path) -> None:
-    """Refuse text with pieces the source's tokenizer never saw (they would all be [UNK]),
-    naming them: characters, or words for a word-level tokenizer. A model continued from a
-    source can only read its own pieces."""
+def check_encodable(tokenizer: Tokenizer, ids, text: str | list[str], what: str,
+                    source: Path) -> None:
+    """Refuse text (one string, or the strings encoded one by one) with pieces the source's
+    tokenizer never saw (they would all be [UNK]), naming them (`Tokenizer.split_pieces`:
+    characters, or words for a word-level tokenizer). A model continued from a source can
+    only read its own pieces."""
     unk = tokenizer.unk_token_id
     if unk is None or not np.any(np.asarray(ids) == unk):
         return
-    kind, pieces = ("words", split_words(text)) if isinstance(tokenizer, WordTokenizer) else (
-        "characters", text)
-    unknown = sorted({p for p in set(pieces) if unk in tokenizer.encode(p)})
+    kind = tokenizer.piece_kind
+    pieces = {p for s in ([text] if isinstance(text, str) else text)
+              for p in tokenizer.split_pieces(s)}
+    unknown = sorted(p for p in pieces if unk in tokenizer.encode(p))
     shown = (repr("".join(unknown[:30])) if kind == "characters"
              else ", ".join(map(repr, unknown[:30])))
     shown += "..." if len(unknown) > 30 else ""

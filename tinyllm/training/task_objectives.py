@@ -110,6 +110,10 @@ class _TaskObjective:
         """Config fields the head needs (e.g. num_labels)."""
         return {}
 
+    def examples(self):
+        """Every example of the task: train, validation, then test."""
+        return [ex for split in ("train", "validation", "test") for ex in self.task.split(split)]
+
     def _batches(self, split: str, batch_size: int, n: int | None):
         n = len(self.task.split(split)) if n is None else min(n, len(self.task.split(split)))
         for i in range(0, n, batch_size):
@@ -131,10 +135,11 @@ class SequenceClassification(_TaskObjective):
     def config_fields(self) -> dict:
         return {"num_labels": self.task.num_labels}
 
-    def texts(self) -> str:
-        return "\n".join(ex.text + "\n" + (ex.text_b or "")
-                         for split in ("train", "validation", "test")
-                         for ex in self.task.split(split))
+    def texts(self) -> list[str]:
+        """Every string this objective encodes (the source-vocabulary check reads them)."""
+        if self.family.objective == "masked-lm":            # text and text_b, each alone
+            return [t for ex in self.examples() for t in (ex.text, ex.text_b) if t is not None]
+        return [_joined(ex) for ex in self.examples()]
 
     def encode(self, split: str, indices) -> dict:
         """The model inputs and labels of examples `indices` of `split`."""
@@ -147,9 +152,7 @@ class SequenceClassification(_TaskObjective):
         if self.family.objective == "masked-lm":       # BERT's [CLS] a [SEP] b [SEP]
             return make_pair_batch([(ex.text, ex.text_b) for ex in examples], self.tokenizer,
                                    self.block_size)
-        rows = [self.tokenizer.encode(ex.text if ex.text_b is None
-                                      else f"{ex.text}\n{ex.text_b}")[:self.block_size]
-                for ex in examples]
+        rows = [self.tokenizer.encode(_joined(ex))[:self.block_size] for ex in examples]
         return {"input_ids": self._pad(rows, self.tokenizer.pad_token_id)}
 
     def loss(self, model, batch: dict) -> Tensor:
@@ -191,10 +194,13 @@ class SequenceClassification(_TaskObjective):
     @no_grad()
     def predict(self, model, text: str, text_b: str | None = None, **_) -> str:
         """The label of one text (or pair) and its probability, tab-separated."""
-        example = Example(text, self.task.labels[0], text_b)
-        logits = model(**_inputs(self.inputs([example]))).logits.data[0]        # (K,)
+        logits = self._one_logits(model, Example(text, self.task.labels[0], text_b))   # (K,)
         probs = np.exp(logits - np.logaddexp.reduce(logits))
         return f"{self.task.labels[int(probs.argmax())]}\t{probs.max():.3f}"
+
+    def _one_logits(self, model, example: Example) -> np.ndarray:
+        """(K,) the logits of one example."""
+        return model(**_inputs(self.inputs([example]))).logits.data[0]
 
 
 class GenerativeClassification(SequenceClassification):
@@ -214,33 +220,37 @@ class GenerativeClassification(SequenceClassification):
     def config_fields(self) -> dict:
         return {}
 
-    def _ids(self, ex, k: int) -> tuple[list[int], int]:
-        """The example's ids as written by label k (the label's line, then the text and a
-        newline, cut to the block + 1 tokens at its end) and how many are the label's."""
-        prefix = self.tokenizer.encode(f"{self.task.labels[k]}\n")
-        text = ex.text if ex.text_b is None else f"{ex.text}\n{ex.text_b}"
-        body = self.tokenizer.encode(f"{text}\n")
-        return prefix + body[:max(self.block_size + 1 - len(prefix), 1)], len(prefix)
+    def _prefix(self, k: int) -> list[int]:
+        """The ids of label k's line."""
+        return self.tokenizer.encode(f"{self.task.labels[k]}\n")
 
-    def _lm_batch(self, examples, labels) -> dict:
-        """Inputs and targets of `examples` each written by its label in `labels`."""
+    def _body(self, ex) -> list[int]:
+        """The ids of an example's text and a newline."""
+        return self.tokenizer.encode(f"{_joined(ex)}\n")
+
+    def _lm_batch(self, prefixes, bodies) -> dict:
+        """Inputs and targets of each body written after its prefix (cut to the block + 1
+        tokens at its end); the targets are the body's tokens alone."""
         x, y = [], []
-        for ex, k in zip(examples, labels):
-            ids, n = self._ids(ex, int(k))
+        for prefix, body in zip(prefixes, bodies):
+            n = len(prefix)
+            ids = prefix + body[:max(self.block_size + 1 - n, 1)]
             x.append(ids[:-1])
-            y.append([-100] * (n - 1) + ids[n:])              # the text's tokens only
+            y.append([-100] * (n - 1) + ids[n:])
         return {"input_ids": self._pad(x, self.tokenizer.pad_token_id),
                 "labels": self._pad(y, -100)}
 
-    def texts(self) -> str:
-        return "\n".join(self.task.labels) + "\n" + super().texts()
+    def texts(self) -> list[str]:
+        return ([f"{label}\n" for label in self.task.labels]
+                + [f"{_joined(ex)}\n" for ex in self.examples()])
 
     def encode(self, split: str, indices) -> dict:
         """Examples `indices` of `split`, each written by its own (gold) label."""
         indices = list(indices)
         examples = self.task.split(split)
         gold = self.task.label_ids(split)[np.asarray(indices, dtype=np.int64)]   # (B,)
-        return self._lm_batch([examples[i] for i in indices], gold)
+        return self._lm_batch([self._prefix(int(k)) for k in gold],
+                              [self._body(examples[i]) for i in indices])
 
     def loss(self, model, batch: dict) -> Tensor:
         return model(batch["input_ids"], batch["labels"]).loss
@@ -255,8 +265,9 @@ class GenerativeClassification(SequenceClassification):
     def log_likelihoods(self, model, examples) -> np.ndarray:
         """(N, K): log P_LM(text | label k's line) of each example under each label."""
         out = np.empty((len(examples), self.task.num_labels))
+        bodies = [self._body(ex) for ex in examples]                     # encoded once
         for k in range(self.task.num_labels):
-            batch = self._lm_batch(examples, [k] * len(examples))
+            batch = self._lm_batch([self._prefix(k)] * len(bodies), bodies)
             logits = model(batch["input_ids"]).logits.data                 # (B, T, V)
             logp = logits - np.logaddexp.reduce(logits, axis=-1, keepdims=True)
             target = batch["labels"]                                      # (B, T)
@@ -271,20 +282,15 @@ class GenerativeClassification(SequenceClassification):
               for idx in self._batches(split, batch_size, n)]
         return np.concatenate(ll) + self.log_prior()
 
-    @no_grad()
-    def predict(self, model, text: str, text_b: str | None = None, **_) -> str:
-        logits = self.log_likelihoods(model, [Example(text, self.task.labels[0], text_b)])[0]
-        logits = logits + self.log_prior()
-        probs = np.exp(logits - np.logaddexp.reduce(logits))
-        return f"{self.task.labels[int(probs.argmax())]}\t{probs.max():.3f}"
+    def _one_logits(self, model, example: Example) -> np.ndarray:
+        return self.log_likelihoods(model, [example])[0] + self.log_prior()
 
 
 # ---------------------------------------------------------------------- question answering
 class _QA(_TaskObjective):
-    def texts(self) -> str:
-        return "\n".join("\n".join((ex.context, ex.question, *ex.answers))
-                         for split in ("train", "validation", "test")
-                         for ex in self.task.split(split))
+    def texts(self) -> list[str]:
+        """Every string this objective encodes (the source-vocabulary check reads them)."""
+        return [t for ex in self.examples() for t in (ex.question, ex.context)]
 
     def scores(self, model, split: str, batch_size: int, n: int | None = None) -> dict:
         examples = self.task.split(split)
@@ -388,10 +394,8 @@ class GenerativeQA(_QA):
         cut = prompt.rstrip(" ")
         return cut, prompt[len(cut):] + ex.answer + "\n"
 
-    def texts(self) -> str:
-        return "\n".join("".join(self.prompt_and_target(ex))
-                         for split in ("train", "validation", "test")
-                         for ex in self.task.split(split))
+    def texts(self) -> list[str]:
+        return [t for ex in self.examples() for t in self.prompt_and_target(ex)]
 
     def _ids(self, ex: QAExample) -> tuple[list[int], int]:
         """Prompt + answer + newline ids, cut from the left to block + 1 tokens, and how
@@ -435,6 +439,11 @@ def _best_span(start: np.ndarray, end: np.ndarray) -> tuple[int, int]:
     score = np.where((j >= i) & (j < i + MAX_ANSWER_TOKENS), score, -np.inf)
     s, e = np.unravel_index(int(np.argmax(score)), score.shape)
     return int(s), int(e)
+
+
+def _joined(ex: Example) -> str:
+    """A causal LM's input of an example: the text, or the pair on two lines."""
+    return ex.text if ex.text_b is None else f"{ex.text}\n{ex.text_b}"
 
 
 def _mean_nll(logits: np.ndarray, gold: np.ndarray) -> float:
