@@ -125,3 +125,53 @@ def test_a_word_level_answer_is_the_word_of_running_text(files):
     for labels, ex in zip(batch["labels"], task.test):
         answer = labels[labels != -100]
         assert [tokenizer.id_to_token(i) for i in answer] == [" " + ex.answer, "\n"]
+
+
+def _word_objective(cls, task):
+    from tinyllm.tokenizers import WordTokenizer
+
+    text = "\n".join(f"{ex.context}\n{ex.question}" for s in ("train", "test")
+                     for ex in task.split(s))
+    return cls(task, WordTokenizer().train(text), get_family("bert"), 160)
+
+
+def test_word_level_extractive_targets_are_the_answer_word():
+    """A word tokenizer's spans: the target tokens are the answer's word (" kitchen", with
+    its space), and a span read back from the context is the answer itself."""
+    objective = _word_objective(ExtractiveQA, load_task("babi1"))
+    examples = objective.task.test[:40]
+    batch = objective.encode("test", range(40))
+    rows = objective._rows(examples)
+    for row, s, e, ex, (_, _, offset, at) in zip(batch["input_ids"], batch["start_positions"],
+                                                  batch["end_positions"], examples, rows):
+        assert s > 0, "babi1's answers fit the block"
+        assert objective.tokenizer.decode(row[s:e + 1]) == " " + ex.answer
+        assert ex.context[at[s - offset]:at[e - offset + 1]].strip() == ex.answer
+
+
+def test_word_level_extractive_answers_read_the_predicted_span():
+    """answers() returns the context's text under the best span: a model whose logits peak at
+    the gold tokens answers every question exactly."""
+    from types import SimpleNamespace
+
+    objective = _word_objective(ExtractiveQA, load_task("babi2"))
+    examples = objective.task.test[:16]
+    batch = objective.encode("test", range(16))
+    start = np.full(batch["input_ids"].shape, -5.0)
+    end = start.copy()
+    rows = np.arange(16)
+    start[rows, batch["start_positions"]] = 5.0
+    end[rows, batch["end_positions"]] = 5.0
+    gold = SimpleNamespace(start_logits=SimpleNamespace(data=start),
+                           end_logits=SimpleNamespace(data=end))
+    assert objective.answers(lambda **_: gold, examples) == [ex.answer for ex in examples]
+
+
+def test_extractive_qa_refuses_a_bpe_tokenizer():
+    from tinyllm.tokenizers import BPETokenizer
+
+    task = load_task("babi1")
+    tokenizer = BPETokenizer().train(task.train[0].context * 20, vocab_size=280)
+    objective = ExtractiveQA(task, tokenizer, get_family("bert"), 160)
+    with pytest.raises(ValueError, match="one token per piece.*bpe tokenizer makes"):
+        objective.encode("train", range(2))

@@ -51,6 +51,23 @@ def test_the_new_run_begins_with_the_source_weights(source, tmp_path):
         assert np.array_equal(value, best["model." + name]), name
 
 
+def test_the_new_run_records_the_source_tokenizer(tmp_path, capsys):
+    """A word-level source continued without --tokenizer: the new run says (and records) the
+    word tokenizer it reads with, not the default character one."""
+    corpus = tmp_path / "words.txt"
+    corpus.write_text(TEXT)
+    first = Trainer(TrainConfig(data=str(corpus), preset="nano", tokenizer="word", steps=2,
+                                eval_interval=2, eval_iters=1, batch_size=4, sample_tokens=0,
+                                out=str(tmp_path / "a")), quiet=True).train().run_dir
+    assert main(["train", "--init-from", str(first), "--data", str(corpus), "--steps", "2",
+                 "--eval-interval", "2", "--eval-iters", "1", "--batch-size", "4",
+                 "--out", str(tmp_path / "b"), "--name", "again"]) == 0
+    said = capsys.readouterr()
+    assert "word tokenizer" in said.out + said.err
+    meta = load_checkpoint(tmp_path / "b" / "again" / "last.safetensors")[1]
+    assert meta["train_config"]["tokenizer"] == "word"
+
+
 def test_init_from_a_model_directory(source, tmp_path):
     loaded = load_source(source / "model")
     assert loaded.kind == "model directory" and loaded.family.name == "gpt"

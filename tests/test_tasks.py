@@ -409,6 +409,43 @@ def test_babi_10k_shares_the_test_set_and_is_deterministic():
     assert _keys(other, "test") != _keys(small, "test")
 
 
+_STATEMENTS = ((r"(\w+) is in the (\w+)\.", "Where is {0}?"),
+               (r"The (\w+) is in the (\w+)\.", "Where is the {0}?"),
+               (r"Before the (\w+), the (\w+) was in the (\w+)\.",
+                "Where was the {1} before the {0}?"))
+
+
+def _statement(line):
+    """(its kind, the question a narrator's statement answers, its answer), or None for an
+    event."""
+    for kind, (pattern, question) in enumerate(_STATEMENTS):
+        if m := re.fullmatch(pattern, line):
+            return kind, question.format(*m.groups()), m.groups()[-1]
+    return None
+
+
+def test_narrated_stories_state_only_what_is_true():
+    """Every narrator's statement is the answer the rules give to its question (read by
+    `_solve`, independently of the generator), each kind occurs, and the text is
+    deterministic."""
+    text = babi_mod.narrated_stories(300, seed=5)
+    assert text == babi_mod.narrated_stories(300, seed=5) != babi_mod.narrated_stories(300)
+    stories = text.rstrip("\n").split("\n\n")
+    assert len(stories) == 300
+    kinds = Counter()
+    for story in stories:
+        events = []
+        for line in story.split("\n"):
+            said = _statement(line)
+            if said is None:
+                events.append(line)
+                continue
+            kind, question, answer = said
+            kinds[kind] += 1
+            assert _solve(events, question) == answer, (story, line)
+    assert len(kinds) == 3 and min(kinds.values()) > 100
+
+
 def test_babi_bad_options():
     with pytest.raises(ValueError, match=r"babi: unknown bAbI task 4; accepted: 1, 2, 3, 6, 7"):
         load_task("babi", task=4)

@@ -245,6 +245,47 @@ def _story_and_question(task: int, rng: random.Random) -> tuple[str, str, str, i
     return _with_vocabulary(story, f"How many objects is {person} carrying?", COUNT_WORDS[count])
 
 
+def narrated_stories(n: int, seed: int = 0, narrate: float = 0.5) -> str:
+    """``n`` unlabelled stories of the bAbI world in which a narrator states where things are:
+    plain text to pre-train a language model on, a blank line between stories.
+
+    After each event, with chance ``narrate``, the narrator adds one true statement, drawn
+    uniformly among those the story allows: where a person is ("Mary is in the kitchen."),
+    where an object is ("The milk is in the garden.") or where an object was before a place it
+    has been in once ("Before the garden, the milk was in the office."). To predict the
+    statement's last word a model must track the world -- the skill tasks 1-3 ask for in
+    questions -- so the text teaches it without one labelled question. The stories draw from
+    their own random stream (``tinyllm-babi/narrated/seed<seed>``), apart from every task's.
+
+    >>> print(narrated_stories(1, seed=3, narrate=1.0)[:52])
+    John journeyed to the office.
+    John is in the office.
+    """
+    rng = random.Random(f"tinyllm-babi/narrated/seed{seed}")
+    low, high = STORY_LENGTHS[3]
+    stories = []
+    for _ in range(n):
+        world = _World()
+        for _ in range(low + int(rng.random() * (high - low + 1))):
+            world.step(rng, *_GRAB_DROP[3])
+            if rng.random() < narrate:
+                world.lines.append(_pick(rng, _statements(world)))
+        stories.append(world.story)
+    return "\n\n".join(stories) + "\n"
+
+
+def _statements(world: _World) -> list[str]:
+    """Every true statement of the three kinds `narrated_stories` draws from."""
+    said = [f"{p} is in the {world.at[p][0]}." for p in ACTORS if p in world.at]
+    said += [f"The {o} is in the {world.place_of(o)[0]}." for o in OBJECTS
+             if world.place_of(o) is not None]
+    for o in OBJECTS:
+        places = [w[0] for w in world.trail[o]]
+        said += [f"Before the {places[i]}, the {o} was in the {places[i - 1]}."
+                 for i in range(1, len(places)) if places.count(places[i]) == 1]
+    return said
+
+
 def _with_vocabulary(story: str, question: str, answer: str) -> tuple[str, str, str, int]:
     """The story with ``ANSWER_VOCABULARY`` as its last line, the answer pointing there."""
     words = ANSWER_VOCABULARY.split(" ")

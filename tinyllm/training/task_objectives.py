@@ -10,8 +10,9 @@ Shapes: B batch, T tokens (at most the block size), K labels.
   Bayes' rule, the label under which the text is most likely. Scores as above.
 - `ExtractiveQA` (a `QATask`, a family with a question-answering head: BERT): `[CLS] question
   [SEP] context [SEP]`; the head scores every position as the answer's start and end; the
-  prediction is the best span inside the context. Answers are character spans, so this needs a
-  character tokenizer (one token per character). Scores: SQuAD exact match and F1.
+  prediction is the best span inside the context. Answers are character spans, mapped to the
+  tokens that hold them, so the tokenizer must give one token per piece of text (characters,
+  or words for a word-level tokenizer; not BPE). Scores: SQuAD exact match and F1.
 - `GenerativeQA` (a `QATask`, a causal LM: GPT): the prompt `context \\nQ: question\\nA: `
   then the answer and a newline; the loss counts the answer's tokens only; the prediction is
   the greedy continuation up to the newline. Scores: SQuAD exact match and F1.
@@ -330,34 +331,34 @@ class ExtractiveQA(_QA):
         return {"num_labels": 2}
 
     def _rows(self, examples):
-        """(ids of [CLS] q [SEP] c [SEP], where the context starts, its kept length) per
-        example; the context is cut at its end to fit the block."""
+        """(ids of [CLS] q [SEP] c [SEP], where the context starts, the start offset of each
+        kept context token) per example; the context is cut at its end to fit the block."""
         out = []
         for ex in examples:
-            q, c = self.tokenizer.encode(ex.question), self.tokenizer.encode(ex.context)
-            if len(c) != len(ex.context):
-                raise ValueError("extractive question answering needs a character tokenizer "
-                                 "(answers are character spans); this run's tokenizer makes "
-                                 f"{len(c)} tokens of {len(ex.context)} characters")
+            q = self.tokenizer.encode(ex.question)
+            c, starts = token_offsets(self.tokenizer, ex.context)
             q = q[:max(self.block_size // 2, 1)]
-            c = c[:max(self.block_size - len(q) - 3, 0)]
-            out.append((q, c, len(q) + 2))
+            keep = max(self.block_size - len(q) - 3, 0)
+            out.append((q, c[:keep], len(q) + 2, starts[:keep + 1]))
         return out
 
     def encode(self, split: str, indices) -> dict:
         examples = [self.task.split(split)[i] for i in indices]
         batch = self._inputs(examples)
         starts, ends = [], []
-        for ex, (_, c, offset) in zip(examples, batch.pop("_rows")):
-            start, end = ex.answer_start, ex.answer_start + len(ex.answer) - 1
-            inside = end < len(c)              # else the answer was cut off: point at [CLS]
-            starts.append(offset + start if inside else 0)
-            ends.append(offset + end if inside else 0)
+        for ex, (_, c, offset, at) in zip(examples, batch.pop("_rows")):
+            first = int(np.searchsorted(at, ex.answer_start, side="right")) - 1
+            last = int(np.searchsorted(at, ex.answer_start + len(ex.answer) - 1,
+                                       side="right")) - 1
+            inside = last < len(c)             # else the answer was cut off: point at [CLS]
+            starts.append(offset + first if inside else 0)
+            ends.append(offset + last if inside else 0)
         return {**batch, "start_positions": np.array(starts), "end_positions": np.array(ends)}
 
     def _inputs(self, examples) -> dict:
         rows = self._rows(examples)
-        batch = make_pair_batch([(q, c) for q, c, _ in rows], self.tokenizer, self.block_size)
+        batch = make_pair_batch([(q, c) for q, c, _, _ in rows], self.tokenizer,
+                                self.block_size)
         return {**batch, "_rows": rows}
 
     def loss(self, model, batch: dict) -> Tensor:
@@ -370,10 +371,28 @@ class ExtractiveQA(_QA):
         out = model(**_inputs(batch))
         start, end = out.start_logits.data, out.end_logits.data                 # (B, T)
         found = []
-        for b, (ex, (_, c, offset)) in enumerate(zip(examples, batch["_rows"])):
+        for b, (ex, (_, c, offset, at)) in enumerate(zip(examples, batch["_rows"])):
             s, e = _best_span(start[b, offset:offset + len(c)], end[b, offset:offset + len(c)])
-            found.append(ex.context[s:e + 1])
+            found.append(ex.context[at[s]:at[e + 1]].strip() if e >= s else "")
         return found
+
+
+def token_offsets(tokenizer: Tokenizer, text: str) -> tuple[list[int], np.ndarray]:
+    """``text``'s ids and where each token starts in it, with ``len(text)`` appended (token
+    ``i`` is ``text[at[i]:at[i + 1]]``): a tokenizer with one token per piece only.
+
+    >>> from tinyllm.tokenizers import WordTokenizer
+    >>> token_offsets(WordTokenizer().train("Mary went to the garden."), "Mary went.")[1]
+    array([ 0,  4,  9, 10])
+    """
+    ids, pieces = tokenizer.encode(text), tokenizer.split_pieces(text)
+    if len(ids) != len(pieces):
+        raise ValueError(
+            "extractive question answering needs a tokenizer with one token per piece of text "
+            f"(characters or words; answers are spans of the context); this run's "
+            f"{tokenizer.type_name} tokenizer makes {len(ids)} tokens of {len(pieces)} "
+            f"{tokenizer.piece_kind}")
+    return ids, np.cumsum([0] + [len(p) for p in pieces])
 
 
 class GenerativeQA(_QA):
@@ -457,4 +476,4 @@ def _inputs(batch: dict) -> dict:
 
 
 __all__ = ["CLASSIFIERS", "ExampleBatcher", "ExtractiveQA", "GenerativeClassification",
-           "GenerativeQA", "SequenceClassification", "objective_for_task"]
+           "GenerativeQA", "SequenceClassification", "objective_for_task", "token_offsets"]

@@ -181,6 +181,7 @@ class Trainer:
         self.tokenizer = (Tokenizer.from_dict(meta["tokenizer"]) if resuming
                           else source.tokenizer if source
                           else teachers[0][2] if teachers else self._train_tokenizer())
+        config.tokenizer = self.tokenizer.type_name   # a source's or teacher's, if it has one
         if teachers:
             for teacher in teachers:
                 self._check_teacher(*teacher)
