@@ -115,6 +115,19 @@ def test_a_label_budget_trains_on_that_many_examples(source, corpus, tmp_path):
 
 
 
+def test_scores_are_taken_without_dropout(source, corpus, tmp_path):
+    """The scores after training (what `tinyllm finetune` and the study report) are the
+    evaluation-mode model's: the same twice, though the model trained with dropout 0.3 and
+    is left in training mode."""
+    tuner = FineTuner(_config(source, corpus, tmp_path, steps=2, dropout=0.3), quiet=True)
+    tuner.train()
+    assert tuner.model.training
+    first, again = tuner.scores("test"), tuner.scores("test")
+    assert first["loss"] == again["loss"] and tuner.model.training
+    tuner.model.eval()
+    assert tuner.objective.scores(tuner.model, "test", 8)["loss"] == first["loss"]
+
+
 def test_a_shorter_block_keeps_the_first_position_rows(source, corpus, tmp_path):
     """--block-size below the source's context (32 here) fine-tunes with the first rows of the
     source's position table (BERT's and GPT's alike), the rest of the body unchanged."""

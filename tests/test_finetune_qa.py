@@ -175,3 +175,30 @@ def test_extractive_qa_refuses_a_bpe_tokenizer():
     objective = ExtractiveQA(task, tokenizer, get_family("bert"), 160)
     with pytest.raises(ValueError, match="one token per piece.*bpe tokenizer makes"):
         objective.encode("train", range(2))
+
+
+@pytest.mark.parametrize("family", ["gpt", "lstm"])
+def test_batched_generative_answers_are_greedy_generation(files, tmp_path, family):
+    """The batch's answers (rows padded on the right, read at their own last token) are what
+    `model.generate` writes for each prompt alone."""
+    from tinyllm.training.inference import load_run
+
+    root, text, squad = files
+    run = Trainer(TrainConfig(model=family, data=str(text), preset="nano", steps=1,
+                              eval_interval=1, eval_iters=1, batch_size=4, block_size=64,
+                              sample_tokens=0, out=str(tmp_path)), quiet=True).train().run_dir
+    model, tokenizer, _ = load_run(run)
+    rng = np.random.default_rng(0)
+    for p in model.parameters():         # large random weights: varied answers and lengths
+        p.data += rng.normal(0.0, 0.5, p.data.shape).astype(p.data.dtype)
+    objective = GenerativeQA(load_task(f"squad:{squad}"), tokenizer, get_family(family), 64)
+    examples = objective.task.test[:12]
+    newline = tokenizer.encode("\n")[0]
+    expected = []
+    for ex in examples:
+        prompt = np.array(tokenizer.encode(objective.prompt_and_target(ex)[0])[-64:])
+        out = model.generate(prompt[None], 30, do_sample=False, eos_token_id=newline)
+        expected.append(tokenizer.decode(out[0, len(prompt):]).split("\n", 1)[0].strip())
+    assert len({len(objective._ids(ex)[0]) for ex in examples}) > 1     # ragged prompts
+    assert objective.answers(model, examples) == expected
+    assert len(set(expected)) > 1, expected      # not all one (or empty) answer

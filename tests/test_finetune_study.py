@@ -13,7 +13,6 @@ import pytest
 from tinyllm.finetuning import (
     ALL,
     BUDGETS,
-    METHODS,
     RUN_COLUMNS,
     LogisticRegression,
     StudyError,
@@ -25,7 +24,7 @@ from tinyllm.finetuning import (
     plan_study,
     run_study,
 )
-from tinyllm.finetuning.plan import GENERATIVE_METHODS, SIZED_METHODS, finetune_steps
+from tinyllm.finetuning.plan import Budget, finetune_steps
 from tinyllm.finetuning.results import Results
 from tinyllm.finetuning.store import PRETRAIN_COLUMNS, ResultsStore
 from tinyllm.tasks import ClassificationTask, Example
@@ -179,26 +178,29 @@ def test_a_results_directory_refuses_another_study(tiny_study):
 
 
 # ---------------------------------------------------------------------- shipped results
-def test_shipped_results_hold_every_documented_row():
-    results = load_results()
-    assert results.budget == "default"
-    header = (results.root / "runs.csv").read_text().splitlines()[0].split(",")
+def _shipped_folders():
+    from tinyllm.finetuning.results import SHIPPED_ROOT
+
+    return sorted(p for p in SHIPPED_ROOT.iterdir() if (p / "study.json").is_file())
+
+
+@pytest.mark.parametrize("root", _shipped_folders(), ids=lambda p: p.name)
+def test_shipped_results_hold_every_planned_run(root):
+    """Every run the plan of the shipped budget asks for has its row (the budget rebuilt
+    from study.json), with an accuracy in [0, 1], and every size its pre-training row."""
+    results = load_results(root)
+    assert results.budget == root.name
+    header = (root / "runs.csv").read_text().splitlines()[0].split(",")
     assert tuple(header) == RUN_COLUMNS
     meta = results.meta["budget"]
-    assert results.tasks() == list(meta["tasks"]) and len(results.sizes()) >= 4
-    for task in meta["tasks"]:
-        for budget in meta["label_budgets"]:
-            several = budget != ALL and budget <= meta["multi_seed_max"]
-            seeds = len(meta["seeds"]) if several else 1
-            for method in METHODS:
-                if method in GENERATIVE_METHODS and task not in meta["generative_tasks"]:
-                    continue                  # the generative classifier runs on a few tasks
-                sizes = meta["sizes"] if method in SIZED_METHODS else [None]
-                for size in sizes:
-                    cell = results.cell(task, method, budget, size)
-                    assert cell["n"] == seeds, (task, budget, method, size)
-                    assert 0 < cell["mean"] <= 1
-    assert {r["size"] for r in results.pretrain} == set(meta["sizes"])
+    budget = Budget(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta.items()})
+    plan = plan_study(budget)
+    rows = {r["run_id"]: r for r in results.runs}
+    assert len(results.sizes()) >= 3
+    for spec in plan.runs:
+        assert spec.run_id in rows, spec.run_id
+        assert 0 <= rows[spec.run_id]["test_accuracy"] <= 1
+    assert {r["run_id"] for r in results.pretrain} == {p.run_id for p in plan.pretrain}
     assert results.meta["wall_s"] > 0
 
 

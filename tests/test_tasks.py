@@ -52,7 +52,8 @@ def _assert_disjoint(task):
 
 def test_list_tasks():
     assert list_tasks() == ["pydoc-topics", "stdlib-docstrings", "markov-source", "babi",
-                            "babi1", "babi2", "babi3", "babi6", "babi7",
+                            "babi1", "babi2", "babi3", "babi6", "babi7", "babi1-10k",
+                            "babi2-10k", "babi3-10k", "babi6-10k", "babi7-10k",
                             "csv:FILE", "jsonl:FILE", "squad:FILE"]
 
 
@@ -60,7 +61,7 @@ def test_list_tasks():
 def test_unknown_task_lists_the_accepted_ones(name):
     message = (rf"unknown task {re.escape(repr(name))}; accepted: pydoc-topics, "
                r"stdlib-docstrings, markov-source, babi, babi1, babi2, babi3, babi6, babi7, "
-               r"csv:FILE, jsonl:FILE, squad:FILE")
+               r"babi1-10k, babi2-10k, babi3-10k, babi6-10k, babi7-10k, csv:FILE, jsonl:FILE, squad:FILE")
     with pytest.raises(TaskError, match=message):
         load_task(name)
 
@@ -354,6 +355,8 @@ def test_babi_task_by_number_is_the_same_task(number):
     assert [ex.question for ex in named.test] == [ex.question for ex in general.test]
     with pytest.raises(TaskError, match=r"unknown options \['task'\]; accepted: size, seed"):
         load_task(f"babi{number}", task=1)
+    big = load_task(f"babi{number}-10k")
+    assert big.name == f"babi{number}-10k" and big.sizes["train"] == 10_000
 
 
 @pytest.mark.parametrize("number", [1, 2, 3, 6, 7])

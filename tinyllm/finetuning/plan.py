@@ -2,11 +2,15 @@
 
 For every GPT size of the budget, one pre-training run (`Trainer`, a causal LM on the
 pre-training corpus; cached in the study's directory and shared by every task and label
-budget). Then, for every task, label budget and seed:
+budget), and, when the budget has question-answering tasks, one BERT run per size (a masked
+LM on the same corpus). Then, for every task, label budget and seed:
 
-    pretrained   FineTuner from the size's pre-trained run
+    pretrained   FineTuner from the size's pre-trained GPT: a classification head, or on a
+                 question-answering task (bAbI) the GPT writing the answer
     scratch      the same architecture, tokenizer and recipe, from random weights
                  (`FineTuneConfig(from_scratch=True)`)
+    extractive   question answering only: the size's pre-trained BERT with a span head
+    extractive-scratch   the same from random weights
     generative   the size's pre-trained LM fine-tuned as a generative classifier (Bayes' rule
                  over the LM's likelihoods, `FineTuneConfig(classifier="generative")`), on
                  the budget's `generative_tasks` only (it scores each text once per label)
@@ -15,6 +19,9 @@ budget). Then, for every task, label budget and seed:
                  `block_size` characters of each text: the input the GPTs read
     logreg-full  the same on whole texts (what the GPTs' context cuts off, it reads)
     majority     the most frequent training label (`baselines`)
+
+(the last three classify: a question-answering task has none of them). A question-answering
+task's "accuracy" is exact match, bAbI's accuracy (the answer is one word).
 
 A label budget of n examples is a stratified sample of the task's training split drawn by
 the seed (`ClassificationTask.subsample_train`); every method of one (task, budget, seed) sees
@@ -42,17 +49,25 @@ from dataclasses import asdict, dataclass, field
 from ..tasks import SPLITS, load_task
 
 #: The methods compared on every (task, label budget, seed), in table order.
-METHODS = ("pretrained", "scratch", "generative", "generative-scratch", "logreg",
-           "logreg-full", "majority")
+METHODS = ("pretrained", "scratch", "generative", "generative-scratch", "extractive",
+           "extractive-scratch", "logreg", "logreg-full", "majority")
 #: Methods that train a Transformer of a given size (the others have no size).
-SIZED_METHODS = ("pretrained", "scratch", "generative", "generative-scratch")
+SIZED_METHODS = ("pretrained", "scratch", "generative", "generative-scratch", "extractive",
+                 "extractive-scratch")
 #: The sized methods that classify with the language model (`classifier="generative"`).
 GENERATIVE_METHODS = ("generative", "generative-scratch")
+#: The sized methods that fine-tune a BERT (a span head: question answering only).
+EXTRACTIVE_METHODS = ("extractive", "extractive-scratch")
 #: The sized methods trained from random weights.
-SCRATCH_METHODS = ("scratch", "generative-scratch")
-#: The classification tasks of the study (bAbI is QA: its stories outgrow the study's
-#: 64-character contexts, and its scores are exact match, not accuracy).
-TASKS = ("pydoc-topics", "stdlib-docstrings", "markov-source")
+SCRATCH_METHODS = ("scratch", "generative-scratch", "extractive-scratch")
+#: The baselines, which classify (no size).
+BASELINE_METHODS = ("logreg", "logreg-full", "majority")
+#: The classification tasks of the study.
+CLASSIFICATION_TASKS = ("pydoc-topics", "stdlib-docstrings", "markov-source")
+#: Its question-answering tasks: bAbI 1-3 with 10k training questions to draw label budgets
+#: from (the paper's "1k" is a budget of 1000).
+QA_TASKS = ("babi1-10k", "babi2-10k", "babi3-10k")
+TASKS = CLASSIFICATION_TASKS + QA_TASKS
 ALL = "all"
 
 
@@ -67,12 +82,14 @@ class Budget:
 
     name: str
     sizes: tuple[str, ...]                       # GPT presets, smallest first
-    tasks: tuple[str, ...] = TASKS
+    tasks: tuple[str, ...] = CLASSIFICATION_TASKS
     label_budgets: tuple[int | str, ...] = (32, 128, 512, ALL)
     seeds: tuple[int, ...] = (0,)
     multi_seed_max: int = 128                     # larger label budgets run the first seed
     # pre-training (one causal-LM run per size)
     pretrain_corpora: tuple[str, ...] = ("pydoc", "stdlib")
+    corpus_options: tuple[tuple[str, int], ...] = ()   # load_corpus options of each corpus
+    tokenizer: str = "char"                       # every model's, trained on the corpus
     pretrain_steps: int = 3000
     pretrain_batch_size: int = 16
     pretrain_evals: int = 4
@@ -115,11 +132,27 @@ BUDGETS: dict[str, Budget] = {
         label_budgets=(8, ALL), seeds=(0,), pretrain_steps=8, pretrain_batch_size=4,
         pretrain_evals=1, block_size=32, batch_size=8, epochs=1.0, min_steps=3, max_steps=4,
         eval_iters=1, logreg_steps=10, logreg_max_features=256, minutes=0.5),
-    # About 25 minutes on 2 cores (two workers): 4 sizes x 3 tasks x 4 label budgets, three
+    # Seconds: the question-answering path for tests (bAbI task 1, word tokens, GPT and BERT).
+    "tiny-qa": Budget(
+        name="tiny-qa", sizes=("nano",), tasks=("babi1-10k",), label_budgets=(8,),
+        pretrain_corpora=("babi",), corpus_options=(("stories", 100), ("questions", 100)),
+        tokenizer="word", pretrain_steps=4,
+        pretrain_batch_size=4, pretrain_evals=1, block_size=128, batch_size=4, epochs=1.0,
+        min_steps=2, max_steps=2, eval_iters=1, minutes=0.5),
+    # About 30 minutes on 2 cores (two workers): 4 sizes x 3 tasks x 4 label budgets, two
     # seeds for the budgets of 32 and 128 labels.
     "default": Budget(
-        name="default", sizes=("nano", "micro", "tiny", "mini"), seeds=(0, 1, 2),
-        minutes=30.0),
+        name="default", sizes=("nano", "micro", "tiny", "mini"), seeds=(0, 1),
+        generative_max_steps=1500, minutes=30.0),
+    # bAbI 1-3 (Weston et al. 2015): pre-trained on the built-in "babi" corpus (narrated
+    # stories and the tasks' unlabelled training questions, word tokens), GPT writing the
+    # answer and BERT pointing at it, against both from scratch, at 100 and 1,000 labels (the
+    # paper's 1k) and all 10,000.
+    "babi": Budget(
+        name="babi", sizes=("micro", "tiny", "mini"), tasks=QA_TASKS,
+        label_budgets=(100, 1000, ALL), seeds=(0,), pretrain_corpora=("babi",),
+        tokenizer="word", pretrain_steps=1500, block_size=192,
+        max_steps=800, minutes=60.0),
 }
 
 
@@ -141,7 +174,8 @@ def finetune_steps(budget: Budget, n_examples: int, method: str = "pretrained") 
 # ---------------------------------------------------------------------- the plan
 @dataclass(frozen=True)
 class PretrainSpec:
-    """One pre-training run: a GPT preset as a causal LM on the study's corpus."""
+    """One pre-training run: a preset as a causal LM (GPT) or a masked LM (BERT) on the
+    study's corpus."""
 
     run_id: str
     size: str
@@ -151,10 +185,21 @@ class PretrainSpec:
     lr: float
     eval_interval: int
     seed: int = 1337
+    model: str = "gpt"
 
     @property
     def tokens(self) -> int:
         return self.steps * self.batch_size * self.block_size
+
+    @property
+    def key(self) -> str:
+        """Its directory under pretrain/, and the name sized runs wait for."""
+        return source_key(self.model, self.size)
+
+
+def source_key(model: str, size: str) -> str:
+    """"mini" for the GPT of size mini (the name since the first study), "bert-mini"..."""
+    return size if model == "gpt" else f"{model}-{size}"
 
 
 @dataclass(frozen=True)
@@ -174,6 +219,17 @@ class RunSpec:
     def sized(self) -> bool:
         return self.method in SIZED_METHODS
 
+    @property
+    def model(self) -> str | None:
+        """The family the run fine-tunes (None for a baseline)."""
+        return None if not self.sized else (
+            "bert" if self.method in EXTRACTIVE_METHODS else "gpt")
+
+    @property
+    def source(self) -> str | None:
+        """The key of the pre-training run it starts from (or takes its recipe from)."""
+        return source_key(self.model, self.size) if self.sized else None
+
 
 @dataclass
 class TaskInfo:
@@ -188,8 +244,13 @@ class TaskInfo:
     def load(cls, name: str) -> TaskInfo:
         task = load_task(name)
         bayes = getattr(task, "bayes_optimal_accuracy", None)
-        return cls(name, {s: len(task.split(s)) for s in SPLITS}, task.num_labels,
-                   bayes("test") if bayes else None)
+        return cls(name, {s: len(task.split(s)) for s in SPLITS},
+                   getattr(task, "num_labels", 0), bayes("test") if bayes else None)
+
+    @property
+    def qa(self) -> bool:
+        """A question-answering task (it has no label set)."""
+        return self.num_labels == 0
 
 
 @dataclass
@@ -232,20 +293,21 @@ def plan_study(budget: Budget, tasks=None) -> StudyPlan:
     tasks = list(budget.tasks if tasks is None else tasks)
     unknown = [t for t in tasks if t not in TASKS]
     if unknown or not tasks:
-        raise StudyError(f"unknown task(s) {unknown or tasks}; accepted: {', '.join(TASKS)} "
-                         "(babi is question answering, which the study does not train)")
+        raise StudyError(f"unknown task(s) {unknown or tasks}; accepted: {', '.join(TASKS)}")
     check_sizes(budget.sizes)
     infos = {t: TaskInfo.load(t) for t in tasks}
     plan = StudyPlan(budget, infos)
-    for size in budget.sizes:
-        steps = budget.pretrain_steps
-        plan.pretrain.append(PretrainSpec(
-            run_id=f"pretrain-{size}", size=size, steps=steps,
-            batch_size=budget.pretrain_batch_size, block_size=budget.block_size,
-            lr=_pretrain_lr(size, budget.block_size),
-            eval_interval=max(1, steps // max(budget.pretrain_evals, 1))))
     for info in infos.values():
         plan.runs += _task_runs(budget, info)
+    models = ["gpt"] + (["bert"] if any(r.model == "bert" for r in plan.runs) else [])
+    steps = budget.pretrain_steps
+    for model in models:
+        for size in budget.sizes:
+            plan.pretrain.append(PretrainSpec(
+                run_id=f"pretrain-{source_key(model, size)}", size=size, steps=steps,
+                batch_size=budget.pretrain_batch_size, block_size=budget.block_size,
+                lr=_pretrain_lr(size, budget.block_size),
+                eval_interval=max(1, steps // max(budget.pretrain_evals, 1)), model=model))
     return plan
 
 
@@ -263,18 +325,28 @@ def _task_runs(budget: Budget, info: TaskInfo) -> list[RunSpec]:
         for seed in seeds:
             common = dict(task=info.name, label_budget=label_budget, train_examples=n, seed=seed)
             tag = f"{info.name}-n{label_budget}-s{seed}"
-            sized = [m for m in SIZED_METHODS
-                     if m not in GENERATIVE_METHODS or info.name in budget.generative_tasks]
             for size in reversed(budget.sizes):
-                for method in sized:
+                for method in _sized_methods(budget, info):
                     runs.append(RunSpec(run_id=f"{method}-{size}-{tag}", method=method,
                                         size=size, steps=finetune_steps(budget, n, method),
                                         **common))
+            if info.qa:
+                continue
             for method in ("logreg", "logreg-full"):
                 runs.append(RunSpec(run_id=f"{method}-{tag}", method=method,
                                     steps=budget.logreg_steps, **common))
             runs.append(RunSpec(run_id=f"majority-{tag}", method="majority", **common))
     return runs
+
+
+def _sized_methods(budget: Budget, info: TaskInfo) -> list[str]:
+    """A question-answering task: GPT (writing the answer) and BERT (pointing at it), each
+    pre-trained and from scratch; a classification task: the head, and the generative
+    classifier on the budget's `generative_tasks`."""
+    if info.qa:
+        return ["pretrained", "scratch", *EXTRACTIVE_METHODS]
+    return [m for m in SIZED_METHODS if m not in EXTRACTIVE_METHODS
+            and (m not in GENERATIVE_METHODS or info.name in budget.generative_tasks)]
 
 
 def corpus_text(budget: Budget) -> str:
@@ -286,7 +358,8 @@ def corpus_text(budget: Budget) -> str:
     """
     from ..data import load_corpus
 
-    return "\n\n".join(load_corpus(name).text for name in budget.pretrain_corpora)
+    options = dict(budget.corpus_options)
+    return "\n\n".join(load_corpus(name, **options).text for name in budget.pretrain_corpora)
 
 
 def text_digest(text: str) -> str:
@@ -297,13 +370,16 @@ def describe_plan(plan: StudyPlan) -> str:
     """A few lines: the sizes, the pre-training, the tasks and the runs per method."""
     b = plan.budget
     p = plan.pretrain[0]
-    lines = [f"budget {b.name!r}: GPT sizes {', '.join(b.sizes)} (context {b.block_size}); "
-             f"pre-training {p.steps} steps x {p.batch_size} x {p.block_size} = "
-             f"{p.tokens:,} tokens per size on {' + '.join(b.pretrain_corpora)}"]
+    models = " and ".join(dict.fromkeys(s.model.upper() for s in plan.pretrain))
+    lines = [f"budget {b.name!r}: {models} sizes {', '.join(b.sizes)} (context {b.block_size} "
+             f"{b.tokenizer} tokens); pre-training {p.steps} steps x {p.batch_size} x "
+             f"{p.block_size} = {p.tokens:,} tokens per size on "
+             f"{' + '.join(b.pretrain_corpora)}"]
     for info in plan.tasks.values():
         bayes = (f", Bayes-optimal test accuracy {info.bayes_test_accuracy:.3f}"
                  if info.bayes_test_accuracy is not None else "")
-        lines.append(f"  {info.name}: {info.num_labels} labels, {info.sizes['train']} train / "
+        kind = "questions" if info.qa else f"{info.num_labels} labels"
+        lines.append(f"  {info.name}: {kind}, {info.sizes['train']} train / "
                      f"{info.sizes['validation']} validation / {info.sizes['test']} test"
                      + bayes)
     lines.append(f"label budgets {', '.join(map(str, b.label_budgets))}; seeds "

@@ -65,14 +65,14 @@ def run_study(plan: StudyPlan, out, *, jobs: int | None = None, log=None,
     done = store.done()
     runs = [r for r in plan.runs if r.run_id not in done]
     for p in plan.pretrain:      # a finished size whose run directory is gone, still needed
-        needed = any(r.size == p.size for r in runs)
-        if needed and not _pretrained(store, p.size):
+        needed = any(r.source == p.key for r in runs)
+        if needed and not _pretrained(store, p.key):
             done.discard(p.run_id)
     report = StudyReport(store.root)
     report.skipped = [s.run_id for s in [*plan.pretrain, *plan.runs] if s.run_id in done]
     pretrain = sorted((p for p in plan.pretrain if p.run_id not in done),
                       key=lambda p: -_cost(p.size))
-    ready = {p.size for p in plan.pretrain if p.run_id in done}
+    ready = {p.key for p in plan.pretrain if p.run_id in done}
     say = log or (lambda message: None)
     say(f"{len(report.skipped)} run(s) already done, {len(pretrain)} pre-training and "
         f"{len(runs)} other run(s) to go, {jobs or 1} at a time")
@@ -84,9 +84,9 @@ def run_study(plan: StudyPlan, out, *, jobs: int | None = None, log=None,
     return report
 
 
-def _pretrained(store: ResultsStore, size: str) -> bool:
-    """True when the size's pre-trained run directory holds its final model."""
-    return (store.pretrain_dir / size / "model").is_dir()
+def _pretrained(store: ResultsStore, key: str) -> bool:
+    """True when a pre-trained run directory ("mini", "bert-mini") holds its final model."""
+    return (store.pretrain_dir / key / "model").is_dir()
 
 
 def _cost(size: str) -> int:
@@ -120,12 +120,12 @@ class _Schedule:
         else:
             self._run_pool(pretrain, jobs)
         for spec in self.waiting:      # their size's pre-training failed
-            self._fail(spec, f"not run: the pre-training of {spec.size!r} failed")
+            self._fail(spec, f"not run: the pre-training of {spec.source!r} failed")
 
     def _release(self) -> list[RunSpec]:
         """The waiting runs that can start now (baselines, and sizes already pre-trained)."""
-        go = [r for r in self.waiting if not r.sized or r.size in self.ready]
-        self.waiting = [r for r in self.waiting if r.sized and r.size not in self.ready]
+        go = [r for r in self.waiting if not r.sized or r.source in self.ready]
+        self.waiting = [r for r in self.waiting if r.sized and r.source not in self.ready]
         return go
 
     def _run_pool(self, pretrain, jobs: int) -> None:
@@ -157,10 +157,11 @@ class _Schedule:
         row = result["row"]
         if isinstance(spec, PretrainSpec):
             self.store.add(row, "pretrain")
-            self.ready.add(spec.size)
+            self.ready.add(spec.key)
         else:
             if spec.sized:
-                pre = {r["size"]: r for r in self.store.rows("pretrain")}.get(spec.size, {})
+                pre = {r["run_id"]: r for r in self.store.rows("pretrain")}.get(
+                    f"pretrain-{spec.source}", {})
                 row.update(pretrain_tokens=pre.get("tokens"),
                            pretrain_val_loss_nats=pre.get("val_loss_nats"))
             self.store.add(row)
@@ -187,7 +188,7 @@ def _call(func, spec, budget: Budget, root) -> dict:
 
 def _done_line(row: dict, k: int, n: int) -> str:
     if row.get("method") is None:
-        return (f"[{k}/{n}] {row['run_id']}: val {row['val_loss_nats']:.4f} nats/char | "
+        return (f"[{k}/{n}] {row['run_id']}: val {row['val_loss_nats']:.4f} nats/token | "
                 f"{row['wall_s']:.0f} s")
     return (f"[{k}/{n}] {row['run_id']}: test acc {row['test_accuracy']:.3f} | macro-F1 "
             f"{row['test_macro_f1']:.3f} | {row['wall_s']:.1f} s")
@@ -208,19 +209,19 @@ def run_pretrain(spec: PretrainSpec, budget: Budget, root: Path) -> dict:
     from ..training.trainer import LAST
 
     store = ResultsStore(root)
-    run_dir = store.pretrain_dir / spec.size
+    run_dir = store.pretrain_dir / spec.key
     t0 = time.perf_counter()
     if (run_dir / LAST).is_file():
         trainer = Trainer.resume(run_dir, quiet=True)
     else:
         shutil.rmtree(run_dir, ignore_errors=True)
         trainer = Trainer(TrainConfig(
-            model="gpt", preset=spec.size, data=str(store.corpus_path.resolve()),
+            model=spec.model, preset=spec.size, tokenizer=budget.tokenizer,
+            data=str(store.corpus_path.resolve()),
             steps=spec.steps, batch_size=spec.batch_size, block_size=spec.block_size,
             lr=spec.lr, min_lr=spec.lr / 10, eval_interval=spec.eval_interval,
             eval_iters=budget.eval_iters * 10, sample_tokens=0, seed=spec.seed,
-            out=str(store.pretrain_dir), name=spec.size,
-            model_overrides={"n_positions": spec.block_size}), quiet=True)
+            out=str(store.pretrain_dir), name=spec.key), quiet=True)
     result = trainer.train()
     if result.status != "finished":
         raise RuntimeError(f"pre-training {spec.size} ended {result.status!r} at step "
@@ -228,8 +229,8 @@ def run_pretrain(spec: PretrainSpec, budget: Budget, root: Path) -> dict:
     final = trainer.evaluate()
     model = trainer.model
     return {
-        "run_id": spec.run_id, "size": spec.size, "n_layer": model.config.n_layer,
-        "n_head": model.config.n_head, "n_embd": model.config.n_embd,
+        "run_id": spec.run_id, "model": spec.model, "size": spec.size,
+        **_shape(model.config),
         "vocab_size": trainer.tokenizer.vocab_size, "params": model.num_params(),
         "non_embedding_params": _non_embedding(model), "steps": spec.steps,
         "batch_size": spec.batch_size, "block_size": spec.block_size, "tokens": spec.tokens,
@@ -241,7 +242,20 @@ def run_pretrain(spec: PretrainSpec, budget: Budget, root: Path) -> dict:
 def _non_embedding(model) -> int:
     """Parameters less the token and position embeddings."""
     return sum(p.data.size for name, p in model.named_parameters()
-               if name.split(".")[-2] not in ("wte", "wpe"))
+               if name.split(".")[-2] not in _EMBEDDINGS)
+
+
+#: The token and position (and BERT's segment) embedding tables, GPT's and BERT's names.
+_EMBEDDINGS = ("wte", "wpe", "word_embeddings", "position_embeddings",
+               "token_type_embeddings")
+
+
+def _shape(config) -> dict:
+    """n_layer, n_head, n_embd of a GPT or a BERT config (BERT's names differ)."""
+    get = lambda *names: next(getattr(config, n) for n in names if hasattr(config, n))  # noqa
+    return {"n_layer": get("n_layer", "num_hidden_layers"),
+            "n_head": get("n_head", "num_attention_heads"),
+            "n_embd": get("n_embd", "hidden_size")}
 
 
 # ---------------------------------------------------------------------- scored runs
@@ -270,7 +284,7 @@ def _finetune(spec: RunSpec, budget: Budget, root: Path) -> dict:
     shutil.rmtree(run_dir, ignore_errors=True)     # a half-finished attempt starts over
     b = budget
     config = finetune_config(
-        store.pretrain_dir / spec.size, model="gpt", task=spec.task,
+        store.pretrain_dir / spec.source, model=spec.model, task=spec.task,
         train_examples=None if spec.label_budget == ALL else spec.train_examples,
         steps=spec.steps, batch_size=b.batch_size, block_size=b.block_size, lr=b.lr,
         min_lr=b.lr / 10, weight_decay=b.weight_decay, dropout=b.dropout,
@@ -284,12 +298,12 @@ def _finetune(spec: RunSpec, budget: Budget, root: Path) -> dict:
     test, ev = trainer.scores("test"), result.last_eval
     model = trainer.model
     shutil.rmtree(run_dir, ignore_errors=True)     # checkpoints are scratch; the row stays
-    return {"n_layer": model.config.n_layer, "n_head": model.config.n_head,
-            "n_embd": model.config.n_embd, "params": model.num_params(),
+    val = _accuracy_columns({k[4:]: v for k, v in ev.items() if k.startswith("val_")})
+    return {**_shape(model.config), "params": model.num_params(),
             "non_embedding_params": _non_embedding(model),
             "epochs": round(spec.steps * b.batch_size / spec.train_examples, 3), "lr": b.lr,
             "batch_size": b.batch_size, "block_size": b.block_size,
-            "val_accuracy": ev["val_accuracy"], "val_macro_f1": ev["val_macro_f1"],
+            "val_accuracy": val["accuracy"], "val_macro_f1": val["macro_f1"],
             **_test_columns(test, trainer.task)}
 
 
@@ -321,8 +335,17 @@ def _baseline(spec: RunSpec, budget: Budget) -> dict:
     return row
 
 
+def _accuracy_columns(scores: dict) -> dict:
+    """{"accuracy", "macro_f1"} of a split's scores; a question-answering task's accuracy is
+    its exact match (bAbI's accuracy), its macro-F1 the SQuAD token F1."""
+    if "exact_match" in scores:
+        return {"accuracy": scores["exact_match"], "macro_f1": scores["f1"]}
+    return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
+
+
 def _test_columns(test: dict, task) -> dict:
     bayes = getattr(task, "bayes_optimal_accuracy", None)
-    return {"test_accuracy": test["accuracy"], "test_macro_f1": test["macro_f1"],
+    scores = _accuracy_columns(test)
+    return {"test_accuracy": scores["accuracy"], "test_macro_f1": scores["macro_f1"],
             "test_loss": test.get("loss"), "test_examples": len(task.test),
             "bayes_test_accuracy": bayes("test") if bayes else None}

@@ -5,9 +5,12 @@ Results directory (tidy CSV, one row per finished run)::
     study.json     schema, tinyllm version, budget settings, tasks (sizes, labels, Bayes
                    accuracy), pre-training corpus (size, hash), machine, wall time per session
     runs.csv       one row per scored run (RUN_COLUMNS): pretrained, scratch, logreg, majority
-    pretrain.csv   one row per pre-training run (PRETRAIN_COLUMNS)
-    pretrain/      the pre-trained runs (corpus.txt, one run directory per size): reused by
-                   every task and label budget, and by a resumed study; not shipped
+                   ...; a question-answering task's test_accuracy is its exact match, its
+                   test_macro_f1 the SQuAD token F1
+    pretrain.csv   one row per pre-training run (PRETRAIN_COLUMNS; model gpt, or bert)
+    pretrain/      the pre-trained runs (corpus.txt, one run directory per size, "mini" for
+                   a GPT, "bert-mini" for a BERT): reused by every task and label budget, and
+                   by a resumed study; not shipped
     _work/         scratch run directories of fine-tuning runs (removed when a run finishes)
 
 A finished run's row is written at once (`tinyllm._io.atomic_write`), so an interruption loses
@@ -40,7 +43,7 @@ RUN_COLUMNS = (
 )
 #: The columns of pretrain.csv, in order.
 PRETRAIN_COLUMNS = (
-    "run_id", "size", "n_layer", "n_head", "n_embd", "vocab_size", "params",
+    "run_id", "model", "size", "n_layer", "n_head", "n_embd", "vocab_size", "params",
     "non_embedding_params", "steps", "batch_size", "block_size", "tokens", "lr",
     "train_loss_nats", "val_loss_nats", "val_bits_per_char", "wall_s", "threads", "version",
     "schema",

@@ -16,6 +16,7 @@ babi                 QA              bAbI tasks 1, 2, 3, 6, 7 with 1k or 10k tra
                                      questions (``babi``)
 babi1 .. babi7       QA              one bAbI task by number (``babi2`` = ``babi`` with
                                      ``task=2``): 1, 2, 3, 6 and 7
+babi1-10k ..         QA              the same with the paper's 10k training questions
 csv:FILE             classification  ``text,label`` or ``text_a,text_b,label`` (``files``)
 jsonl:FILE           classification  one JSON object per line, same columns (``files``)
 squad:FILE           QA              SQuAD's JSON layout (``files``)
@@ -88,6 +89,7 @@ _BUILDERS = {
     "markov-source": markov_source_task,
     "babi": babi_task,
     **{f"babi{n}": functools.partial(babi_task, n) for n in BABI_TASKS},
+    **{f"babi{n}-10k": functools.partial(babi_task, n, "10k") for n in BABI_TASKS},
 }
 #: Task files: ``KIND:FILE`` -> loader (its first argument is the path).
 _LOADERS = {"csv": csv_task, "jsonl": jsonl_task, "squad": squad_task}

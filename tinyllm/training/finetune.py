@@ -155,8 +155,14 @@ class FineTuner(Trainer):
 
     @no_grad()
     def scores(self, split: str) -> dict:
-        """The task's scores of the model on the whole split, and its loss there."""
-        return self.objective.scores(self.model, split, self.config.batch_size)
+        """The task's scores of the model on the whole split, and its loss there, in
+        evaluation mode (no dropout; the mode it was in is restored)."""
+        training = self.model.training
+        self.model.eval()
+        try:
+            return self.objective.scores(self.model, split, self.config.batch_size)
+        finally:
+            self.model.train(training)
 
     def _eval_summary(self, record: dict) -> str:
         return self.objective.summary(record)

@@ -436,16 +436,26 @@ class GenerativeQA(_QA):
 
     @no_grad()
     def answers(self, model, examples) -> list[str]:
+        """Greedy continuations of the prompts up to a newline (at most MAX_ANSWER_TOKENS
+        tokens), the batch at once: each step reads every unfinished row, padded on the
+        right, at its own last token -- a causal model's logits there do not depend on the
+        padding after it -- so the answers are `model.generate`'s, one forward per step."""
         newline = self.tokenizer.encode("\n")
-        found = []
-        for ex in examples:
-            prompt = self.tokenizer.encode(self.prompt_and_target(ex)[0])
-            prompt = np.array(prompt[-self.block_size:])
-            out = model.generate(prompt[None], MAX_ANSWER_TOKENS, do_sample=False,
-                                 eos_token_id=newline[0] if len(newline) == 1 else None)
-            text = self.tokenizer.decode(out[0, len(prompt):])
-            found.append(text.split("\n", 1)[0].strip())
-        return found
+        stop = newline[0] if len(newline) == 1 else None
+        rows = [self.tokenizer.encode(self.prompt_and_target(ex)[0]) for ex in examples]
+        new: list[list[int]] = [[] for _ in rows]
+        live = list(range(len(rows)))
+        for _ in range(MAX_ANSWER_TOKENS):
+            if not live:
+                break
+            seqs = [(rows[i] + new[i])[-self.block_size:] for i in live]
+            logits = model(self._pad(seqs, self.tokenizer.pad_token_id or 0)).logits.data
+            last = logits[np.arange(len(seqs)), [len(s) - 1 for s in seqs]]     # (b, V)
+            for i, token in zip(live, last.argmax(-1)):
+                new[i].append(int(token))
+            live = [i for i in live if new[i][-1] != stop and "\n" not in
+                    self.tokenizer.decode(new[i][-1:])]
+        return [self.tokenizer.decode(ids).split("\n", 1)[0].strip() for ids in new]
 
 
 def _best_span(start: np.ndarray, end: np.ndarray) -> tuple[int, int]:
