@@ -177,6 +177,29 @@ def test_a_results_directory_refuses_another_study(tiny_study):
         run_study(other, root, jobs=0)
 
 
+def test_a_question_answering_study_trains_gpt_and_bert(tmp_path):
+    """bAbI in the study: a GPT and a BERT pre-trained per size on the word-level "babi"
+    corpus; GPT writing the answer and BERT pointing at it, each pre-trained and from
+    scratch; exact match as the accuracy; no classification baselines; its tables."""
+    from tinyllm.finetuning.report import full_report
+
+    plan = plan_study(BUDGETS["tiny-qa"])
+    assert {p.run_id for p in plan.pretrain} == {"pretrain-nano", "pretrain-bert-nano"}
+    report = run_study(plan, tmp_path, jobs=0)
+    assert not report.failed
+    rows = {r["method"]: r for r in ResultsStore(tmp_path).rows()}
+    assert set(rows) == {"pretrained", "scratch", "extractive", "extractive-scratch"}
+    assert rows["extractive"]["params"] != rows["pretrained"]["params"]      # BERT vs GPT
+    for r in rows.values():
+        assert 0.0 <= r["test_accuracy"] <= 1.0 and r["test_examples"] == 1000
+    pre = {r["run_id"]: r for r in ResultsStore(tmp_path).rows("pretrain")}
+    assert pre["pretrain-bert-nano"]["model"] == "bert"
+    assert rows["extractive"]["pretrain_tokens"] == pre["pretrain-bert-nano"]["tokens"]
+    text = full_report(load_results(tmp_path))
+    assert "babi1-10k: test accuracy (exact match)" in text and "word tokens" in text
+    assert "labels extractive-scratch needs to match extractive's" in text
+
+
 # ---------------------------------------------------------------------- shipped results
 def _shipped_folders():
     from tinyllm.finetuning.results import SHIPPED_ROOT

@@ -61,7 +61,8 @@ def test_list_tasks():
 def test_unknown_task_lists_the_accepted_ones(name):
     message = (rf"unknown task {re.escape(repr(name))}; accepted: pydoc-topics, "
                r"stdlib-docstrings, markov-source, babi, babi1, babi2, babi3, babi6, babi7, "
-               r"babi1-10k, babi2-10k, babi3-10k, babi6-10k, babi7-10k, csv:FILE, jsonl:FILE, squad:FILE")
+               r"babi1-10k, babi2-10k, babi3-10k, babi6-10k, babi7-10k, csv:FILE, jsonl:FILE, "
+               r"squad:FILE")
     with pytest.raises(TaskError, match=message):
         load_task(name)
 

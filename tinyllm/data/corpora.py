@@ -467,12 +467,13 @@ def babi_corpus(stories: int = 10_000, questions: int = 5_000, seed: int = 0) ->
     First ``stories`` stories told by a narrator who states where people and objects are
     (``tinyllm.tasks.babi.narrated_stories``: predicting the statements takes tracking the
     world, as the questions do). Then, for tasks 1, 2 and 3, the first ``questions`` training
-    questions of their "10k" size *without their answers*, in turn in the two forms models
-    read them -- a causal LM's prompt (the story, ``Q: question``, ``A:``) and BERT's order
-    (the question, then the story) -- the task's own unlabelled text, which ULMFiT's second
-    stage trains the language model on (Howard & Ruder 2018, section 3.2); it also gives a
-    word-level tokenizer every word of the questions. No answer, and no validation or test
-    question, is in the text.
+    questions of their "10k" size *without their answers*: the tasks' own unlabelled text,
+    which ULMFiT's second stage trains the language model on (Howard & Ruder 2018, section
+    3.2), and every word of the questions for a word-level tokenizer. Each question comes
+    before its story, in turn as ``Q: question`` / ``A:`` lines (the words of a causal LM's
+    prompt) and bare (as BERT reads it): after a story, ``A:`` would be the end of a text,
+    and a model pre-trained so learns to write a newline there, not an answer. No answer,
+    and no validation or test question, is in the text.
     """
     from ..tasks.babi import babi_task, narrated_stories
 
@@ -481,7 +482,7 @@ def babi_corpus(stories: int = 10_000, questions: int = 5_000, seed: int = 0) ->
     parts = [narrated_stories(stories, seed=seed)] if stories else []
     for task in (1, 2, 3):
         train = babi_task(task, "10k", seed).train[:questions]
-        parts += [ex.prompt().rstrip(" ") + "\n" if i % 2 == 0
+        parts += [f"Q: {ex.question}\nA:\n{ex.context}\n" if i % 2 == 0
                   else f"{ex.question}\n{ex.context}\n" for i, ex in enumerate(train)]
     meta = {"stories": stories, "questions": questions, "seed": seed, "tasks": [1, 2, 3]}
     return Corpus(name="babi", text="\n".join(parts), metadata=meta)

@@ -1,7 +1,8 @@
 """The fine-tuning study: does pre-training pay off on small labelled tasks, and with size?
 
-    plan       budgets and the runs they ask for (pre-training per size; pretrained, scratch,
-               generative classifier and baseline runs per task, label budget and seed)
+    plan       budgets and the runs they ask for (pre-training per size -- a GPT, and a BERT
+               for question answering; pretrained, scratch, generative classifier, BERT span
+               head and baseline runs per task, label budget and seed)
     runner     run a plan (worker processes, pre-training cached, resumable after a crash)
     store      the results directory: study.json, runs.csv, pretrain.csv, written atomically
     estimate   how long a plan should take on this machine

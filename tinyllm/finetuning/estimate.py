@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -17,6 +18,9 @@ RUN_OVERHEAD_S = 1.0
 LOGREG_S = 3.0
 #: Tokens per example of each task inside a context of 64 (markov-source strings are 32).
 TASK_TOKENS = {"markov-source": 32}
+#: Forward passes of a greedy answer to a bAbI question (the word, the newline, and the pass
+#: that finds a row finished).
+ANSWER_PASSES = 3
 
 
 def step_seconds(size: str, block_size: int, batch_size: int, classify: bool,
@@ -56,7 +60,17 @@ def step_seconds(size: str, block_size: int, batch_size: int, classify: bool,
 
 def estimate_seconds(plan: StudyPlan, jobs: int = 1) -> float:
     """Wall seconds the plan should take with `jobs` workers: measured step times times the
-    steps, evaluations at a third of a step per batch, and fixed per-run costs."""
+    steps, evaluations at a third of a step per batch, and fixed per-run costs. Steps are
+    timed on the BLAS threads a worker gets (one each when two share two cores)."""
+    from threadpoolctl import threadpool_limits
+
+    threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
+    with threadpool_limits(limits=threads):
+        return _estimate(plan) / max(jobs, 1)
+
+
+def _estimate(plan: StudyPlan) -> float:
+    """Seconds of all the plan's runs, one after the other."""
     b = plan.budget
     total = 0.0
     for spec in plan.pretrain:
@@ -76,5 +90,7 @@ def estimate_seconds(plan: StudyPlan, jobs: int = 1) -> float:
         eval_batches = (info.sizes["validation"] + info.sizes["test"]) / b.batch_size
         if spec.method in GENERATIVE_METHODS:      # one forward pass per label
             eval_batches *= info.num_labels
+        elif info.qa and spec.model == "gpt":      # greedy answers: a pass per answer token
+            eval_batches *= ANSWER_PASSES
         total += (spec.steps + eval_batches / 3) * steps[key] + RUN_OVERHEAD_S
-    return total / max(jobs, 1)
+    return total

@@ -1,10 +1,11 @@
 """The study's figures (matplotlib), each as PNG and SVG: `plot_all(results, out_dir)`.
 
-    accuracy_vs_labels   test accuracy vs labelled examples, one panel per task: pre-trained
-                         (solid) and scratch (dashed) at every size, the generative
-                         classifier (squares) where the study ran it, logistic regression
-                         on the GPTs' context and on whole texts, the majority class, and
-                         the Bayes-optimal accuracy where it is known
+    accuracy_vs_labels   test accuracy (exact match on a question-answering task) vs
+                         labelled examples, one panel per task: pre-trained (solid) and
+                         scratch (dashed) at every size, the generative classifier (squares)
+                         and BERT's span head (triangles) where the study ran them, logistic
+                         regression on the GPTs' context and on whole texts, the majority
+                         class, and the Bayes-optimal accuracy where it is known
     accuracy_vs_params   test accuracy vs parameters, one panel per task: pre-trained (solid)
                          and scratch (dashed) at each label budget; logistic regression and
                          the majority class at the largest budget
@@ -29,7 +30,7 @@ ACCURACY_AXIS = "test accuracy"
 #: The sized methods' line styles: pre-trained solid, from scratch dashed; the generative
 #: classifier with squares and dots.
 SIZED_STYLES = {"pretrained": "-o", "scratch": "--x", "generative": "-s",
-                "generative-scratch": ":s"}
+                "generative-scratch": ":s", "extractive": "-^", "extractive-scratch": ":^"}
 
 
 def _figure(n: int, size=(5.0, 4.0)):
@@ -69,18 +70,22 @@ def plot_accuracy_vs_labels(ax, results: Results, task: str) -> None:
     _bayes(ax, results, task)
     ax.set_xscale("log", base=2)
     ax.set_xlabel(LABELS_AXIS)
-    ax.set_ylabel(ACCURACY_AXIS)
+    ax.set_ylabel(_accuracy_axis(results, task))
     ax.set_title(task)
     ax.grid(alpha=0.3)
+
+
+def _accuracy_axis(results: Results, task: str) -> str:
+    return ACCURACY_AXIS + (" (exact match)" if results.is_qa(task) else "")
 
 
 def plot_accuracy_vs_params(ax, results: Results, task: str) -> None:
     """Accuracy vs parameters at each label budget (pre-trained solid, scratch dashed)."""
     sizes = results.sizes()
-    params = np.array([results.params(s) or np.nan for s in sizes], dtype=float)
     budgets = results.label_budgets()
     for budget, color in zip(budgets, _colors(len(budgets))):
         for method, style in SIZED_STYLES.items():
+            params = np.array([results.params(s, method) or np.nan for s in sizes], dtype=float)
             cells = [results.cell(task, method, budget, s) for s in sizes]
             y = np.array([c["mean"] for c in cells])
             err = np.array([c["std"] for c in cells])
@@ -96,8 +101,8 @@ def plot_accuracy_vs_params(ax, results: Results, task: str) -> None:
         ax.axhline(chance["mean"], color="0.5", ls=":", lw=1, label="majority class")
     _bayes(ax, results, task)
     ax.set_xscale("log")
-    ax.set_xlabel("parameters of the classifier")
-    ax.set_ylabel(ACCURACY_AXIS)
+    ax.set_xlabel("parameters of the model")
+    ax.set_ylabel(_accuracy_axis(results, task))
     ax.set_title(task)
     ax.grid(alpha=0.3)
 

@@ -3,7 +3,7 @@ the Bayes-optimal gap, and the pre-training runs (what `tinyllm finetune-study` 
 
 from __future__ import annotations
 
-from .plan import SIZED_METHODS
+from .plan import BASELINE_METHODS, SIZED_METHODS
 from .results import Results, bayes_gap, labels_to_match, reference_budgets
 
 
@@ -17,26 +17,36 @@ def _fmt(cell: dict) -> str:
 def accuracy_table(results: Results, task: str, column: str = "test_accuracy") -> str:
     """Rows: method (and size); columns: label budgets; cells: mean ± std over seeds."""
     budgets = results.label_budgets()
-    labels = [results.cell(task, "majority", b)["labels"] for b in budgets]
+    labels = [max((r["train_examples"] for r in results.rows(task, budget=b)), default=None)
+              for b in budgets]
     head = f"{'method':<19}{'size':<7}{'params':>9} | " + " ".join(
         f"{b + (f' ({n})' if b == 'all' and n else ''):>12}" for b, n in zip(budgets, labels))
-    lines = [f"{task}: test {column.replace('test_', '')} (mean ± std over seeds)", head,
-             "-" * len(head)]
+    what = column.replace("test_", "")
+    if results.is_qa(task) and what == "accuracy":
+        what = "accuracy (exact match)"
+    lines = [f"{task}: test {what} (mean ± std over seeds)", head, "-" * len(head)]
     for method in SIZED_METHODS:
         if not results.rows(task, method):
             continue
         for size in results.sizes():
             cells = [_fmt(results.cell(task, method, b, size, column)) for b in budgets]
-            params = results.params(size) or 0
+            params = results.params(size, method) or 0
             lines.append(f"{method:<19}{size:<7}{params:>9,} | "
                          + " ".join(f"{c:>12}" for c in cells))
-    for method in ("logreg", "logreg-full", "majority"):
-        cells = [_fmt(results.cell(task, method, b, None, column)) for b in budgets]
-        lines.append(f"{method:<19}{'-':<7}{'':>9} | " + " ".join(f"{c:>12}" for c in cells))
+    for method in BASELINE_METHODS:
+        if results.rows(task, method):
+            cells = [_fmt(results.cell(task, method, b, None, column)) for b in budgets]
+            lines.append(f"{method:<19}{'-':<7}{'':>9} | "
+                         + " ".join(f"{c:>12}" for c in cells))
     bayes = results.bayes(task)
     if bayes is not None:
         lines.append(f"Bayes-optimal test accuracy (exact): {bayes:.3f}")
     return "\n".join(lines)
+
+
+#: The (pre-trained, from scratch) method pairs of ULMFiT's comparison.
+ULMFIT_PAIRS = (("pretrained", "scratch"), ("generative", "generative-scratch"),
+                ("extractive", "extractive-scratch"))
 
 
 def _match_cells(m: dict, smallest) -> tuple[str, str]:
@@ -91,12 +101,16 @@ def bayes_table(results: Results, task: str = "markov-source") -> str:
 def pretrain_table(results: Results) -> str:
     if not results.pretrain:
         return ""
-    lines = ["pre-training (causal LM, characters; validation loss on the held-out tail of "
-             "the corpus):"]
-    for r in sorted(results.pretrain, key=lambda r: r["params"]):
-        lines.append(f"  {r['size']:<6} {r['params']:>9,} params  {r['tokens']:>10,} tokens  "
-                     f"val {r['val_loss_nats']:.3f} nats/char ({r['val_bits_per_char']:.3f} "
-                     f"bits)  {r['wall_s']:.0f} s")
+    budget = results.meta.get("budget", {})
+    tokens = budget.get("tokenizer", "char")
+    lines = [f"pre-training on {' + '.join(budget.get('pretrain_corpora', []))} ({tokens} "
+             "tokens; GPT a causal LM, BERT a masked LM; validation loss per token on the "
+             "held-out tail of the corpus):"]
+    for r in sorted(results.pretrain, key=lambda r: (r.get("model") or "gpt", r["params"])):
+        lines.append(f"  {(r.get('model') or 'gpt').upper():<5}{r['size']:<6} "
+                     f"{r['params']:>9,} params  {r['tokens']:>10,} tokens  val "
+                     f"{r['val_loss_nats']:.3f} nats ({r['val_bits_per_char']:.3f} bits/char)"
+                     f"  {r['wall_s']:.0f} s")
     return "\n".join(lines)
 
 
@@ -104,6 +118,7 @@ def full_report(results: Results) -> str:
     """Every table of the study."""
     parts = [pretrain_table(results)]
     parts += [accuracy_table(results, task) for task in results.tasks()]
-    parts += [ulmfit_table(results), ulmfit_table(results, "generative", "generative-scratch"),
-              bayes_table(results)]
+    parts += [ulmfit_table(results, *pair) for pair in ULMFIT_PAIRS
+              if any(results.rows(method=m) for m in pair)]
+    parts.append(bayes_table(results))
     return "\n\n".join(p for p in parts if p)

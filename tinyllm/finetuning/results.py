@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..scaling.store import read_csv, resolve_study_arg, shipped_study
-from .plan import ALL, METHODS, SIZED_METHODS, StudyError
+from .plan import ALL, EXTRACTIVE_METHODS, METHODS, SIZED_METHODS, StudyError
 from .store import SCHEMA, load_meta
 
 #: Where the studies that ship with the package live (CSV and JSON only), one folder per budget.
@@ -91,12 +91,19 @@ class Results:
         return (np.array([c["labels"] for c in cells], dtype=float),
                 np.array([c["mean"] for c in cells]), np.array([c["std"] for c in cells]))
 
-    def params(self, size: str) -> int | None:
-        """Parameters of the size's classifier (from any of its runs)."""
+    def params(self, size: str, method: str = "pretrained") -> int | None:
+        """Parameters of the size's model for `method` (a BERT's for the extractive
+        methods, else the GPT's), from any of its runs."""
+        bert = method in EXTRACTIVE_METHODS
         for r in self.runs:
-            if r.get("size") == size and r.get("params"):
+            if (r.get("size") == size and r.get("params")
+                    and (r.get("method") in EXTRACTIVE_METHODS) == bert):
                 return int(r["params"])
         return None
+
+    def is_qa(self, task: str) -> bool:
+        """A question-answering task (its accuracy is exact match)."""
+        return not self.meta.get("tasks", {}).get(task, {}).get("num_labels", 1)
 
     def bayes(self, task: str) -> float | None:
         """The exact Bayes-optimal test accuracy of a task (markov-source), else None."""

@@ -250,12 +250,16 @@ _EMBEDDINGS = ("wte", "wpe", "word_embeddings", "position_embeddings",
                "token_type_embeddings")
 
 
+#: The columns n_layer, n_head, n_embd under a GPT's and a BERT's config names.
+_SHAPE_FIELDS = {"n_layer": ("n_layer", "num_hidden_layers"),
+                 "n_head": ("n_head", "num_attention_heads"),
+                 "n_embd": ("n_embd", "hidden_size")}
+
+
 def _shape(config) -> dict:
-    """n_layer, n_head, n_embd of a GPT or a BERT config (BERT's names differ)."""
-    get = lambda *names: next(getattr(config, n) for n in names if hasattr(config, n))  # noqa
-    return {"n_layer": get("n_layer", "num_hidden_layers"),
-            "n_head": get("n_head", "num_attention_heads"),
-            "n_embd": get("n_embd", "hidden_size")}
+    """n_layer, n_head, n_embd of a GPT or a BERT config."""
+    return {column: next(getattr(config, n) for n in names if hasattr(config, n))
+            for column, names in _SHAPE_FIELDS.items()}
 
 
 # ---------------------------------------------------------------------- scored runs

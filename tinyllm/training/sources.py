@@ -93,4 +93,5 @@ def check_encodable(tokenizer: Tokenizer, ids, text: str | list[str], what: str,
     shown += "..." if len(unknown) > 30 else ""
     raise ValueError(f"{what} has {len(unknown)} {kind} the tokenizer of {source} never "
                      f"saw: {shown}; a model continued from it reads only its own "
-                     f"{kind} (remove them, or train from scratch)")
+                     f"{kind}, also from scratch (remove them, or pre-train a source on "
+                     f"text that holds them: tinyllm train --data FILE)")

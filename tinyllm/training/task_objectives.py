@@ -356,9 +356,8 @@ class ExtractiveQA(_QA):
         return {**batch, "start_positions": np.array(starts), "end_positions": np.array(ends)}
 
     def _inputs(self, examples) -> dict:
-        rows = self._rows(examples)
-        batch = make_pair_batch([(q, c) for q, c, _, _ in rows], self.tokenizer,
-                                self.block_size)
+        rows = self._rows(examples)     # each fits the block: pad to the batch's longest
+        batch = make_pair_batch([(q, c) for q, c, _, _ in rows], self.tokenizer)
         return {**batch, "_rows": rows}
 
     def loss(self, model, batch: dict) -> Tensor:
