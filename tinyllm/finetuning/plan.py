@@ -86,7 +86,7 @@ class Budget:
     label_budgets: tuple[int | str, ...] = (32, 128, 512, ALL)
     seeds: tuple[int, ...] = (0,)
     multi_seed_max: int = 128                     # larger label budgets run the first seed
-    # pre-training (one causal-LM run per size)
+    # pre-training (one causal-LM run per size; a masked-LM one too for question answering)
     pretrain_corpora: tuple[str, ...] = ("pydoc", "stdlib")
     corpus_options: tuple[tuple[str, int], ...] = ()   # load_corpus options of each corpus
     tokenizer: str = "char"                       # every model's, trained on the corpus
