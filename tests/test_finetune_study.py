@@ -268,3 +268,16 @@ def test_command_rejects_an_unknown_results_directory(tmp_path, capsys):
     assert "no study.json" in capsys.readouterr().err
     assert main(["finetune-study", "--jobs", "-1", "--out", str(tmp_path / "x")]) == 2
     assert "--jobs -1" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_estimate_prints_the_plan_and_a_time(tmp_path, capsys):
+    """--estimate plans and times a budget without training (the QA budget: GPT and BERT,
+    word tokens) and writes nothing."""
+    from tinyllm.cli import main
+
+    out = tmp_path / "study"
+    assert main(["finetune-study", "--budget", "tiny-qa", "--estimate", "--out", str(out)]) == 0
+    assert not out.exists()
+    out = capsys.readouterr().out
+    assert "budget 'tiny-qa': GPT and BERT sizes nano (context 128 word tokens)" in out
+    assert "babi1-10k: questions, 10000 train" in out and "estimated" in out
