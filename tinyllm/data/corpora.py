@@ -473,8 +473,9 @@ def babi_corpus(stories: int = 10_000, questions: int = 5_000, seed: int = 0) ->
     before its story, in turn as ``Q: question`` / ``A:`` lines (the words of a causal LM's
     prompt) and bare (as BERT reads it): after a story, ``A:`` would be the end of a text,
     and a model pre-trained so learns to write a newline there, not an answer. No answer,
-    and no validation or test question, is in the text. (Neither order made a pre-trained
-    GPT any use on the tasks: see the shipped ``babi`` study of ``tinyllm.finetuning``.)
+    and no validation or test question, is in the text. (A GPT pre-trained on it learns the
+    six places as one token -- they are exchangeable in the stories -- and is no use on the
+    tasks: see the shipped ``babi`` study of ``tinyllm.finetuning``.)
     """
     from ..tasks.babi import babi_task, narrated_stories
 
