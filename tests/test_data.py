@@ -49,12 +49,11 @@ def ids(pydoc, char_tok):
 
 
 def test_corpus_names():
-    assert list_corpora() == list(CORPORA) == ["pydoc", "stdlib", "shakespeare", "markov",
-                                               "babi"]
+    assert list_corpora() == list(CORPORA) == ["pydoc", "stdlib", "shakespeare", "markov"]
 
 
 def test_unknown_corpus_lists_the_known_ones():
-    message = r"unknown corpus 'hamlet'.*'pydoc', 'stdlib', 'shakespeare', 'markov', 'babi'"
+    message = r"unknown corpus 'hamlet'.*'pydoc', 'stdlib', 'shakespeare', 'markov'"
     with pytest.raises(ValueError, match=message):
         load_corpus("hamlet")
 
@@ -64,27 +63,6 @@ def test_missing_file_says_so(tmp_path):
         load_corpus(tmp_path / "nope.txt")
     with pytest.raises(ValueError, match="not a regular file"):
         load_corpus(tmp_path)
-
-
-def test_babi_corpus_holds_no_answer_and_no_held_out_question():
-    """The "babi" corpus: narrated stories, then the training questions of tasks 1-3 with
-    their stories and without their answers; no validation or test story is in it."""
-    from tinyllm.tasks import load_task
-
-    corpus = load_corpus("babi", stories=50, questions=40)
-    text = corpus.text
-    assert corpus.metadata == {"stories": 50, "questions": 40, "seed": 0, "tasks": [1, 2, 3]}
-    assert text.count("\nA:\n") == 3 * 20 and "A: " not in text
-    for number in (1, 2, 3):
-        task = load_task(f"babi{number}-10k")
-        for i, ex in enumerate(task.train[:40]):       # Q:/A: lines and bare, in turn
-            form = f"Q: {ex.question}\nA:\n" if i % 2 == 0 else f"{ex.question}\n"
-            assert f"{form}{ex.context}\n" in text
-        for ex in task.validation[:100] + task.test[:100]:    # (story, question) pairs
-            assert f"{ex.question}\n{ex.context}\n" not in text
-            assert f"{ex.question}\nA:\n{ex.context}\n" not in text
-    with pytest.raises(ValueError, match="stories must be"):
-        load_corpus("babi", stories=-1)
 
 
 def test_pydoc_corpus(pydoc):

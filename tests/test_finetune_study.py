@@ -179,7 +179,7 @@ def test_a_results_directory_refuses_another_study(tiny_study):
 
 def test_a_question_answering_study_trains_gpt_and_bert(tmp_path):
     """bAbI in the study: a GPT and a BERT pre-trained per size on the word-level "babi"
-    corpus; GPT writing the answer and BERT pointing at it, each pre-trained and from
+    text; GPT writing the answer and BERT pointing at it, each pre-trained and from
     scratch; exact match as the accuracy; no classification baselines; its tables."""
     from tinyllm.finetuning.report import full_report
 

@@ -450,6 +450,25 @@ def test_narrated_stories_state_only_what_is_true():
     assert len(kinds) == 3 and min(kinds.values()) > 100
 
 
+def test_babi_pretraining_text_holds_no_answer_and_no_held_out_question():
+    """The study's "babi" pre-training text: narrated stories, then the training questions of
+    tasks 1-3 with their stories and without their answers; no validation or test question
+    is in it."""
+    text = babi_mod.pretraining_text(stories=50, questions=40)
+    assert text.startswith(babi_mod.narrated_stories(50))
+    assert text.count("\nA:\n") == 3 * 20 and "A: " not in text
+    for number in (1, 2, 3):
+        task = load_task(f"babi{number}-10k")
+        for i, ex in enumerate(task.train[:40]):       # Q:/A: lines and bare, in turn
+            form = f"Q: {ex.question}\nA:\n" if i % 2 == 0 else f"{ex.question}\n"
+            assert f"{form}{ex.context}\n" in text
+        for ex in task.validation[:100] + task.test[:100]:    # (story, question) pairs
+            assert f"{ex.question}\n{ex.context}\n" not in text
+            assert f"{ex.question}\nA:\n{ex.context}\n" not in text
+    with pytest.raises(ValueError, match="stories must be"):
+        babi_mod.pretraining_text(stories=-1)
+
+
 def test_babi_bad_options():
     with pytest.raises(ValueError, match=r"babi: unknown bAbI task 4; accepted: 1, 2, 3, 6, 7"):
         load_task("babi", task=4)

@@ -11,8 +11,6 @@
 - ``"markov"``: a synthetic language from a seeded, random, sparse Markov chain whose entropy
   rate ``H`` (bits per character) is computed exactly. No model can beat a cross-entropy of
   ``H * ln 2`` nats per character on it: that is the irreducible loss of the scaling study.
-- ``"babi"``: unlabelled text of the bAbI world (``tinyllm.tasks.babi``): narrated stories,
-  then the training questions of bAbI tasks 1-3 without their answers (``babi_corpus``).
 - anything else is read as the path of a UTF-8 text file.
 
 >>> corpus = load_corpus("markov", length=2000, seed=1)
@@ -78,8 +76,7 @@ def load_corpus(name_or_path: str | os.PathLike, **options) -> Corpus:
     """Load a built-in corpus by name, or a UTF-8 text file by path.
 
     Options: ``"stdlib"`` takes ``max_bytes``; ``"markov"`` takes ``order``, ``alphabet``,
-    ``branching``, ``epsilon``, ``length`` and ``seed`` (see ``markov_corpus``); ``"babi"``
-    takes ``stories``, ``questions`` and ``seed`` (see ``babi_corpus``).
+    ``branching``, ``epsilon``, ``length`` and ``seed`` (see ``markov_corpus``).
     """
     if isinstance(name_or_path, str) and name_or_path in _BUILDERS:
         func = _BUILDERS[name_or_path]
@@ -458,38 +455,6 @@ def markov_corpus(
     )
 
 
-# ---------------------------------------------------------------------- babi
-
-
-def babi_corpus(stories: int = 10_000, questions: int = 5_000, seed: int = 0) -> Corpus:
-    """Unlabelled text of the bAbI world, to pre-train on before the bAbI tasks.
-
-    First ``stories`` stories told by a narrator who states where people and objects are
-    (``tinyllm.tasks.babi.narrated_stories``: predicting the statements takes tracking the
-    world, as the questions do). Then, for tasks 1, 2 and 3, the first ``questions`` training
-    questions of their "10k" size *without their answers*: the tasks' own unlabelled text,
-    which ULMFiT's second stage trains the language model on (Howard & Ruder 2018, section
-    3.2), and every word of the questions for a word-level tokenizer. Each question comes
-    before its story, in turn as ``Q: question`` / ``A:`` lines (the words of a causal LM's
-    prompt) and bare (as BERT reads it): after a story, ``A:`` would be the end of a text,
-    and a model pre-trained so learns to write a newline there, not an answer. No answer,
-    and no validation or test question, is in the text. (A GPT pre-trained on it learns the
-    six places as one token -- they are exchangeable in the stories -- and is no use on the
-    tasks: see the shipped ``babi`` study of ``tinyllm.finetuning``.)
-    """
-    from ..tasks.babi import babi_task, narrated_stories
-
-    non_negative_int("stories", stories, where="babi corpus")
-    non_negative_int("questions", questions, where="babi corpus")
-    parts = [narrated_stories(stories, seed=seed)] if stories else []
-    for task in (1, 2, 3):
-        train = babi_task(task, "10k", seed).train[:questions]
-        parts += [f"Q: {ex.question}\nA:\n{ex.context}\n" if i % 2 == 0
-                  else f"{ex.question}\n{ex.context}\n" for i, ex in enumerate(train)]
-    meta = {"stories": stories, "questions": questions, "seed": seed, "tasks": [1, 2, 3]}
-    return Corpus(name="babi", text="\n".join(parts), metadata=meta)
-
-
 #: The built-in corpora: name -> the function that builds it (its keyword arguments are the
 #: options `load_corpus` accepts). Adding a corpus is a function and a line here.
 _BUILDERS = {
@@ -497,6 +462,5 @@ _BUILDERS = {
     "stdlib": stdlib_corpus,
     "shakespeare": shakespeare_corpus,
     "markov": markov_corpus,
-    "babi": babi_corpus,
 }
 CORPORA: tuple[str, ...] = tuple(_BUILDERS)

@@ -47,6 +47,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from ..tasks import SPLITS, load_task
+from ..tasks.babi import pretraining_text
 
 #: The methods compared on every (task, label budget, seed), in table order.
 METHODS = ("pretrained", "scratch", "generative", "generative-scratch", "extractive",
@@ -69,6 +70,9 @@ CLASSIFICATION_TASKS = ("pydoc-topics", "stdlib-docstrings", "markov-source")
 QA_TASKS = ("babi1-10k", "babi2-10k", "babi3-10k")
 TASKS = CLASSIFICATION_TASKS + QA_TASKS
 ALL = "all"
+#: Pre-training texts made from a task's world, beside the built-in corpora of `tinyllm.data`
+#: (which sit below the tasks and cannot import them): name -> builder.
+STUDY_TEXTS = {"babi": pretraining_text}
 
 
 class StudyError(ValueError):
@@ -88,7 +92,7 @@ class Budget:
     multi_seed_max: int = 128                     # larger label budgets run the first seed
     # pre-training (one causal-LM run per size; a masked-LM one too for question answering)
     pretrain_corpora: tuple[str, ...] = ("pydoc", "stdlib")
-    corpus_options: tuple[tuple[str, int], ...] = ()   # load_corpus options of each corpus
+    corpus_options: tuple[tuple[str, int], ...] = ()   # options of each corpus's builder
     tokenizer: str = "char"                       # every model's, trained on the corpus
     pretrain_steps: int = 3000
     pretrain_batch_size: int = 16
@@ -144,8 +148,9 @@ BUDGETS: dict[str, Budget] = {
     "default": Budget(
         name="default", sizes=("nano", "micro", "tiny", "mini"), seeds=(0, 1, 2),
         generative_max_steps=1500, minutes=30.0),
-    # bAbI 1-3 (Weston et al. 2015), about 45 minutes: pre-trained on the built-in "babi"
-    # corpus (narrated stories and the tasks' unlabelled training questions, word tokens),
+    # bAbI 1-3 (Weston et al. 2015), about 45 minutes: pre-trained on the "babi" text
+    # (`tasks.babi.pretraining_text`: narrated stories and the tasks' unlabelled training
+    # questions, word tokens),
     # GPT writing the answer and BERT pointing at it, against both from scratch, at 100 and
     # 1,000 labels (the paper's 1k) and all 10,000 (its 10k).
     "babi": Budget(
@@ -200,6 +205,11 @@ class PretrainSpec:
 def source_key(model: str, size: str) -> str:
     """"mini" for the GPT of size mini (the name since the first study), "bert-mini"..."""
     return size if model == "gpt" else f"{model}-{size}"
+
+
+def pretrain_run_id(key: str) -> str:
+    """The run id of the pre-training run with `source_key` `key` ("pretrain-bert-mini")."""
+    return f"pretrain-{key}"
 
 
 @dataclass(frozen=True)
@@ -304,7 +314,7 @@ def plan_study(budget: Budget, tasks=None) -> StudyPlan:
     for model in models:
         for size in budget.sizes:
             plan.pretrain.append(PretrainSpec(
-                run_id=f"pretrain-{source_key(model, size)}", size=size, steps=steps,
+                run_id=pretrain_run_id(source_key(model, size)), size=size, steps=steps,
                 batch_size=budget.pretrain_batch_size, block_size=budget.block_size,
                 lr=_pretrain_lr(size, budget.block_size),
                 eval_interval=max(1, steps // max(budget.pretrain_evals, 1)), model=model))
@@ -350,7 +360,8 @@ def _sized_methods(budget: Budget, info: TaskInfo) -> list[str]:
 
 
 def corpus_text(budget: Budget) -> str:
-    """The pre-training text: the built-in corpora of the budget, one after the other.
+    """The pre-training text: the budget's corpora (built-in, or `STUDY_TEXTS`), one after
+    the other.
 
     pydoc and stdlib together: a character tokenizer trained on pydoc alone never sees
     ``$`` or a backquote, which stdlib docstrings use, and one trained on stdlib alone
@@ -359,7 +370,10 @@ def corpus_text(budget: Budget) -> str:
     from ..data import load_corpus
 
     options = dict(budget.corpus_options)
-    return "\n\n".join(load_corpus(name, **options).text for name in budget.pretrain_corpora)
+    return "\n\n".join(STUDY_TEXTS[name](**options) if name in STUDY_TEXTS
+                         else load_corpus(name, **options).text
+                         for name in budget.pretrain_corpora)
+
 
 
 def text_digest(text: str) -> str:

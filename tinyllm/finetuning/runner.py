@@ -31,6 +31,7 @@ from .plan import (
     StudyError,
     StudyPlan,
     corpus_text,
+    pretrain_run_id,
 )
 from .store import SCHEMA, ResultsStore
 
@@ -161,7 +162,7 @@ class _Schedule:
         else:
             if spec.sized:
                 pre = {r["run_id"]: r for r in self.store.rows("pretrain")}.get(
-                    f"pretrain-{spec.source}", {})
+                    pretrain_run_id(spec.source), {})
                 row.update(pretrain_tokens=pre.get("tokens"),
                            pretrain_val_loss_nats=pre.get("val_loss_nats"))
             self.store.add(row)

@@ -58,7 +58,7 @@ from __future__ import annotations
 import functools
 import random
 
-from .._checks import choice
+from .._checks import choice, non_negative_int
 from .base import QAExample, QATask
 
 ACTORS = ("Mary", "John", "Daniel", "Sandra")
@@ -272,6 +272,33 @@ def narrated_stories(n: int, seed: int = 0, narrate: float = 0.5) -> str:
                 world.lines.append(_pick(rng, _statements(world)))
         stories.append(world.story)
     return "\n\n".join(stories) + "\n"
+
+
+def pretraining_text(stories: int = 10_000, questions: int = 5_000, seed: int = 0) -> str:
+    """Unlabelled text of the bAbI world, to pre-train on before the bAbI tasks (the
+    fine-tuning study's "babi" pre-training corpus).
+
+    First ``stories`` stories told by a narrator who states where people and objects are
+    (`narrated_stories`: predicting the statements takes tracking the world, as the questions
+    do). Then, for tasks 1, 2 and 3, the first ``questions`` training questions of their "10k"
+    size *without their answers*: the tasks' own unlabelled text, which ULMFiT's second stage
+    trains the language model on (Howard & Ruder 2018, section 3.2), and every word of the
+    questions for a word-level tokenizer. Each question comes before its story, in turn as
+    ``Q: question`` / ``A:`` lines (the words of a causal LM's prompt) and bare (as BERT reads
+    it): after a story, ``A:`` would be the end of a text, and a model pre-trained so learns to
+    write a newline there, not an answer. No answer, and no validation or test question, is
+    in the text. (A GPT pre-trained on it learns the six places as one token -- they are
+    exchangeable in the stories -- and is no use on the tasks: see the shipped ``babi`` study
+    of ``tinyllm.finetuning``.)
+    """
+    non_negative_int("stories", stories, where="babi pre-training text")
+    non_negative_int("questions", questions, where="babi pre-training text")
+    parts = [narrated_stories(stories, seed=seed)] if stories else []
+    for task in (1, 2, 3):
+        train = babi_task(task, "10k", seed).train[:questions]
+        parts += [f"Q: {ex.question}\nA:\n{ex.context}\n" if i % 2 == 0
+                  else f"{ex.question}\n{ex.context}\n" for i, ex in enumerate(train)]
+    return "\n".join(parts)
 
 
 def _statements(world: _World) -> list[str]:

@@ -439,8 +439,6 @@ class GenerativeQA(_QA):
         tokens), the batch at once: each step reads every unfinished row, padded on the
         right, at its own last token -- a causal model's logits there do not depend on the
         padding after it -- so the answers are `model.generate`'s, one forward per step."""
-        newline = self.tokenizer.encode("\n")
-        stop = newline[0] if len(newline) == 1 else None
         rows = [self.tokenizer.encode(self.prompt_and_target(ex)[0]) for ex in examples]
         new: list[list[int]] = [[] for _ in rows]
         live = list(range(len(rows)))
@@ -452,8 +450,7 @@ class GenerativeQA(_QA):
             last = logits[np.arange(len(seqs)), [len(s) - 1 for s in seqs]]     # (b, V)
             for i, token in zip(live, last.argmax(-1)):
                 new[i].append(int(token))
-            live = [i for i in live if new[i][-1] != stop and "\n" not in
-                    self.tokenizer.decode(new[i][-1:])]
+            live = [i for i in live if "\n" not in self.tokenizer.decode(new[i][-1:])]
         return [self.tokenizer.decode(ids).split("\n", 1)[0].strip() for ids in new]
 
 
