@@ -9,11 +9,11 @@ Forward, for each head and each block of BR queries (FlashAttention, Dao et al. 
 
     m = -inf, l = 0, acc = 0                       per query row
     for each block of BC keys (only those a causal query can see):
-        s   = scale * q_blk @ k_blk^T              (BR, BC)       BLAS
+        s   = scale * q_blk @ k_blk^T              (BR, BC)       BLAS (one query: dots)
         s   = -inf where masked
         m'  = max(m, rowmax s);  p = exp(s - m')
         l   = l * exp(m - m') + rowsum p
-        acc = acc * exp(m - m') + p @ v_blk        (BR, Ev)       BLAS
+        acc = acc * exp(m - m') + p @ v_blk        (BR, Ev)       BLAS (one query: rows)
         m   = m'
     out = acc / l;  lse = m + log l                the row's log-sum-exp
 
@@ -31,7 +31,9 @@ recomputes s and p = exp(s - lse) block by block, with delta = rowsum(dout * out
 Each thread needs only a few (BR, BC) blocks of scratch.
 
 Matmuls: BLAS via scipy.linalg.cython_blas (sgemm/dgemm called without the GIL from each
-thread). A hand-written matmul loop, measured when this kernel was planned, reached about a
+thread); a block of one query row (a decoding step) uses plain dot products and row sums
+(attention_rows.h) instead, where a BLAS call costs more than its arithmetic (B=8, 4 heads
+of 32, 36 keys: 37.6 us per layer with BLAS). A hand-written matmul loop, measured when this kernel was planned, reached about a
 quarter of BLAS speed; NumPy's matmul needs the GIL and a Python call per block, so heads
 could not run in parallel. With BR = BC = 64 and head sizes up to 64 every call is at most
 64*64*64 multiply-adds, where OpenBLAS stays on the calling thread -- so the OpenMP threads
@@ -65,6 +67,14 @@ cdef extern from "attention_rows.h" nogil:
     void tl_probs_from_lse_f64(double *s, Py_ssize_t n, double lse)
     void tl_dsoftmax_row_f32(const float *p, float *dp, Py_ssize_t n, float delta)
     void tl_dsoftmax_row_f64(const double *p, double *dp, Py_ssize_t n, double delta)
+    void tl_row_scores_f32(const float *q, const float *k, float *s, Py_ssize_t n,
+                           Py_ssize_t e, float scale)
+    void tl_row_scores_f64(const double *q, const double *k, double *s, Py_ssize_t n,
+                           Py_ssize_t e, double scale)
+    void tl_add_weighted_rows_f32(const float *p, const float *v, float *out, Py_ssize_t n,
+                                  Py_ssize_t ev)
+    void tl_add_weighted_rows_f64(const double *p, const double *v, double *out, Py_ssize_t n,
+                                  Py_ssize_t ev)
 
 ctypedef fused real:
     float
@@ -90,7 +100,13 @@ cdef inline void _scores(const real *q, const real *k, real *s, Py_ssize_t i0, P
                          const unsigned char[:, :, :] mask, Py_ssize_t h) noexcept nogil:
     """s (nr, BC) = scale * q[i0:i0+nr] @ k[j0:j0+nc]^T, -inf where a key is masked."""
     cdef Py_ssize_t r, c
-    _gemm(c'N', c'T', <int>nr, <int>nc, e, scale, q + i0 * e, e, k + j0 * e, e, 0, s, BC)
+    if nr == 1:                                 # one query (decoding): dot products
+        if real is float:
+            tl_row_scores_f32(q + i0 * e, k + j0 * e, s, nc, e, scale)
+        else:
+            tl_row_scores_f64(q + i0 * e, k + j0 * e, s, nc, e, scale)
+    else:
+        _gemm(c'N', c'T', <int>nr, <int>nc, e, scale, q + i0 * e, e, k + j0 * e, e, 0, s, BC)
     if causal and j0 + nc - 1 > i0:             # the block crosses the diagonal
         for r in range(nr):
             for c in range(max(0, i0 + r + 1 - j0), nc):
@@ -133,8 +149,14 @@ cdef void _forward_head(const real *q, const real *k, const real *v, real *out, 
                 if alpha != 1:
                     for c in range(ev):
                         out[(i0 + r) * ev + c] *= alpha
-            _gemm(c'N', c'N', <int>nr, ev, <int>nc, 1, s, BC, v + j0 * ev, ev, 1,
-                  out + i0 * ev, ev)
+            if nr == 1:
+                if real is float:
+                    tl_add_weighted_rows_f32(s, v + j0 * ev, out + i0 * ev, nc, ev)
+                else:
+                    tl_add_weighted_rows_f64(s, v + j0 * ev, out + i0 * ev, nc, ev)
+            else:
+                _gemm(c'N', c'N', <int>nr, ev, <int>nc, 1, s, BC, v + j0 * ev, ev, 1,
+                      out + i0 * ev, ev)
         for r in range(nr):
             if l[r] > 0:
                 for c in range(ev):
@@ -198,9 +220,10 @@ cdef int _head_threads(Py_ssize_t bh, Py_ssize_t n_q, Py_ssize_t n_k,
     return min(_threads(<double>bh * n_q * n_k * e * TL_NS_PER_MULADD), <int>bh)
 
 
-def _forward(const real[:, :, ::1] q, const real[:, :, ::1] k, const real[:, :, ::1] v,
+def _forward(const real[:, :, ::1] q, const real[:, :, :] k, const real[:, :, :] v,
              const unsigned char[:, :, :] mask, double scale, bint causal):
-    """out (BH, L, Ev) and lse (BH, L) of attention on folded, contiguous heads."""
+    """out (BH, L, Ev) and lse (BH, L) of attention on folded heads: q contiguous, each head
+    of k and v contiguous (`_heads`), the heads any distance apart."""
     cdef Py_ssize_t bh = q.shape[0], n_q = q.shape[1], n_k = k.shape[1], h
     cdef int e = <int>q.shape[2], ev = <int>v.shape[2]
     dtype = np.float32 if real is float else np.float64
@@ -291,6 +314,18 @@ def supports(q, k, v, mask, dropout_p) -> bool:
 
 
 @cython.wraparound(True)  # Python-level code: negative indices mean what they say
+def _heads(x):
+    """x (..., S, E) folded to (BH, S, E) without a copy where each head's (S, E) block is
+    contiguous -- as in a KV cache's buffer, whose heads are `capacity` rows apart --, else
+    copied."""
+    x3 = x.reshape(-1, x.shape[-2], x.shape[-1])
+    size = x3.itemsize
+    if x3.strides[2] == size and (x3.strides[1] == x3.shape[2] * size or x3.shape[1] == 1):
+        return x3
+    return np.ascontiguousarray(x3)
+
+
+@cython.wraparound(True)  # Python-level code: negative indices mean what they say
 def attention_forward(q, k, v, mask=None, scale=None, is_causal=False):
     """out = softmax(scale * q @ k^T, masked) @ v; returns (out, cache). See the module doc."""
     if not supports(q, k, v, mask, 0.0):
@@ -303,8 +338,7 @@ def attention_forward(q, k, v, mask=None, scale=None, is_causal=False):
         scale = 1.0 / np.sqrt(q.shape[-1])
     batch, n_q, n_k = q.shape[:-2], q.shape[-2], k.shape[-2]
     q3 = np.ascontiguousarray(q).reshape(-1, n_q, q.shape[-1])
-    k3 = np.ascontiguousarray(k).reshape(-1, n_k, k.shape[-1])
-    v3 = np.ascontiguousarray(v).reshape(-1, n_k, v.shape[-1])
+    k3, v3 = _heads(k), _heads(v)
     mask3 = None
     if mask is not None:
         mask3 = np.broadcast_to(mask, (*batch, n_q, n_k)).reshape(-1, n_q, n_k).view(np.uint8)
@@ -320,6 +354,7 @@ def attention_backward(dout, cache):
         raise TypeError(f"attention_backward: expected this kernel's FlashCache, got "
                         f"{type(cache).__name__} (the NumPy pair's caches go to its own backward)")
     q3, k3, v3, out, lse, mask3, scale, causal, batch = cache
+    k3, v3 = np.ascontiguousarray(k3), np.ascontiguousarray(v3)
     d3 = np.ascontiguousarray(dout, dtype=q3.dtype).reshape(out.shape)
     dq, dk, dv = _backward(q3, k3, v3, out, d3, lse, mask3, scale, causal)
     return (dq.reshape(*batch, *q3.shape[1:]), dk.reshape(*batch, *k3.shape[1:]),

@@ -45,3 +45,32 @@ static void TL_NAME(tl_dsoftmax_row)(const TL_REAL *p, TL_REAL *dp, ptrdiff_t n,
 #pragma omp simd
     for (ptrdiff_t j = 0; j < n; j++) dp[j] = p[j] * (dp[j] - delta);
 }
+
+/* One query row against n keys without BLAS (a decoding step: one new position per head,
+ * where a BLAS call per head costs more than its 2 n e multiply-adds):
+ * s[j] = scale * (q . k[j]), the keys' rows e apart. */
+TL_MULTIVERSION
+static void TL_NAME(tl_row_scores)(const TL_REAL *q, const TL_REAL *k, TL_REAL *s, ptrdiff_t n,
+                                   ptrdiff_t e, TL_REAL scale)
+{
+    for (ptrdiff_t j = 0; j < n; j++) {
+        const TL_REAL *kj = k + j * e;
+        TL_REAL acc = 0;
+#pragma omp simd reduction(+:acc)
+        for (ptrdiff_t c = 0; c < e; c++) acc += q[c] * kj[c];
+        s[j] = scale * acc;
+    }
+}
+
+/* out[0..ev) += sum_j p[j] v[j], the values' rows ev apart, added in order of j. */
+TL_MULTIVERSION
+static void TL_NAME(tl_add_weighted_rows)(const TL_REAL *p, const TL_REAL *v, TL_REAL *out,
+                                          ptrdiff_t n, ptrdiff_t ev)
+{
+    for (ptrdiff_t j = 0; j < n; j++) {
+        const TL_REAL *vj = v + j * ev;
+        TL_REAL pj = p[j];
+#pragma omp simd
+        for (ptrdiff_t c = 0; c < ev; c++) out[c] += pj * vj[c];
+    }
+}

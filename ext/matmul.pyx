@@ -26,10 +26,11 @@ results 1e-14 apart) and the product stays out of OpenBLAS's kernels for small p
 to 100^3 multiply-adds), which round differently. So blocks are whole multiples of 96 rows,
 never smaller than 128^3 multiply-adds, and a product small enough to stay whole on one
 thread stays whole on any number. Where rows are too few to share (fewer than 192: the
-weight gradient of a narrow layer), float32 products are cut by columns instead; float64
-ones are not (cut by columns, float64 results changed in the last bit; float32 ones never
-did). Measured: 834 random shapes and layouts cut by rows, 1372 float32 ones cut by columns,
-1 and 2 threads equal bit for bit; a test keeps checking a few of each.
+weight gradient of a narrow layer), a float32 product is computed as its transpose, whose
+rows are its columns (`_few_rows_product`); float64 ones stay whole. Cutting by columns is
+not safe: BLAS's column blocks need not keep the whole product's bits (OpenBLAS's Haswell
+kernels change them). Measured: 834 random shapes and layouts cut by rows, 1 and 2 threads
+equal bit for bit; a test keeps checking a few of each.
 
 a and b may be C-contiguous or transposed views of C-contiguous arrays (``w.T``): BLAS reads
 them in place with its transpose flag. Anything else is copied first.
@@ -116,32 +117,46 @@ def _block_starts(Py_ssize_t n, Py_ssize_t blocks):
 
 
 def _product(cnp.ndarray a, cnp.ndarray b, real[:, ::1] c, const real[::1] bias):
-    """c = a @ b (+ bias) for BLAS-ready a (m, k), b (k, n): one block of rows (or, float32
-    only, of columns, where rows are too few to share) per thread, each writing its block's
-    bias first (so the bias costs no pass of its own on one thread)."""
+    """c = a @ b (+ bias) for BLAS-ready a (m, k), b (k, n): one block of rows per thread,
+    each writing its block's bias first (so the bias costs no pass of its own on one thread);
+    a float32 product with too few rows to share goes through its transpose."""
     cdef Py_ssize_t m = a.shape[0], k = a.shape[1], n = b.shape[1], i, s0, s1
     cdef bint ta = _transposed(a), tb = _transposed(b)
-    cdef bint by_rows = m >= 2 * TILE or real is double or n < 2 * TILE
+    if not (m >= 2 * TILE or real is double or n < 2 * TILE):
+        _few_rows_product(a, b, c, bias)
+        return
     cdef int lda = <int>(m if ta else k), ldb = <int>(k if tb else n)
     cdef char fa = b'T' if ta else b'N', fb = b'T' if tb else b'N'
     cdef const real *pa = <const real *>cnp.PyArray_DATA(a)
     cdef const real *pb = <const real *>cnp.PyArray_DATA(b)
     cdef double muladds = <double>m * n * k
-    cdef Py_ssize_t split = m if by_rows else n
     cdef int nt = _threads(muladds * TL_NS_PER_GEMM_MULADD)
-    nt = <int>max(1, min(<double>nt, muladds / MIN_BLOCK_MULADDS, <double>(split // TILE)))
-    cdef Py_ssize_t[::1] starts = _block_starts(split, nt)
+    nt = <int>max(1, min(<double>nt, muladds / MIN_BLOCK_MULADDS, <double>(m // TILE)))
+    cdef Py_ssize_t[::1] starts = _block_starts(m, nt)
     cdef const real *pbias = &bias[0] if bias is not None else NULL
     for i in prange(nt, nogil=True, schedule="static", num_threads=nt):
-        s0 = starts[i]
+        s0 = starts[i]      # rows s0:s1 of c are rows s0:s1 of op(a) times op(b)
         s1 = starts[i + 1]
-        if by_rows:     # rows s0:s1 of c are rows s0:s1 of op(a) times op(b)
-            _gemm(fa, fb, <int>(s1 - s0), <int>n, <int>k, pa + (s0 if ta else s0 * k), lda,
-                  pb, ldb, &c[s0, 0], <int>n, pbias)
-        else:           # columns s0:s1 of c are op(a) times columns s0:s1 of op(b)
-            _gemm(fa, fb, <int>m, <int>(s1 - s0), <int>k, pa, lda,
-                  pb + (s0 * k if tb else s0), ldb, &c[0, s0], <int>n,
-                  pbias + s0 if pbias != NULL else NULL)
+        _gemm(fa, fb, <int>(s1 - s0), <int>n, <int>k, pa + (s0 if ta else s0 * k), lda,
+              pb, ldb, &c[s0, 0], <int>n, pbias)
+
+
+def _few_rows_product(cnp.ndarray a, cnp.ndarray b, real[:, ::1] c, const real[::1] bias):
+    """c = a @ b (+ bias) for float32 a (m, k) with too few rows to share (m < 2 TILE) and
+    b (k, n) with enough columns (n >= 2 TILE): the weight gradient of a narrow layer.
+
+    Computed as its transpose, c^T (n, m) = b^T a^T, cut by *rows* over the threads, then
+    copied back (m n values beside m n k multiply-adds). Cutting c by columns instead would
+    hand BLAS blocks along the dimension its kernels tile differently by block size: OpenBLAS
+    0.3 with its Haswell kernels gave a column block other bits than the whole product
+    (differences of 2e-6 relative, on every shape tried), so results changed with the thread
+    count. A product of this shape is computed this way on any number of threads."""
+    t = np.empty((c.shape[1], c.shape[0]), np.asarray(c).dtype)     # (n, m)
+    _product(b.T, a.T, t, None)
+    if bias is None:
+        np.asarray(c)[...] = t.T
+    else:
+        np.add(t.T, np.asarray(bias), out=np.asarray(c))
 
 
 def matmul(a, b, bias=None):

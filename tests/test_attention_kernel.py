@@ -23,6 +23,8 @@ CASES = [  # (B, nh, L, S, E, Ev)
     (1, 2, 130, 130, 8, 5),
     (2, 1, 5, 9, 4, 6),          # L < S: top-left causal alignment
     (1, 1, 150, 67, 32, 32),     # L > S
+    (2, 3, 1, 100, 32, 24),      # one query (a decoding step) over two blocks of keys
+    (1, 2, 65, 65, 8, 8),        # a last block of one query row
 ]
 
 
@@ -159,3 +161,24 @@ def test_compiled_kernel_refuses_what_it_does_not_support():
     _, cache = reference.attention_forward(q, k, v)
     with pytest.raises(TypeError, match="expected this kernel's FlashCache, got AttentionCache"):
         _attention.attention_backward(dout, cache)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_keys_and_values_read_in_place_from_a_cache_buffer(kern, dtype):
+    """k, v as a KV cache holds them -- the first S positions of (B, nh, capacity, E)
+    buffers, each head contiguous, heads `capacity` rows apart -- give the same bits as
+    contiguous copies, with and without a mask; the backward too."""
+    q, _, _, dout = inputs((2, 3, 1, 40, 16, 16), dtype)
+    rng = np.random.default_rng(5)
+    buffers = rng.standard_normal((2, 2, 3, 64, 16)).astype(dtype)
+    k, v = buffers[0][:, :, :40], buffers[1][:, :, :40]
+    assert not k.flags.c_contiguous
+    mask = rng.random((2, 1, 1, 40)) > 0.3
+    for m in (None, mask):
+        got, got_cache = kern.attention_forward(q, k, v, m, None, False, 0.0, None)
+        want, want_cache = kern.attention_forward(q, k.copy(), v.copy(), m, None, False, 0.0,
+                                                  None)
+        assert np.array_equal(got, want)
+        for g, w in zip(kern.attention_backward(dout, got_cache)[:3],
+                        kern.attention_backward(dout, want_cache)[:3]):
+            assert np.array_equal(g, w)

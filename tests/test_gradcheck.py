@@ -11,6 +11,7 @@ import pytest
 import tinyllm
 import tinyllm.functional as F
 from tinyllm.autograd.gradcheck import gradcheck
+from tinyllm.autograd.ops.nn import linear_in_out
 
 RNG = np.random.default_rng(1234)
 
@@ -120,6 +121,10 @@ CASES = {
     "linear_relu": (
         lambda a, w, b: F.linear_relu(a, w, b),
         [lambda: t64(2, 3, 5), lambda: t64(4, 5), lambda: t64(4)],
+    ),
+    "linear_in_out": (
+        lambda a, w, b: linear_in_out(a, w, b),
+        [lambda: t64(2, 3, 5), lambda: t64(5, 4), lambda: t64(4)],
     ),
     "kl_div_batchmean": (
         lambda a: F.kl_div(F.log_softmax(a, -1), np.array([[0.5, 0.0, 0.25, 0.25, 0.0]] * 3),

@@ -61,7 +61,7 @@ def threads(request):
                                      (100, 3, 37), (130, 70, 130)])
 def test_matmul_equals_numpy_in_every_layout(backend, dtype, m, k, n, threads):
     """Rows above and below the few-rows range, blocks that are not whole tiles, more columns
-    than rows (split by columns) and the reverse, every layout of both operands."""
+    than rows (through the transpose) and the reverse, every layout of both operands."""
     rng = np.random.default_rng(m * 1000 + n)
     a = rng.standard_normal((m, k)).astype(dtype)
     b = rng.standard_normal((k, n)).astype(dtype)
@@ -96,12 +96,9 @@ def test_a_bias_is_added_to_every_row(backend, m, threads):
 
 def test_the_result_does_not_depend_on_the_thread_count():
     """Products large enough to be split (the module's rule, not a forced split) give the
-    same bits on 1 and 2 threads: cut by rows, by columns (float32, few rows), ragged blocks,
-    float32 and float64, plain and transposed operands."""
-    from tinyllm.kernels.blas import column_blocks_exact
-
+    same bits on 1 and 2 threads: cut by rows, float32 with few rows (computed through the
+    transpose), ragged blocks, float32 and float64, plain and transposed operands."""
     _matmul = compiled()
-    columns_exact = column_blocks_exact()     # else this BLAS changes a column block's bits
     rng = np.random.default_rng(3)
     checked = 0
     for dtype in (np.float32, np.float64):
@@ -109,18 +106,33 @@ def test_the_result_does_not_depend_on_the_thread_count():
                         (194, 559, 290), (1200, 300, 97), (128, 768, 384), (100, 900, 333)]:
             a = rng.standard_normal((m, k)).astype(dtype)
             b = rng.standard_normal((k, n)).astype(dtype)
+            bias = rng.standard_normal(n).astype(dtype)
             pairs = [(a, b), (b.T, a.T), (a.T.copy().T, b)]
             with threadpool_limits(limits={"openmp": 1, "blas": 1}):
-                want = [_matmul.matmul(x, y) for x, y in pairs]
+                want = [_matmul.matmul(x, y) for x, y in pairs] + [_matmul.matmul(a, b, bias)]
             with threadpool_limits(limits={"openmp": 2, "blas": 1}):
-                got = [_matmul.matmul(x, y) for x, y in pairs]
-            for (x, y), g, w in zip(pairs, got, want):
-                by_columns = dtype == np.float32 and x.shape[0] < 192 <= y.shape[1]
-                if by_columns and not columns_exact:
-                    continue
+                got = [_matmul.matmul(x, y) for x, y in pairs] + [_matmul.matmul(a, b, bias)]
+            for g, w in zip(got, want):
                 assert np.array_equal(g, w), (dtype, m, k, n)
                 checked += 1
-    assert checked >= 30
+    assert checked == 64
+
+
+def test_few_rows_float32_products_go_through_the_transpose():
+    """A float32 product with under 192 rows and 192+ columns (a narrow layer's weight
+    gradient) is computed as (b^T a^T)^T: the same bits as NumPy computing that transpose on
+    one thread, with and without a bias, so no thread count cuts it by columns."""
+    _matmul = compiled()
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((96, 768)).astype(np.float32)
+    b = rng.standard_normal((768, 384)).astype(np.float32)
+    bias = rng.standard_normal(384).astype(np.float32)
+    with threadpool_limits(limits={"openmp": 1, "blas": 1}):
+        want = _matmul.matmul(np.ascontiguousarray(b.T), np.ascontiguousarray(a.T)).T
+    for n in (1, 2):
+        with threadpool_limits(limits={"openmp": n, "blas": 1}):
+            assert np.array_equal(_matmul.matmul(a, b), want)
+            assert np.array_equal(_matmul.matmul(a, b, bias), want + bias)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

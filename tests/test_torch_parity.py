@@ -10,6 +10,7 @@ import pytest
 import tinyllm
 import tinyllm.functional as F
 from tinyllm.autograd.gradcheck import max_relative_error
+from tinyllm.autograd.ops.nn import linear_in_out
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
@@ -134,6 +135,12 @@ CASES = {
         lambda a, w, b: F.linear_relu(a, w, b),
         lambda a, w, b: TF.relu(TF.linear(a, w, b)),
         [(2, 3, 5), (4, 5), (4,)],
+        False,
+    ),
+    "linear_in_out": (
+        lambda a, w, b: linear_in_out(a, w, b),
+        lambda a, w, b: TF.linear(a, w.T, b),
+        [(2, 3, 5), (5, 4), (4,)],
         False,
     ),
     "kl_div_batchmean": (

@@ -44,29 +44,3 @@ def pin_kernel_blas() -> None:
     libs = (controller.select(filepath=path) if path is not None
             else controller.select(user_api="blas"))
     libs.limit(limits=1)
-
-
-@functools.cache
-def column_blocks_exact() -> bool:
-    """True when the kernels' BLAS gives a block of columns of a float32 product the same bits
-    as the whole product computes for them (one thread each).
-
-    `tinyllm.kernels` splits a float32 product with few rows (and a weight gradient: its rows
-    are the layer's width) by columns over its threads, which keeps results independent of the
-    thread count only where this holds. Some BLAS builds do not keep it (OpenBLAS 0.3 with its
-    Haswell kernels on an AVX-512 AMD EPYC: the last bits of a (64, 512) @ (512, 1024) product
-    change when its columns are cut in two); row blocks keep it everywhere seen so far.
-    """
-    import numpy as np
-    from threadpoolctl import threadpool_limits
-
-    from . import _matmul
-
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((64, 512)).astype(np.float32)
-    b = rng.standard_normal((512, 1024)).astype(np.float32)
-    with threadpool_limits(limits={"openmp": 1, "blas": 1}):
-        whole = _matmul.matmul(a, b)
-        cut = [_matmul.matmul(a, np.ascontiguousarray(b[:, s])) for s in
-               (slice(0, 480), slice(480, None))]
-    return bool(np.array_equal(whole, np.hstack(cut)))

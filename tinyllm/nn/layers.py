@@ -21,6 +21,7 @@ from .._checks import choice, positive_int
 from ..autograd.dtype import get_default_dtype
 from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.ops.elementwise import where
+from ..autograd.ops.nn import linear_in_out
 from ..autograd.tensor import Tensor
 from . import init
 from .module import Module, Parameter
@@ -71,9 +72,9 @@ class Conv1D(Module):
         init.normal_(self.weight, std=0.02)
 
     def forward(self, x: Tensor) -> Tensor:
-        # F.linear wants (out, in): weight.T is a view of the (in, out) array, no copy, and
-        # x @ (weight.T).T multiplies by the original contiguous array.
-        return F.linear(x, self.weight.T, self.bias)                   # (*, out)
+        # F.linear of weight.T, with the transpose inside the op: x is multiplied by the
+        # original contiguous array, and the gradient comes back (in, out).
+        return linear_in_out(x, self.weight, self.bias)                # (*, out)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}"

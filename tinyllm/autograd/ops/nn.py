@@ -9,6 +9,8 @@ Shapes: N rows, C classes (or features), D normalised features.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ... import kernels
@@ -193,7 +195,7 @@ class LayerNorm(Function):
 
     def forward(self, x, weight, bias, n_dims, eps):
         self.shape, self.param_shape = x.shape, x.shape[x.ndim - n_dims:]
-        d = int(np.prod(self.param_shape))
+        d = math.prod(self.param_shape)
         x2 = x.reshape(-1, d)                                       # (N, D)
         w = None if weight is None else weight.reshape(-1)
         b = None if bias is None else bias.reshape(-1)
@@ -307,13 +309,18 @@ def embedding(input, weight: Tensor) -> Tensor:  # noqa: A002
 
 
 class Linear(Function):
-    """y = x @ weight^T + bias, weight (out, in) as in PyTorch.
+    """y = x @ weight^T + bias, weight (out, in) as in PyTorch; with `in_out`, weight is
+    stored (in, out), as GPT-2's Conv1D keeps it, and y = x @ weight + bias (its gradient
+    comes back (in, out)).
 
     Leading dims are folded into rows first: one (N, in) @ (in, out) GEMM is faster than
     NumPy's loop of small per-batch products.
     """
 
-    def forward(self, x, weight, bias):
+    def forward(self, x, weight, bias, in_out=False):
+        self.in_out = in_out
+        if in_out:
+            weight = weight.T                                       # (out, in) view
         if x.shape[-1] != weight.shape[1]:
             raise ValueError(f"linear: input has {x.shape[-1]} features (shape {x.shape}) but "
                              f"weight expects {weight.shape[1]} (weight shape {weight.shape})")
@@ -330,6 +337,8 @@ class Linear(Function):
               if self.needs_input_grad[0] else None)
         dweight = self._weight_grad(x2, d2) if self.needs_input_grad[1] else None
         dbias = _column_sums(d2) if self.needs_input_grad[2] else None
+        if self.in_out and dweight is not None:
+            dweight = dweight.T                                     # (in, out)
         return dx, dweight, dbias
 
     def _weight_grad(self, x2, d2):
@@ -366,6 +375,13 @@ def _column_sums(rows: np.ndarray) -> np.ndarray:
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:  # noqa: A002
     return Linear.apply(input, weight, bias)
+
+
+def linear_in_out(input: Tensor, weight: Tensor,  # noqa: A002
+                  bias: Tensor | None = None) -> Tensor:
+    """input @ weight + bias for a weight stored (in, out) (GPT-2's Conv1D): `linear` of
+    weight.T, without an op for the transpose (one op fewer per layer in a generation step)."""
+    return Linear.apply(input, weight, bias, in_out=True)
 
 
 def linear_relu(input: Tensor, weight: Tensor,  # noqa: A002
