@@ -21,16 +21,19 @@ thread, (1536, 320) @ (320, 960): 10.9 ms whole, 13.8 ms in blocks of 192 rows).
 The result does not depend on the thread count. BLAS computes each output element as a sum
 over K in an order that does not depend on where the element's block starts -- provided the
 blocks start where BLAS's own tiling of the whole product would (OpenBLAS's float32 and
-float64 kernels tile by 16 and 24 rows; measured: blocks cut at multiples of 16 gave float64
-results 1e-14 apart) and the product stays out of OpenBLAS's kernels for small products (up
-to 100^3 multiply-adds), which round differently. So blocks are whole multiples of 96 rows,
-never smaller than 128^3 multiply-adds, and a product small enough to stay whole on one
-thread stays whole on any number. Where rows are too few to share (fewer than 192: the
-weight gradient of a narrow layer), a float32 product is computed as its transpose, whose
-rows are its columns (`_few_rows_product`); float64 ones stay whole. Cutting by columns is
-not safe: BLAS's column blocks need not keep the whole product's bits (OpenBLAS's Haswell
-kernels change them). Measured: 834 random shapes and layouts cut by rows, 1 and 2 threads
-equal bit for bit; a test keeps checking a few of each.
+float64 kernels tile by 16 and 24 rows) and the product stays out of OpenBLAS's kernels for
+small products (up to 100^3 multiply-adds), which round differently. So blocks are whole
+multiples of 48 rows, never smaller than 128^3 multiply-adds, and a product small enough to
+stay whole on one thread stays whole on any number. Measured with OpenBLAS 0.3's Haswell and
+SkylakeX kernels (OPENBLAS_CORETYPE), 900 random products each (rows 40-1600, both dtypes,
+three layouts), 1 and 2 threads: blocks of multiples of 48 or 96 rows gave the same bits,
+of 32 or 64 rows other bits in a quarter to a third of them. 48 rather than 96 balances the
+threads better: a 320-wide layer's weight gradient (320 rows) splits 144/176, not 192/128
+(GPT `medium` step on 2 threads: ~500 -> ~480 ms). Where rows are too few to share (fewer
+than 96: the weight gradient of a narrow layer), a float32 product is computed as its
+transpose, whose rows are its columns (`_few_rows_product`); float64 ones stay whole.
+Cutting by columns is not safe: BLAS's column blocks need not keep the whole product's bits
+(OpenBLAS's Haswell kernels change them). A test keeps checking a few of each kind.
 
 a and b may be C-contiguous or transposed views of C-contiguous arrays (``w.T``): BLAS reads
 them in place with its transpose flag. Anything else is copied first.
@@ -75,7 +78,7 @@ ctypedef fused real:
     double
 
 cdef enum:
-    TILE = 96                       # blocks of rows are whole multiples of this
+    TILE = 48                       # blocks of rows are whole multiples of this
     MIN_BLOCK_MULADDS = 2097152     # 128^3: OpenBLAS's small-product kernels stop at 100^3
     COLS_TILE = 64                  # few_rows_matmul's column blocks: whole AVX-512 vectors
     STREAM_MAX_ROWS = 2             # ... split over threads only up to this many rows

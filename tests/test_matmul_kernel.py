@@ -103,7 +103,8 @@ def test_the_result_does_not_depend_on_the_thread_count():
     checked = 0
     for dtype in (np.float32, np.float64):
         for m, k, n in [(1536, 96, 192), (1000, 100, 250), (64, 512, 1024), (300, 512, 170),
-                        (194, 559, 290), (1200, 300, 97), (128, 768, 384), (100, 900, 333)]:
+                        (194, 559, 290), (1200, 300, 97), (128, 768, 384), (100, 900, 333),
+                        (320, 1536, 960), (90, 700, 300)]:
             a = rng.standard_normal((m, k)).astype(dtype)
             b = rng.standard_normal((k, n)).astype(dtype)
             bias = rng.standard_normal(n).astype(dtype)
@@ -115,16 +116,38 @@ def test_the_result_does_not_depend_on_the_thread_count():
             for g, w in zip(got, want):
                 assert np.array_equal(g, w), (dtype, m, k, n)
                 checked += 1
-    assert checked == 64
+    assert checked == 80
+
+
+def test_forced_splits_of_random_products_keep_their_bits():
+    """Every product split as far as the tiling allows (threshold 0): random shapes from 40
+    rows up, both dtypes, three layouts, 1 and 2 threads equal bit for bit."""
+    _matmul = compiled()
+    rng = np.random.default_rng(7)
+    saved = _matmul.set_parallel_threshold(0)
+    try:
+        for _ in range(12):
+            for dtype in (np.float32, np.float64):
+                m, k, n = (int(rng.integers(40, 700)), int(rng.integers(8, 900)),
+                           int(rng.integers(8, 900)))
+                a = rng.standard_normal((m, k)).astype(dtype)
+                b = rng.standard_normal((k, n)).astype(dtype)
+                for x, y in [(a, b), (a.T.copy().T, b), (a, b.T.copy().T)]:
+                    with threadpool_limits(limits={"openmp": 1, "blas": 1}):
+                        want = _matmul.matmul(x, y)
+                    with threadpool_limits(limits={"openmp": 2, "blas": 1}):
+                        assert np.array_equal(_matmul.matmul(x, y), want), (dtype, m, k, n)
+    finally:
+        _matmul.set_parallel_threshold(saved)
 
 
 def test_few_rows_float32_products_go_through_the_transpose():
-    """A float32 product with under 192 rows and 192+ columns (a narrow layer's weight
-    gradient) is computed as (b^T a^T)^T: the same bits as NumPy computing that transpose on
-    one thread, with and without a bias, so no thread count cuts it by columns."""
+    """A float32 product with under 96 rows and 96+ columns (a narrow layer's weight
+    gradient) is computed as (b^T a^T)^T: the same bits as that transposed product on one
+    thread, with and without a bias, so no thread count cuts it by columns."""
     _matmul = compiled()
     rng = np.random.default_rng(4)
-    a = rng.standard_normal((96, 768)).astype(np.float32)
+    a = rng.standard_normal((64, 768)).astype(np.float32)
     b = rng.standard_normal((768, 384)).astype(np.float32)
     bias = rng.standard_normal(384).astype(np.float32)
     with threadpool_limits(limits={"openmp": 1, "blas": 1}):
