@@ -30,14 +30,20 @@ recomputes s and p = exp(s - lse) block by block, with delta = rowsum(dout * out
 
 Each thread needs only a few (BR, BC) blocks of scratch.
 
+Block sizes: BR = 64 queries, BC = 256 keys. Up to a context of 256 a query block sees its
+keys in one block -- two BLAS calls per query block forward and five backward, not two and
+five per 64 keys. Measured (1 thread, (8, 8, 256, 64) fwd+bwd, causal; OpenBLAS Haswell
+kernels): BC = 64 29.8 ms, 128 28.7 ms, 256 26.9 ms; GPT `medium` training step 877 -> 855 ms
+on 1 thread, 482 -> 466 ms on 2. The FLOPs are the same (whole 64-row diagonal blocks).
+
 Matmuls: BLAS via scipy.linalg.cython_blas (sgemm/dgemm called without the GIL from each
 thread); a block of one query row (a decoding step) uses plain dot products and row sums
 (attention_rows.h) instead, where a BLAS call costs more than its arithmetic (B=8, 4 heads
-of 32, 36 keys: 37.6 us per layer with BLAS). A hand-written matmul loop, measured when this kernel was planned, reached about a
-quarter of BLAS speed; NumPy's matmul needs the GIL and a Python call per block, so heads
-could not run in parallel. With BR = BC = 64 and head sizes up to 64 every call is at most
-64*64*64 multiply-adds, where OpenBLAS stays on the calling thread -- so the OpenMP threads
-over heads never start BLAS threads of their own (no oversubscription).
+of 32, 36 keys: 37.6 us per layer with BLAS, 19.3 without). A hand-written matmul loop,
+measured when this kernel was planned, reached about a quarter of BLAS speed; NumPy's matmul
+needs the GIL and a Python call per block, so heads could not run in parallel. The BLAS the
+kernels call is kept on one thread (tinyllm.kernels.blas), so the OpenMP threads over heads
+never start BLAS threads of their own (no oversubscription).
 
 Not handled here: dropout on the weights, float (additive) masks -- whose gradient needs the
 full dscores --, batch dims that broadcast between q, k and v, and dtypes other than
@@ -82,7 +88,7 @@ ctypedef fused real:
 
 cdef enum:
     BR = 64     # queries per block
-    BC = 64     # keys per block
+    BC = 256     # keys per block
 
 cdef inline void _gemm(char ta, char tb, int m, int n, int k, real alpha, const real *a,
                        int lda, const real *b, int ldb, real beta, real *c,

@@ -1,7 +1,7 @@
 """The attention kernel (blockwise, online softmax) on every backend against the NumPy pair.
 
 Shapes (B, nh, L, E) for q, (B, nh, S, E) for k, (B, nh, S, Ev) for v. L and S are chosen
-not to be multiples of the compiled kernel's 64-wide blocks. Tolerances: float32 atol 2e-5,
+not to be multiples of the compiled kernel's blocks (64 queries, 256 keys). Tolerances: float32 atol 2e-5,
 float64 1e-12 (the kernel sums in blocks and rescales, so agreement is to rounding).
 """
 
@@ -23,8 +23,9 @@ CASES = [  # (B, nh, L, S, E, Ev)
     (1, 2, 130, 130, 8, 5),
     (2, 1, 5, 9, 4, 6),          # L < S: top-left causal alignment
     (1, 1, 150, 67, 32, 32),     # L > S
-    (2, 3, 1, 100, 32, 24),      # one query (a decoding step) over two blocks of keys
+    (2, 3, 1, 300, 32, 24),      # one query (a decoding step) over two blocks of keys
     (1, 2, 65, 65, 8, 8),        # a last block of one query row
+    (1, 2, 300, 300, 8, 8),      # several blocks of keys for the later queries
 ]
 
 
