@@ -2,7 +2,8 @@
 
 Shapes (B, nh, L, E) for q, (B, nh, S, E) for k, (B, nh, S, Ev) for v. L and S are chosen
 not to be multiples of the compiled kernel's blocks (64 queries, 256 keys). Tolerances:
-float32 atol 2e-5, float64 1e-12 (the kernel sums in blocks and rescales, so agreement is to rounding).
+float32 atol 2e-5, float64 1e-12 (the kernel sums in blocks and rescales, so agreement is to
+rounding).
 """
 
 import numpy as np
