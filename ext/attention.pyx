@@ -33,8 +33,10 @@ Each thread needs only a few (BR, BC) blocks of scratch.
 Block sizes: BR = 64 queries, BC = 256 keys. Up to a context of 256 a query block sees its
 keys in one block -- two BLAS calls per query block forward and five backward, not two and
 five per 64 keys. Measured (1 thread, (8, 8, 256, 64) fwd+bwd, causal; OpenBLAS Haswell
-kernels): BC = 64 29.8 ms, 128 28.7 ms, 256 26.9 ms; GPT `medium` training step 877 -> 855 ms
-on 1 thread, 482 -> 466 ms on 2. The FLOPs are the same (whole 64-row diagonal blocks).
+kernels): BC = 64 29.8 ms, 128 28.7 ms, 256 26.9 ms (BR = 32 or 128 with BC = 256: 29.7 and
+31.1 ms). In the GPT `medium` training step (T = 128) the kernel's time did not change
+measurably (415 vs 420 ms per 5 steps, one thread). The FLOPs are the same (whole 64-row
+diagonal blocks).
 
 Matmuls: BLAS via scipy.linalg.cython_blas (sgemm/dgemm called without the GIL from each
 thread); a block of one query row (a decoding step) uses plain dot products and row sums

@@ -90,22 +90,37 @@ def _median_ms(fn, repeats: int, warmup: int = 1) -> float:
     return 1000.0 * float(np.median(times))
 
 
-def timed_rounds(runners: dict, rounds: int, settle: float = 0.0) -> dict:
+#: Idle seconds before each timed call of the benchmark rows: longer than the thread pools of
+#: the runner before spin-wait for work after their last call. OpenBLAS's workers spin for
+#: 2^28 cycles (its default THREAD_TIMEOUT; ~0.08-0.1 s at 3 GHz), so a NumPy product on
+#: two threads left a worker busy on the second core for the next runner -- measured: the
+#: compiled attention row on 2 threads took 18.1 ms after 5 ms of rest and 14.0 ms after
+#: 0.1 s (1 thread: 26.9 ms both).
+SETTLE_S = 0.15
+
+
+def timed_rounds(runners: dict, rounds: int, settle: float = 0.0,
+                 warm_up: bool = False) -> dict:
     """Median seconds of each runner over `rounds` rounds, each round running every runner
     once in turn (after one warm-up call each): a machine whose speed drifts slows them all
     alike, which timing one after the other does not.
 
     A runner is a function, or (threads, fn[, backend]): run on that many threads
     (`set_threads`) and kernel backend ("numpy" for a twin, whose BLAS then gets the threads),
-    after `settle` idle seconds (untimed) -- the pool that ran before, tinyllm's or
-    PyTorch's, spins for a few milliseconds before it sleeps, and must not share the cores
-    with the one being timed."""
+    after `settle` idle seconds (untimed; see SETTLE_S) -- the pool that ran before, tinyllm's,
+    PyTorch's or OpenBLAS's, spins before it sleeps, and must not share the cores with the one
+    being timed. `warm_up`: one more untimed call after the rest, so the call timed finds its
+    own pool, and the cores, awake, as back-to-back calls do (measured after 0.15 s of rest
+    without it: the `tiny` training step on 2 threads 18.7 ms instead of ~10, PyTorch's 23.2
+    instead of ~14 -- on this virtual machine an idle core takes long to wake)."""
     def run(runner):
         threads, fn, *backend = runner if isinstance(runner, tuple) else (None, runner)
         with use_backend(backend[0]) if backend else contextlib.nullcontext():
             if threads is not None:
                 set_threads(threads)
             time.sleep(settle)
+            if warm_up:
+                fn()
             start = time.perf_counter()
             fn()
             return time.perf_counter() - start
@@ -205,7 +220,7 @@ def kernel_rows(threads: int = 1, repeats: int = 10) -> list[dict]:
         compiled = tl("cython") if "cython" in kernels.available_backends() else None
         runners = _runners(threads, cython=compiled, torch=th() if _torch() else None)
         runners.update({("numpy", n): (n, tl("numpy"), "numpy") for n in _thread_counts(threads)})
-        seconds = timed_rounds(runners, repeats, settle=0.005)
+        seconds = timed_rounds(runners, repeats, settle=SETTLE_S, warm_up=True)
         rows.append({"kernel": name, **{f"{lib}_ms@{n}": 1000 * t
                                         for (lib, n), t in seconds.items()}})
     return rows
@@ -274,11 +289,11 @@ def train_rows(presets=DEFAULT_PRESETS, threads: int = 1, repeats: int = 5,
         step = _tinyllm_step(model, x, y)
         torch_step = _torch_step(config, state, x, y) if _torch() is not None else None
         seconds = timed_rounds(_runners(threads, tinyllm=step, torch=torch_step), repeats,
-                               settle=0.02)
+                               settle=SETTLE_S, warm_up=True)
         row.update({f"{lib}_ms@{n}": 1000 * t for (lib, n), t in seconds.items()})
         if numpy_twin:
             twin = timed_rounds({"numpy": (threads, step, "numpy")}, max(2, repeats // 2),
-                                settle=0.02)
+                                settle=SETTLE_S, warm_up=True)
             row[f"numpy_ms@{threads}"] = 1000 * twin["numpy"]
         rows.append(row)
     return rows
@@ -340,7 +355,8 @@ def generation_rows(presets=("small", "medium"), batches=(1, 8), threads: int = 
             def ours(p=prompt, n=n, model=model):
                 return model.generate(p, max_new_tokens=n, do_sample=False)
             hf = _hf_generate(model, prompt, n) if _torch() is not None else None
-            seconds = timed_rounds(_runners(threads, tinyllm=ours, hf=hf), repeats, settle=0.02)
+            seconds = timed_rounds(_runners(threads, tinyllm=ours, hf=hf), repeats,
+                                   settle=SETTLE_S, warm_up=True)
             row = {"preset": preset, "batch": batch, "new_tokens": n,
                    "params": model.num_params(),
                    **{f"{lib}_tps@{t}": batch * n / s for (lib, t), s in seconds.items()}}
