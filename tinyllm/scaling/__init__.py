@@ -10,6 +10,7 @@
     plots    every figure of the study, PNG and SVG
     tasks    a capability scored by accuracy: in-context copying
     baselines  n-gram (orders 1-5) and size-matched LSTM baselines on a study's own data
+    induction  attention-only models and the scores of induction heads (Olsson et al. 2022)
 
 >>> from tinyllm.scaling import BUDGETS, plan_study, run_study
 >>> plan = plan_study(BUDGETS["tiny"], ["markov"])

@@ -1,0 +1,364 @@
+"""Induction heads: in-context learning appearing in small attention-only Transformers.
+
+Olsson et al. 2022 ("In-context Learning and Induction Heads", Transformer Circuits Thread)
+found that two-layer attention-only Transformers learn, in a short window of training, a
+circuit of two heads that completes patterns it has seen earlier in the context: a
+*previous-token* head in layer 0 writes "the token before me was A" into each position, and
+an *induction head* in layer 1 attends from the current token A to the position just after
+an earlier A and copies the token found there ([A][B] ... [A] -> [B]). One-layer models cannot
+form it (the second head must read what the first wrote). The same window is where the
+model's loss late in a context falls below its loss early in it: in-context learning.
+
+This module measures the same things at tinyllm's scale:
+
+    AttentionOnlyLM             n_layer residual attention layers, no MLPs (pre-LN, tied
+                                unembedding): what a layer can do is move information
+                                between positions
+    repeated_tokens(...)        random token sequences, each repeated once: (B, 2 L)
+    induction_stream(...)       random segments said twice with random gaps between: a
+                                stream that rewards copying by content, not by offset
+    repeated_segments(...)      a sampler of fresh such rows (one repeat each) for training
+    in_context_score(...)       mean loss at late positions minus mean loss at early ones
+                                (Olsson's "loss at token 500 minus loss at token 50",
+                                scaled to the context); negative = the context helps
+    prefix_matching_scores(...) per layer and head, the attention a query in the second
+                                copy gives to the token after the earlier occurrence of its
+                                own token -- an induction head's signature
+    copying_scores(...)         per layer and head, how much the head's output raises the
+                                logit of the token it attends to: the OV circuit's
+                                eigenvalues, sum(Re l) / sum(|l|), in [-1, 1]
+    previous_token_scores(...)  per layer and head, the attention to the position before
+    duplicate_token_scores(...) per layer and head, the attention to the earlier occurrence
+                                of the query's own token
+    train_and_track(...)        AdamW on sampled rows or a token stream, recording all of
+                                the above at every evaluation
+    phase_change(...)           the steps over which the in-context score makes 80% of its
+                                fall (10% to 90%)
+
+Measured so far (2 cores, V = 64, context 48, width 64, 4 heads, batch 128, lr 1e-3, rows
+from `repeated_segments`): a two-layer model's loss on held-out rows sits near log V for
+~2,800 steps, then falls within ~400 (3.95 -> 3.71 nats) and its loss on the second copy of
+a repeated sequence drops from 4.2 to 1.7 nats; a one-layer model reaches only 3.6 there
+(copying "some earlier token", not the next one). But no single head of the two-layer model
+shows the clean pattern: prefix-matching scores stay at 0.03-0.06, previous-token scores
+under 0.16; the layer-0 heads attend 5-6 positions back. At this size the circuit is spread
+over heads, unlike Olsson's; finding a setting where the two heads separate (fewer heads,
+another width or data) is the open part of this experiment. Smaller batches (16-32), streams
+of 60k tokens (memorised: held-out loss rose above log V) and character-level Shakespeare
+(3,000 steps) showed no phase change at all.
+
+>>> import numpy as np
+>>> from tinyllm.scaling.induction import AttentionOnlyLM, repeated_tokens
+>>> model = AttentionOnlyLM(vocab_size=20, n_layer=2, n_head=2, n_embd=16, n_positions=32)
+>>> repeated_tokens(20, 8, 3, np.random.default_rng(0)).shape
+(3, 16)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from .. import functional as F
+from .._checks import positive_int
+from ..autograd.grad_mode import no_grad
+from ..autograd.tensor import Tensor
+from ..nn import Embedding, LayerNorm, Module, ModuleList
+from ..nn.attention import MultiHeadAttention, attention_weights, split_qkv_heads
+from ..optim import AdamW
+
+
+class AttentionLayer(Module):
+    """x + attn(ln(x)): one residual attention layer without a feed-forward network."""
+
+    def __init__(self, n_embd: int, n_head: int):
+        super().__init__()
+        self.ln = LayerNorm(n_embd)
+        self.attn = MultiHeadAttention(n_embd, n_head, is_causal=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.attn(self.ln(x))                               # (B, T, C)
+
+
+class AttentionOnlyLM(Module):
+    """An attention-only causal language model: ids (B, T) -> logits (B, T, V).
+
+    Token and position embeddings N(0, 0.02^2), `n_layer` `AttentionLayer`s, a final
+    LayerNorm and the token embedding as the unembedding (tied), as GPT-2 without its MLPs.
+    """
+
+    def __init__(self, vocab_size: int, n_layer: int, n_head: int, n_embd: int,
+                 n_positions: int, seed: int = 0):
+        super().__init__()
+        for name, value in (("vocab_size", vocab_size), ("n_layer", n_layer),
+                            ("n_head", n_head), ("n_embd", n_embd),
+                            ("n_positions", n_positions)):
+            positive_int(name, value, where="AttentionOnlyLM")
+        self.vocab_size, self.n_positions = vocab_size, n_positions
+        self.wte = Embedding(vocab_size, n_embd)
+        self.wpe = Embedding(n_positions, n_embd)
+        self.h = ModuleList(AttentionLayer(n_embd, n_head) for _ in range(n_layer))
+        self.ln_f = LayerNorm(n_embd)
+        rng = np.random.default_rng(seed)
+        for name, p in self.named_parameters():
+            if name.endswith("bias"):
+                p.data[...] = 0
+            elif ".ln" not in name and not name.startswith("ln_f"):
+                p.data[...] = rng.normal(0.0, 0.02, p.shape)
+
+    def forward(self, idx: np.ndarray) -> Tensor:
+        if idx.ndim != 2 or idx.shape[1] > self.n_positions:
+            raise ValueError(f"AttentionOnlyLM: ids must be (B, T) with T <= n_positions="
+                             f"{self.n_positions}, got shape {idx.shape}")
+        x = self.wte(idx) + self.wpe(np.arange(idx.shape[1]))          # (B, T, C)
+        for layer in self.h:
+            x = layer(x)                                               # (B, T, C)
+        return F.linear(self.ln_f(x), self.wte.weight)                 # (B, T, V)
+
+    @no_grad()
+    def attention_maps(self, idx: np.ndarray) -> list[np.ndarray]:
+        """Each layer's attention weights (B, nh, T, T) for ids `idx` (B, T)."""
+        x = self.wte(idx) + self.wpe(np.arange(idx.shape[1]))
+        maps = []
+        for layer in self.h:
+            attn = layer.attn
+            q, k, _ = split_qkv_heads(attn.c_attn(layer.ln(x)), attn.num_heads)
+            maps.append(attention_weights(q.data, k.data, is_causal=True))
+            x = layer(x)
+        return maps
+
+
+# ---------------------------------------------------------------------- measurements
+def repeated_tokens(vocab_size: int, length: int, batch: int,
+                    rng: np.random.Generator) -> np.ndarray:
+    """`batch` rows of `length` uniform random tokens, each row followed by itself: (B, 2 L)."""
+    half = rng.integers(0, vocab_size, (batch, length))
+    return np.concatenate([half, half], axis=1)
+
+
+def induction_stream(vocab_size: int, n_segments: int, rng: np.random.Generator,
+                     lengths: tuple[int, int] = (4, 12),
+                     gaps: tuple[int, int] = (0, 8)) -> np.ndarray:
+    """A token stream where only in-context copying helps: random segments (length drawn
+    from `lengths`), each said again after a random filler (length from `gaps`): segment,
+    filler, segment, next segment, ... Lengths and gaps vary, so no fixed offset predicts a
+    repeat -- a model must find the earlier occurrence of the current token by content."""
+    parts = []
+    for _ in range(n_segments):
+        seg = rng.integers(0, vocab_size, int(rng.integers(lengths[0], lengths[1] + 1)))
+        gap = rng.integers(0, vocab_size, int(rng.integers(gaps[0], gaps[1] + 1)))
+        parts += [seg, gap, seg]
+    return np.concatenate(parts)
+
+
+def repeated_segments(vocab_size: int, lengths: tuple[int, int] = (6, 19)):
+    """A batch sampler for `train_and_track`: sample(rng, batch, length) -> (batch, length)
+    uniform random tokens in which one segment per row (length drawn from `lengths`, at a
+    random place) is said again right after itself. Fresh rows every call: nothing to
+    memorise, and neither the length nor the place of the repeat is fixed, so only copying by
+    content helps."""
+    def sample(rng: np.random.Generator, batch: int, length: int) -> np.ndarray:
+        if 2 * lengths[1] > length:
+            raise ValueError(f"repeated_segments: a segment of up to {lengths[1]} tokens said "
+                             f"twice does not fit rows of {length}")
+        rows = rng.integers(0, vocab_size, (batch, length))
+        for row in rows:
+            half = int(rng.integers(lengths[0], lengths[1] + 1))
+            start = int(rng.integers(0, length - 2 * half + 1))
+            row[start + half:start + 2 * half] = row[start:start + half]
+        return rows
+    return sample
+
+
+def per_position_loss(model: AttentionOnlyLM, idx: np.ndarray) -> np.ndarray:
+    """Cross-entropy of predicting idx[:, t + 1] from idx[:, :t + 1], averaged over the batch:
+    (T - 1,) nats, position by position."""
+    with no_grad():
+        logits = model(idx[:, :-1]).data.astype(np.float64)             # (B, T-1, V)
+    logz = np.logaddexp.reduce(logits, axis=-1)                         # (B, T-1)
+    picked = np.take_along_axis(logits, idx[:, 1:, None], axis=-1)[..., 0]
+    return (logz - picked).mean(axis=0)
+
+
+def in_context_score(losses: np.ndarray, early: float = 0.1, late: float = 0.9) -> float:
+    """Mean loss over the last tenth of the positions minus the mean over the tenth around
+    `early` of the context (Olsson et al. use the 500th token minus the 50th of 512): below
+    zero when later tokens are predicted better because of what came before."""
+    n = len(losses)
+    width = max(1, n // 10)
+    e0 = min(n - width, int(round(early * n)))
+    l0 = max(0, min(n - width, int(round(late * n))))
+    return float(losses[l0:].mean() - losses[e0:e0 + width].mean())
+
+
+def prefix_matching_scores(model: AttentionOnlyLM, idx: np.ndarray) -> np.ndarray:
+    """(n_layer, n_head): on repeated sequences idx (B, 2 L), the mean attention a query at
+    position L + i (i >= 1) gives to position i + 1 -- just after the earlier occurrence of
+    its own token. 1 = a perfect induction head; a uniform causal head gives ~1 / (L + i)."""
+    length = idx.shape[1] // 2
+    queries = np.arange(length + 1, 2 * length)                        # second copy
+    targets = queries - length + 1                                     # after the earlier one
+    return np.array([m[:, :, queries, targets].mean(axis=(0, 2))
+                     for m in model.attention_maps(idx)])
+
+
+def duplicate_token_scores(model: AttentionOnlyLM, idx: np.ndarray) -> np.ndarray:
+    """(n_layer, n_head): on repeated sequences idx (B, 2 L), the mean attention a query at
+    position L + i gives to position i, the earlier occurrence of its own token (a
+    duplicate-token head: it can tell a later layer where the token was seen before)."""
+    length = idx.shape[1] // 2
+    queries = np.arange(length, 2 * length)
+    return np.array([m[:, :, queries, queries - length].mean(axis=(0, 2))
+                     for m in model.attention_maps(idx)])
+
+
+def previous_token_scores(model: AttentionOnlyLM, idx: np.ndarray) -> np.ndarray:
+    """(n_layer, n_head): the mean attention a query at position t >= 1 gives to t - 1."""
+    t = np.arange(1, idx.shape[1])
+    return np.array([m[:, :, t, t - 1].mean(axis=(0, 2)) for m in model.attention_maps(idx)])
+
+
+def copying_scores(model: AttentionOnlyLM) -> np.ndarray:
+    """(n_layer, n_head): sum(Re l) / sum(|l|) over the eigenvalues l of each head's OV
+    circuit read from token to logit, W_E W_V W_O W_E^T (V, V), LayerNorms left out (Olsson
+    et al.'s copying score). Positive: attending to a token raises that token's logit. The
+    non-zero eigenvalues are those of the (hs, hs) matrix W_O W_E^T W_E W_V, used instead."""
+    emb = model.wte.weight.data.astype(np.float64)                     # (V, C)
+    gram = emb.T @ emb                                                 # (C, C)
+    scores = []
+    for layer in model.h:
+        attn = layer.attn
+        c, hs = attn.embed_dim, attn.head_dim
+        w_attn = attn.c_attn.weight.data.astype(np.float64)           # (C, 3C)
+        w_proj = attn.c_proj.weight.data.astype(np.float64)           # (C, C)
+        row = []
+        for h in range(attn.num_heads):
+            w_v = w_attn[:, 2 * c + h * hs: 2 * c + (h + 1) * hs]     # (C, hs)
+            w_o = w_proj[h * hs:(h + 1) * hs]                          # (hs, C)
+            lam = np.linalg.eigvals(w_o @ gram @ w_v)
+            row.append(float(lam.real.sum() / np.abs(lam).sum()))
+        scores.append(row)
+    return np.array(scores)
+
+
+# ---------------------------------------------------------------------- training
+@dataclasses.dataclass
+class InductionRun:
+    """What `train_and_track` recorded: one entry per evaluation step."""
+
+    n_layer: int
+    n_head: int
+    n_embd: int
+    steps: list[int] = dataclasses.field(default_factory=list)
+    val_loss: list[float] = dataclasses.field(default_factory=list)
+    icl_score: list[float] = dataclasses.field(default_factory=list)
+    #: per evaluation, (n_layer, n_head) lists
+    prefix_matching: list = dataclasses.field(default_factory=list)
+    copying: list = dataclasses.field(default_factory=list)
+    previous_token: list = dataclasses.field(default_factory=list)
+    duplicate_token: list = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _windows(tokens: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
+    return tokens[starts[:, None] + np.arange(length)]                 # (B, length)
+
+
+def train_and_track(source, vocab_size: int, *, n_layer: int, n_head: int = 4,
+                    n_embd: int = 64, context: int = 48, steps: int = 4000,
+                    batch_size: int = 128, lr: float = 1e-3, eval_every: int = 200,
+                    eval_batch: int = 64, repeat_length: int = 12,
+                    seed: int = 0) -> InductionRun:
+    """Train an AttentionOnlyLM with AdamW (constant `lr`, weight decay 0.1 on matrices) and
+    every `eval_every` steps record the validation loss and in-context score on held-out rows
+    and the per-head scores on repeated random sequences of `repeat_length` tokens.
+
+    `source`: a batch sampler sample(rng, batch, length) (`repeated_segments`), or a token
+    stream (an int array), whose last tenth is held out and the rest cut into random
+    windows."""
+    rng = np.random.default_rng(seed)
+    eval_rng = np.random.default_rng(seed + 1)
+    if callable(source):
+        sample = source
+        val = sample(eval_rng, eval_batch, context + 1)
+    else:
+        tokens = np.asarray(source)
+        cut = len(tokens) * 9 // 10
+        train, held = tokens[:cut], tokens[cut:]
+        if min(len(train), len(held)) <= context + 1:
+            raise ValueError(f"train_and_track: need more than context + 1 = {context + 1} "
+                             f"tokens for training and for validation, got {len(train)} and "
+                             f"{len(held)}")
+
+        def sample(r, batch, length):
+            return _windows(train, r.integers(0, len(train) - length, batch), length)
+        val = _windows(held, eval_rng.integers(0, len(held) - context - 1, eval_batch),
+                       context + 1)
+    if 2 * repeat_length > context:
+        raise ValueError(f"train_and_track: repeated sequences of 2 x {repeat_length} tokens "
+                         f"do not fit the context of {context}")
+    model = AttentionOnlyLM(vocab_size, n_layer, n_head, n_embd, context, seed=seed)
+    decay = [p for _, p in model.named_parameters() if p.ndim >= 2]
+    keep = [p for _, p in model.named_parameters() if p.ndim < 2]
+    opt = AdamW([{"params": decay, "weight_decay": 0.1},
+                 {"params": keep, "weight_decay": 0.0}], lr=lr)
+    probe = repeated_tokens(vocab_size, repeat_length, eval_batch, eval_rng)
+    run = InductionRun(n_layer, n_head, n_embd)
+    start = time.perf_counter()
+    for step in range(steps + 1):
+        if step % eval_every == 0 or step == steps:
+            losses = per_position_loss(model, val)
+            run.steps.append(step)
+            run.val_loss.append(float(losses.mean()))
+            run.icl_score.append(in_context_score(losses))
+            run.prefix_matching.append(prefix_matching_scores(model, probe).tolist())
+            run.copying.append(copying_scores(model).tolist())
+            run.previous_token.append(previous_token_scores(model, probe).tolist())
+            run.duplicate_token.append(duplicate_token_scores(model, probe).tolist())
+        if step == steps:
+            break
+        batch = sample(rng, batch_size, context + 1)                   # (B, T + 1)
+        loss = F.cross_entropy(model(batch[:, :-1]).reshape(-1, vocab_size),
+                               batch[:, 1:].reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    run.seconds = time.perf_counter() - start
+    return run
+
+
+def phase_change(steps, scores) -> tuple[int, int, float]:
+    """(first step, last step, total change) of the window over which `scores` (e.g. the
+    in-context score per evaluation) moves from 10% to 90% of its whole change from the first
+    value to the lowest later one; the change is negative for a score that falls."""
+    scores = np.asarray(scores, dtype=float)
+    steps = np.asarray(steps)
+    low = int(np.argmin(scores))
+    total = scores[low] - scores[0]
+    if total == 0:
+        return int(steps[0]), int(steps[0]), 0.0
+    frac = (scores[:low + 1] - scores[0]) / total                      # 0 -> 1
+    i10 = int(np.argmax(frac >= 0.1))
+    i90 = int(np.argmax(frac >= 0.9))
+    return int(steps[i10]), int(steps[i90]), float(total)
+
+
+def best_heads(scores: np.ndarray, top: int = 1) -> list[tuple[int, int, float]]:
+    """The `top` (layer, head, score) with the highest scores of an (n_layer, n_head) array."""
+    flat = np.argsort(np.asarray(scores), axis=None)[::-1][:top]
+    n_head = np.asarray(scores).shape[1]
+    return [(int(i // n_head), int(i % n_head), float(np.asarray(scores).flat[i]))
+            for i in flat]
+
+
+__all__ = [
+    "AttentionLayer", "AttentionOnlyLM", "InductionRun", "best_heads", "copying_scores",
+    "duplicate_token_scores", "in_context_score", "induction_stream", "per_position_loss",
+    "phase_change", "prefix_matching_scores", "previous_token_scores", "repeated_segments",
+    "repeated_tokens", "train_and_track",
+]
