@@ -38,7 +38,7 @@ This module measures the same things at tinyllm's scale:
 Measured so far (2 cores, V = 64, context 48, width 64, 4 heads, batch 128, lr 1e-3, rows
 from `repeated_segments`): a two-layer model's loss on held-out rows sits near log V for
 ~2,800 steps, then falls within ~400 (3.95 -> 3.71 nats) and its loss on the second copy of
-a repeated sequence drops from 4.2 to 1.7 nats; a one-layer model reaches only 3.6 there
+a repeated sequence drops from 4.2 to 1.7 nats; a one-layer model reaches only 3.5 there
 (copying "some earlier token", not the next one). But no single head of the two-layer model
 shows the clean pattern: prefix-matching scores stay at 0.03-0.06, previous-token scores
 under 0.16; the layer-0 heads attend 5-6 positions back. At this size the circuit is spread
