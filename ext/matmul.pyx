@@ -3,8 +3,9 @@
 The compiled twin of `matmul` in tinyllm/kernels/reference.py (NumPy's ``a @ b``); every
 linear layer's forward and backward products go through it.
 
-    matmul(a, b, bias)      BLAS, one block of rows (or columns) per OpenMP thread; each
-                            thread writes its block's bias first, BLAS adds the product
+    matmul(a, b, bias)      BLAS, one block of rows per OpenMP thread (a product with few
+                            rows: of its transpose); each thread writes its block's bias
+                            first, BLAS adds the product
     few_rows_matmul(x, w)   1..32 float32 rows of a C-contiguous weight: few_rows.h
 
 Why not NumPy's ``a @ b`` on BLAS threads: a training step alternates matrix products with the
