@@ -43,9 +43,10 @@ a repeated sequence drops from 4.2 to 1.7 nats; a one-layer model reaches only 3
 shows the clean pattern: prefix-matching scores stay at 0.03-0.06, previous-token scores
 under 0.16; the layer-0 heads attend 5-6 positions back. At this size the circuit is spread
 over heads, unlike Olsson's; finding a setting where the two heads separate (fewer heads,
-another width or data) is the open part of this experiment. Smaller batches (16-32), streams
-of 60k tokens (memorised: held-out loss rose above log V) and character-level Shakespeare
-(3,000 steps) showed no phase change at all.
+another width or data) is the open part of this experiment. Two heads per layer (same
+settings, 8,000 steps), smaller batches (16-32), streams of 60k tokens (memorised: held-out
+loss rose above log V) and character-level Shakespeare (3,000 steps) showed no phase change
+at all.
 
 >>> import numpy as np
 >>> from tinyllm.scaling.induction import AttentionOnlyLM, repeated_tokens
