@@ -40,7 +40,6 @@ from ..nn import (
     TransformerBlock,
     init,
 )
-from ..nn.attention import attention_weights, split_qkv_heads
 from .base import (
     LMOutput,
     PretrainedModel,
@@ -223,9 +222,7 @@ class GPT(_GPTPretrained):
         x = t.drop(t.wte(idx) + t.wpe(np.arange(idx.shape[1])))        # (B, T, C)
         maps = []
         for block in t.h:                                              # pre-LN blocks
-            attn = block.attn
-            q, k, _ = split_qkv_heads(attn.c_attn(block.ln_1(x)), attn.num_heads)
-            maps.append(attention_weights(q.data, k.data, is_causal=True))  # (B, nh, T, T)
+            maps.append(block.attn.attention_maps(block.ln_1(x)))      # (B, nh, T, T)
             x = block(x)                                               # (B, T, C)
         return maps
 

@@ -258,6 +258,13 @@ class MultiHeadAttention(Module):
                    dropout_p=dropout_p)                                 # (B, nh, T, hs)
         return self.resid_dropout(self.c_proj(merge_heads(y)))         # (B, T, C)
 
+    def attention_maps(self, x: Tensor) -> np.ndarray:
+        """What each head looks at for input x (B, T, C) (already normalised, as the layer
+        sees it): softmax(q k^T / sqrt(hs)) with the layer's causal mask, (B, nh, T, T), a
+        plain array outside the graph."""
+        q, k, _ = split_qkv_heads(self.c_attn(x), self.num_heads)       # (B, nh, T, hs) each
+        return attention_weights(q.data, k.data, is_causal=self.is_causal)
+
     def extra_repr(self) -> str:
         return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, "
                 f"head_dim={self.head_dim}, is_causal={self.is_causal}")

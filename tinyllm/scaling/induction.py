@@ -70,8 +70,9 @@ from .. import functional as F
 from .._checks import positive_int
 from ..autograd.grad_mode import no_grad
 from ..autograd.tensor import Tensor
+from ..data.datasets import get_batch
 from ..nn import Embedding, LayerNorm, Module, ModuleList
-from ..nn.attention import MultiHeadAttention, attention_weights, split_qkv_heads
+from ..nn.attention import MultiHeadAttention
 from ..optim import AdamW
 
 
@@ -128,9 +129,7 @@ class AttentionOnlyLM(Module):
         x = self.wte(idx) + self.wpe(np.arange(idx.shape[1]))
         maps = []
         for layer in self.h:
-            attn = layer.attn
-            q, k, _ = split_qkv_heads(attn.c_attn(layer.ln(x)), attn.num_heads)
-            maps.append(attention_weights(q.data, k.data, is_causal=True))
+            maps.append(layer.attn.attention_maps(layer.ln(x)))         # (B, nh, T, T)
             x = layer(x)
         return maps
 
@@ -181,10 +180,10 @@ def per_position_loss(model: AttentionOnlyLM, idx: np.ndarray) -> np.ndarray:
     """Cross-entropy of predicting idx[:, t + 1] from idx[:, :t + 1], averaged over the batch:
     (T - 1,) nats, position by position."""
     with no_grad():
-        logits = model(idx[:, :-1]).data.astype(np.float64)             # (B, T-1, V)
-    logz = np.logaddexp.reduce(logits, axis=-1)                         # (B, T-1)
-    picked = np.take_along_axis(logits, idx[:, 1:, None], axis=-1)[..., 0]
-    return (logz - picked).mean(axis=0)
+        logits = model(idx[:, :-1])                                    # (B, T-1, V)
+        losses = F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                 idx[:, 1:].reshape(-1), reduction="none")
+    return losses.data.reshape(idx.shape[0], -1).mean(axis=0)
 
 
 def in_context_score(losses: np.ndarray, early: float = 0.1, late: float = 0.9) -> float:
@@ -270,8 +269,12 @@ class InductionRun:
         return dataclasses.asdict(self)
 
 
-def _windows(tokens: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
-    return tokens[starts[:, None] + np.arange(length)]                 # (B, length)
+def _windows(tokens: np.ndarray, batch: int, length: int,
+             rng: np.random.Generator) -> np.ndarray:
+    """`batch` random windows of `length` tokens (data.get_batch's, inputs and targets
+    joined): (batch, length)."""
+    x, y = get_batch(tokens, batch, length - 1, rng)
+    return np.concatenate([x, y[:, -1:]], axis=1)
 
 
 def train_and_track(source, vocab_size: int, *, n_layer: int, n_head: int = 4,
@@ -301,9 +304,8 @@ def train_and_track(source, vocab_size: int, *, n_layer: int, n_head: int = 4,
                              f"{len(held)}")
 
         def sample(r, batch, length):
-            return _windows(train, r.integers(0, len(train) - length, batch), length)
-        val = _windows(held, eval_rng.integers(0, len(held) - context - 1, eval_batch),
-                       context + 1)
+            return _windows(train, batch, length, r)
+        val = _windows(held, eval_batch, context + 1, eval_rng)
     if 2 * repeat_length > context:
         raise ValueError(f"train_and_track: repeated sequences of 2 x {repeat_length} tokens "
                          f"do not fit the context of {context}")
