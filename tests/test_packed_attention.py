@@ -16,15 +16,16 @@ from tinyllm.bench import use_backend
 from tinyllm.nn.attention import MultiHeadAttention, attend, merge_heads, split_qkv_heads
 
 
-def _general(qkv, n_head, is_causal):
+def _general(qkv, n_head, is_causal, scale=None):
     q, k, v = split_qkv_heads(qkv, n_head)
-    return merge_heads(attend(q, k, v, is_causal=is_causal))
+    return merge_heads(attend(q, k, v, is_causal=is_causal, scale=scale))
 
 
 @pytest.mark.parametrize("backend", kernels.available_backends())
 @pytest.mark.parametrize("is_causal", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_equals_the_general_path_values_and_gradients(backend, is_causal, dtype):
+@pytest.mark.parametrize("scale", [None, 0.3])
+def test_equals_the_general_path_values_and_gradients(backend, is_causal, dtype, scale):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 7, 3 * 12)).astype(dtype)
     dy = rng.standard_normal((2, 7, 12)).astype(dtype)
@@ -32,7 +33,7 @@ def test_equals_the_general_path_values_and_gradients(backend, is_causal, dtype)
     with use_backend(backend):
         for fn in (packed_self_attention, _general):
             qkv = tinyllm.tensor(x, requires_grad=True)
-            y = fn(qkv, 3, is_causal)
+            y = fn(qkv, 3, is_causal, scale)
             (y * tinyllm.tensor(dy)).sum().backward()
             results.append((y.data, qkv.grad))
     tol = 1e-5 if dtype == np.float32 else 1e-12
@@ -43,11 +44,12 @@ def test_equals_the_general_path_values_and_gradients(backend, is_causal, dtype)
 
 @pytest.mark.parametrize("backend", kernels.available_backends())
 @pytest.mark.parametrize("is_causal", [True, False])
-def test_gradient_by_finite_differences(backend, is_causal):
+@pytest.mark.parametrize("scale", [None, 0.3])
+def test_gradient_by_finite_differences(backend, is_causal, scale):
     rng = np.random.default_rng(1)
     qkv = tinyllm.tensor(rng.standard_normal((2, 5, 3 * 8)), requires_grad=True)
     with use_backend(backend):
-        assert gradcheck(lambda t: packed_self_attention(t, 2, is_causal), qkv)
+        assert gradcheck(lambda t: packed_self_attention(t, 2, is_causal, scale), qkv)
 
 
 def test_multi_head_attention_uses_it_exactly_when_it_may(monkeypatch):

@@ -16,7 +16,14 @@ import argparse
 import sys
 
 from .finetuning.cli import add_finetune_study_parser, cmd_finetune_study
-from .scaling.cli import add_frontier_parser, add_scaling_parser, cmd_frontier, cmd_scaling
+from .scaling.cli import (
+    add_frontier_parser,
+    add_mup_parser,
+    add_scaling_parser,
+    cmd_frontier,
+    cmd_mup,
+    cmd_scaling,
+)
 from .translation.cli import add_translation_study_parser, cmd_translation_study
 
 EXIT_USER_ERROR = 2
@@ -426,6 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     _translate_parser(sub)
     add_scaling_parser(sub)
     add_frontier_parser(sub)
+    add_mup_parser(sub)
     add_finetune_study_parser(sub)
     add_translation_study_parser(sub)
     p = sub.add_parser("bench", help="kernel and training-step speed vs PyTorch, side by side",
@@ -733,7 +741,8 @@ def cmd_bench(args) -> int:
 COMMANDS = {"train": cmd_train, "generate": cmd_generate, "eval": cmd_eval, "info": cmd_info,
             "finetune": cmd_finetune, "predict": cmd_predict, "translate": cmd_translate,
             "attention": cmd_attention,
-            "scaling": cmd_scaling, "frontier-study": cmd_frontier, "bench": cmd_bench,
+            "scaling": cmd_scaling, "frontier-study": cmd_frontier, "mup-study": cmd_mup,
+            "bench": cmd_bench,
             "finetune-study": cmd_finetune_study,
             "translation-study": cmd_translation_study, "compress": cmd_compress,
             "merge": cmd_merge}

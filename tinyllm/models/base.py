@@ -178,6 +178,11 @@ class PretrainedModel(Module):
                             f"got {type(config).__name__}")
         self.config = config
 
+    def lr_multipliers(self) -> dict[str, float]:
+        """{parameter name: factor} for parameters whose learning rate differs from the run's
+        (muP's hidden weights; `tinyllm.optim.scale_group_lrs`); {} when none does."""
+        return {}
+
     # ----------------------------------------------------------------- saving
     def save(self, directory) -> Path:
         """Write config.json and model.safetensors (tied weights once, Hugging Face names)."""

@@ -35,6 +35,7 @@ steps in five minutes.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from .._checks import non_negative_int, positive_int, positive_number, probability
@@ -193,6 +194,21 @@ class GPTConfig(ModelConfig):
     heads structured pruning removed (`tinyllm.compress.structured.prune_heads`): layer i
     has n_head - len(pruned_heads[i]) heads, each still n_embd / n_head wide. Such a model
     has no GPT2LMHeadModel twin (transformers 5 dropped head pruning).
+
+    `mup_base_width` (None: GPT-2's standard parametrisation) turns on the maximal-update
+    parametrisation (muP; Yang et al. 2022, "Tensor Programs V", Table 3 for Adam) relative to
+    a model `mup_base_width` wide, so that a learning rate tuned at that width carries over
+    to this one. With m = `mup_width_mult` = n_embd / mup_base_width:
+
+    - attention scores are multiplied by `attention_scale` = 1 / sqrt(head_dim * m), which is
+      1/head_dim up to the constant sqrt(head_dim at the base width);
+    - the output logits (`lm_head`, and `score` of the classifier) are divided by m;
+    - hidden weights (`c_attn`, `c_fc` and both `c_proj`) start with their standard deviation
+      divided by sqrt(m), and Adam trains them at the learning rate divided by m
+      (`PretrainedModel.lr_multipliers`); embeddings, biases and LayerNorms keep both.
+
+    At m = 1 the model is exactly the standard one. Such a model has no GPT2LMHeadModel twin
+    (its attention and logits are scaled).
     """
 
     vocab_size: int = 256
@@ -211,6 +227,7 @@ class GPTConfig(ModelConfig):
     num_labels: int = 2
     pad_token_id: int | None = None
     pruned_heads: dict[int, list[int]] | None = None
+    mup_base_width: int | None = None
 
     model_type = "gpt2"
     architecture = "GPT2LMHeadModel"
@@ -235,10 +252,25 @@ class GPTConfig(ModelConfig):
         _check_pad_token_id(name, self.pad_token_id, self.vocab_size)
         self.pruned_heads = _check_pruned_heads(name, self.pruned_heads, self.n_layer,
                                                 self.n_head)
+        if self.mup_base_width is not None:
+            positive_int("mup_base_width", self.mup_base_width, where=name)
 
     @property
     def head_dim(self) -> int:
         return self.n_embd // self.n_head
+
+    @property
+    def mup_width_mult(self) -> float:
+        """m = n_embd / mup_base_width under muP; 1.0 in the standard parametrisation."""
+        return 1.0 if self.mup_base_width is None else self.n_embd / self.mup_base_width
+
+    @property
+    def attention_scale(self) -> float | None:
+        """What the attention scores q k^T are multiplied by: None (1/sqrt(head_dim), GPT-2's)
+        in the standard parametrisation, 1/sqrt(head_dim * m) under muP."""
+        if self.mup_base_width is None:
+            return None
+        return 1.0 / math.sqrt(self.head_dim * self.mup_width_mult)
 
     def heads_in_layer(self, layer: int) -> int:
         """How many attention heads layer `layer` has (n_head less the pruned ones)."""

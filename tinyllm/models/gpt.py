@@ -67,7 +67,8 @@ class GPTTransformer(Module):
                              activation=config.activation_function, dropout=config.resid_pdrop,
                              attn_dropout=config.attn_pdrop,
                              layer_norm_eps=config.layer_norm_epsilon, norm_first=True,
-                             is_causal=True, head_dim=config.head_dim)
+                             is_causal=True, head_dim=config.head_dim,
+                             attn_scale=config.attention_scale)
             for i in range(config.n_layer))
         self.ln_f = LayerNorm(c, eps=config.layer_norm_epsilon)
 
@@ -82,6 +83,11 @@ class GPTTransformer(Module):
             x = block(x, key_padding_mask=key_padding_mask,
                       kv_cache=None if kv_cache is None else kv_cache[i])  # (B, T, C)
         return self.ln_f(x)                                            # (B, T, C)
+
+
+def _is_hidden_weight(name: str) -> bool:
+    """A block's matrix whose both sides grow with the width (muP's "hidden" weights)."""
+    return name.endswith(("c_attn.weight", "c_proj.weight", "c_fc.weight"))
 
 
 class _GPTPretrained(PretrainedModel):
@@ -99,18 +105,40 @@ class _GPTPretrained(PretrainedModel):
         """GPT-2's initialisation: weights N(0, 0.02^2), biases 0, LayerNorm 1 and 0, and the
         projections into the residual stream (`c_proj`) scaled by 1/sqrt(2 L), so the 2L
         branches added to the stream do not make it grow with depth at the start of training
-        (notebook 03 measures it)."""
+        (notebook 03 measures it).
+
+        Under muP (`GPTConfig.mup_base_width`) the hidden weights' standard deviation is also
+        divided by sqrt(m), m = `config.mup_width_mult`: a variance of 1/fan_in relative to the
+        base width."""
         rng = np.random.default_rng(seed) if seed is not None else default_generator()
         std = self.config.initializer_range
+        hidden = 1.0 / math.sqrt(self.config.mup_width_mult)
         for name, p in self.named_parameters():
             if name.endswith("bias"):
                 init.zeros_(p)
             elif ".ln_" in name:
                 init.ones_(p)
             elif name.endswith("c_proj.weight"):
-                init.normal_(p, std=std / math.sqrt(2 * self.config.n_layer), generator=rng)
+                init.normal_(p, std=hidden * std / math.sqrt(2 * self.config.n_layer),
+                             generator=rng)
+            elif _is_hidden_weight(name):
+                init.normal_(p, std=hidden * std, generator=rng)
             else:
                 init.normal_(p, std=std, generator=rng)
+
+    def lr_multipliers(self) -> dict[str, float]:
+        """Under muP, {name: 1/m} for the hidden weights (Adam's learning rate for a matrix
+        whose fan-in grows with the width); {} in the standard parametrisation."""
+        m = self.config.mup_width_mult
+        if self.config.mup_base_width is None or m == 1.0:
+            return {}
+        return {name: 1.0 / m for name, _ in self.named_parameters() if _is_hidden_weight(name)}
+
+    def _output_multiplier(self, logits: Tensor) -> Tensor:
+        """The logits as muP reads them out: divided by m (unchanged in the standard
+        parametrisation)."""
+        m = self.config.mup_width_mult
+        return logits if self.config.mup_base_width is None or m == 1.0 else logits * (1.0 / m)
 
     # ----------------------------------------------------------------- size and cost
     def num_params(self, non_embedding: bool = False) -> int:
@@ -205,7 +233,7 @@ class GPT(_GPTPretrained):
                              f"longer than the context n_positions={config.n_positions}; "
                              "crop it to the last n_positions ids")
         x = self.transformer(idx, kv_cache)                            # (B, T, C)
-        logits = self.lm_head(x)                                       # (B, T, V)
+        logits = self._output_multiplier(self.lm_head(x))              # (B, T, V)
         loss = None if targets is None else lm_loss("GPT", logits, targets)
         return LMOutput(logits, loss)
 
@@ -323,7 +351,7 @@ class GPT2ForSequenceClassification(_GPTPretrained):
         last = self.last_token_index(ids)                              # (B,)
         padding = as_padding_mask("GPT", attention_mask, ids.shape)    # (B, T) or None
         x = self.transformer(ids, key_padding_mask=padding)            # (B, T, C)
-        logits = self.score(x[np.arange(len(ids)), last])              # (B, K)
+        logits = self._output_multiplier(self.score(x[np.arange(len(ids)), last]))  # (B, K)
         loss = None if labels is None else classification_loss("GPT", logits, labels)
         return LMOutput(logits, loss)
 

@@ -155,7 +155,7 @@ def _check_key_padding(mask, batch: int, n_keys: int) -> np.ndarray:
 
 def attend(q: Tensor, k: Tensor, v: Tensor, *, is_causal: bool = False, attn_mask=None,
            key_padding_mask=None, kv_cache: LayerKVCache | None = None,
-           dropout_p: float = 0.0) -> Tensor:
+           dropout_p: float = 0.0, scale: float | None = None) -> Tensor:
     """Attention of heads q (B, nh, T, hs) over k, v (B, nh, T, hs) -> (B, nh, T, hs).
 
     Appends k, v to `kv_cache` first (if given), builds one mask from `is_causal`,
@@ -170,7 +170,7 @@ def attend(q: Tensor, k: Tensor, v: Tensor, *, is_causal: bool = False, attn_mas
         # The common cases need no mask array: full attention, causal with T == S, or one new
         # query (which may see every key).
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p,
-                                              is_causal=is_causal and t > 1)
+                                              is_causal=is_causal and t > 1, scale=scale)
     allowed = None                                                     # boolean, True = may see
     if is_causal:
         allowed = causal_mask(t, s, align="bottom-right")              # (T, S)
@@ -184,14 +184,17 @@ def attend(q: Tensor, k: Tensor, v: Tensor, *, is_causal: bool = False, attn_mas
             mask = m.data if allowed is None else m.data & allowed
         else:
             mask = m if allowed is None else m + np.where(allowed, 0.0, -np.inf).astype(m.dtype)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p,
+                                          scale=scale)
 
 
 def attention_weights(q: np.ndarray, k: np.ndarray, key_padding_mask=None,
-                      is_causal: bool = False) -> np.ndarray:
-    """softmax(q k^T / sqrt(hs) + mask) as a plain array (B, nh, T, S), outside the graph:
-    what a layer's attention looked at. A query that may see no key gets a row of zeros."""
-    scores = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])     # (B, nh, T, S)
+                      is_causal: bool = False, scale: float | None = None) -> np.ndarray:
+    """softmax(q k^T * scale + mask) as a plain array (B, nh, T, S), outside the graph (scale
+    None: 1/sqrt(hs)): what a layer's attention looked at. A query that may see no key gets
+    a row of zeros."""
+    scores = q @ np.swapaxes(k, -1, -2)                                # (B, nh, T, S)
+    scores = scores / math.sqrt(q.shape[-1]) if scale is None else scores * scale
     allowed = np.ones(scores.shape, dtype=bool)
     if is_causal:
         allowed &= causal_mask(q.shape[-2], k.shape[-2], align="bottom-right")
@@ -212,6 +215,8 @@ class MultiHeadAttention(Module):
 
     x (B, T, C) -> (B, T, C). `dropout` applies to the attention weights and to the output
     (GPT-2's attn_pdrop and resid_pdrop; give `resid_dropout` to set the second apart).
+    `scale` multiplies the scores q k^T (None: 1/sqrt(head_dim); the maximal-update
+    parametrisation sets another, `GPTConfig.attention_scale`).
 
     >>> attn = MultiHeadAttention(embed_dim=16, num_heads=4, is_causal=True)
     >>> attn(tinyllm.randn(2, 5, 16)).shape
@@ -220,7 +225,7 @@ class MultiHeadAttention(Module):
 
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
                  is_causal: bool = False, resid_dropout: float | None = None,
-                 head_dim: int | None = None):
+                 head_dim: int | None = None, scale: float | None = None):
         super().__init__()
         positive_int("embed_dim", embed_dim, where="MultiHeadAttention")
         positive_int("num_heads", num_heads, where="MultiHeadAttention")
@@ -235,6 +240,7 @@ class MultiHeadAttention(Module):
             raise ValueError(f"MultiHeadAttention: dropout must be in [0, 1), got {dropout}")
         self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, head_dim
         self.is_causal, self.dropout = bool(is_causal), float(dropout)
+        self.scale = None if scale is None else float(scale)
         inner = num_heads * head_dim                 # embed_dim, unless heads were pruned
         self.c_attn = Conv1D(embed_dim, 3 * inner, bias=bias)
         self.c_proj = Conv1D(inner, embed_dim, bias=bias)
@@ -250,22 +256,24 @@ class MultiHeadAttention(Module):
         if (qkv.requires_grad and attn_mask is None and key_padding_mask is None
                 and kv_cache is None and dropout_p == 0.0):
             # Training without masks: one op does split, heads, attention and merge.
-            y = packed_self_attention(qkv, self.num_heads, self.is_causal)  # (B, T, C)
+            y = packed_self_attention(qkv, self.num_heads, self.is_causal,
+                                      self.scale)                       # (B, T, C)
             return self.resid_dropout(self.c_proj(y))
         q, k, v = split_qkv_heads(qkv, self.num_heads)                 # (B, nh, T, hs) each
         y = attend(q, k, v, is_causal=self.is_causal, attn_mask=attn_mask,
                    key_padding_mask=key_padding_mask, kv_cache=kv_cache,
-                   dropout_p=dropout_p)                                 # (B, nh, T, hs)
+                   dropout_p=dropout_p, scale=self.scale)               # (B, nh, T, hs)
         return self.resid_dropout(self.c_proj(merge_heads(y)))         # (B, T, C)
 
     def attention_maps(self, x: Tensor) -> np.ndarray:
         """What each head looks at for input x (B, T, C) (already normalised, as the layer
-        sees it): softmax(q k^T / sqrt(hs)) with the layer's causal mask, (B, nh, T, T), a
+        sees it): softmax(q k^T * scale) with the layer's causal mask, (B, nh, T, T), a
         plain array outside the graph."""
         q, k, _ = split_qkv_heads(self.c_attn(x), self.num_heads)       # (B, nh, T, hs) each
-        return attention_weights(q.data, k.data, is_causal=self.is_causal)
+        return attention_weights(q.data, k.data, is_causal=self.is_causal, scale=self.scale)
 
     def extra_repr(self) -> str:
+        scale = "" if self.scale is None else f", scale={self.scale:.4g}"
         return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, "
-                f"head_dim={self.head_dim}, is_causal={self.is_causal}")
+                f"head_dim={self.head_dim}, is_causal={self.is_causal}{scale}")
 

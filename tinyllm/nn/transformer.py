@@ -71,13 +71,14 @@ class TransformerBlock(Module):
                  activation: str = "gelu_new", dropout: float = 0.0,
                  attn_dropout: float | None = None, layer_norm_eps: float = 1e-5,
                  norm_first: bool = True, is_causal: bool = False, bias: bool = True,
-                 head_dim: int | None = None):
+                 head_dim: int | None = None, attn_scale: float | None = None):
         super().__init__()
         self.norm_first = bool(norm_first)
         self.ln_1 = LayerNorm(n_embd, eps=layer_norm_eps)
         self.attn = MultiHeadAttention(
             n_embd, n_head, dropout=dropout if attn_dropout is None else attn_dropout,
-            bias=bias, is_causal=is_causal, resid_dropout=dropout, head_dim=head_dim)
+            bias=bias, is_causal=is_causal, resid_dropout=dropout, head_dim=head_dim,
+            scale=attn_scale)
         self.ln_2 = LayerNorm(n_embd, eps=layer_norm_eps)
         self.mlp = FeedForward(n_embd, n_inner, activation=activation, dropout=dropout,
                                bias=bias)

@@ -19,7 +19,7 @@ parameters whose gradient is None. Tests check several steps against `torch.opti
 
 from .adamw import Adam, AdamW
 from .clip import clip_grad_norm_
-from .groups import is_no_decay, param_groups_for_weight_decay
+from .groups import is_no_decay, param_groups_for_weight_decay, scale_group_lrs
 from .optimizer import Optimizer
 from .schedules import (
     ConstantLR,
@@ -38,6 +38,6 @@ from .swa_utils import AveragedModel
 __all__ = [
     "SGD", "Adam", "AdamW", "AveragedModel", "ConstantLR", "InverseSqrt", "LRScheduler", "LambdaLR",
     "Optimizer", "WarmupCosine", "WarmupStableDecay", "clip_grad_norm_", "inverse_sqrt_lr",
-    "is_no_decay", "param_groups_for_weight_decay", "warmup_cosine_lr",
+    "is_no_decay", "param_groups_for_weight_decay", "scale_group_lrs", "warmup_cosine_lr",
     "warmup_stable_decay_lr",
 ]

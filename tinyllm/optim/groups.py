@@ -89,3 +89,40 @@ def param_groups_for_weight_decay(named_parameters, weight_decay: float) -> list
         group["params"].append(params[key])
         group["param_names"].append(names[key])
     return [decay, no_decay]
+
+
+def scale_group_lrs(groups: list[dict[str, Any]], multipliers: dict[str, float],
+                    lr: float) -> list[dict[str, Any]]:
+    """`groups` (with "param_names", as `param_groups_for_weight_decay` gives them) split so
+    that each holds parameters of one learning-rate factor, with "lr" = lr * factor and the
+    factor kept as "lr_multiplier" (a name missing from `multipliers` has factor 1).
+
+    With no multipliers the groups come back unchanged (no "lr" key: the optimizer's default).
+    muP trains its hidden weights at lr / m this way (`PretrainedModel.lr_multipliers`):
+
+    >>> import tinyllm
+    >>> named = [("h.0.attn.c_attn.weight", tinyllm.zeros(4, 12, requires_grad=True)),
+    ...          ("wte.weight", tinyllm.zeros(10, 4, requires_grad=True))]
+    >>> groups = param_groups_for_weight_decay(named, weight_decay=0.1)
+    >>> [(g["param_names"], g["lr"]) for g in scale_group_lrs(
+    ...     groups, {"h.0.attn.c_attn.weight": 0.25}, lr=0.01)]
+    [(['h.0.attn.c_attn.weight'], 0.0025), (['wte.weight'], 0.01)]
+    """
+    if not multipliers:
+        return groups
+    for name, factor in multipliers.items():
+        if not factor > 0:
+            raise ValueError(f"scale_group_lrs: the learning-rate factor of {name} is "
+                             f"{factor}; expected a positive number")
+    out = []
+    for group in groups:
+        by_factor: dict[float, dict[str, Any]] = {}
+        for name, p in zip(group["param_names"], group["params"]):
+            factor = float(multipliers.get(name, 1.0))
+            sub = by_factor.setdefault(factor, {
+                **{k: v for k, v in group.items() if k not in ("params", "param_names")},
+                "params": [], "param_names": [], "lr": lr * factor, "lr_multiplier": factor})
+            sub["params"].append(p)
+            sub["param_names"].append(name)
+        out += sorted(by_factor.values(), key=lambda g: g["lr_multiplier"])
+    return out

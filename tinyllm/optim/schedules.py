@@ -175,13 +175,16 @@ def warmup_cosine_lr(step: int, base_lr: float, warmup_steps: int, total_steps: 
 class WarmupCosine(LRScheduler):
     """Linear warmup, then cosine decay to `min_lr`, then constant (see `warmup_cosine_lr`).
 
-    `min_lr` is an absolute rate shared by every group (like CosineAnnealingLR's eta_min);
-    each group warms up to and decays from its own base rate.
+    `min_lr` is an absolute rate shared by every group (like CosineAnnealingLR's eta_min), or
+    a list of one rate per group (like ReduceLROnPlateau's min_lr); each group warms up to and
+    decays from its own base rate.
     """
 
-    def __init__(self, optimizer, warmup_steps: int, total_steps: int, min_lr: float = 0.0,
-                 last_epoch: int = -1):
-        _check_cosine_args(1.0, warmup_steps, total_steps, min_lr, where="WarmupCosine")
+    def __init__(self, optimizer, warmup_steps: int, total_steps: int,
+                 min_lr: float | list[float] = 0.0, last_epoch: int = -1):
+        self.min_lrs = _min_lrs(min_lr, optimizer, "WarmupCosine")
+        for low in self.min_lrs:
+            _check_cosine_args(1.0, warmup_steps, total_steps, low, where="WarmupCosine")
         self.warmup_steps = warmup_steps
         self.total_steps = total_steps
         self.min_lr = min_lr
@@ -189,7 +192,7 @@ class WarmupCosine(LRScheduler):
 
     def get_lr(self) -> list[float]:
         return [warmup_cosine_lr(self.last_epoch, base, self.warmup_steps, self.total_steps,
-                                 self.min_lr) for base in self.base_lrs]
+                                 low) for base, low in zip(self.base_lrs, self.min_lrs)]
 
 
 def warmup_stable_decay_lr(step: int, base_lr: float, warmup_steps: int, total_steps: int,
@@ -230,9 +233,12 @@ class WarmupStableDecay(LRScheduler):
     """Warmup, constant, then a linear decay over the last `decay_steps` steps (see
     `warmup_stable_decay_lr`); extending `total_steps` before the decay begins is exact."""
 
-    def __init__(self, optimizer, warmup_steps: int, total_steps: int, min_lr: float = 0.0,
-                 decay_steps: int = 0, last_epoch: int = -1):
-        warmup_stable_decay_lr(0, 1.0, warmup_steps, total_steps, min_lr, decay_steps)  # checks
+    def __init__(self, optimizer, warmup_steps: int, total_steps: int,
+                 min_lr: float | list[float] = 0.0, decay_steps: int = 0,
+                 last_epoch: int = -1):
+        self.min_lrs = _min_lrs(min_lr, optimizer, "WarmupStableDecay")
+        for low in self.min_lrs:   # checks
+            warmup_stable_decay_lr(0, 1.0, warmup_steps, total_steps, low, decay_steps)
         self.warmup_steps = warmup_steps
         self.total_steps = total_steps
         self.min_lr = min_lr
@@ -241,8 +247,8 @@ class WarmupStableDecay(LRScheduler):
 
     def get_lr(self) -> list[float]:
         return [warmup_stable_decay_lr(self.last_epoch, base, self.warmup_steps,
-                                       self.total_steps, self.min_lr, self.decay_steps)
-                for base in self.base_lrs]
+                                       self.total_steps, low, self.decay_steps)
+                for base, low in zip(self.base_lrs, self.min_lrs)]
 
 
 def inverse_sqrt_lr(step: int, base_lr: float, warmup_steps: int) -> float:
@@ -282,6 +288,18 @@ class InverseSqrt(LRScheduler):
     def get_lr(self) -> list[float]:
         return [inverse_sqrt_lr(self.last_epoch, base, self.warmup_steps)
                 for base in self.base_lrs]
+
+
+def _min_lrs(min_lr, optimizer, where: str) -> list[float]:
+    """One floor per parameter group: `min_lr` repeated, or the list given (its length
+    checked against the groups)."""
+    n = len(optimizer.param_groups)
+    if isinstance(min_lr, (list, tuple)):
+        if len(min_lr) != n:
+            raise ValueError(f"{where}: min_lr has {len(min_lr)} rates for {n} parameter "
+                             f"groups; give one rate, or one per group")
+        return [float(x) for x in min_lr]
+    return [min_lr] * n
 
 
 def _check_steps(where: str, **steps) -> None:

@@ -250,3 +250,71 @@ def cmd_frontier(args) -> int:
     except ImportError:
         print("(matplotlib is not installed: no figure; pip install matplotlib)")
     return 0
+
+
+# ---------------------------------------------------------------------- mup-study
+MUP_EPILOG = """examples:
+  tinyllm mup-study                               # default budget: 4 widths x 10 rates x 2
+  tinyllm mup-study --budget tiny --out /tmp/m    # a smoke test in seconds
+  tinyllm mup-study --plot shipped                # the shipped sweep's table and figure
+Every (parametrisation, width, learning rate) is one short training run; its validation loss
+goes to runs.csv in --out as soon as it finishes, so an interrupted sweep resumes where it
+stopped (run the same command again). The table gives each width's best learning rate and how
+far it moves from the smallest width to the largest: far under the standard parametrisation,
+little under muP (GPTConfig.mup_base_width).
+"""
+
+
+def add_mup_parser(sub) -> None:
+    from .mup import BUDGETS
+
+    p = sub.add_parser(
+        "mup-study", help="learning-rate sweeps at several widths: standard parametrisation vs "
+        "muP", description="Does the best learning rate stay put as the model grows wider? "
+        "The same GPT at several widths, each trained at a grid of learning rates, under "
+        "GPT-2's standard parametrisation and under muP (Yang et al. 2022).",
+        epilog=MUP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--budget", default="default", metavar="NAME",
+                   help=f"one of {', '.join(BUDGETS)}: tiny takes seconds (tests), default "
+                   "about 20 min on 2 cores (default: default)")
+    p.add_argument("--out", help="results directory (default runs/mup-<budget>)")
+    add_executor_option(p)
+    p.add_argument("--jobs", type=int, default=2, metavar="N",
+                   help="runs in parallel (default 2, one BLAS thread each)")
+    p.add_argument("--plot", metavar="RESULTS", help="print the table and draw the figure of "
+                   "a results directory instead of training ('shipped' = the shipped sweep)")
+
+
+def cmd_mup(args) -> int:
+    from .mup import SHIPPED, get_budget, load_mup, plot_transfer, run_sweep, summary
+
+    if args.jobs < 1:
+        raise ValueError(f"--jobs {args.jobs} must be 1 or more (runs trained at once)")
+    if args.plot:
+        root = SHIPPED if args.plot == "shipped" else Path(args.plot)
+        rows = load_mup(root)
+        figure = Path("mup_transfer.png") if args.plot == "shipped" else root / "mup_transfer.png"
+    else:
+        budget = get_budget(args.budget)
+        root = Path(args.out or f"runs/mup-{budget.name}")
+        print(f"muP sweep, budget {budget.name} (widths {', '.join(map(str, budget.widths))}; "
+              f"{len(budget.runs())} runs; aims at {budget.minutes:g} min on 2 cores); "
+              f"results: {root}/ (rerun the same command to resume)", flush=True)
+        start = time.perf_counter()
+        rows = run_sweep(budget, root, jobs=args.jobs, executor=args.executor,
+                         log=lambda m: print(m, flush=True))
+        print(f"sweep: {(time.perf_counter() - start) / 60:.1f} min")
+        figure = root / "mup_transfer.png"
+    print(summary(rows))
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        axes = plot_transfer(rows)
+        axes[0].figure.savefig(figure, dpi=120, bbox_inches="tight")
+        print(f"figure: {figure}")
+    except ImportError:
+        from .._hints import install_hint
+
+        print(f"matplotlib is not installed: no figure ({install_hint('matplotlib', 'plot')})")
+    return 0

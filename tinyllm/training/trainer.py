@@ -43,6 +43,7 @@ from ..optim import (
     WarmupStableDecay,
     clip_grad_norm_,
     param_groups_for_weight_decay,
+    scale_group_lrs,
 )
 from ..optim.swa_utils import AveragedModel
 from ..tokenizers import BPETokenizer, CharTokenizer, Tokenizer
@@ -149,8 +150,9 @@ class Trainer:
             check_new_run_dir(self.run_dir, overwrite)
         manual_seed(config.seed)
         self._prepare(_checkpoint[1] if resuming else None, check_memory)
-        decay_groups = param_groups_for_weight_decay(self.model, config.weight_decay)
-        self.optimizer = AdamW(decay_groups, lr=config.lr, betas=(config.beta1, config.beta2))
+        groups = scale_group_lrs(param_groups_for_weight_decay(self.model, config.weight_decay),
+                                 _lr_multipliers(self.model), config.lr)
+        self.optimizer = AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2))
         self.scheduler = self._make_scheduler()
         self.step = 0
         self.best_val_loss = math.inf
@@ -306,11 +308,13 @@ class Trainer:
 
     def _make_scheduler(self):
         c = self.config
+        # a group trained at lr * factor (muP) decays to min_lr * factor
+        min_lr = [c.min_lr * g.get("lr_multiplier", 1.0) for g in self.optimizer.param_groups]
         if c.schedule == "wsd":
-            return WarmupStableDecay(self.optimizer, c.warmup_steps, c.steps, c.min_lr,
+            return WarmupStableDecay(self.optimizer, c.warmup_steps, c.steps, min_lr,
                                      decay_steps=c.decay_steps)
         return WarmupCosine(self.optimizer, warmup_steps=c.warmup_steps, total_steps=c.steps,
-                            min_lr=c.min_lr)
+                            min_lr=min_lr)
 
     def _check_splits(self) -> None:
         """Both splits must hold a window of the block size: say so before any step."""
@@ -798,6 +802,12 @@ class Trainer:
     def _restore_signal_handlers(previous: dict) -> None:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def _lr_multipliers(model) -> dict[str, float]:
+    """The model's per-parameter learning-rate factors (muP's; {} for a model without)."""
+    multipliers = getattr(model, "lr_multipliers", None)
+    return multipliers() if callable(multipliers) else {}
 
 
 def _check_split(batch_size: int, ranks: int, accum: int) -> None:

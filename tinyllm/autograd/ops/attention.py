@@ -166,11 +166,11 @@ class PackedSelfAttention(Function):
     dv are written once, into their thirds of one array.
     """
 
-    def forward(self, qkv, n_head, is_causal):
+    def forward(self, qkv, n_head, is_causal, scale=None):
         b, t, c3 = qkv.shape
         self.shape, self.n_head = qkv.shape, n_head
         q, k, v = qkv.reshape(b, t, 3, n_head, c3 // (3 * n_head)).transpose(2, 0, 3, 1, 4)
-        out, self.cache = kernels.attention_forward(q, k, v, None, None, is_causal)
+        out, self.cache = kernels.attention_forward(q, k, v, None, scale, is_causal)
         return out.transpose(0, 2, 1, 3).reshape(b, t, c3 // 3)          # (B, T, nh hs)
 
     def backward(self, dout):
@@ -184,13 +184,16 @@ class PackedSelfAttention(Function):
         return dqkv.reshape(self.shape)
 
 
-def packed_self_attention(qkv: Tensor, n_head: int, is_causal: bool = False) -> Tensor:
+def packed_self_attention(qkv: Tensor, n_head: int, is_causal: bool = False,
+                          scale: float | None = None) -> Tensor:
     """Attention of the `n_head` heads packed in qkv (B, T, 3 C) = [q | k | v] along the last
-    axis, each (B, T, C) with the heads side by side; returns (B, T, C). See
+    axis, each (B, T, C) with the heads side by side; returns (B, T, C). `scale` multiplies
+    the scores (None: 1/sqrt(head size), as in `scaled_dot_product_attention`). See
     `PackedSelfAttention`."""
     if qkv.ndim != 3 or qkv.shape[-1] % (3 * n_head):
         raise ValueError(f"packed_self_attention: expected qkv (B, T, 3 * n_head * head_size) "
                          f"with n_head={n_head}, got shape {qkv.shape}")
     if qkv.dtype.kind != "f":
         raise TypeError(f"packed_self_attention: qkv must be floating, got {qkv.dtype}")
-    return PackedSelfAttention.apply(qkv, n_head=int(n_head), is_causal=bool(is_causal))
+    return PackedSelfAttention.apply(qkv, n_head=int(n_head), is_causal=bool(is_causal),
+                                     scale=None if scale is None else float(scale))
