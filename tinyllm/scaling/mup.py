@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 import time
 from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass
@@ -80,7 +81,8 @@ BUDGETS: dict[str, MupBudget] = {
     # rates 2^-14 to 2^-5 (6e-5 to 3e-2).
     "default": MupBudget("default", widths=(32, 64, 128, 256),
                          log2_lrs=tuple(float(x) for x in range(-14, -4)), n_layer=2, n_head=4,
-                         steps=400, batch_size=16, block_size=64, eval_iters=20),
+                         steps=400, batch_size=16, block_size=64, eval_iters=20,
+                         minutes=20.0),
 }
 
 
@@ -98,8 +100,6 @@ def run_key(parametrization: str, width: int, log2_lr: float) -> str:
 def train_one(budget: MupBudget, parametrization: str, width: int, log2_lr: float,
               work: str) -> dict:
     """Train one (parametrization, width, rate) and return its row of COLUMNS."""
-    import shutil
-
     from ..training import TrainConfig, Trainer
 
     name = run_key(parametrization, width, log2_lr)
@@ -143,10 +143,16 @@ def run_sweep(budget: MupBudget, root, *, jobs: int = 2, executor: str = "local"
     say(f"{len(done)} run(s) done, {len(todo)} to go, {jobs} at a time")
     start = time.perf_counter()
     work = str(root / "work")
+    study = root / "study.json"
+    earlier = json.loads(study.read_text()).get("sessions_s", []) if study.is_file() else []
+
+    def write() -> None:
+        _write(root, budget, rows, [*earlier, round(time.perf_counter() - start, 1)])
+
     if jobs <= 1 and executor == "local":
         for run in todo:
             rows.append(train_one(budget, *run, work))
-            _write(root, budget, rows, time.perf_counter() - start)
+            write()
             say(f"  {run_key(*run)}: {_loss_text(rows[-1])}")
     else:
         with thread_env(1), study_pool(executor, jobs) as pool:
@@ -154,9 +160,10 @@ def run_sweep(budget: MupBudget, root, *, jobs: int = 2, executor: str = "local"
                        for run in todo}
             for future in as_completed(futures):
                 rows.append(future.result())
-                _write(root, budget, rows, time.perf_counter() - start)
+                write()
                 say(f"  {run_key(*futures[future])}: {_loss_text(rows[-1])} "
                     f"({(time.perf_counter() - start) / 60:.1f} min)")
+    shutil.rmtree(work, ignore_errors=True)
     return _sorted(rows)
 
 
@@ -168,18 +175,16 @@ def _sorted(rows: list[dict]) -> list[dict]:
     return sorted(rows, key=lambda r: (r["parametrization"], r["width"], r["log2_lr"]))
 
 
-def _write(root: Path, budget: MupBudget, rows: list[dict], seconds: float) -> None:
+def _write(root: Path, budget: MupBudget, rows: list[dict], sessions_s: list[float]) -> None:
+    """runs.csv, study.json (the budget, and the wall seconds of every session that trained
+    runs) and summary.txt."""
     from .. import __version__
 
     lines = [",".join(COLUMNS)]
     lines += [",".join(str(r[c]) for c in COLUMNS) for r in _sorted(rows)]
     atomic_write(root / "runs.csv", "\n".join(lines) + "\n")
-    previous = root / "study.json"
-    before = json.loads(previous.read_text()) if previous.exists() else {}
-    study = {"budget": asdict(budget), "version": __version__,
-             "sessions_seconds": before.get("sessions_seconds", {}) | {
-                 str(before.get("session", 0) + 1): round(seconds, 1)}}
-    study["session"] = len(study["sessions_seconds"])
+    study = {"budget": asdict(budget), "version": __version__, "sessions_s": sessions_s,
+             "total_s": round(sum(sessions_s), 1)}
     atomic_write(root / "study.json", json.dumps(study, indent=2) + "\n")
     atomic_write(root / "summary.txt", summary(rows) + "\n")
 
