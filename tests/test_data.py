@@ -49,7 +49,8 @@ def ids(pydoc, char_tok):
 
 
 def test_corpus_names():
-    assert list_corpora() == list(CORPORA) == ["pydoc", "stdlib", "shakespeare", "markov", "hmm"]
+    assert list_corpora() == list(CORPORA) == ["pydoc", "stdlib", "shakespeare", "markov", "hmm",
+                                               "english"]
 
 
 def test_unknown_corpus_lists_the_known_ones():

@@ -11,6 +11,8 @@
 - ``"markov"``: a synthetic language from a seeded, random, sparse Markov chain whose entropy
   rate ``H`` (bits per character) is computed exactly. No model can beat a cross-entropy of
   ``H * ln 2`` nats per character on it: that is the irreducible loss of the scaling study.
+- ``"english"``: the three above as English prose, deduplicated: pydoc's topics, the
+  standard library's docstrings and prose comments, the plays (~3.9 MB on Python 3.11).
 - ``"hmm"``: a synthetic language from a seeded, random, sparse hidden Markov model
   (`tinyllm.data.hmm`): what comes next depends on the whole past through the belief over
   1,024 hidden states, so it takes far more capacity than an order-2 chain to approach its
@@ -461,6 +463,118 @@ def markov_corpus(
     )
 
 
+# ---------------------------------------------------------------------- english
+
+
+def english_corpus(comments: bool = True, seed: int = 0) -> Corpus:
+    """English from what ships with Python and tinyllm, deduplicated, about 4.5 MB: the help
+    topics of ``pydoc``, every docstring of the standard library (modules, classes,
+    functions; ``ast.get_docstring``; the codec tables of ``encodings`` left out), its comment
+    blocks (``comments=True``: runs of ``#``
+    lines, kept when they read as prose: 40 characters or more, mostly letters), and the
+    ``shakespeare`` plays.
+
+    Documents -- a help topic, one file's docstrings and comments, a stretch of about 20,000
+    characters of a play -- are split into paragraphs at blank lines; a paragraph seen before
+    (whitespace ignored) is dropped. The documents are then shuffled by ``seed``, so that the
+    validation tail of a run holds all four sources as training does. The text depends on the
+    Python version (its standard library), recorded in the metadata with the counts.
+    """
+    docs = [("pydoc", topic) for topic in _pydoc_topics()]
+    for path in stdlib_files():
+        if "encodings" in path.parts:
+            continue          # codec tables: "0x0041 -> LATIN CAPITAL LETTER A", not prose
+        text = _file_prose(path, comments)
+        if text:
+            docs.append(("stdlib", text))
+    docs += [("shakespeare", part) for part in _chunks(shakespeare_corpus().text, 20_000)]
+    seen: set[str] = set()
+    kept, dropped, sizes = [], 0, dict.fromkeys(("pydoc", "stdlib", "shakespeare"), 0)
+    for source, doc in docs:
+        paragraphs = []
+        for paragraph in doc.split("\n\n"):
+            key = " ".join(paragraph.split())
+            if not key:
+                continue
+            if key in seen:
+                dropped += 1
+                continue
+            seen.add(key)
+            paragraphs.append(paragraph.strip("\n"))
+        if paragraphs:
+            kept.append("\n\n".join(paragraphs))
+            sizes[source] += len(kept[-1])
+    order = np.random.default_rng(seed).permutation(len(kept))
+    text = "\n\n".join(kept[i] for i in order) + "\n"
+    meta = {"python": sys.version.split()[0], "documents": len(kept), "characters": sizes,
+            "duplicate_paragraphs_dropped": dropped, "comments": comments, "seed": seed,
+            "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
+    return Corpus(name="english", text=text, metadata=meta)
+
+
+def _pydoc_topics() -> list[str]:
+    try:
+        from pydoc_data.topics import topics
+    except ImportError:
+        return []                 # a Python without pydoc_data: the other sources remain
+    return [topics[k].strip("\n") for k in sorted(topics)]
+
+
+def _file_prose(path: Path, comments: bool) -> str:
+    """A standard-library file's docstrings (and prose comment blocks), paragraphs apart."""
+    import ast
+    import io
+    import tokenize
+
+    try:
+        source = path.read_text("utf-8")
+        tree = ast.parse(source)
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
+        return ""
+    parts = [doc for node in ast.walk(tree)
+             if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
+                                  ast.AsyncFunctionDef))
+             and (doc := ast.get_docstring(node, clean=True))]
+    if comments:
+        block: list[str] = []
+        last_row = -2
+        try:
+            for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+                if tok.type != tokenize.COMMENT:
+                    continue
+                if tok.start[0] != last_row + 1 and block:
+                    parts.append(" ".join(block))
+                    block = []
+                block.append(tok.string.lstrip("#").strip())
+                last_row = tok.start[0]
+        except (tokenize.TokenError, SyntaxError):
+            pass
+        if block:
+            parts.append(" ".join(block))
+        parts = [p for p in parts if not p.startswith(("!", "-*-")) and _reads_as_prose(p)]
+    return "\n\n".join(parts)
+
+
+def _reads_as_prose(text: str) -> bool:
+    """40 characters or more, at least 70% of them letters or spaces."""
+    text = text.strip()
+    return len(text) >= 40 and sum(c.isalpha() or c == " " for c in text) >= 0.7 * len(text)
+
+
+def _chunks(text: str, size: int) -> list[str]:
+    """``text`` cut at blank lines into pieces of about ``size`` characters."""
+    out, current, length = [], [], 0
+    for paragraph in text.split("\n\n"):
+        current.append(paragraph)
+        length += len(paragraph) + 2
+        if length >= size:
+            out.append("\n\n".join(current))
+            current, length = [], 0
+    if current:
+        out.append("\n\n".join(current))
+    return out
+
+
 def hmm_corpus(
     states: int = 1024,
     alphabet: int | str = 32,
@@ -500,5 +614,6 @@ _BUILDERS = {
     "shakespeare": shakespeare_corpus,
     "markov": markov_corpus,
     "hmm": hmm_corpus,
+    "english": english_corpus,
 }
 CORPORA: tuple[str, ...] = tuple(_BUILDERS)
