@@ -92,7 +92,8 @@ def test_zipf_makes_a_few_states_common():
     assert top_share(1.0) > 3 * top_share(0.0)
 
 
-def test_the_corpus_carries_its_estimated_rate():
+def test_the_corpus_carries_its_estimated_rate(tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYLLM_CACHE", str(tmp_path))
     corpus = load_corpus("hmm", states=32, alphabet=8, length=3000, seed=1)
     rate = corpus.metadata["entropy_rate"]
     assert len(corpus.text) == 3000 and set(corpus.text) <= set("abcdefgh")
@@ -100,6 +101,23 @@ def test_the_corpus_carries_its_estimated_rate():
     assert rate.relative_half_width < 0.004
     again = load_corpus("hmm", states=32, alphabet=8, length=3000, seed=1)
     assert again.text == corpus.text and again.entropy_rate_bits == corpus.entropy_rate_bits
+
+
+def test_the_estimate_is_kept_on_disk_and_a_bad_cache_is_ignored(tmp_path, monkeypatch):
+    from tinyllm.data.corpora import _hmm_source_and_rate
+
+    monkeypatch.setenv("TINYLLM_CACHE", str(tmp_path))
+    settings = (24, 8, 3, 3, 0.01, 1.0, 5)
+    _hmm_source_and_rate.cache_clear()
+    _, first = _hmm_source_and_rate(*settings)
+    [cached] = tmp_path.glob("hmm-rate-*.json")
+    _hmm_source_and_rate.cache_clear()
+    cached.write_text('{"estimate": {"nats": 9.0, "half_width": 0.1, "tokens": 5}}')
+    assert _hmm_source_and_rate(*settings)[1].nats == 9.0      # read back, not recomputed
+    _hmm_source_and_rate.cache_clear()
+    cached.write_text("not json")
+    assert _hmm_source_and_rate(*settings)[1] == first          # damaged: computed again
+    _hmm_source_and_rate.cache_clear()
 
 
 @pytest.mark.parametrize("options, message", [

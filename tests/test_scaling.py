@@ -365,3 +365,12 @@ def test_cli_estimate(capsys):
     assert main(["scaling", "--budget", "tiny", "--estimate", "--no-task"]) == 0
     out = capsys.readouterr().out
     assert "estimated" in out and "ladder: w12-l1" in out
+
+
+def test_the_synthetic_corpora_share_the_markov_settings():
+    from tinyllm.scaling.plan import BUDGETS, SYNTHETIC
+
+    v2 = BUDGETS["v2"]
+    assert SYNTHETIC == ("markov", "hmm")
+    assert v2.settings("hmm") is v2.markov and v2.settings("english") is v2.text
+    assert len(v2.widths) >= 8 and v2.corpora == ("hmm", "english")

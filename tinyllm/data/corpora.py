@@ -27,6 +27,7 @@
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import inspect
 import lzma
@@ -324,6 +325,11 @@ class MarkovSource:
         known = sum(self.conditional_entropy(i + 1) for i in range(head))
         return (known + (block_size - head) * self.entropy_rate()) / block_size
 
+    def window_floor_nats(self, block_size: int) -> float:
+        """``window_entropy`` in nats: the floor of a loss measured on such windows (the
+        interface the scaling study reads a synthetic source's floor through)."""
+        return self.window_entropy(block_size) * float(np.log(2))
+
     def sample(self, length: int, seed=0) -> str:
         """``length`` characters of the chain, started from its stationary distribution."""
         rng = np.random.default_rng(seed)
@@ -466,6 +472,7 @@ def markov_corpus(
 # ---------------------------------------------------------------------- english
 
 
+@functools.lru_cache(maxsize=2)
 def english_corpus(comments: bool = True, seed: int = 0) -> Corpus:
     """English from what ships with Python and tinyllm, deduplicated, about 4.5 MB: the help
     topics of ``pydoc``, every docstring of the standard library (modules, classes,
@@ -582,18 +589,15 @@ def hmm_corpus(
     emit_branching: int = 3,
     epsilon: float = 0.01,
     zipf: float = 1.0,
-    length: int = 1_000_000,
+    length: int = 8_000_000,
     seed: int = 0,
 ) -> Corpus:
     """``length`` characters of ``HiddenMarkovSource.random(...)`` (`tinyllm.data.hmm`), with
     its entropy rate estimated by the forward algorithm to about +-0.2% (95%); the estimate
     and its interval are in the metadata (``entropy_rate``, a ``RateEstimate``)."""
-    from .hmm import HiddenMarkovSource
-
     positive_int("length", length, where="hmm corpus")
-    source = HiddenMarkovSource.random(states, alphabet, branching, emit_branching, epsilon,
-                                       zipf, seed)
-    rate = _hmm_rate(source)
+    source, rate = _hmm_source_and_rate(states, alphabet, branching, emit_branching, epsilon,
+                                        zipf, seed)
     meta = {"states": states, "alphabet": source.alphabet, "branching": branching,
             "emit_branching": emit_branching, "epsilon": epsilon, "zipf": zipf,
             "length": length, "seed": seed, "source": source, "entropy_rate": rate}
@@ -601,9 +605,37 @@ def hmm_corpus(
                   entropy_rate_bits=rate.bits, metadata=meta)
 
 
-def _hmm_rate(source):
-    """The entropy rate of an HMM source to about +-0.2% (512 strings of 2,048 characters)."""
-    return source.entropy_rate(chains=512, length=2048, burn_in=512)
+@functools.lru_cache(maxsize=4)
+def _hmm_source_and_rate(states, alphabet, branching, emit_branching, epsilon, zipf, seed):
+    """The source and its entropy rate to about +-0.2% (512 strings of 2,048 characters).
+
+    The estimate takes seconds to tens of seconds and a study loads the corpus in every run's
+    process, so it is computed once per process and kept on disk, keyed by the settings and
+    the code's version, in ``$TINYLLM_CACHE`` (default ``~/.cache/tinyllm``); a cache that
+    cannot be read or written is only skipped."""
+    import json
+
+    from .. import __version__
+    from .._io import atomic_write
+    from .hmm import HiddenMarkovSource, RateEstimate
+
+    source = HiddenMarkovSource.random(states, alphabet, branching, emit_branching, epsilon,
+                                       zipf, seed)
+    key = json.dumps([__version__, states, alphabet, branching, emit_branching, epsilon, zipf,
+                      seed, hashlib.sha256(source.transitions.tobytes()).hexdigest()[:16]])
+    cache = (Path(os.environ.get("TINYLLM_CACHE") or Path.home() / ".cache" / "tinyllm")
+             / f"hmm-rate-{hashlib.sha256(key.encode()).hexdigest()[:20]}.json")
+    try:
+        return source, RateEstimate(**json.loads(cache.read_text())["estimate"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    rate = source.entropy_rate(chains=512, length=2048, burn_in=512)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(cache, json.dumps({"key": key, "estimate": vars(rate)}))
+    except OSError:
+        pass
+    return source, rate
 
 
 #: The built-in corpora: name -> the function that builds it (its keyword arguments are the

@@ -168,6 +168,11 @@ class HiddenMarkovSource:
         codes = self.sample_codes(windows, block_size, seed)
         return _estimate(self.forward_losses(codes, dtype=np.float32).mean(axis=1), codes.size)
 
+    def window_floor_nats(self, block_size: int) -> float:
+        """``window_entropy(block_size).nats``: the floor of a loss measured on such windows
+        (the interface the scaling study reads a synthetic source's floor through)."""
+        return self.window_entropy(block_size).nats
+
     # ------------------------------------------------------------------ construction
     @classmethod
     def random(cls, states: int = 256, alphabet: int | str = 32, branching: int = 3,

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from .._io import atomic_write
 from .ladder import Rung
-from .plan import StudyError, text_digest
+from .plan import SYNTHETIC, StudyError, text_digest
 from .runner import LN2, thread_env
 from .store import SCHEMA, csv_text, load_meta, read_csv
 
@@ -76,7 +76,7 @@ def match_lstm(rung: Rung, vocab_size: int) -> tuple[int, int]:
 
 def _settings(meta: dict, corpus: str) -> dict:
     budget = meta["budget"]
-    return budget["markov"] if corpus == "markov" else budget["text"]
+    return budget["markov"] if corpus in SYNTHETIC else budget["text"]
 
 
 def _load_ids(info: dict):

@@ -34,6 +34,8 @@ from .ladder import Rung, make_ladder
 from .tasks import make_task
 
 SWEEPS = ("size", "isoflop", "task")
+#: The synthetic corpora, whose loss floor is known: studied with a budget's `markov` settings.
+SYNTHETIC = ("markov", "hmm")
 
 
 class StudyError(ValueError):
@@ -61,8 +63,8 @@ class Budget:
     name: str
     widths: tuple[int, ...]
     corpora: tuple[str, ...]
-    markov: CorpusSettings
-    text: CorpusSettings                        # every corpus other than "markov"
+    markov: CorpusSettings                      # the synthetic corpora (`SYNTHETIC`)
+    text: CorpusSettings                        # every other corpus
     task_steps: int = 600
     task_batch_size: int = 32
     task_block_size: int = 32
@@ -80,7 +82,7 @@ class Budget:
 
     def settings(self, corpus: str) -> CorpusSettings:
         """The settings `corpus` is studied with."""
-        return self.markov if corpus == "markov" else self.text
+        return self.markov if corpus in SYNTHETIC else self.text
 
     def to_dict(self) -> dict:
         """Every field, nested settings included, as plain Python (for study.json)."""
@@ -119,6 +121,17 @@ BUDGETS: dict[str, Budget] = {
                             isoflop_budgets=(2e10, 8e10, 3.2e11, 1.28e12, 5.12e12),
                             isoflop_points=6, evals=16),
         task_steps=1200, task_eval=512, eval_iters=20, final_eval_iters=100, minutes=120.0),
+    # The second study (several hours on 2 cores): the hidden Markov source, whose floor
+    # needs far more capacity than the order-2 chain's, and 3.9 MB of English (`english`)
+    # seen at most 2 times by every rung; 9 rungs (3.1 orders of magnitude of N), 6.1M
+    # tokens per size-sweep run, four IsoFLOP budgets.
+    "v2": Budget(
+        name="v2", widths=(12, 16, 24, 32, 48, 64, 96, 128, 192), corpora=("hmm", "english"),
+        markov=CorpusSettings(block_size=64, batch_size=32, size_steps=3000,
+                              isoflop_budgets=(4e10, 1.6e11, 6.4e11, 2.56e12), evals=16),
+        text=CorpusSettings(block_size=64, batch_size=32, size_steps=3000,
+                            isoflop_budgets=(4e10, 1.6e11, 6.4e11, 2.56e12), evals=16),
+        task_steps=1200, task_eval=512, eval_iters=20, final_eval_iters=100, minutes=300.0),
 }
 
 

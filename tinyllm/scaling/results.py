@@ -9,13 +9,12 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .plan import SWEEPS, StudyError, text_digest
+from .plan import SWEEPS, SYNTHETIC, StudyError, text_digest
 from .store import SCHEMA, load_meta, read_csv
 
 #: Where the studies that ship with the package live (CSV and JSON only), one folder per budget.
@@ -90,14 +89,15 @@ class Results:
                          for r in self.rows(sweep, corpus)], dtype=float)
 
     def entropy_rate(self, corpus: str) -> float | None:
-        """The corpus's exact entropy rate in nats per character (Markov source only)."""
+        """The corpus's entropy rate in nats per character (a synthetic source only: exact for
+        the Markov source, estimated to about +-0.2% for the hidden Markov one)."""
         return self.meta.get("corpora", {}).get(corpus, {}).get("entropy_rate_nats")
 
     def window_floor(self, corpus: str) -> float | None:
         """The least validation loss, in nats per character, of a model that sees windows of
-        the study's block size (`MarkovSource.window_entropy`): above the entropy rate, since
-        a window's first targets see fewer symbols than the source's order. None when the
-        entropy rate is unknown or the corpus no longer regenerates to the study's hash."""
+        the study's block size (the source's `window_floor_nats`): above the entropy rate,
+        since a window's first targets see less of the past. None when the entropy rate is
+        unknown or the corpus no longer regenerates to the study's hash."""
         if corpus not in self._window_floors:
             self._window_floors[corpus] = self._compute_window_floor(corpus)
         return self._window_floors[corpus]
@@ -112,8 +112,8 @@ class Results:
         source = regenerated.metadata.get("source")
         if source is None or text_digest(regenerated.text) != info.get("sha256"):
             return None
-        settings = self.meta["budget"]["markov" if corpus == "markov" else "text"]
-        return source.window_entropy(settings["block_size"]) * math.log(2)
+        settings = self.meta["budget"]["markov" if corpus in SYNTHETIC else "text"]
+        return source.window_floor_nats(settings["block_size"])
 
     @property
     def budget(self) -> str:
