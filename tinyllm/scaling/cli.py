@@ -208,47 +208,67 @@ def add_frontier_parser(sub) -> None:
         description="The size-quality frontier over the scaling ladder: at equal bytes, is a "
         "compressed large model better than a dense small one?", epilog=FRONTIER_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
+    _small_study_options(p, "frontier", BUDGETS, "default at most 30 min on 2 cores",
+                         "rungs in parallel after the largest (default 2; 1 = one at a time)")
+
+
+def _small_study_options(p, name: str, budgets, default_budget: str, jobs_help: str) -> None:
+    """--budget, --out, --executor, --jobs and --plot of frontier-study and mup-study."""
     p.add_argument("--budget", default="default", metavar="NAME",
-                   help=f"one of {', '.join(BUDGETS)}: tiny takes seconds (tests), default at "
-                   "most 30 min on 2 cores (default: default)")
-    p.add_argument("--out", help="results directory (default runs/frontier-<budget>)")
+                   help=f"one of {', '.join(budgets)}: tiny takes seconds (tests), "
+                   f"{default_budget} (default: default)")
+    p.add_argument("--out", help=f"results directory (default runs/{name}-<budget>)")
     add_executor_option(p)
-    p.add_argument("--jobs", type=int, default=2, metavar="N",
-                   help="rungs in parallel after the largest (default 2; 1 = one at a time)")
+    p.add_argument("--jobs", type=int, default=2, metavar="N", help=jobs_help)
     p.add_argument("--plot", metavar="RESULTS", help="print the table and draw the figure of "
-                   "a results directory instead of training ('shipped' = the shipped study)")
+                   "a results directory instead of training ('shipped' = the shipped results)")
 
 
 def cmd_frontier(args) -> int:
     from .frontier import SHIPPED, get_budget, load_frontier, plot_frontier, run_frontier, summary
 
-    if args.jobs < 1:
-        raise ValueError(f"--jobs {args.jobs} must be 1 or more (rungs trained at once)")
-    if args.plot:
-        root = SHIPPED if args.plot == "shipped" else Path(args.plot)
-        rows = load_frontier(root)
-        figure = Path("frontier.png") if args.plot == "shipped" else root / "frontier.png"
-    else:
-        budget = get_budget(args.budget)
-        root = Path(args.out or f"runs/frontier-{budget.name}")
+    def start(budget, root):
         print(f"frontier study, budget {budget.name} (rungs "
               f"{', '.join(f'w{w}' for w in budget.widths)}; aims at {budget.minutes:g} min on "
               f"2 cores); results: {root}/ (rerun the same command to resume)", flush=True)
-        start = time.perf_counter()
-        rows = run_frontier(budget, root, jobs=args.jobs, executor=args.executor,
-                            log=lambda m: print(m, flush=True))
-        print(f"study: {(time.perf_counter() - start) / 60:.1f} min")
-        figure = root / "frontier.png"
+
+    return _small_study(args, "frontier", "frontier.png", SHIPPED, get_budget, load_frontier,
+                        run_frontier, summary, lambda rows: plot_frontier(rows).figure, start,
+                        "rungs")
+
+
+def _small_study(args, name: str, figure_name: str, shipped: Path, get_budget, load, run,
+                 summary, draw, start, unit: str) -> int:
+    """A study command with --budget/--out/--jobs/--executor/--plot (frontier-study,
+    mup-study): train into --out (default runs/<name>-<budget>) or read with --plot, print
+    the summary, save the figure `draw(rows)` beside the results (here for the shipped ones).
+    `start(budget, root)` announces a study; `unit` names what --jobs trains at once."""
+    if args.jobs < 1:
+        raise ValueError(f"--jobs {args.jobs} must be 1 or more ({unit} trained at once)")
+    if args.plot:
+        root = shipped if args.plot == "shipped" else Path(args.plot)
+        rows = load(root)
+        figure = Path(figure_name) if args.plot == "shipped" else root / figure_name
+    else:
+        budget = get_budget(args.budget)
+        root = Path(args.out or f"runs/{name}-{budget.name}")
+        start(budget, root)
+        began = time.perf_counter()
+        rows = run(budget, root, jobs=args.jobs, executor=args.executor,
+                   log=lambda m: print(m, flush=True))
+        print(f"study: {(time.perf_counter() - began) / 60:.1f} min")
+        figure = root / figure_name
     print(summary(rows))
     try:
         import matplotlib
 
         matplotlib.use("Agg")
-        ax = plot_frontier(rows)
-        ax.figure.savefig(figure, dpi=120, bbox_inches="tight")
+        draw(rows).savefig(figure, dpi=120, bbox_inches="tight")
         print(f"figure: {figure}")
     except ImportError:
-        print("(matplotlib is not installed: no figure; pip install matplotlib)")
+        from .._hints import install_hint
+
+        print(f"matplotlib is not installed: no figure ({install_hint('matplotlib', 'plot')})")
     return 0
 
 
@@ -274,47 +294,18 @@ def add_mup_parser(sub) -> None:
         "The same GPT at several widths, each trained at a grid of learning rates, under "
         "GPT-2's standard parametrisation and under muP (Yang et al. 2022).",
         epilog=MUP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--budget", default="default", metavar="NAME",
-                   help=f"one of {', '.join(BUDGETS)}: tiny takes seconds (tests), default "
-                   "about 20 min on 2 cores (default: default)")
-    p.add_argument("--out", help="results directory (default runs/mup-<budget>)")
-    add_executor_option(p)
-    p.add_argument("--jobs", type=int, default=2, metavar="N",
-                   help="runs in parallel (default 2, one BLAS thread each)")
-    p.add_argument("--plot", metavar="RESULTS", help="print the table and draw the figure of "
-                   "a results directory instead of training ('shipped' = the shipped sweep)")
+    _small_study_options(p, "mup", BUDGETS, "default about 15 min on 2 cores",
+                         "runs in parallel (default 2, one BLAS thread each)")
 
 
 def cmd_mup(args) -> int:
     from .mup import SHIPPED, get_budget, load_mup, plot_transfer, run_sweep, summary
 
-    if args.jobs < 1:
-        raise ValueError(f"--jobs {args.jobs} must be 1 or more (runs trained at once)")
-    if args.plot:
-        root = SHIPPED if args.plot == "shipped" else Path(args.plot)
-        rows = load_mup(root)
-        figure = Path("mup_transfer.png") if args.plot == "shipped" else root / "mup_transfer.png"
-    else:
-        budget = get_budget(args.budget)
-        root = Path(args.out or f"runs/mup-{budget.name}")
+    def start(budget, root):
         print(f"muP sweep, budget {budget.name} (widths {', '.join(map(str, budget.widths))}; "
               f"{len(budget.runs())} runs; aims at {budget.minutes:g} min on 2 cores); "
               f"results: {root}/ (rerun the same command to resume)", flush=True)
-        start = time.perf_counter()
-        rows = run_sweep(budget, root, jobs=args.jobs, executor=args.executor,
-                         log=lambda m: print(m, flush=True))
-        print(f"sweep: {(time.perf_counter() - start) / 60:.1f} min")
-        figure = root / "mup_transfer.png"
-    print(summary(rows))
-    try:
-        import matplotlib
 
-        matplotlib.use("Agg")
-        axes = plot_transfer(rows)
-        axes[0].figure.savefig(figure, dpi=120, bbox_inches="tight")
-        print(f"figure: {figure}")
-    except ImportError:
-        from .._hints import install_hint
-
-        print(f"matplotlib is not installed: no figure ({install_hint('matplotlib', 'plot')})")
-    return 0
+    return _small_study(args, "mup", "mup_transfer.png", SHIPPED, get_budget, load_mup,
+                        run_sweep, summary, lambda rows: plot_transfer(rows)[0].figure, start,
+                        "runs")

@@ -26,7 +26,6 @@ budget's ship in tinyllm/scaling/results/mup/ (`load_mup("shipped")`).
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import shutil
@@ -38,6 +37,7 @@ from pathlib import Path
 from .._io import atomic_write
 from .plan import StudyError
 from .runner import in_worker, study_pool, thread_env
+from .store import csv_text, read_csv
 
 SHIPPED = Path(__file__).parent / "results" / "mup"
 PARAMETRIZATIONS = ("standard", "mup")
@@ -180,9 +180,7 @@ def _write(root: Path, budget: MupBudget, rows: list[dict], sessions_s: list[flo
     runs) and summary.txt."""
     from .. import __version__
 
-    lines = [",".join(COLUMNS)]
-    lines += [",".join(str(r[c]) for c in COLUMNS) for r in _sorted(rows)]
-    atomic_write(root / "runs.csv", "\n".join(lines) + "\n")
+    atomic_write(root / "runs.csv", csv_text(_sorted(rows), COLUMNS))
     study = {"budget": asdict(budget), "version": __version__, "sessions_s": sessions_s,
              "total_s": round(sum(sessions_s), 1)}
     atomic_write(root / "study.json", json.dumps(study, indent=2) + "\n")
@@ -193,14 +191,9 @@ def _write(root: Path, budget: MupBudget, rows: list[dict], sessions_s: list[flo
 def load_mup(source="shipped") -> list[dict]:
     """The rows of a sweep's runs.csv: `source` is "shipped" or a results directory."""
     root = SHIPPED if source == "shipped" else Path(source)
-    path = root / "runs.csv"
-    if not path.is_file():
+    if not (root / "runs.csv").is_file():
         raise StudyError(f"{root} holds no runs.csv; run tinyllm mup-study --out {root} first")
-    types = {"width": int, "n_layer": int, "n_head": int, "params": int, "log2_lr": float,
-             "lr": float, "val_loss": float, "train_loss": float, "seconds": float}
-    with open(path, newline="") as f:
-        return [{k: types[k](v) if k in types else v for k, v in row.items()}
-                for row in csv.DictReader(f)]
+    return read_csv(root / "runs.csv")
 
 
 def widths_of(rows: list[dict], parametrization: str | None = None) -> list[int]:
