@@ -5,11 +5,13 @@
 - ``scaling.png``: validation loss against non-embedding parameters for the shipped ``full``
   scaling study, one panel per corpus, with the fitted laws, the entropy floor of the Markov
   source and the n-gram / LSTM baselines (``tinyllm.scaling.plots.plot_loss_vs_params``);
+- ``scaling_v2.png``: the same for the shipped ``v2`` study (the hidden Markov source with its
+  estimated entropy rate, and ``english``), with its n-gram baselines;
 - ``training_curve.png``: one run of that study, the ``small`` preset's shape (4 layers, d=128,
   0.8 M parameters, what ``tinyllm train`` trains by default) on ``pydoc``: training and
   validation loss against tokens seen, beside the corpus's unigram entropy.
 
-Nothing is trained: both figures are read from ``tinyllm/scaling/results/full``. Needs
+Nothing is trained: the figures are read from ``tinyllm/scaling/results/full`` and ``v2``. Needs
 matplotlib (``pip install ".[plot]"``). The committed PNGs are this script's output.
 """
 
@@ -61,10 +63,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=OUT, help=f"folder (default {OUT})")
     args = parser.parse_args()
-    root = shipped("full")
-    results = load_results(root)                      # with its baselines.csv
+    results = load_results(shipped("full"))           # with its baselines.csv
     args.out.mkdir(parents=True, exist_ok=True)
     for name, fig in (("scaling.png", scaling_figure(results)),
+                      ("scaling_v2.png", scaling_figure(load_results(shipped("v2")))),
                       ("training_curve.png", training_curve_figure(results))):
         fig.savefig(args.out / name, dpi=110)
         print(args.out / name)

@@ -121,7 +121,7 @@ BUDGETS: dict[str, Budget] = {
                             isoflop_budgets=(2e10, 8e10, 3.2e11, 1.28e12, 5.12e12),
                             isoflop_points=6, evals=16),
         task_steps=1200, task_eval=512, eval_iters=20, final_eval_iters=100, minutes=120.0),
-    # The second study (several hours on 2 cores): the hidden Markov source, whose floor
+    # The second study (about 45 minutes on 2 cores): the hidden Markov source, whose floor
     # needs far more capacity than the order-2 chain's, and 3.9 MB of English (`english`)
     # seen at most 2 times by every rung; 9 rungs (3.1 orders of magnitude of N), 6.1M
     # tokens per size-sweep run, four IsoFLOP budgets.
@@ -131,7 +131,7 @@ BUDGETS: dict[str, Budget] = {
                               isoflop_budgets=(4e10, 1.6e11, 6.4e11, 2.56e12), evals=16),
         text=CorpusSettings(block_size=64, batch_size=32, size_steps=3000,
                             isoflop_budgets=(4e10, 1.6e11, 6.4e11, 2.56e12), evals=16),
-        task_steps=1200, task_eval=512, eval_iters=20, final_eval_iters=100, minutes=300.0),
+        task_steps=1200, task_eval=512, eval_iters=20, final_eval_iters=100, minutes=45.0),
 }
 
 

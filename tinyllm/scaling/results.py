@@ -20,7 +20,7 @@ from .store import SCHEMA, load_meta, read_csv
 #: Where the studies that ship with the package live (CSV and JSON only), one folder per budget.
 SHIPPED_ROOT = Path(__file__).parent / "results"
 #: Shipped studies, best first: `load_results()` reads the first one present.
-SHIPPED_BUDGETS = ("full", "default")
+SHIPPED_BUDGETS = ("full", "default", "v2")
 
 
 def _shipped_budgets() -> list[str]:
