@@ -35,7 +35,7 @@ import numpy as np
 
 from .._checks import positive_int
 
-#: The estimate of an entropy rate: nats per character, and the half-width of its 95% interval.
+#: The two-sided 95% quantile of the normal distribution.
 Z95 = 1.959964
 
 

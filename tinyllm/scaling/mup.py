@@ -17,7 +17,7 @@ parametrisations are the same model (`GPTConfig.mup_width_mult` = 1).
 a parabola through it and its two neighbours in log2(lr) (kept within half a grid step);
 `drift(rows, parametrization)` the ratio of the best rates at the largest and smallest widths.
 
-    tinyllm mup-study                    # the default budget, about 20 minutes on 2 cores
+    tinyllm mup-study                    # the default budget, about 15 minutes on 2 cores
     tinyllm mup-study --plot shipped     # the shipped results' table and figure
 
 Results: runs.csv (one row per run), study.json and summary.txt in --out; the default
@@ -77,7 +77,7 @@ BUDGETS: dict[str, MupBudget] = {
     # Seconds: tests.
     "tiny": MupBudget("tiny", widths=(8, 16), log2_lrs=(-9.0, -7.0), n_layer=1, n_head=2,
                       steps=6, batch_size=4, block_size=16, eval_iters=1, minutes=0.5),
-    # About 20 minutes on 2 cores: widths 32 to 256 (head size 8 to 64), 2 layers of 4 heads,
+    # About 15 minutes on 2 cores: widths 32 to 256 (head size 8 to 64), 2 layers of 4 heads,
     # rates 2^-14 to 2^-5 (6e-5 to 3e-2).
     "default": MupBudget("default", widths=(32, 64, 128, 256),
                          log2_lrs=tuple(float(x) for x in range(-14, -4)), n_layer=2, n_head=4,
