@@ -336,9 +336,7 @@ class MarkovSource:
         A, k, C = len(self.alphabet), self.order, self.num_contexts
         c = int(rng.choice(C, p=self.stationary()))
         start = [(c // A ** (k - 1 - j)) % A for j in range(k)]
-        cums = np.cumsum(self.probs, axis=1)
-        cums[:, -1] = 1.0  # so a uniform draw in [0, 1) never falls past the last symbol
-        cum_rows = cums.tolist()
+        cum_rows = cumulative_rows(self.probs).tolist()
         out = start[:length]
         draws = rng.random(max(length - k, 0)).tolist()
         append, search = out.append, bisect.bisect_right
@@ -423,6 +421,20 @@ class MarkovSource:
         np.put_along_axis(sparse, succ, weights, axis=1)
         probs = (1.0 - epsilon) * sparse + epsilon / A
         return cls(alphabet=alphabet, order=order, probs=probs)
+
+
+def cumulative_rows(probs: np.ndarray) -> np.ndarray:
+    """``(R, K)``: each row's running sum of ``probs`` ``(R, K)``, the last column set to 1 so
+    that a uniform draw in [0, 1) never falls past the last entry."""
+    cums = np.cumsum(probs, axis=1)
+    cums[:, -1] = 1.0
+    return cums
+
+
+def draw_from_rows(cums: np.ndarray, rows: np.ndarray, rng) -> np.ndarray:
+    """``(n,)``: one index drawn from each of the rows ``cums[rows]`` of ``cumulative_rows``,
+    vectorised over ``rows`` ``(n,)`` (one uniform draw each)."""
+    return (cums[rows] <= rng.random(len(rows))[:, None]).sum(axis=1)
 
 
 def _markov_alphabet(alphabet: int | str) -> str:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._checks import positive_int
+from .corpora import _markov_alphabet, cumulative_rows, draw_from_rows
 
 #: The two-sided 95% quantile of the normal distribution.
 Z95 = 1.959964
@@ -89,20 +90,20 @@ class HiddenMarkovSource:
         from the stationary distribution (vectorised over the strings)."""
         rng = np.random.default_rng(seed)
         S = self.num_states
-        cum_t, cum_e = _cumulative(self.transitions), _cumulative(self.emissions)
+        cum_t, cum_e = cumulative_rows(self.transitions), cumulative_rows(self.emissions)
         state = rng.choice(S, size=n, p=self.stationary())               # (n,)
         out = np.empty((n, length), dtype=np.int64)
         for t in range(length):
-            out[:, t] = (cum_e[state] <= rng.random(n)[:, None]).sum(axis=1)
-            state = (cum_t[state] <= rng.random(n)[:, None]).sum(axis=1)
+            out[:, t] = draw_from_rows(cum_e, state, rng)
+            state = draw_from_rows(cum_t, state, rng)
         return out
 
     def sample(self, length: int, seed=0) -> str:
         """One string of ``length`` characters, started from the stationary distribution."""
         length = positive_int("length", length, where="HiddenMarkovSource.sample")
         rng = np.random.default_rng(seed)
-        cum_t = _cumulative(self.transitions).tolist()
-        cum_e = _cumulative(self.emissions).tolist()
+        cum_t = cumulative_rows(self.transitions).tolist()
+        cum_e = cumulative_rows(self.emissions).tolist()
         state = int(rng.choice(self.num_states, p=self.stationary()))
         draws = rng.random(2 * length).tolist()
         out = []
@@ -188,8 +189,6 @@ class HiddenMarkovSource:
         random ranking of the states): a few states are visited often and most rarely, as
         words are, so a model learns the common states' rules first and the rare ones only
         with more capacity and data. 0 draws them uniformly."""
-        from .corpora import _markov_alphabet
-
         where = "HiddenMarkovSource.random"
         alphabet = _markov_alphabet(alphabet)
         S, A = positive_int("states", states, where=where), len(alphabet)
@@ -223,12 +222,6 @@ def _sparse_rows(rng, rows: int, cols: int, k: int, popularity=None) -> np.ndarr
     out = np.zeros((rows, cols))
     np.put_along_axis(out, chosen, rng.dirichlet(np.ones(k), size=rows), axis=1)
     return out
-
-
-def _cumulative(p: np.ndarray) -> np.ndarray:
-    cum = np.cumsum(p, axis=1)
-    cum[:, -1] = 1.0  # a uniform draw in [0, 1) never falls past the last entry
-    return cum
 
 
 def _estimate(means: np.ndarray, tokens: int) -> RateEstimate:

@@ -113,16 +113,14 @@ def train_one(budget: MupBudget, parametrization: str, width: int, log2_lr: floa
         block_size=budget.block_size, lr=lr, min_lr=lr / 10, weight_decay=0.0,
         eval_interval=budget.steps, eval_iters=budget.eval_iters, sample_tokens=0, seed=1337,
         model_overrides=shape, out=work, name=name), quiet=True, overwrite=True)
-    result = trainer.train()
-    finite = result.status == "finished"
-    final = trainer.evaluate() if finite else {}
-    val = final.get("val_loss", math.nan)
-    if not math.isfinite(val):
-        finite = False
+    # a loss that became NaN or infinite stops the run ("stopped"): it diverged
+    final = trainer.evaluate() if trainer.train().status == "finished" else {}
+    finite = math.isfinite(final.get("val_loss", math.nan))
     row = {"parametrization": parametrization, "width": width, "n_layer": budget.n_layer,
            "n_head": budget.n_head, "params": trainer.model.num_params(non_embedding=True),
-           "log2_lr": log2_lr, "lr": lr, "val_loss": val if finite else math.nan,
-           "train_loss": final.get("train_loss", math.nan) if finite else math.nan,
+           "log2_lr": log2_lr, "lr": lr,
+           "val_loss": final["val_loss"] if finite else math.nan,
+           "train_loss": final["train_loss"] if finite else math.nan,
            "status": "finished" if finite else "diverged",
            "seconds": round(time.perf_counter() - start, 2)}
     shutil.rmtree(Path(work) / name, ignore_errors=True)      # checkpoints are scratch

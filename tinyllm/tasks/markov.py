@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._checks import positive_int
-from ..data.corpora import MarkovSource
+from ..data.corpora import MarkovSource, cumulative_rows, draw_from_rows
 from .base import SPLITS, ClassificationTask, Example
 
 
@@ -119,10 +119,9 @@ def sample_codes(source: MarkovSource, n: int, length: int, rng) -> np.ndarray:
     out = np.empty((n, length), dtype=np.int64)
     for j in range(k):  # the start context's symbols, oldest first
         out[:, j] = (c // A ** (k - 1 - j)) % A
-    cums = np.cumsum(source.probs, axis=1)                               # (C, A)
-    cums[:, -1] = 1.0  # a uniform draw in [0, 1) never falls past the last symbol
+    cums = cumulative_rows(source.probs)                                 # (C, A)
     for t in range(k, length):
-        x = (cums[c] <= rng.random(n)[:, None]).sum(axis=1)              # (n,)
+        x = draw_from_rows(cums, c, rng)                                 # (n,)
         out[:, t] = x
         c = (c * A + x) % C
     return out
