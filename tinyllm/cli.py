@@ -17,10 +17,14 @@ import sys
 
 from .finetuning.cli import add_finetune_study_parser, cmd_finetune_study
 from .scaling.cli import (
+    add_accounting_parser,
     add_frontier_parser,
+    add_induction_parser,
     add_mup_parser,
     add_scaling_parser,
+    cmd_accounting,
     cmd_frontier,
+    cmd_induction,
     cmd_mup,
     cmd_scaling,
 )
@@ -434,6 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_scaling_parser(sub)
     add_frontier_parser(sub)
     add_mup_parser(sub)
+    add_induction_parser(sub)
+    add_accounting_parser(sub)
     add_finetune_study_parser(sub)
     add_translation_study_parser(sub)
     p = sub.add_parser("bench", help="kernel and training-step speed vs PyTorch, side by side",
@@ -742,6 +748,7 @@ COMMANDS = {"train": cmd_train, "generate": cmd_generate, "eval": cmd_eval, "inf
             "finetune": cmd_finetune, "predict": cmd_predict, "translate": cmd_translate,
             "attention": cmd_attention,
             "scaling": cmd_scaling, "frontier-study": cmd_frontier, "mup-study": cmd_mup,
+            "induction-study": cmd_induction, "accounting-study": cmd_accounting,
             "bench": cmd_bench,
             "finetune-study": cmd_finetune_study,
             "translation-study": cmd_translation_study, "compress": cmd_compress,

@@ -11,6 +11,9 @@
     tasks    a capability scored by accuracy: in-context copying
     baselines  n-gram (orders 1-5) and size-matched LSTM baselines on a study's own data
     induction  attention-only models and the scores of induction heads (Olsson et al. 2022)
+    induction_study  the phase change of in-context learning across depth and width
+    mup      learning-rate sweeps: standard parametrisation vs muP
+    accounting  compute-optimal size with and without Porian et al.'s corrections
 
 >>> from tinyllm.scaling import BUDGETS, plan_study, run_study
 >>> plan = plan_study(BUDGETS["tiny"], ["markov"])

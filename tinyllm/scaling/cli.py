@@ -309,3 +309,100 @@ def cmd_mup(args) -> int:
     return _small_study(args, "mup", "mup_transfer.png", SHIPPED, get_budget, load_mup,
                         run_sweep, summary, lambda rows: plot_transfer(rows)[0].figure, start,
                         "runs")
+
+
+# ---------------------------------------------------------------------- induction-study
+INDUCTION_EPILOG = """examples:
+  tinyllm induction-study                              # default: 1-3 layers x widths 32-128
+  tinyllm induction-study --budget tiny --out /tmp/i   # a smoke test in seconds
+  tinyllm induction-study --plot shipped               # the shipped study's table and figure
+Each (depth, width) is one attention-only model trained on random tokens whose tail is a
+segment said twice, so only copying by content helps. Every eval it records the in-context
+score (loss late in a row minus early), the loss on both copies of repeated random tokens, and
+each head's prefix-matching, previous-token and copying scores. A finished run goes to
+runs.json in --out at once; rerun the same command to resume. The table names, per run,
+whether the in-context score fell in a phase change and which heads formed the circuit.
+"""
+
+
+def add_induction_parser(sub) -> None:
+    from .induction_study import BUDGETS
+
+    p = sub.add_parser(
+        "induction-study", help="in-context learning and induction heads across depth and "
+        "width (Olsson et al. 2022)", description="When does a Transformer learn to use "
+        "its context? Attention-only models of 1-3 layers and several widths, tracked over "
+        "training: the phase change of two-layer models, its absence in one-layer models, "
+        "and the previous-token and induction heads that make it.",
+        epilog=INDUCTION_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _small_study_options(p, "induction", BUDGETS, "default about 15 min on 2 cores",
+                         "runs in parallel (default 2, one BLAS thread each)")
+
+
+def cmd_induction(args) -> int:
+    from .induction_study import (
+        SHIPPED,
+        get_budget,
+        load_induction,
+        plot_induction,
+        run_grid,
+        summary,
+    )
+
+    def start(budget, root):
+        print(f"induction study, budget {budget.name} (depths "
+              f"{', '.join(map(str, budget.depths))} x widths "
+              f"{', '.join(map(str, budget.widths))}; {len(budget.runs())} runs of "
+              f"{budget.steps:,} steps; aims at {budget.minutes:g} min on 2 cores); results: "
+              f"{root}/ (rerun the same command to resume)", flush=True)
+
+    return _small_study(args, "induction", "induction.png", SHIPPED, get_budget,
+                        load_induction, run_grid, summary,
+                        lambda rows: plot_induction(rows)[0].figure, start, "runs")
+
+
+# ---------------------------------------------------------------------- accounting-study
+ACCOUNTING_EPILOG = """examples:
+  tinyllm accounting-study                              # default: the v2 IsoFLOPs on hmm, 4x
+  tinyllm accounting-study --budget tiny --out /tmp/a   # a smoke test in seconds
+  tinyllm accounting-study --plot shipped               # the shipped study's table and figure
+First AdamW's beta2 is tuned at the study's batch size (three values at three widths); then
+four IsoFLOP sweeps, each with one more of Porian et al.'s corrections than the last: Kaplan's
+setup (compute counted as 6N, a fixed 300-step warmup, beta2 0.95), + the head and attention
+FLOPs counted, + warmup scaled with the run, + the tuned beta2. The table gives each step's
+N_opt ~ C^a and tokens per parameter. Every finished run is kept in --out: rerun the same
+command to resume.
+"""
+
+
+def add_accounting_parser(sub) -> None:
+    from .accounting import BUDGETS
+
+    p = sub.add_parser(
+        "accounting-study", help="compute-optimal size with and without Porian et al.'s "
+        "corrections (head FLOPs, warmup, beta2)", description="Why do Kaplan's and "
+        "Chinchilla's compute-optimal model sizes disagree? IsoFLOP sweeps with each "
+        "correction of Porian et al. (2024) added in turn.", epilog=ACCOUNTING_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _small_study_options(p, "accounting", BUDGETS, "default about 25 min on 2 cores",
+                         "IsoFLOP runs in parallel (default 2)")
+
+
+def cmd_accounting(args) -> int:
+    from .accounting import (
+        SHIPPED,
+        get_budget,
+        load_accounting,
+        plot_accounting,
+        run_accounting,
+        summary,
+    )
+
+    def start(budget, root):
+        print(f"accounting study, budget {budget.name} (the {budget.base} budget's IsoFLOPs on "
+              f"{budget.corpus}, four steps; aims at {budget.minutes:g} min on 2 cores); "
+              f"results: {root}/ (rerun the same command to resume)", flush=True)
+
+    return _small_study(args, "accounting", "accounting.png", SHIPPED, get_budget,
+                        load_accounting, run_accounting, summary,
+                        lambda rows: plot_accounting(rows).figure, start, "runs")

@@ -18,6 +18,8 @@ This module measures the same things at tinyllm's scale:
     induction_stream(...)       random segments said twice with random gaps between: a
                                 stream that rewards copying by content, not by offset
     repeated_segments(...)      a sampler of fresh such rows (one repeat each) for training
+    repeated_tail(...)          a sampler of random rows ending in a segment said twice (the
+                                study's data)
     in_context_score(...)       mean loss at late positions minus mean loss at early ones
                                 (Olsson's "loss at token 500 minus loss at token 50",
                                 scaled to the context); negative = the context helps
@@ -34,25 +36,22 @@ This module measures the same things at tinyllm's scale:
                                 the above at every evaluation
     phase_change(...)           the steps over which the in-context score makes 80% of its
                                 fall (10% to 90%)
+    steepest_fall(...)          the largest fall of a score within a span of steps
 
-Measured so far (2 cores, V = 64, context 48, width 64, 4 heads, batch 128, lr 1e-3, rows
-from `repeated_segments`): a two-layer model's loss on held-out rows sits near log V for
-~2,800 steps, then falls within ~400 (3.95 -> 3.71 nats) and its loss on the second copy of
-a repeated sequence drops from 4.2 to 1.7 nats; a one-layer model reaches only 3.5 there
-(copying "some earlier token", not the next one). But no single head of the two-layer model
-shows the clean pattern: prefix-matching scores stay at 0.03-0.06, previous-token scores
-under 0.16; the layer-0 heads attend 5-6 positions back. With 8 heads per layer the fall
-comes at 3,000-4,200 steps (3.91 -> 3.53 nats, in-context score -0.05 -> -0.39 by step
-6,000) and one layer-0 head becomes a duplicate-token head (0.03 -> 0.55: from the second
-copy it attends to the earlier occurrence of its own token), while layer 1's prefix matching
-stays at or under 0.11. At this size the circuit is spread over heads, unlike Olsson's;
-finding a setting where the layer-1 half of it separates is the open part of this
-experiment. Two heads per layer (same
-settings, 8,000 steps), smaller batches (16-32), streams of 60k tokens (memorised: held-out
-loss rose above log V) and character-level Shakespeare (3,000 steps) showed no phase change
-at all; nor did V = 2,048 (batch 64, 4,000 steps; chance repeats of a token within a context
-become rare, which should favour one-token prefix matching): the loss only crept from 7.63 to
-7.41 nats, the two-layer model no better than the one-layer one (7.36), no head above 0.13.
+What the data must be for the circuit to form (measured on 2 cores; the study,
+`induction_study`, ships its results): rows of random tokens (V = 256, context 48) whose
+tail is one segment said twice (`repeated_tail`). A two-layer model of width 64 then sits on
+a plateau for ~1,000 steps and in the next ~400 its in-context score falls from -0.5 to -4.4
+nats, as one layer-0 head becomes a previous-token head (0.14 -> 0.93) and layer-1 heads
+become induction heads (prefix matching 0.02 -> 0.91); one-layer models improve smoothly and
+stay above 3.6 nats on the second copy of a repeat. Settings that did not give the clean
+circuit, and why: V = 64 with a repeated segment in the middle of a row (`repeated_segments`)
+-- a token recurs by chance so often in 48 positions that one token of prefix is ambiguous,
+and the models matched a bag of the last ~6 tokens instead (layer-0 heads attending 5-6
+back; loss on the second copy 1.7 nats, no head above 0.13); a repeat at a fixed offset --
+solved by position, not content; token streams of 60k tokens (memorised) and
+character-level Shakespeare (3,000 steps, no phase change); V = 2,048 (4,000 steps of batch
+64 were too few for the embeddings: no head above 0.13).
 
 >>> import numpy as np
 >>> from tinyllm.scaling.induction import AttentionOnlyLM, repeated_tokens
@@ -178,6 +177,29 @@ def repeated_segments(vocab_size: int, lengths: tuple[int, int] = (6, 19)):
     return sample
 
 
+def repeated_tail(vocab_size: int, min_length: int = 6):
+    """A batch sampler for `train_and_track`: sample(rng, batch, length) -> (batch, length)
+    uniform random tokens whose tail is one segment said twice: a random prefix of p tokens
+    (p uniform in 0 .. length - 2 min_length), then a segment S of (length - p) // 2 tokens,
+    then S again (one random token after it when length - p is odd). Up to half of a row can
+    be predicted, but only by finding where the current token was seen before: neither the
+    repeat's length nor where it starts is fixed. With p = 0 a row is `repeated_tokens`'s
+    probe, so the probe is one of the rows the model learns from."""
+    positive_int("min_length", min_length, where="repeated_tail")
+
+    def sample(rng: np.random.Generator, batch: int, length: int) -> np.ndarray:
+        if 2 * min_length > length:
+            raise ValueError(f"repeated_tail: a segment of at least {min_length} tokens said "
+                             f"twice does not fit rows of {length}")
+        rows = rng.integers(0, vocab_size, (batch, length))
+        for row in rows:
+            start = int(rng.integers(0, length - 2 * min_length + 1))
+            half = (length - start) // 2
+            row[start + half:start + 2 * half] = row[start:start + half]
+        return rows
+    return sample
+
+
 def per_position_loss(model: AttentionOnlyLM, idx: np.ndarray) -> np.ndarray:
     """Cross-entropy of predicting idx[:, t + 1] from idx[:, :t + 1], averaged over the batch:
     (T - 1,) nats, position by position."""
@@ -257,18 +279,27 @@ class InductionRun:
     n_layer: int
     n_head: int
     n_embd: int
+    params: int = 0
     steps: list[int] = dataclasses.field(default_factory=list)
     val_loss: list[float] = dataclasses.field(default_factory=list)
     icl_score: list[float] = dataclasses.field(default_factory=list)
+    #: the loss on the probe's repeated random tokens: first copy (nothing to copy from) and
+    #: second copy (everything can be copied from the first)
+    fresh_loss: list[float] = dataclasses.field(default_factory=list)
+    copy_loss: list[float] = dataclasses.field(default_factory=list)
     #: per evaluation, (n_layer, n_head) lists
     prefix_matching: list = dataclasses.field(default_factory=list)
     copying: list = dataclasses.field(default_factory=list)
     previous_token: list = dataclasses.field(default_factory=list)
     duplicate_token: list = dataclasses.field(default_factory=list)
     seconds: float = 0.0
+    #: the trained AttentionOnlyLM (left out of `to_dict`)
+    model: AttentionOnlyLM | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Every record but the model, as plain numbers and lists (JSON-ready)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name != "model"}
 
 
 def _windows(tokens: np.ndarray, batch: int, length: int,
@@ -282,11 +313,12 @@ def _windows(tokens: np.ndarray, batch: int, length: int,
 def train_and_track(source, vocab_size: int, *, n_layer: int, n_head: int = 4,
                     n_embd: int = 64, context: int = 48, steps: int = 4000,
                     batch_size: int = 128, lr: float = 1e-3, eval_every: int = 200,
-                    eval_batch: int = 64, repeat_length: int = 12,
+                    eval_batch: int = 64, repeat_length: int | None = None,
                     seed: int = 0) -> InductionRun:
     """Train an AttentionOnlyLM with AdamW (constant `lr`, weight decay 0.1 on matrices) and
-    every `eval_every` steps record the validation loss and in-context score on held-out rows
-    and the per-head scores on repeated random sequences of `repeat_length` tokens.
+    every `eval_every` steps record the validation loss and in-context score on held-out rows,
+    and on a probe of repeated random sequences (`repeat_length` tokens twice; default half
+    the context) the loss of each copy and the per-head scores.
 
     `source`: a batch sampler sample(rng, batch, length) (`repeated_segments`), or a token
     stream (an int array), whose last tenth is held out and the rest cut into random
@@ -308,6 +340,7 @@ def train_and_track(source, vocab_size: int, *, n_layer: int, n_head: int = 4,
         def sample(r, batch, length):
             return _windows(train, batch, length, r)
         val = _windows(held, eval_batch, context + 1, eval_rng)
+    repeat_length = context // 2 if repeat_length is None else repeat_length
     if 2 * repeat_length > context:
         raise ValueError(f"train_and_track: repeated sequences of 2 x {repeat_length} tokens "
                          f"do not fit the context of {context}")
@@ -317,7 +350,8 @@ def train_and_track(source, vocab_size: int, *, n_layer: int, n_head: int = 4,
     opt = AdamW([{"params": decay, "weight_decay": 0.1},
                  {"params": keep, "weight_decay": 0.0}], lr=lr)
     probe = repeated_tokens(vocab_size, repeat_length, eval_batch, eval_rng)
-    run = InductionRun(n_layer, n_head, n_embd)
+    run = InductionRun(n_layer, n_head, n_embd,
+                       params=sum(p.data.size for p in model.parameters()))
     start = time.perf_counter()
     for step in range(steps + 1):
         if step % eval_every == 0 or step == steps:
@@ -325,6 +359,9 @@ def train_and_track(source, vocab_size: int, *, n_layer: int, n_head: int = 4,
             run.steps.append(step)
             run.val_loss.append(float(losses.mean()))
             run.icl_score.append(in_context_score(losses))
+            probe_losses = per_position_loss(model, probe)             # (2 L - 1,)
+            run.fresh_loss.append(float(probe_losses[:repeat_length - 1].mean()))
+            run.copy_loss.append(float(probe_losses[repeat_length:].mean()))
             run.prefix_matching.append(prefix_matching_scores(model, probe).tolist())
             run.copying.append(copying_scores(model).tolist())
             run.previous_token.append(previous_token_scores(model, probe).tolist())
@@ -338,6 +375,7 @@ def train_and_track(source, vocab_size: int, *, n_layer: int, n_head: int = 4,
         loss.backward()
         opt.step()
     run.seconds = time.perf_counter() - start
+    run.model = model
     return run
 
 
@@ -357,6 +395,23 @@ def phase_change(steps, scores) -> tuple[int, int, float]:
     return int(steps[i10]), int(steps[i90]), float(total)
 
 
+def steepest_fall(steps, scores, span: int) -> tuple[int, int, float]:
+    """(first step, last step, fall) of the largest fall of `scores` between two evaluations
+    at most `span` steps apart (fall <= 0; 0 when the scores never fall): how much of a
+    score's change happens at once. A phase change is a fall that is large beside the
+    score's range and short beside the run."""
+    scores = np.asarray(scores, dtype=float)
+    steps = np.asarray(steps)
+    best = (int(steps[0]), int(steps[0]), 0.0)
+    for i in range(len(steps)):
+        later = np.nonzero((steps > steps[i]) & (steps - steps[i] <= span))[0]
+        if len(later):
+            j = int(later[np.argmin(scores[later])])
+            if scores[j] - scores[i] < best[2]:
+                best = (int(steps[i]), int(steps[j]), float(scores[j] - scores[i]))
+    return best
+
+
 def best_heads(scores: np.ndarray, top: int = 1) -> list[tuple[int, int, float]]:
     """The `top` (layer, head, score) with the highest scores of an (n_layer, n_head) array."""
     flat = np.argsort(np.asarray(scores), axis=None)[::-1][:top]
@@ -369,5 +424,5 @@ __all__ = [
     "AttentionLayer", "AttentionOnlyLM", "InductionRun", "best_heads", "copying_scores",
     "duplicate_token_scores", "in_context_score", "induction_stream", "per_position_loss",
     "phase_change", "prefix_matching_scores", "previous_token_scores", "repeated_segments",
-    "repeated_tokens", "train_and_track",
+    "repeated_tail", "repeated_tokens", "steepest_fall", "train_and_track",
 ]

@@ -54,6 +54,9 @@ class CorpusSettings:
     isoflop_points: int = 5                     # rungs per IsoFLOP curve
     isoflop_tokens_per_param: float = 150.0     # where the IsoFLOP window is centred
     evals: int = 8                              # evaluations logged per size-sweep run
+    #: how an IsoFLOP budget is counted: "full" (flops_per_token: attention and the output
+    #: head included) or "6n" (Kaplan's 6 N per token, N non-embedding)
+    isoflop_count: str = "full"
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,10 @@ class Budget:
     final_eval_iters: int = 40                  # batches for the final (reported) loss
     min_steps: int = 30                         # fewest steps an IsoFLOP run may have
     max_steps: int = 20_000                     # most steps an IsoFLOP run may have
+    #: warmup of every run: None = a tenth of the run, at most 100 steps (it scales with
+    #: short runs); a number = that many steps whatever the run's length (at most all of it)
+    warmup_steps: int | None = None
+    beta2: float = 0.99                         # AdamW's beta2 for every run
     minutes: float = 30.0                       # the wall time this budget is meant to take
 
     def settings(self, corpus: str) -> CorpusSettings:
@@ -174,6 +181,7 @@ class RunSpec:
     eval_interval: int
     eval_iters: int
     final_eval_iters: int
+    beta2: float = 0.99
     flops_budget: float | None = None
     task: dict | None = None
     task_eval: int = 0
@@ -268,7 +276,9 @@ def _spec(budget: Budget, sweep: str, info_name: str, data: str, rung: Rung, ste
     return RunSpec(
         run_id=f"{sweep}-{info_name}-{rung.name}{suffix}", sweep=sweep, corpus=info_name,
         data=data, width=rung.n_embd, steps=steps, batch_size=batch, block_size=block,
-        lr=kaplan_lr(rung.non_embedding_params()), warmup_steps=min(100, steps // 10),
+        lr=kaplan_lr(rung.non_embedding_params()),
+        warmup_steps=(min(100, steps // 10) if budget.warmup_steps is None
+                      else min(budget.warmup_steps, steps)), beta2=budget.beta2,
         eval_interval=max(1, steps // max(evals, 1)), eval_iters=budget.eval_iters,
         final_eval_iters=budget.final_eval_iters, **extra)
 
@@ -279,11 +289,27 @@ def _size_specs(budget, s: CorpusSettings, info: CorpusInfo, ladder) -> list[Run
                   s.block_size, s.evals) for r in ladder]
 
 
+ISOFLOP_COUNTS = ("full", "6n")
+
+
 def isoflop_steps(rung: Rung, flops_budget: float, vocab_size: int, block_size: int,
-                  batch_size: int) -> int:
-    """Optimizer steps that spend `flops_budget` training `rung` (rounded to the nearest)."""
-    per_step = rung.flops_per_token(vocab_size, block_size) * batch_size * block_size
-    return int(round(flops_budget / per_step))
+                  batch_size: int, count: str = "full") -> int:
+    """Optimizer steps that spend `flops_budget` training `rung` (rounded to the nearest),
+    the FLOPs per token counted in full or as Kaplan's 6 N (`ISOFLOP_COUNTS`)."""
+    per_token = counted_flops_per_token(rung, vocab_size, block_size, count)
+    return int(round(flops_budget / (per_token * batch_size * block_size)))
+
+
+def counted_flops_per_token(rung: Rung, vocab_size: int, block_size: int,
+                            count: str = "full") -> int:
+    """Training FLOPs per token of `rung` as an IsoFLOP budget counts them: "full"
+    (`Rung.flops_per_token`: attention and the output head included) or "6n"."""
+    if count not in ISOFLOP_COUNTS:
+        raise StudyError(f"unknown IsoFLOP count {count!r}; accepted: "
+                         f"{', '.join(ISOFLOP_COUNTS)}")
+    if count == "6n":
+        return 6 * rung.non_embedding_params()
+    return rung.flops_per_token(vocab_size, block_size)
 
 
 def _isoflop_specs(budget: Budget, s: CorpusSettings, info: CorpusInfo, ladder,
@@ -291,8 +317,8 @@ def _isoflop_specs(budget: Budget, s: CorpusSettings, info: CorpusInfo, ladder,
     """The IsoFLOP sweep on one corpus: for each compute budget C, one curve of rungs."""
     specs = []
     for c in s.isoflop_budgets:
-        steps = {r: isoflop_steps(r, c, info.vocab_size, s.block_size, s.batch_size)
-                 for r in ladder}
+        steps = {r: isoflop_steps(r, c, info.vocab_size, s.block_size, s.batch_size,
+                                  s.isoflop_count) for r in ladder}
         window = _isoflop_window(budget, s, info, ladder, c, steps)
         if len(window) < s.isoflop_points:
             notes.append(f"{info.name}: C={c:.3g} has only {len(window)} usable rungs")
@@ -307,8 +333,9 @@ def _isoflop_window(budget: Budget, s: CorpusSettings, info: CorpusInfo, ladder,
     usable = [r for r in ladder if budget.min_steps <= steps[r] <= budget.max_steps]
     if not usable:
         smallest = ladder[0]
-        need = (budget.min_steps * smallest.flops_per_token(info.vocab_size, s.block_size)
-                * s.batch_size * s.block_size)
+        need = (budget.min_steps * s.batch_size * s.block_size
+                * counted_flops_per_token(smallest, info.vocab_size, s.block_size,
+                                          s.isoflop_count))
         raise StudyError(
             f"compute budget C={c:.3g} FLOPs on {info.name!r} is too small to train the "
             f"smallest model ({smallest.name}, {smallest.non_embedding_params():,} "

@@ -321,7 +321,7 @@ def run_one(spec: RunSpec, work_dir: Path) -> dict:
     data = spec.data or _task_corpus_file(spec, Path(work_dir))
     config = TrainConfig(
         data=data, steps=spec.steps, batch_size=spec.batch_size, block_size=spec.block_size,
-        lr=spec.lr, min_lr=spec.lr / 10, warmup_steps=spec.warmup_steps,
+        lr=spec.lr, min_lr=spec.lr / 10, warmup_steps=spec.warmup_steps, beta2=spec.beta2,
         eval_interval=spec.eval_interval, eval_iters=spec.eval_iters, sample_tokens=0,
         seed=spec.seed, out=str(work_dir), name=spec.run_id,
         model_overrides=spec.rung.overrides(spec.block_size))

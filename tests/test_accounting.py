@@ -1,0 +1,98 @@
+"""Compute-optimal accounting (tinyllm.scaling.accounting): each step's settings, how an
+IsoFLOP budget is counted (in full or as 6N), the warmup and beta2 reaching the runs, the
+choice of beta2, the study's resume and command."""
+
+import math
+
+import pytest
+
+from tinyllm.scaling import accounting as acc
+from tinyllm.scaling.ladder import Rung
+from tinyllm.scaling.plan import StudyError, isoflop_steps
+
+
+def test_each_step_adds_one_correction():
+    assert acc.step_settings("kaplan", 0.999) == {"isoflop_count": "6n",
+                                                  "warmup_steps": acc.KAPLAN_WARMUP,
+                                                  "beta2": 0.95}
+    assert acc.step_settings("head", 0.999)["isoflop_count"] == "full"
+    assert acc.step_settings("head", 0.999)["warmup_steps"] == acc.KAPLAN_WARMUP
+    assert acc.step_settings("warmup", 0.999) == {"isoflop_count": "full",
+                                                  "warmup_steps": None, "beta2": 0.95}
+    assert acc.step_settings("beta2", 0.999)["beta2"] == 0.999
+    with pytest.raises(StudyError, match="unknown accounting step 'chinchilla'; accepted: "
+                       "kaplan, head, warmup, beta2"):
+        acc.step_settings("chinchilla")
+
+
+def test_a_6n_budget_buys_more_steps_than_the_full_count():
+    """6 N leaves out attention and the head, so the same budget trains a rung longer, by the
+    ratio of the two counts."""
+    rung = Rung.from_width(16)
+    full = isoflop_steps(rung, 1e10, 38, 64, 32)
+    six_n = isoflop_steps(rung, 1e10, 38, 64, 32, count="6n")
+    ratio = rung.flops_per_token(38, 64) / (6 * rung.non_embedding_params())
+    assert six_n / full == pytest.approx(ratio, rel=0.01) and ratio > 1.5
+    with pytest.raises(StudyError, match="unknown IsoFLOP count 'kaplan'; accepted: full, 6n"):
+        isoflop_steps(rung, 1e10, 38, 64, 32, count="kaplan")
+
+
+def test_step_plans_carry_warmup_and_beta2_to_every_run():
+    budget = acc.get_budget("default")
+    kaplan = acc.step_plan(budget, "kaplan")
+    tuned = acc.step_plan(budget, "beta2", 0.999)
+    assert {s.sweep for s in kaplan.specs} == {"isoflop"} and len(kaplan.specs) == 20
+    assert all(s.warmup_steps == min(acc.KAPLAN_WARMUP, s.steps) and s.beta2 == 0.95
+               for s in kaplan.specs)
+    assert all(s.warmup_steps == min(100, s.steps // 10) and s.beta2 == 0.999
+               for s in tuned.specs)
+    steps = {s.run_id: s.steps for s in tuned.specs}
+    assert all(steps.get(s.run_id, 0) < s.steps for s in kaplan.specs)   # 6N: longer runs
+
+
+def test_best_beta2_wins_most_widths_ties_to_the_larger():
+    rows = [{"width": w, "beta2": b, "val_loss_nats": loss} for w, b, loss in [
+        (16, 0.95, 2.0), (16, 0.99, 1.9), (16, 0.999, 1.95),
+        (48, 0.95, 1.8), (48, 0.99, 1.7), (48, 0.999, 1.6),
+        (96, 0.95, 1.5), (96, 0.99, 1.4), (96, 0.999, 1.4)]]
+    assert acc.best_beta2(rows) == 0.999          # w48 and (a tie, to the larger) w96
+    assert acc.best_beta2(rows[:3]) == 0.99
+    with pytest.raises(StudyError, match="no beta2 runs"):
+        acc.best_beta2([])
+
+
+def test_tiny_study_runs_resumes_and_reports(tmp_path, monkeypatch):
+    budget = acc.get_budget("tiny")
+    rows = acc.run_accounting(budget, tmp_path, jobs=0)
+    assert [r["step"] for r in rows] == [*acc.STEPS, "beta2-runs"]
+    assert len(rows[-1]["runs"]) == len(budget.beta2_widths) * len(acc.BETA2S)
+    for r in rows[:-1]:                      # the tiny curves may have no minimum: said so
+        assert r.get("note") or math.isfinite(r["a"])
+    text = (tmp_path / "summary.txt").read_text()
+    assert "kaplan" in text and "beta2 tuning" in text
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+    monkeypatch.setattr("tinyllm.scaling.runner.run_one", no_training)
+    again = acc.run_accounting(budget, tmp_path, jobs=0)
+    assert again[-1] == rows[-1]
+
+
+def test_unknown_budget_and_missing_results_are_refused(tmp_path):
+    with pytest.raises(StudyError, match="unknown accounting budget 'huge'; accepted: tiny, "
+                       "default"):
+        acc.get_budget("huge")
+    with pytest.raises(StudyError, match="does not hold the four steps' IsoFLOP sweeps"):
+        acc.load_accounting(tmp_path)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--budget", "nope"], "unknown accounting budget 'nope'; accepted: tiny, default"),
+    (["--jobs", "0"], "--jobs 0 must be 1 or more"),
+    (["--plot", "/nonexistent/dir"], "does not hold the four steps' IsoFLOP sweeps"),
+])
+def test_command_refuses_bad_input(argv, message, capsys):
+    from tinyllm.cli import main
+
+    assert main(["accounting-study", *argv]) == 2
+    assert message in capsys.readouterr().err
