@@ -96,3 +96,26 @@ def test_command_refuses_bad_input(argv, message, capsys):
 
     assert main(["accounting-study", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_study_written_before_these_settings_resumes_and_another_is_refused(tmp_path):
+    """study.json from before warmup_steps / beta2 / isoflop_count existed is the same study
+    (it used the values they default to); a study with another beta2 is not."""
+    import json
+
+    from tinyllm.scaling.plan import BUDGETS, plan_study, replace_settings
+    from tinyllm.scaling.store import ResultsStore
+
+    plan = plan_study(BUDGETS["tiny"], ["markov"], task=False)
+    store = ResultsStore(tmp_path)
+    store.open(plan)
+    meta = json.loads((tmp_path / "study.json").read_text())
+    for key in ("warmup_steps", "beta2"):
+        del meta["budget"][key]
+    for key in ("markov", "text"):
+        del meta["budget"][key]["isoflop_count"]
+    (tmp_path / "study.json").write_text(json.dumps(meta))
+    store.open(plan)                                            # accepted: the same study
+    other = plan_study(replace_settings(BUDGETS["tiny"], beta2=0.95), ["markov"], task=False)
+    with pytest.raises(StudyError, match="other settings than this one"):
+        store.open(other)

@@ -152,6 +152,21 @@ def read_study_json(root, schema: str, what: str, command: str, error=StudyError
     return meta
 
 
+#: budget settings added after studies were first written, with the value every study
+#: written before them used: an older study.json without them is the same study
+_IMPLIED_BUDGET = {"warmup_steps": None, "beta2": 0.99}
+_IMPLIED_SETTINGS = {"isoflop_count": "full"}
+
+
+def _with_implied(budget: dict | None) -> dict:
+    """`budget` (a study.json's) with the settings it predates filled in."""
+    budget = {**_IMPLIED_BUDGET, **(budget or {})}
+    for key in ("markov", "text"):
+        if isinstance(budget.get(key), dict):
+            budget[key] = {**_IMPLIED_SETTINGS, **budget[key]}
+    return budget
+
+
 def _check_same_study(old: dict, new: dict, root: Path) -> None:
     """Refuse to add runs to a directory that holds a different study (version, budget...)."""
     if old.get("tinyllm_version") != new["tinyllm_version"]:
@@ -159,7 +174,7 @@ def _check_same_study(old: dict, new: dict, root: Path) -> None:
             f"{root} holds results from tinyllm {old.get('tinyllm_version')}, not this "
             f"{new['tinyllm_version']}; mixing versions would mix different code. Accepted: "
             "another --out directory, or delete this one to start over")
-    if old.get("budget") != new["budget"]:
+    if _with_implied(old.get("budget")) != new["budget"]:
         raise StudyError(
             f"{root} holds a study with budget {old.get('budget', {}).get('name')!r} and other "
             f"settings than this one ({new['budget']['name']!r}); accepted: the same --budget "
