@@ -119,3 +119,28 @@ def test_a_study_written_before_these_settings_resumes_and_another_is_refused(tm
     other = plan_study(replace_settings(BUDGETS["tiny"], beta2=0.95), ["markov"], task=False)
     with pytest.raises(StudyError, match="other settings than this one"):
         store.open(other)
+
+
+def test_shipped_study_is_complete_and_counts_as_each_step_says():
+    """The shipped study: beta2 chosen by its own tuning runs and used by the last step; each
+    step's 20 IsoFLOP runs spend their budget as the step counts it (6N for kaplan, in full
+    after); every step has a frontier; counting the head lowers the tokens per parameter."""
+    import json
+
+    from tinyllm.scaling.results import load_results
+
+    rows = {r["step"]: r for r in acc.load_accounting("shipped", n_boot=20)}
+    meta = json.loads((acc.SHIPPED / "study.json").read_text())
+    assert meta["beta2"] == acc.best_beta2(rows["beta2-runs"]["runs"]) == 0.999
+    for step in acc.STEPS:
+        settings = acc.step_settings(step, meta["beta2"])
+        budget = json.loads((acc.SHIPPED / step / "study.json").read_text())["budget"]
+        assert budget["beta2"] == settings["beta2"]
+        assert budget["warmup_steps"] == settings["warmup_steps"]
+        runs = load_results(acc.SHIPPED / step).rows("isoflop", "hmm")
+        assert len(runs) == 20
+        spent = "flops_6n" if settings["isoflop_count"] == "6n" else "flops"
+        for r in runs:                                  # whole steps: within half a step
+            assert abs(r[spent] / r["flops_budget"] - 1) < 0.5 / r["steps"] + 1e-9
+        assert math.isfinite(rows[step]["a"]) and len(rows[step]["minima"]) >= 2
+    assert rows["kaplan"]["tokens_per_param"] > rows["head"]["tokens_per_param"]

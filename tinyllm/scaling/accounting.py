@@ -21,7 +21,7 @@ For each step: the IsoFLOP frontier N_opt = k C^a (`fits.fit_isoflop`, over the 
 the sizes trained) and the tokens per parameter at the optima, beside Chinchilla's ~20 and
 Kaplan's exponent.
 
-    tinyllm accounting-study                  # about 20 minutes on 2 cores
+    tinyllm accounting-study                  # about 22 minutes on 2 cores
     tinyllm accounting-study --plot shipped   # the shipped results' table and figure
 
 Results in --out: one scaling results directory per step (`load_results` reads each),
@@ -251,25 +251,41 @@ def summary(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def plot_accounting(rows: list[dict], ax=None):
-    """N_opt against C, one line per step (its minima and its fitted power law)."""
+def plot_accounting(rows: list[dict], axes=None):
+    """Two panels: N_opt against C, one colour per step (its minima and fitted power law,
+    with Kaplan's and Chinchilla's slopes for reference), and the tokens per parameter at
+    each step's minima beside Chinchilla's 20."""
     import matplotlib.pyplot as plt
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 4.2))
-    for r in rows:
-        if r["step"] == "beta2-runs" or not r["minima"]:
-            continue
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(12, 4.4), layout="constrained")
+    steps = [r for r in rows if r["step"] != "beta2-runs" and r["minima"]]
+    for r in steps:
         c = np.array([m["flops"] for m in r["minima"]])
         n = np.array([m["N_opt"] for m in r["minima"]])
-        line, = ax.loglog(c, n, "o", label=f"{r['step']}: a = {r['a']:.2f}")
+        line, = axes[0].loglog(c, n, "o", label=f"{r['step']}: a = {r['a']:.2f}")
         k = np.exp(np.mean(np.log(n) - r["a"] * np.log(c)))
         grid = np.geomspace(c.min(), c.max(), 20)
-        ax.loglog(grid, k * grid ** r["a"], "-", color=line.get_color(), lw=1)
-    ax.set_xlabel("compute budget C (FLOPs, as each step counts them)")
-    ax.set_ylabel("compute-optimal N (non-embedding)")
-    ax.legend(fontsize=8)
-    return ax
+        axes[0].loglog(grid, k * grid ** r["a"], "-", color=line.get_color(), lw=1)
+        axes[1].semilogx(c, n ** -1 * np.array([m["D_opt"] for m in r["minima"]]), "o-",
+                         color=line.get_color(), label=r["step"])
+    if steps:
+        c = np.array([m["flops"] for r in steps for m in r["minima"]])
+        n = np.array([m["N_opt"] for r in steps for m in r["minima"]])
+        grid = np.geomspace(c.min(), c.max(), 20)
+        for slope, style, who in ((0.73, "--", "Kaplan"), (0.5, ":", "Chinchilla")):
+            k = np.exp(np.mean(np.log(n) - slope * np.log(c)))
+            axes[0].loglog(grid, k * grid ** slope, style, color="gray", lw=1,
+                           label=f"slope {slope} ({who})")
+        axes[1].axhline(20, color="gray", ls=":", lw=1, label="Chinchilla: ~20")
+    axes[0].set_xlabel("compute budget C (FLOPs, as each step counts them)")
+    axes[0].set_ylabel("compute-optimal N (non-embedding)")
+    axes[0].legend(fontsize=8)
+    axes[1].set_xlabel("compute budget C (FLOPs)")
+    axes[1].set_ylabel("tokens per parameter at the optimum")
+    axes[1].set_yscale("log")
+    axes[1].legend(fontsize=8)
+    return axes
 
 
 __all__ = ["BETA2S", "BUDGETS", "KAPLAN_WARMUP", "SHIPPED", "STEPS", "AccountingBudget",

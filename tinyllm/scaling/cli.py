@@ -405,4 +405,4 @@ def cmd_accounting(args) -> int:
 
     return _small_study(args, "accounting", "accounting.png", SHIPPED, get_budget,
                         load_accounting, run_accounting, summary,
-                        lambda rows: plot_accounting(rows).figure, start, "runs")
+                        lambda rows: plot_accounting(rows)[0].figure, start, "runs")
