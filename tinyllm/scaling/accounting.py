@@ -41,7 +41,8 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_write
-from .plan import StudyError, plan_study, replace_settings
+from .ladder import Rung
+from .plan import StudyError, kaplan_lr, named_budget, plan_study, replace_settings
 from .plan import get_budget as scaling_budget
 from .store import csv_text, read_csv
 
@@ -73,9 +74,7 @@ BUDGETS = {
 
 
 def get_budget(name: str) -> AccountingBudget:
-    if name not in BUDGETS:
-        raise StudyError(f"unknown accounting budget {name!r}; accepted: {', '.join(BUDGETS)}")
-    return BUDGETS[name]
+    return named_budget(BUDGETS, name, "accounting budget")
 
 
 def step_settings(step: str, beta2: float | None = None) -> dict:
@@ -122,8 +121,8 @@ def tune_beta2(budget: AccountingBudget, root: Path, say) -> float:
             spec = dataclasses.replace(
                 template, run_id=f"beta2-w{width}-{beta2}", sweep="beta2", width=width,
                 steps=steps, warmup_steps=min(100, steps // 10), beta2=beta2,
+                lr=kaplan_lr(Rung.from_width(width).non_embedding_params()),
                 eval_interval=steps, flops_budget=None)
-            spec = dataclasses.replace(spec, lr=_kaplan_lr_of(spec))
             result = run_one(spec, root / "work")
             rows.append({"width": width, "beta2": beta2, "steps": steps,
                          "val_loss_nats": result["row"]["val_loss_nats"]})
@@ -131,12 +130,6 @@ def tune_beta2(budget: AccountingBudget, root: Path, say) -> float:
             say(f"  beta2 {beta2} at width {width}: {rows[-1]['val_loss_nats']:.4f} nats")
     shutil.rmtree(root / "work", ignore_errors=True)
     return best_beta2(rows)
-
-
-def _kaplan_lr_of(spec) -> float:
-    from .plan import kaplan_lr
-
-    return kaplan_lr(spec.rung.non_embedding_params())
 
 
 def best_beta2(rows: list[dict]) -> float:

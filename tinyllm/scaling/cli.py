@@ -335,7 +335,7 @@ def add_induction_parser(sub) -> None:
         "training: the phase change of two-layer models, its absence in one-layer models, "
         "and the previous-token and induction heads that make it.",
         epilog=INDUCTION_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _small_study_options(p, "induction", BUDGETS, "default about 15 min on 2 cores",
+    _small_study_options(p, "induction", BUDGETS, "default about 30 min on 2 cores",
                          "runs in parallel (default 2, one BLAS thread each)")
 
 

@@ -56,7 +56,7 @@ import numpy as np
 
 from .._io import atomic_write
 from .ladder import Rung
-from .plan import StudyError, kaplan_lr
+from .plan import StudyError, kaplan_lr, named_budget
 from .runner import in_worker, study_pool, thread_env
 
 SHIPPED = Path(__file__).parent / "results" / "frontier"
@@ -102,9 +102,7 @@ BUDGETS: dict[str, FrontierBudget] = {
 
 
 def get_budget(name: str) -> FrontierBudget:
-    if name not in BUDGETS:
-        raise StudyError(f"unknown frontier budget {name!r}; accepted: {', '.join(BUDGETS)}")
-    return BUDGETS[name]
+    return named_budget(BUDGETS, name, "frontier budget")
 
 
 # ---------------------------------------------------------------------- training

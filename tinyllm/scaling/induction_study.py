@@ -15,7 +15,7 @@ within `PHASE_SPAN` of its steps (`induction.steepest_fall`). The heads that did
 by their scores at the end: the layer-0 head with the highest previous-token score and the
 head of a later layer with the highest prefix-matching score, with its copying score.
 
-    tinyllm induction-study                  # the default budget, about 15 minutes on 2 cores
+    tinyllm induction-study                  # the default budget, about 30 minutes on 2 cores
     tinyllm induction-study --plot shipped   # the shipped results' table and figure
 
 Results: runs.json (one record per run, its whole track), study.json and summary.txt in
@@ -36,7 +36,7 @@ import numpy as np
 
 from .._io import atomic_write
 from .induction import best_heads, phase_change, repeated_tail, steepest_fall, train_and_track
-from .plan import StudyError
+from .plan import StudyError, named_budget
 from .runner import in_worker, study_pool, thread_env
 
 SHIPPED = Path(__file__).parent / "results" / "induction"
@@ -76,18 +76,17 @@ BUDGETS: dict[str, InductionBudget] = {
     "tiny": InductionBudget("tiny", depths=(1, 2), widths=(16,), n_head=2, vocab_size=32,
                             context=16, min_repeat=3, steps=8, batch_size=8, lr=1e-3,
                             eval_every=4, minutes=0.5),
-    # About 15 minutes on 2 cores: 1-3 layers of 4 heads, widths 32-128 (head size 8-32),
-    # 4,000 steps of 128 rows of 48 tokens from a vocabulary of 256.
+    # About 30 minutes on 2 cores: 1-3 layers of 4 heads, widths 32-128 (head size 8-32),
+    # 4,000 steps of 128 rows of 48 tokens from a vocabulary of 256, two seeds.
     "default": InductionBudget("default", depths=(1, 2, 3), widths=(32, 64, 128), n_head=4,
                                vocab_size=256, context=48, min_repeat=6, steps=4000,
-                               batch_size=128, lr=1e-3, eval_every=100, minutes=20.0),
+                               batch_size=128, lr=1e-3, eval_every=100, seeds=(0, 1),
+                               minutes=30.0),
 }
 
 
 def get_budget(name: str) -> InductionBudget:
-    if name not in BUDGETS:
-        raise StudyError(f"unknown induction budget {name!r}; accepted: {', '.join(BUDGETS)}")
-    return BUDGETS[name]
+    return named_budget(BUDGETS, name, "induction budget")
 
 
 def run_key(depth: int, width: int, seed: int) -> str:
@@ -228,15 +227,18 @@ def plot_induction(records: list[dict], axes=None):
     widths = sorted({r["width"] for r in records})
     styles = dict(zip(widths, ("o-", "s--", "^:", "v-.")))
     colors = {1: "tab:gray", 2: "tab:blue", 3: "tab:green", 4: "tab:purple"}
-    for r in records:
+    first_seed = min(r["seed"] for r in records)
+    for r in records:                   # other seeds: the same line, fainter, unlabelled
         axes[0].plot(r["steps"], r["icl_score"], styles.get(r["width"], "-"), ms=2, lw=1,
-                     color=colors.get(r["depth"]), label=f"{r['depth']} layer(s), width "
-                     f"{r['width']}")
+                     color=colors.get(r["depth"]),
+                     alpha=1.0 if r["seed"] == first_seed else 0.45,
+                     label=(f"{r['depth']} layer(s), width {r['width']}"
+                            if r["seed"] == first_seed else None))
     axes[0].set_xlabel("step")
     axes[0].set_ylabel("in-context score (nats; late - early loss)")
     axes[0].legend(fontsize=7)
     two = [r for r in records if r["depth"] == 2 and r["phase_change"]] or records
-    r = min(two, key=lambda x: (x["depth"] != 2, x["width"]))
+    r = min(two, key=lambda x: (x["depth"] != 2, x["width"], x["seed"]))
     il, ih = r["induction_head"][:2]
     pl, ph = r["previous_token_head"][:2]
     axes[1].plot(r["steps"], r["icl_score"], "k-", label="in-context score (left)")

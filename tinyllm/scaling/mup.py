@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .._io import atomic_write
-from .plan import StudyError
+from .plan import StudyError, named_budget
 from .runner import in_worker, study_pool, thread_env
 from .store import csv_text, read_csv
 
@@ -87,9 +87,7 @@ BUDGETS: dict[str, MupBudget] = {
 
 
 def get_budget(name: str) -> MupBudget:
-    if name not in BUDGETS:
-        raise StudyError(f"unknown muP budget {name!r}; accepted: {', '.join(BUDGETS)}")
-    return BUDGETS[name]
+    return named_budget(BUDGETS, name, "muP budget")
 
 
 def run_key(parametrization: str, width: int, log2_lr: float) -> str:

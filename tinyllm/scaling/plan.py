@@ -144,9 +144,15 @@ BUDGETS: dict[str, Budget] = {
 
 def get_budget(name: str) -> Budget:
     """The budget called `name`, or a StudyError naming the accepted ones."""
-    if name not in BUDGETS:
-        raise StudyError(f"unknown budget {name!r}; accepted: {', '.join(BUDGETS)}")
-    return BUDGETS[name]
+    return named_budget(BUDGETS, name, "budget")
+
+
+def named_budget(budgets: dict, name: str, what: str):
+    """`budgets[name]`, or a StudyError "unknown <what> 'name'; accepted: ..." (every study
+    of this package picks its budget by name)."""
+    if name not in budgets:
+        raise StudyError(f"unknown {what} {name!r}; accepted: {', '.join(budgets)}")
+    return budgets[name]
 
 
 def kaplan_lr(non_embedding_params: int) -> float:
