@@ -129,7 +129,8 @@ def test_command_refuses_bad_input(argv, message, capsys):
 # ---------------------------------------------------------------------- the shipped results
 def test_shipped_study_meets_its_targets():
     """Issue #18's target on the shipped study: a phase change in two-layer models (at the
-    widths where one forms in the budget) and none in one-layer models at any width, with
+    widths and seeds where one forms within the budget's steps: width 64's seed 1 is still on
+    its plateau at the end) and none in the six one-layer models, with
     the heads that make it named by their scores: a previous-token head in layer 0 and a
     prefix-matching (induction) head in layer 1 that copies; and the in-context learning they
     bring: the second copy of repeated random tokens predicted far better than the first."""
@@ -140,7 +141,8 @@ def test_shipped_study_meets_its_targets():
         if r["depth"] == 1:
             assert not r["phase_change"], key
             assert r["copy_loss"][-1] > 0.5 * log_v, key
-    for key in ("l2-w64-s0", "l2-w128-s0"):
+    assert sum(not r["phase_change"] for r in records.values() if r["depth"] == 1) == 6
+    for key in ("l2-w64-s0", "l2-w128-s0", "l2-w128-s1"):
         r = records[key]
         first, last, fall = r["steepest_fall"]
         assert r["phase_change"] and last - first <= 0.1 * r["steps"][-1], key

@@ -234,6 +234,8 @@ def plot_induction(records: list[dict], axes=None):
                      alpha=1.0 if r["seed"] == first_seed else 0.45,
                      label=(f"{r['depth']} layer(s), width {r['width']}"
                             if r["seed"] == first_seed else None))
+    if any(r["seed"] != first_seed for r in records):
+        axes[0].set_title("every run (first seed solid, the others faint)")
     axes[0].set_xlabel("step")
     axes[0].set_ylabel("in-context score (nats; late - early loss)")
     axes[0].legend(fontsize=7)
