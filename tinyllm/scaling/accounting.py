@@ -32,7 +32,6 @@ tinyllm/scaling/results/accounting/.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import shutil
 import time
@@ -44,7 +43,7 @@ from .._io import atomic_write
 from .ladder import Rung
 from .plan import StudyError, kaplan_lr, named_budget, plan_study, replace_settings
 from .plan import get_budget as scaling_budget
-from .store import csv_text, read_csv
+from .store import csv_text, earlier_sessions, read_csv, write_study_json
 
 SHIPPED = Path(__file__).parent / "results" / "accounting"
 STEPS = ("kaplan", "head", "warmup", "beta2")
@@ -155,8 +154,7 @@ def run_accounting(budget: AccountingBudget, root, *, jobs: int = 2, executor: s
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    study = root / "study.json"
-    earlier = json.loads(study.read_text()).get("sessions_s", []) if study.is_file() else []
+    earlier = earlier_sessions(root)
     say("beta2 at this batch size:")
     beta2 = tune_beta2(budget, root, say)
     say(f"  best: {beta2}")
@@ -168,10 +166,8 @@ def run_accounting(budget: AccountingBudget, root, *, jobs: int = 2, executor: s
             raise StudyError(f"step {step}: {len(report.failed)} run(s) failed: "
                              f"{report.failed}")
     rows = load_accounting(root)
-    sessions = [*earlier, round(time.perf_counter() - start, 1)]
-    atomic_write(study, json.dumps({"budget": dataclasses.asdict(budget), "beta2": beta2,
-                                    "sessions_s": sessions,
-                                    "total_s": round(sum(sessions), 1)}, indent=2) + "\n")
+    write_study_json(root, budget, [*earlier, round(time.perf_counter() - start, 1)],
+                     beta2=beta2)
     atomic_write(root / "summary.txt", summary(rows) + "\n")
     return rows
 

@@ -29,7 +29,7 @@ import json
 import math
 import time
 from concurrent.futures import as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,7 @@ from .._io import atomic_write
 from .induction import best_heads, phase_change, repeated_tail, steepest_fall, train_and_track
 from .plan import StudyError, named_budget
 from .runner import in_worker, study_pool, thread_env
+from .store import earlier_sessions, write_study_json
 
 SHIPPED = Path(__file__).parent / "results" / "induction"
 #: a phase change: a fall of the in-context score of at least PHASE_DROP x log V ...
@@ -140,8 +141,7 @@ def run_grid(budget: InductionBudget, root, *, jobs: int = 2, executor: str = "l
     todo = [run for run in budget.runs() if run_key(*run) not in done]
     say(f"{len(done)} run(s) done, {len(todo)} to go, {jobs} at a time")
     start = time.perf_counter()
-    study = root / "study.json"
-    earlier = json.loads(study.read_text()).get("sessions_s", []) if study.is_file() else []
+    earlier = earlier_sessions(root)
 
     def finished(record: dict) -> None:
         records.append(record)
@@ -167,12 +167,8 @@ def _write(root: Path, budget: InductionBudget, records: list[dict],
            sessions_s: list[float]) -> None:
     """runs.json, study.json (the budget and the wall seconds of every session) and
     summary.txt."""
-    from .. import __version__
-
     atomic_write(root / "runs.json", json.dumps(_sorted(records)) + "\n")
-    study = {"budget": asdict(budget), "version": __version__, "sessions_s": sessions_s,
-             "total_s": round(sum(sessions_s), 1)}
-    atomic_write(root / "study.json", json.dumps(study, indent=2) + "\n")
+    write_study_json(root, budget, sessions_s)
     atomic_write(root / "summary.txt", summary(records) + "\n")
 
 

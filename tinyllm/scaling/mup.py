@@ -26,18 +26,17 @@ budget's ship in tinyllm/scaling/results/mup/ (`load_mup("shipped")`).
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import time
 from concurrent.futures import as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from .._io import atomic_write
 from .plan import StudyError, named_budget
 from .runner import in_worker, study_pool, thread_env
-from .store import csv_text, read_csv
+from .store import csv_text, earlier_sessions, read_csv, write_study_json
 
 SHIPPED = Path(__file__).parent / "results" / "mup"
 PARAMETRIZATIONS = ("standard", "mup")
@@ -139,8 +138,7 @@ def run_sweep(budget: MupBudget, root, *, jobs: int = 2, executor: str = "local"
     say(f"{len(done)} run(s) done, {len(todo)} to go, {jobs} at a time")
     start = time.perf_counter()
     work = str(root / "work")
-    study = root / "study.json"
-    earlier = json.loads(study.read_text()).get("sessions_s", []) if study.is_file() else []
+    earlier = earlier_sessions(root)
 
     def write() -> None:
         _write(root, budget, rows, [*earlier, round(time.perf_counter() - start, 1)])
@@ -174,12 +172,8 @@ def _sorted(rows: list[dict]) -> list[dict]:
 def _write(root: Path, budget: MupBudget, rows: list[dict], sessions_s: list[float]) -> None:
     """runs.csv, study.json (the budget, and the wall seconds of every session that trained
     runs) and summary.txt."""
-    from .. import __version__
-
     atomic_write(root / "runs.csv", csv_text(_sorted(rows), COLUMNS))
-    study = {"budget": asdict(budget), "version": __version__, "sessions_s": sessions_s,
-             "total_s": round(sum(sessions_s), 1)}
-    atomic_write(root / "study.json", json.dumps(study, indent=2) + "\n")
+    write_study_json(root, budget, sessions_s)
     atomic_write(root / "summary.txt", summary(rows) + "\n")
 
 

@@ -210,3 +210,22 @@ def resolve_study_arg(arg: str, shipped) -> Path:
     if arg.startswith("shipped:"):
         return shipped(arg.split(":", 1)[1])
     return Path(arg)
+
+
+# ---------------------------------------------------------------------- small studies
+def earlier_sessions(root) -> list[float]:
+    """The wall seconds of every session that trained runs into `root`, as its study.json
+    recorded them (none yet: [])."""
+    path = Path(root) / "study.json"
+    return json.loads(path.read_text()).get("sessions_s", []) if path.is_file() else []
+
+
+def write_study_json(root, budget, sessions_s: list[float], **extra) -> None:
+    """study.json of a study trained in sessions (muP, induction, accounting): its budget (a
+    dataclass), tinyllm's version, the wall seconds of every session and their total, and
+    `extra`."""
+    from .. import __version__
+
+    study = {"budget": asdict(budget), "version": __version__, **extra,
+             "sessions_s": sessions_s, "total_s": round(sum(sessions_s), 1)}
+    atomic_write(Path(root) / "study.json", json.dumps(study, indent=2) + "\n")
