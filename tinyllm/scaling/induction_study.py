@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from concurrent.futures import as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +36,7 @@ import numpy as np
 from .._io import atomic_write
 from .induction import best_heads, phase_change, repeated_tail, steepest_fall, train_and_track
 from .plan import StudyError, named_budget
-from .runner import in_worker, study_pool, thread_env
+from .runner import each_finished
 from .store import earlier_sessions, write_study_json
 
 SHIPPED = Path(__file__).parent / "results" / "induction"
@@ -148,14 +147,9 @@ def run_grid(budget: InductionBudget, root, *, jobs: int = 2, executor: str = "l
         _write(root, budget, records, [*earlier, round(time.perf_counter() - start, 1)])
         say(f"  {record['key']}: {_line(record)} ({(time.perf_counter() - start) / 60:.1f} min)")
 
-    if jobs <= 1 and executor == "local":
-        for run in todo:
-            finished(train_one(budget, *run))
-    else:
-        with thread_env(1), study_pool(executor, jobs) as pool:
-            futures = [pool.submit(in_worker, train_one, budget, *run) for run in todo]
-            for future in as_completed(futures):
-                finished(future.result())
+    calls = [(budget, *run) for run in todo]
+    for _, record in each_finished(train_one, calls, jobs=jobs, executor=executor):
+        finished(record)
     return _sorted(records)
 
 

@@ -29,13 +29,12 @@ from __future__ import annotations
 import math
 import shutil
 import time
-from concurrent.futures import as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 from .._io import atomic_write
 from .plan import StudyError, named_budget
-from .runner import in_worker, study_pool, thread_env
+from .runner import each_finished
 from .store import csv_text, earlier_sessions, read_csv, write_study_json
 
 SHIPPED = Path(__file__).parent / "results" / "mup"
@@ -143,20 +142,12 @@ def run_sweep(budget: MupBudget, root, *, jobs: int = 2, executor: str = "local"
     def write() -> None:
         _write(root, budget, rows, [*earlier, round(time.perf_counter() - start, 1)])
 
-    if jobs <= 1 and executor == "local":
-        for run in todo:
-            rows.append(train_one(budget, *run, work))
-            write()
-            say(f"  {run_key(*run)}: {_loss_text(rows[-1])}")
-    else:
-        with thread_env(1), study_pool(executor, jobs) as pool:
-            futures = {pool.submit(in_worker, train_one, budget, *run, work): run
-                       for run in todo}
-            for future in as_completed(futures):
-                rows.append(future.result())
-                write()
-                say(f"  {run_key(*futures[future])}: {_loss_text(rows[-1])} "
-                    f"({(time.perf_counter() - start) / 60:.1f} min)")
+    calls = [(budget, *run, work) for run in todo]
+    for (_, *run, _), row in each_finished(train_one, calls, jobs=jobs, executor=executor):
+        rows.append(row)
+        write()
+        say(f"  {run_key(*run)}: {_loss_text(row)} "
+            f"({(time.perf_counter() - start) / 60:.1f} min)")
     shutil.rmtree(work, ignore_errors=True)
     return _sorted(rows)
 

@@ -258,6 +258,23 @@ def in_worker(func, *args):
             return func(*args)
 
 
+def each_finished(func, calls: list[tuple], *, jobs: int, executor: str = "local"):
+    """Yield (args, func(*args)) for every `args` of `calls`, each as it finishes: one after
+    another in this process (jobs <= 1 and the local executor), else on `jobs` spawned
+    workers with one BLAS thread each (or an MPI job's pool). The small studies (muP,
+    induction) train their grids through it and write each result as it comes."""
+    if jobs <= 1 and executor == "local":
+        for args in calls:
+            yield args, func(*args)
+        return
+    from concurrent.futures import as_completed
+
+    with thread_env(1), study_pool(executor, jobs) as pool:
+        futures = {pool.submit(in_worker, func, *args): args for args in calls}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+
 def _run_pool(pool, todo, store, say):
     """Train `todo` on an executor's workers, adding each result as it arrives."""
     from concurrent.futures import as_completed
