@@ -86,8 +86,10 @@ def step_settings(step: str, beta2: float | None = None) -> dict:
             "beta2": 0.95 if k < 3 else beta2}
 
 
-def step_plan(budget: AccountingBudget, step: str, beta2: float | None = None):
-    """The IsoFLOP runs of one step: the base budget's, with the step's settings."""
+def step_plan(budget: AccountingBudget, step: str, beta2: float | None = None,
+              corpora: dict | None = None):
+    """The IsoFLOP runs of one step: the base budget's, with the step's settings (`corpora`:
+    an earlier plan's measured corpora, so the corpus is not loaded again)."""
     base = scaling_budget(budget.base)
     settings = step_settings(step, beta2)
     count = settings.pop("isoflop_count")
@@ -95,13 +97,13 @@ def step_plan(budget: AccountingBudget, step: str, beta2: float | None = None):
         base, **settings,
         markov=dataclasses.replace(base.markov, isoflop_count=count),
         text=dataclasses.replace(base.text, isoflop_count=count))
-    plan = plan_study(scaled, [budget.corpus], task=False)
+    plan = plan_study(scaled, [budget.corpus], task=False, corpus_info=corpora)
     plan.specs = plan.by_sweep("isoflop")
     return plan
 
 
 # ---------------------------------------------------------------------- beta2
-def tune_beta2(budget: AccountingBudget, root: Path, say) -> float:
+def tune_beta2(budget: AccountingBudget, root: Path, say, corpora: dict | None = None) -> float:
     """Train each of BETA2S at each of budget.beta2_widths (the base budget's batch shape,
     budget.beta2_steps steps, the scaled warmup) into root/beta2.csv, resuming; return the
     value best at most widths (ties: the larger)."""
@@ -110,8 +112,7 @@ def tune_beta2(budget: AccountingBudget, root: Path, say) -> float:
     path = root / "beta2.csv"
     rows = read_csv(path) if path.is_file() else []
     done = {(r["width"], r["beta2"]) for r in rows}
-    plan = step_plan(budget, "warmup")
-    template = plan.specs[0]
+    template = step_plan(budget, "warmup", corpora=corpora).specs[0]
     for width in budget.beta2_widths:
         for beta2 in BETA2S:
             if (width, beta2) in done:
@@ -155,12 +156,13 @@ def run_accounting(budget: AccountingBudget, root, *, jobs: int = 2, executor: s
     root.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     earlier = earlier_sessions(root)
+    corpora = step_plan(budget, "warmup").corpora           # the corpus, measured once
     say("beta2 at this batch size:")
-    beta2 = tune_beta2(budget, root, say)
+    beta2 = tune_beta2(budget, root, say, corpora)
     say(f"  best: {beta2}")
     for step in STEPS:
         say(f"step {step}: {step_settings(step, beta2)}")
-        report = run_study(step_plan(budget, step, beta2), root / step, jobs=jobs,
+        report = run_study(step_plan(budget, step, beta2, corpora), root / step, jobs=jobs,
                            executor=executor, log=lambda m: say(f"  {m}"))
         if report.failed:
             raise StudyError(f"step {step}: {len(report.failed)} run(s) failed: "
