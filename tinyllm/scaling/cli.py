@@ -54,6 +54,10 @@ def add_scaling_parser(sub) -> None:
     p.add_argument("--max-width", type=int, default=None,
                    help="drop ladder rungs wider than this (a smaller, quicker study)")
     p.add_argument("--no-task", action="store_true", help="skip the capability task")
+    p.add_argument("--tune-lr", action="store_true",
+                   help="train each size-sweep rung at powers of 2 times Kaplan's learning "
+                   "rate until its best is bracketed, and the IsoFLOP runs at that width's "
+                   "best (about 3x the size sweep's time; the v2 budget always does)")
     p.add_argument("--estimate", action="store_true",
                    help="print the plan and a measured time estimate, then stop")
     p.add_argument("--plot", metavar="RESULTS", help="redraw (and refit) an existing results "
@@ -100,6 +104,8 @@ def _run(args) -> int:
             raise ValueError(f"--max-width {args.max_width} leaves {len(widths)} rung(s) of "
                              f"{budget.widths}; accepted: >= {sorted(budget.widths)[1]}")
         budget = replace_settings(budget, widths=widths)
+    if args.tune_lr:
+        budget = replace_settings(budget, tune_lr=True)
     corpora = args.data.split(",") if args.data else None
     plan = plan_study(budget, corpora, task=not args.no_task)
     jobs = default_jobs() if args.jobs is None else args.jobs
@@ -117,17 +123,37 @@ def _run(args) -> int:
         return 0
     print(f"results: {out}/ (rerun the same command to resume)", flush=True)
     start = time.perf_counter()
+    failed = {}
+    if budget.tune_lr and plan.by_sweep("size"):
+        plan, failed = _tuned_plan(plan, out, jobs, args, corpora)
     report = run_study(plan, out, jobs=jobs, log=lambda m: print(m, flush=True),
                        executor=args.executor)
+    failed.update(report.failed)
     print(f"study: {len(report.finished)} run(s) trained, {len(report.skipped)} already done, "
-          f"{len(report.failed)} failed, {report.elapsed_s / 60:.1f} min")
+          f"{len(failed)} failed, {(time.perf_counter() - start) / 60:.1f} min")
     _finish(out, args, plot_dir=out / "plots", wall_s=time.perf_counter() - start)
-    if report.failed:
+    if failed:
         print("failed runs (rerun the command to retry them):", file=sys.stderr)
-        for run_id, error in report.failed.items():
+        for run_id, error in failed.items():
             print(f"  {run_id}: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _tuned_plan(plan, out: Path, jobs: int, args, corpora):
+    """Tune the learning rate of every size-sweep rung (`tuning.tuning_rounds`); then the
+    plan again with each width's size and IsoFLOP runs at its tuned rate, and the failures."""
+    from .plan import plan_study
+    from .store import ResultsStore
+    from .tuning import tuned_exponents, tuning_rounds
+
+    print("learning rates: each size-sweep rung at powers of 2 times Kaplan's rate, until its "
+          "best is bracketed", flush=True)
+    failed = tuning_rounds(plan, out, jobs=jobs, log=lambda m: print(m, flush=True),
+                           executor=args.executor)
+    tuned = tuned_exponents(ResultsStore(out).rows("size"))
+    return plan_study(plan.budget, corpora, task=bool(plan.by_sweep("task")),
+                      corpus_info=plan.corpora, lr_exponents=tuned), failed
 
 
 def _baselines(args) -> int:
@@ -165,7 +191,7 @@ def _finish(root: Path, args, plot_dir: Path, wall_s: float | None = None,
     """Fit, save fits.json, draw, print the summary."""
     from .._io import atomic_write
     from .fits import fit_study, fits_to_json
-    from .report import fits_summary, summary_table
+    from .report import fits_summary, lr_summary, summary_table
     from .results import load_results
 
     results = load_results(root, baselines=args.baselines)
@@ -173,6 +199,8 @@ def _finish(root: Path, args, plot_dir: Path, wall_s: float | None = None,
     if write_fits:
         atomic_write(root / "fits.json", json.dumps(fits_to_json(fits), indent=1))
     print(summary_table(results))
+    if lr_summary(results):
+        print(lr_summary(results))
     print(fits_summary(results, fits))
     from .plots import plot_all
 

@@ -34,8 +34,14 @@ def measure_step_time(rung: Rung, vocab_size: int, block_size: int, batch_size: 
     return float(np.median(times[1:]))   # the first step pays for warm-up
 
 
+#: Size-sweep runs a rung of a budget that tunes its rates needs at least (`tuning`): the
+#: rule, twice it, and one beyond the better.
+TUNED_RATES_PER_RUNG = 3
+
+
 def estimate_seconds(plan: StudyPlan, jobs: int = 1, startup_s: float = 2.0) -> float:
-    """Wall seconds the plan should take with `jobs` workers.
+    """Wall seconds the plan should take with `jobs` workers (a budget that tunes its
+    learning rates: `TUNED_RATES_PER_RUNG` runs per size-sweep rung, the fewest it needs).
 
     Step time = a + b * FLOPs per step, with a and b measured on the smallest and the largest
     rung (a: Python's per-step overhead; b: the inverse of the matmul throughput), plus
@@ -57,5 +63,6 @@ def estimate_seconds(plan: StudyPlan, jobs: int = 1, startup_s: float = 2.0) -> 
             flops = s.rung.flops_per_token(vocab, block) * batch * block
             step = a + b * flops
             evals = (s.steps // s.eval_interval + 1) * 2 * s.eval_iters + 2 * s.final_eval_iters
-            total += startup_s + s.steps * step + evals * step / 3
+            runs = TUNED_RATES_PER_RUNG if s.sweep == "size" and plan.budget.tune_lr else 1
+            total += runs * (startup_s + s.steps * step + evals * step / 3)
     return total / max(jobs, 1)

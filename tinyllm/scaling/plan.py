@@ -85,6 +85,9 @@ class Budget:
     #: short runs); a number = that many steps whatever the run's length (at most all of it)
     warmup_steps: int | None = None
     beta2: float = 0.99                         # AdamW's beta2 for every run
+    #: False: every run at Kaplan's rate (`kaplan_lr`); True: each size-sweep rung at the
+    #: power of 2 of it that trains best, and its IsoFLOP runs at that rate (`tuning`)
+    tune_lr: bool = False
     minutes: float = 30.0                       # the wall time this budget is meant to take
 
     def settings(self, corpus: str) -> CorpusSettings:
@@ -138,7 +141,8 @@ BUDGETS: dict[str, Budget] = {
                               isoflop_budgets=(4e10, 1.6e11, 6.4e11, 2.56e12), evals=16),
         text=CorpusSettings(block_size=64, batch_size=32, size_steps=3000,
                             isoflop_budgets=(4e10, 1.6e11, 6.4e11, 2.56e12), evals=16),
-        task_steps=1200, task_eval=512, eval_iters=20, final_eval_iters=100, minutes=45.0),
+        task_steps=1200, task_eval=512, eval_iters=20, final_eval_iters=100, tune_lr=True,
+        minutes=45.0),
 }
 
 
@@ -204,6 +208,19 @@ class RunSpec:
         return self.steps * self.batch_size * self.block_size
 
 
+def lr_suffix(exponent: int) -> str:
+    """What a run id gains at 2**exponent times the rule ('' at the rule itself)."""
+    return "" if exponent == 0 else f"-lr{2.0 ** exponent:g}x"
+
+
+def scaled(spec: RunSpec, exponent: int) -> RunSpec:
+    """`spec` (planned at Kaplan's rate) at 2**exponent times that rate, under its own id."""
+    if exponent == 0:
+        return spec
+    return dataclasses.replace(spec, run_id=spec.run_id + lr_suffix(exponent),
+                               lr=spec.lr * 2.0 ** exponent)
+
+
 def text_digest(text: str) -> str:
     """The short hash that identifies a study's corpus in study.json."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
@@ -252,8 +269,13 @@ class StudyPlan:
 
 
 def plan_study(budget: Budget, corpora=None, *, task: bool = True, ladder=None,
-               corpus_info: dict[str, CorpusInfo] | None = None) -> StudyPlan:
-    """Every run of `budget` on `corpora` (names or text files; default: the budget's)."""
+               corpus_info: dict[str, CorpusInfo] | None = None,
+               lr_exponents: dict[tuple[str, int], int] | None = None) -> StudyPlan:
+    """Every run of `budget` on `corpora` (names or text files; default: the budget's).
+
+    lr_exponents: (corpus, width) -> k, to train that width's size and IsoFLOP runs at 2**k
+    times Kaplan's rate (`tuning.tuned_exponents`; default: the rule for every run).
+    """
     corpora = list(budget.corpora if corpora is None else corpora)
     if not corpora and not task:
         raise StudyError("nothing to run: no corpora and no task")
@@ -270,6 +292,8 @@ def plan_study(budget: Budget, corpora=None, *, task: bool = True, ladder=None,
         s = budget.settings(info.name)
         plan.specs += _size_specs(budget, s, info, ladder)
         plan.specs += _isoflop_specs(budget, s, info, ladder, plan.notes)
+    if lr_exponents:
+        plan.specs = [scaled(s, lr_exponents.get((s.corpus, s.width), 0)) for s in plan.specs]
     if task:
         plan.specs += _task_specs(budget, ladder)
     return plan

@@ -9,6 +9,7 @@
     task_accuracy      exact-match accuracy of the capability task vs size
     cost               wall time and peak memory vs size
     baselines          Transformer vs LSTM vs n-gram on the same axes (only with baselines)
+    lr_tuning          loss vs learning rate (multiples of Kaplan's) per rung (a tuned study)
 
 Each `plot_*` function draws into the matplotlib Axes it is given (so a notebook can lay
 them out); `plot_all` makes the figures and saves them.
@@ -223,6 +224,26 @@ def plot_baselines(ax, results, corpus):
     ax.legend(fontsize=7)
 
 
+def plot_lr_tuning(ax, results, corpus):
+    """Final validation loss vs learning rate, one line per rung, the tuned rate circled."""
+    from .tuning import lr_exponent
+
+    runs = [r for r in results.lr_runs if r["corpus"] == corpus]
+    widths = sorted({r["n_embd"] for r in runs})
+    tuned = {r["n_embd"]: r for r in results.rows("size", corpus)}
+    for color, width in zip(_colors(len(widths)), widths):
+        rows = sorted((r for r in runs if r["n_embd"] == width), key=lambda r: r["lr"])
+        ax.semilogx([r["lr"] for r in rows], [r["val_loss_nats"] for r in rows], "o-",
+                    color=color, ms=3, label=f"{rows[0]['rung']}")
+        best = tuned[width]
+        ax.plot(best["lr"], best["val_loss_nats"], "o", mfc="none", mec="k", ms=8)
+    k_range = sorted({lr_exponent(r) for r in runs})
+    ax.set(xlabel="peak learning rate", ylabel="final validation loss (nats / token)",
+           title=f"{corpus}: rates 2^{k_range[0]}..2^{k_range[-1]} x Kaplan's (o: tuned)")
+    ax.legend(fontsize=6, ncol=2)
+    ax.grid(alpha=0.3)
+
+
 def _save(fig, out_dir: Path, name: str) -> list[Path]:
     paths = []
     for ext in ("png", "svg"):
@@ -270,4 +291,9 @@ def plot_all(results, out_dir, fits: dict | None = None) -> list[Path]:
         for ax, c in zip(axes, with_baselines):
             plot_baselines(ax, results, c)
         paths += _save(fig, out_dir, "baselines")
+    if len(results.lr_runs) > len(results.rows("size")):
+        fig, axes = _axes_grid(len(corpora))
+        for ax, c in zip(axes, corpora):
+            plot_lr_tuning(ax, results, c)
+        paths += _save(fig, out_dir, "lr_tuning")
     return paths

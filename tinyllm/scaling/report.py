@@ -32,6 +32,15 @@ def summary_table(results) -> str:
     return "\n".join(lines)
 
 
+def lr_summary(results) -> str:
+    """The learning rates a tuned study tried per rung ('' for a study at Kaplan's rule)."""
+    from .tuning import tuning_table
+
+    table = tuning_table(results.lr_runs)
+    return (f"learning rates (validation loss at powers of 2 times Kaplan's rate; * = the "
+            f"rung's tuned rate):\n{table}" if table else "")
+
+
 def fits_summary(results, fits: dict) -> str:
     """The fitted exponents with 95% bootstrap intervals, and E against the entropy rate."""
     lines = []

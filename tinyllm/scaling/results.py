@@ -5,6 +5,9 @@
 ['markov', 'pydoc']
 >>> N = r.column("size", "non_embedding_params", corpus="markov")
 >>> quick = load_results(shipped("default"))  # the shipped default-budget study
+
+A study that tuned its learning rates (budget `v2`) trained each rung at several rates;
+its sweeps hold each rung's best (`tuning.select_tuned`), `lr_runs` every size-sweep run.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 
 from .plan import SWEEPS, SYNTHETIC, StudyError, text_digest
 from .store import SCHEMA, load_meta, read_csv
+from .tuning import select_tuned
 
 #: Where the studies that ship with the package live (CSV and JSON only), one folder per budget.
 SHIPPED_ROOT = Path(__file__).parent / "results"
@@ -64,6 +68,8 @@ class Results:
     sweeps: dict[str, list[dict]]
     curves: list[dict]
     baselines: list[dict] = field(default_factory=list)
+    #: every size-sweep run, each rate tried included (`sweeps["size"]` holds the tuned ones)
+    lr_runs: list[dict] = field(default_factory=list)
     _window_floors: dict = field(default_factory=dict, repr=False)
 
     def corpora(self) -> list[str]:
@@ -137,8 +143,10 @@ def load_results(root=None, baselines=None) -> Results:
     if not any(sweeps.values()):
         raise StudyError(f"{root} holds no finished runs yet")
     base_path = Path(baselines) if baselines else root / "baselines.csv"
-    return Results(root, meta, sweeps, read_csv(root / "curves.csv"),
-                   read_baselines(base_path) if base_path.is_file() else [])
+    tuned, curves = select_tuned(sweeps, read_csv(root / "curves.csv"))
+    return Results(root, meta, tuned, curves,
+                   read_baselines(base_path) if base_path.is_file() else [],
+                   lr_runs=sweeps["size"])
 
 
 def read_baselines(path) -> list[dict]:

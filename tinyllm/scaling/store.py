@@ -154,7 +154,7 @@ def read_study_json(root, schema: str, what: str, command: str, error=StudyError
 
 #: budget settings added after studies were first written, with the value every study
 #: written before them used: an older study.json without them is the same study
-_IMPLIED_BUDGET = {"warmup_steps": None, "beta2": 0.99}
+_IMPLIED_BUDGET = {"warmup_steps": None, "beta2": 0.99, "tune_lr": False}
 _IMPLIED_SETTINGS = {"isoflop_count": "full"}
 
 
