@@ -102,3 +102,41 @@ def test_cli_baselines_run(study, capsys):
     assert "row(s) written" in capsys.readouterr().out
     models = {r["model"] for r in read_baselines(root / "baselines.csv")}
     assert models == {"n-gram", "LSTM"}
+
+
+def test_tuned_lstms_bracket_their_rate_and_resume(study, monkeypatch):
+    """With tune_lr each LSTM is trained at powers of 2 of `lstm_lr` until its best rate has
+    a tried neighbour on each side; the results read back its best; a rerun trains nothing."""
+    root, _ = study
+    rows = bl.run_baselines(root, lstm_widths=[12, 16], orders=(), jobs=0, tune_lr=True)
+    tried = bl.lstm_tried(rows)
+    assert set(tried) == {("notes", "w12-l1"), ("notes", "w16-l1")}
+    for losses in tried.values():
+        best = min(losses, key=losses.get)
+        assert {0, 1} <= set(losses)
+        assert all(k in losses or abs(k) > bl.MAX_EXPONENT for k in (best - 1, best + 1))
+    for row in rows:
+        rule = bl.lstm_lr(bl.lstm_non_embedding(row["hidden_size"], row["num_layers"],
+                                                row["vocab_size"]))
+        assert row["lr"] == pytest.approx(rule * 2.0 ** bl.lstm_exponent(row))
+        assert row["run_id"].startswith("lstm-notes-w1")
+    assert len({r["run_id"] for r in rows}) == len(rows)
+    best = bl.best_baselines(read_csv(root / "baselines.csv"))
+    assert sorted(r["val_loss_nats"] for r in best) == sorted(
+        min(losses.values()) for losses in tried.values())
+
+    def boom(*args, **kwargs):
+        raise AssertionError("a finished LSTM was trained again")
+
+    monkeypatch.setattr(bl, "lstm_row", boom)
+    assert bl.run_baselines(root, lstm_widths=[12, 16], orders=(), jobs=0, tune_lr=True) == []
+    # without tuning, the rule's run is there already: nothing to do either
+    assert bl.run_baselines(root, lstm_widths=[12, 16], orders=(), jobs=0) == []
+
+
+def test_best_baselines_keeps_one_lstm_per_rung():
+    rows = [{"model": "n-gram", "corpus": "a", "rung": None, "val_loss_nats": 2.0},
+            {"model": "LSTM", "corpus": "a", "rung": "w12-l1", "val_loss_nats": 2.2},
+            {"model": "LSTM", "corpus": "a", "rung": "w12-l1", "val_loss_nats": 2.1},
+            {"model": "LSTM", "corpus": "b", "rung": "w12-l1", "val_loss_nats": 2.3}]
+    assert bl.best_baselines(rows) == [rows[0], rows[2], rows[3]]

@@ -34,9 +34,10 @@ from pathlib import Path
 
 from .._io import atomic_write
 from .ladder import Rung
-from .plan import SYNTHETIC, StudyError, text_digest
+from .plan import SYNTHETIC, StudyError, lr_suffix, text_digest
 from .runner import LN2, thread_env
 from .store import SCHEMA, csv_text, load_meta, read_csv
+from .tuning import MAX_EXPONENT, next_exponents
 
 #: n-gram orders fitted for every corpus.
 NGRAM_ORDERS = (1, 2, 3, 4, 5)
@@ -113,16 +114,17 @@ def ngram_row(corpus: str, order: int, vocab_size: int, train, val) -> dict:
 
 
 def lstm_row(corpus: str, data: str, rung: Rung, settings: dict, meta: dict,
-             vocab_size: int, work_dir) -> dict:
-    """Train the LSTM matched to `rung` as the size sweep trained the rung's GPT."""
+             vocab_size: int, work_dir, exponent: int = 0) -> dict:
+    """Train the LSTM matched to `rung` as the size sweep trained the rung's GPT, at 2**exponent
+    times `lstm_lr` (its run id then ends in `lr_suffix(exponent)`)."""
     from ..training import TrainConfig, Trainer
 
     layers, hidden = match_lstm(rung, vocab_size)
     steps, batch, block = (settings["size_steps"], settings["batch_size"],
                            settings["block_size"])
     budget = meta["budget"]
-    lr = lstm_lr(lstm_non_embedding(hidden, layers, vocab_size))
-    run_id = f"lstm-{corpus}-{rung.name}"
+    lr = lstm_lr(lstm_non_embedding(hidden, layers, vocab_size)) * 2.0 ** exponent
+    run_id = lstm_run_id(corpus, rung, exponent)
     t0 = time.perf_counter()
     config = TrainConfig(
         model="lstm", preset="nano", data=data, steps=steps, batch_size=batch,
@@ -148,6 +150,40 @@ def lstm_row(corpus: str, data: str, rung: Rung, settings: dict, meta: dict,
                 val_loss_nats=final["val_loss"], wall_s=time.perf_counter() - t0)
 
 
+def lstm_run_id(corpus: str, rung: Rung, exponent: int = 0) -> str:
+    """The id of the LSTM matched to `rung` on `corpus` at 2**exponent times `lstm_lr`."""
+    return f"lstm-{corpus}-{rung.name}{lr_suffix(exponent)}"
+
+
+def lstm_exponent(row: dict) -> int:
+    """The k of a finished LSTM row: its learning rate over `lstm_lr`, as a power of 2."""
+    rule = lstm_lr(lstm_non_embedding(row["hidden_size"], row["num_layers"], row["vocab_size"]))
+    return round(math.log2(row["lr"] / rule))
+
+
+def lstm_tried(rows: list[dict]) -> dict[tuple[str, str], dict[int, float]]:
+    """(corpus, rung) -> {k: validation loss} of every LSTM row."""
+    tried: dict[tuple[str, str], dict[int, float]] = {}
+    for row in rows:
+        if row.get("model") == "LSTM":
+            tried.setdefault((row["corpus"], row["rung"]), {})[lstm_exponent(row)] = \
+                row["val_loss_nats"]
+    return tried
+
+
+def best_baselines(rows: list[dict]) -> list[dict]:
+    """Baseline rows with only each rung's best LSTM (the one tuned rate of an LSTM trained
+    at several); n-grams and other models as they are."""
+    best: dict[tuple, dict] = {}
+    for row in rows:
+        if row.get("model") == "LSTM":
+            key = (row.get("corpus"), row.get("rung"))
+            if key not in best or row["val_loss_nats"] < best[key]["val_loss_nats"]:
+                best[key] = row
+    return [r for r in rows if r.get("model") != "LSTM" or best[(r.get("corpus"),
+                                                                  r.get("rung"))] is r]
+
+
 def _row(**values) -> dict:
     from .. import __version__
 
@@ -162,13 +198,54 @@ def _lstm_worker(args: tuple) -> dict:
     return lstm_row(*args)
 
 
+def _wanted(tried: dict[int, float], tune_lr: bool) -> list[int]:
+    """The exponents one LSTM still needs: the bracketing search's, or the rule once."""
+    if tune_lr:
+        return next_exponents(tried)
+    return [] if tried else [0]
+
+
+def _train_lstms(todo: list[tuple], jobs: int, add, say) -> dict[str, tuple]:
+    """Train the LSTMs of `todo` (lstm_row's arguments), largest first, `jobs` at a time,
+    handing each row to `add`; the failures: run id -> ((corpus, rung), k, error)."""
+    # Largest first, so parallel workers finish together.
+    todo = sorted(todo, key=lambda a: -a[2].non_embedding_params() * a[3]["size_steps"]
+                  * a[3]["block_size"])
+    failed = {}
+
+    def fail(args, exc):
+        run_id = lstm_run_id(args[0], args[2], args[-1])
+        failed[run_id] = ((args[0], args[2].name), args[-1], f"{type(exc).__name__}: {exc}")
+        say(f"FAILED {run_id}: {exc}")
+
+    if jobs <= 1:
+        for args in todo:
+            add(lstm_row(*args))
+        return failed
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    with thread_env(threads), ProcessPoolExecutor(
+            jobs, mp_context=mp.get_context("spawn")) as pool:
+        futures = {pool.submit(_lstm_worker, args): args for args in todo}
+        for future in as_completed(futures):
+            try:
+                add(future.result())
+            except (RuntimeError, ValueError, FloatingPointError) as exc:
+                fail(futures[future], exc)
+    return failed
+
+
 def run_baselines(results_dir, corpora=None, lstm_widths=None, orders=NGRAM_ORDERS, jobs=1,
-                  log=None) -> list[dict]:
+                  log=None, tune_lr: bool = False) -> list[dict]:
     """Fit the n-grams and train the matched LSTMs of a study; returns the rows written now.
 
     corpora: names from study.json (default: all of them); lstm_widths: ladder widths to match
     (default: every width of the study, [] for no LSTM); jobs: LSTMs trained in parallel
-    worker processes (one BLAS thread each when 2; 0 or 1 = in this process).
+    worker processes (one BLAS thread each when 2; 0 or 1 = in this process); tune_lr: train
+    each LSTM at powers of 2 times `lstm_lr` until its best is bracketed, a round at a time
+    (the search of `tuning.next_exponents`; the plots and tables read each rung's best).
     """
     root = Path(results_dir)
     meta = load_meta(root)
@@ -202,7 +279,7 @@ def run_baselines(results_dir, corpora=None, lstm_widths=None, orders=NGRAM_ORDE
             f"{row['val_loss_nats']:.4f} nats ({row['wall_s']:.1f} s)")
 
     work = root / "_baselines_work"   # scratch run directories, removed at the end
-    todo_lstm = []
+    lstms = []                        # (corpus, data, rung, settings, meta, vocab, work dir)
     for corpus in corpora:
         info = meta["corpora"][corpus]
         vocab, train, val = _load_ids(info)
@@ -212,40 +289,26 @@ def run_baselines(results_dir, corpora=None, lstm_widths=None, orders=NGRAM_ORDE
         for order in orders:
             if f"ngram-{corpus}-o{order}" not in done:
                 add(ngram_row(corpus, order, vocab, train, val))
-        settings = _settings(meta, corpus)
-        for w in widths:
-            rung = Rung.from_width(w)
-            if f"lstm-{corpus}-{rung.name}" not in done:
-                todo_lstm.append((corpus, info["data"], rung, settings, meta, vocab, str(work)))
-    # Largest first, so parallel workers finish together.
-    todo_lstm.sort(key=lambda a: -a[2].non_embedding_params() * a[3]["size_steps"]
-                   * a[3]["block_size"])
-    say(f"{len(todo_lstm)} LSTM run(s) to train, {max(jobs, 1)} at a time")
-    failed = {}
-    if jobs <= 1:
-        for args in todo_lstm:
-            add(lstm_row(*args))
-    else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        with thread_env(threads), ProcessPoolExecutor(
-                jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(_lstm_worker, args): args for args in todo_lstm}
-            for future in as_completed(futures):
-                corpus, rung = futures[future][0], futures[future][2]
-                try:
-                    add(future.result())
-                except (RuntimeError, ValueError, FloatingPointError) as exc:
-                    failed[f"lstm-{corpus}-{rung.name}"] = f"{type(exc).__name__}: {exc}"
-                    say(f"FAILED lstm-{corpus}-{rung.name}: {exc}")
+        lstms += [(corpus, info["data"], Rung.from_width(w), _settings(meta, corpus), meta,
+                   vocab, str(work)) for w in widths]
+    failed: dict[str, tuple] = {}             # run id -> ((corpus, rung), k, error)
+    for round_number in range(1, 2 * MAX_EXPONENT + 2):
+        tried = lstm_tried(rows)
+        for key, k, _ in failed.values():          # a failed rate counts as the worst
+            tried.setdefault(key, {})[k] = math.inf
+        todo = [(*args, k) for args in lstms
+                for k in _wanted(tried.get((args[0], args[2].name), {}), tune_lr)]
+        if not todo:
+            break
+        say(f"{len(todo)} LSTM run(s) to train, {max(jobs, 1)} at a time"
+            + (f" (learning-rate round {round_number})" if tune_lr else ""))
+        failed.update(_train_lstms(todo, jobs, add, say))
     shutil.rmtree(work, ignore_errors=True)
     if failed:
         raise RuntimeError(f"{len(failed)} LSTM run(s) failed (rerun to retry): "
-                           + "; ".join(f"{k}: {v}" for k, v in failed.items()))
+                           + "; ".join(f"{k}: {v[2]}" for k, v in failed.items()))
     return written
 
 
-__all__ = ["NGRAM_ORDERS", "lstm_lr", "lstm_non_embedding", "match_lstm",
-           "run_baselines"]
+__all__ = ["NGRAM_ORDERS", "best_baselines", "lstm_exponent", "lstm_lr", "lstm_non_embedding",
+           "lstm_run_id", "lstm_tried", "match_lstm", "run_baselines"]

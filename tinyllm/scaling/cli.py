@@ -57,7 +57,8 @@ def add_scaling_parser(sub) -> None:
     p.add_argument("--tune-lr", action="store_true",
                    help="train each size-sweep rung at powers of 2 times Kaplan's learning "
                    "rate until its best is bracketed, and the IsoFLOP runs at that width's "
-                   "best (about 3x the size sweep's time; the v2 budget always does)")
+                   "best (about 3x the size sweep's time; the v2 budget always does); with "
+                   "--baselines-run: each LSTM likewise, at powers of 2 of its own rate")
     p.add_argument("--estimate", action="store_true",
                    help="print the plan and a measured time estimate, then stop")
     p.add_argument("--plot", metavar="RESULTS", help="redraw (and refit) an existing results "
@@ -169,7 +170,7 @@ def _baselines(args) -> int:
     start = time.perf_counter()
     rows = run_baselines(root, args.data.split(",") if args.data else None, lstm_widths=widths,
                          jobs=default_jobs() if args.jobs is None else args.jobs,
-                         log=lambda m: print(m, flush=True))
+                         log=lambda m: print(m, flush=True), tune_lr=args.tune_lr)
     print(f"baselines: {len(rows)} row(s) written to {root / 'baselines.csv'} in "
           f"{(time.perf_counter() - start) / 60:.1f} min")
     return 0

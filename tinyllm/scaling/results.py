@@ -7,7 +7,8 @@
 >>> quick = load_results(shipped("default"))  # the shipped default-budget study
 
 A study that tuned its learning rates (budget `v2`) trained each rung at several rates;
-its sweeps hold each rung's best (`tuning.select_tuned`), `lr_runs` every size-sweep run.
+its sweeps hold each rung's best (`tuning.select_tuned`), `lr_runs` every size-sweep run;
+likewise the baselines hold each rung's best LSTM (`baselines.best_baselines`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .baselines import best_baselines
 from .plan import SWEEPS, SYNTHETIC, StudyError, text_digest
 from .store import SCHEMA, load_meta, read_csv
 from .tuning import select_tuned
@@ -145,7 +147,7 @@ def load_results(root=None, baselines=None) -> Results:
     base_path = Path(baselines) if baselines else root / "baselines.csv"
     tuned, curves = select_tuned(sweeps, read_csv(root / "curves.csv"))
     return Results(root, meta, tuned, curves,
-                   read_baselines(base_path) if base_path.is_file() else [],
+                   best_baselines(read_baselines(base_path)) if base_path.is_file() else [],
                    lr_runs=sweeps["size"])
 
 
