@@ -140,3 +140,44 @@ def test_best_baselines_keeps_one_lstm_per_rung():
             {"model": "LSTM", "corpus": "a", "rung": "w12-l1", "val_loss_nats": 2.1},
             {"model": "LSTM", "corpus": "b", "rung": "w12-l1", "val_loss_nats": 2.3}]
     assert bl.best_baselines(rows) == [rows[0], rows[2], rows[3]]
+
+
+def test_baselines_summary_says_where_each_model_passes_the_other(tmp_path):
+    from tinyllm.scaling.report import baselines_summary
+    from tinyllm.scaling.results import Results
+
+    def gpt(rung, n, loss):
+        return {"run_id": f"size-a-{rung}", "sweep": "size", "corpus": "a", "rung": rung,
+                "non_embedding_params": n, "val_loss_nats": loss}
+
+    size = [gpt("w12-l1", 1_000, 2.5), gpt("w24-l1", 5_000, 2.1), gpt("w48-l2", 50_000, 1.7)]
+    base = [{"model": "n-gram", "corpus": "a", "order": 3, "val_loss_nats": 1.9},
+            {"model": "n-gram", "corpus": "a", "order": 2, "val_loss_nats": 2.2},
+            {"model": "LSTM", "corpus": "a", "rung": "w12-l1", "val_loss_nats": 2.3, "lr": 1e-2},
+            {"model": "LSTM", "corpus": "a", "rung": "w24-l1", "val_loss_nats": 1.95, "lr": 1e-2},
+            {"model": "LSTM", "corpus": "a", "rung": "w48-l2", "val_loss_nats": 1.8, "lr": 5e-3}]
+    r = Results(tmp_path, {"corpora": {"a": {}}}, {"size": size, "isoflop": [], "task": []},
+                [], base)
+    text = baselines_summary(r)
+    assert "best n-gram: order 3, 1.9000" in text
+    assert "the Transformer is below the LSTM from w48-l2 on" in text
+    assert "the Transformer is below the best n-gram from w48-l2 on" in text
+    assert "the LSTM is below the best n-gram from w48-l2 on" in text
+    assert "1.9500  1.00e-02" in text
+    r.baselines = base[2:]
+    r.baselines[1] = {**base[3], "val_loss_nats": 2.0}
+    r.sweeps["size"][1] = gpt("w24-l1", 5_000, 1.99)
+    text = baselines_summary(r)
+    assert "the Transformer is below the LSTM at w24-l1, w48-l2" not in text
+    assert "the Transformer is below the LSTM from w24-l1 on" in text
+    assert "best n-gram" not in text
+    r.baselines = []
+    assert baselines_summary(r) == ""
+
+
+def test_first_below_names_a_crossing_that_does_not_hold():
+    from tinyllm.scaling.report import _first_below
+
+    assert _first_below("x", [("a", False), ("b", True), ("c", True)]) == "x from b on"
+    assert _first_below("x", [("a", True), ("b", False), ("c", True)]) == "x at a, c"
+    assert _first_below("x", [("a", False)]) == "x at no rung"

@@ -192,7 +192,7 @@ def _finish(root: Path, args, plot_dir: Path, wall_s: float | None = None,
     """Fit, save fits.json, draw, print the summary."""
     from .._io import atomic_write
     from .fits import fit_study, fits_to_json
-    from .report import fits_summary, lr_summary, summary_table
+    from .report import baselines_summary, fits_summary, lr_summary, summary_table
     from .results import load_results
 
     results = load_results(root, baselines=args.baselines)
@@ -203,6 +203,8 @@ def _finish(root: Path, args, plot_dir: Path, wall_s: float | None = None,
     if lr_summary(results):
         print(lr_summary(results))
     print(fits_summary(results, fits))
+    if baselines_summary(results):
+        print(baselines_summary(results))
     from .plots import plot_all
 
     try:

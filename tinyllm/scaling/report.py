@@ -74,3 +74,53 @@ def fits_summary(results, fits: dict) -> str:
         for name, why in f.get("skipped", {}).items():
             lines.append(f"  ({name} not fitted: {why})")
     return "\n".join(lines)
+
+
+def baselines_summary(results) -> str:
+    """Transformer vs LSTM vs the best n-gram, rung by rung on each corpus, and where each
+    model first passes the other ('' without LSTM or n-gram rows)."""
+    lines = []
+    for corpus in results.corpora():
+        base = [r for r in results.rows("baselines") if r.get("corpus") in (None, corpus)]
+        lstm = {r["rung"]: r for r in base if r.get("model") == "LSTM"}
+        ngrams = [r for r in base if r.get("model") == "n-gram"]
+        if not lstm and not ngrams:
+            continue
+        best = min(ngrams, key=lambda r: r["val_loss_nats"]) if ngrams else None
+        gpt = sorted(results.rows("size", corpus), key=lambda r: r["non_embedding_params"])
+        lines.append(f"{corpus}: validation loss (nats/char) at the size sweep's tokens"
+                     + (f"; best n-gram: order {best['order']}, {best['val_loss_nats']:.4f}"
+                        if best else ""))
+        lines.append(f"  {'rung':<10}{'N':>11} {'GPT':>8} {'LSTM':>8}  LSTM lr")
+        for r in gpt:
+            other = lstm.get(r["rung"])
+            lines.append(f"  {r['rung']:<10}{r['non_embedding_params']:>11,} "
+                         f"{r['val_loss_nats']:>8.4f} "
+                         + (f"{other['val_loss_nats']:>8.4f}  {other['lr']:.2e}" if other
+                            else f"{'-':>8}"))
+        paired = [(r, lstm[r["rung"]]) for r in gpt if r["rung"] in lstm]
+        if paired:
+            lines.append("  " + _first_below("the Transformer is below the LSTM",
+                                             [(g["rung"], g["val_loss_nats"] < m["val_loss_nats"])
+                                              for g, m in paired]))
+        if best:
+            floor = best["val_loss_nats"]
+            lines.append("  " + _first_below("the Transformer is below the best n-gram",
+                                             [(g["rung"], g["val_loss_nats"] < floor)
+                                              for g in gpt]))
+            if paired:
+                lines.append("  " + _first_below("the LSTM is below the best n-gram",
+                                                 [(g["rung"], m["val_loss_nats"] < floor)
+                                                  for g, m in paired]))
+    return "\n".join(lines)
+
+
+def _first_below(what: str, flags: list[tuple[str, bool]]) -> str:
+    """'<what> from rung X on' (and at every rung above), 'at rungs ...', or 'at no rung'."""
+    below = [rung for rung, flag in flags if flag]
+    if not below:
+        return f"{what} at no rung"
+    first = [rung for rung, _ in flags].index(below[0])
+    if all(flag for _, flag in flags[first:]):
+        return f"{what} from {below[0]} on"
+    return f"{what} at {', '.join(below)}"
