@@ -161,3 +161,13 @@ def test_doctests():
     from tinyllm.scaling import tuning
 
     assert doctest.testmod(tuning).failed == 0
+
+
+def test_a_tuned_study_read_at_the_rule(tuned_study):
+    out, _ = tuned_study
+    rule = load_results(out, rates="rule")
+    assert all(lr_exponent(r) == 0 for r in rule.rows("size") + rule.rows("isoflop"))
+    assert len(rule.rows("size")) == len(TINY.widths)
+    assert {r["n_embd"] for r in rule.rows("isoflop")} <= set(TINY.widths)
+    with pytest.raises(Exception, match="unknown rates 'best'; accepted: tuned, rule"):
+        load_results(out, rates="best")

@@ -128,12 +128,20 @@ class Results:
         return self.meta.get("budget", {}).get("name", "?")
 
 
-def load_results(root=None, baselines=None) -> Results:
+#: Which runs of a study that tuned its learning rates `load_results` reads.
+RATES = ("tuned", "rule")
+
+
+def load_results(root=None, baselines=None, rates: str = "tuned") -> Results:
     """Load a results directory (default: the shipped study, `SHIPPED`), checking its schema.
 
     `baselines`: a CSV with columns model, params, val_loss_nats (and optionally corpus);
-    default `<root>/baselines.csv` when it exists.
+    default `<root>/baselines.csv` when it exists. `rates`: "tuned" (each width's best
+    learning rate) or "rule" (only the runs at Kaplan's rate: a tuned study as it was before
+    tuning); the same for a study that did not tune.
     """
+    if rates not in RATES:
+        raise StudyError(f"unknown rates {rates!r}; accepted: {', '.join(RATES)}")
     root = shipped() if root is None else Path(root)
     meta = load_meta(root)
     sweeps = {s: read_csv(root / f"{s}.csv") for s in SWEEPS}
@@ -145,7 +153,7 @@ def load_results(root=None, baselines=None) -> Results:
     if not any(sweeps.values()):
         raise StudyError(f"{root} holds no finished runs yet")
     base_path = Path(baselines) if baselines else root / "baselines.csv"
-    tuned, curves = select_tuned(sweeps, read_csv(root / "curves.csv"))
+    tuned, curves = select_tuned(sweeps, read_csv(root / "curves.csv"), rule=rates == "rule")
     return Results(root, meta, tuned, curves,
                    best_baselines(read_baselines(base_path)) if base_path.is_file() else [],
                    lr_runs=sweeps["size"])

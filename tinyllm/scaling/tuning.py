@@ -64,10 +64,11 @@ def tuned_exponents(size_rows: list[dict]) -> dict[tuple[str, int], int]:
             for key, losses in tried_exponents(size_rows).items()}
 
 
-def select_tuned(sweeps: dict[str, list[dict]], curves: list[dict]):
+def select_tuned(sweeps: dict[str, list[dict]], curves: list[dict], rule: bool = False):
     """(sweeps, curves) with only the size and IsoFLOP runs at their width's tuned rate (a
-    study without tuning: everything, every run being at the rule)."""
-    best = tuned_exponents(sweeps.get("size", []))
+    study without tuning: everything, every run being at the rule); rule=True: only those at
+    Kaplan's rate (the study as it was before tuning)."""
+    best = {} if rule else tuned_exponents(sweeps.get("size", []))
 
     def keep(row):
         k = best.get((row["corpus"], row["n_embd"]), 0)
