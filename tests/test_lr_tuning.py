@@ -171,3 +171,25 @@ def test_a_tuned_study_read_at_the_rule(tuned_study):
     assert {r["n_embd"] for r in rule.rows("isoflop")} <= set(TINY.widths)
     with pytest.raises(Exception, match="unknown rates 'best'; accepted: tuned, rule"):
         load_results(out, rates="best")
+
+
+def test_bracket_counts_a_failed_rate_as_the_worst():
+    """One key whose loss falls with the rate until 4x diverges: the search tries 1x, 2x, 4x
+    (fails) and stops with 2x bracketed; the failure is reported, not retried."""
+    from tinyllm.scaling.tuning import bracket
+
+    losses, calls = {}, []
+
+    def train(todo, round_number):
+        calls.append((round_number, todo))
+        failed = {}
+        for key, k in todo:
+            if k >= 2:
+                failed[key, k] = "diverged"
+            else:
+                losses[k] = 2.0 - 0.1 * k
+        return failed
+
+    failed = bracket(["a"], lambda: {"a": dict(losses)} if losses else {}, train)
+    assert calls == [(1, [("a", 0), ("a", 1)]), (2, [("a", 2)])]
+    assert failed == {("a", 2): "diverged"}

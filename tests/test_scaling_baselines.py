@@ -12,6 +12,7 @@ from tinyllm.scaling import BUDGETS, WIDTHS, Rung, StudyError, plan_study
 from tinyllm.scaling import baselines as bl
 from tinyllm.scaling.results import read_baselines
 from tinyllm.scaling.store import ResultsStore, csv_text, read_csv
+from tinyllm.scaling.tuning import MAX_EXPONENT
 from tinyllm.tokenizers import CharTokenizer
 
 TEXT = "".join(f"def f{i % 7}(x):\n    return x * {i % 5} + {i % 3}\n" for i in range(400))
@@ -114,7 +115,7 @@ def test_tuned_lstms_bracket_their_rate_and_resume(study, monkeypatch):
     for losses in tried.values():
         best = min(losses, key=losses.get)
         assert {0, 1} <= set(losses)
-        assert all(k in losses or abs(k) > bl.MAX_EXPONENT for k in (best - 1, best + 1))
+        assert all(k in losses or abs(k) > MAX_EXPONENT for k in (best - 1, best + 1))
     for row in rows:
         rule = bl.lstm_lr(bl.lstm_non_embedding(row["hidden_size"], row["num_layers"],
                                                 row["vocab_size"]))

@@ -37,7 +37,7 @@ from .ladder import Rung
 from .plan import SYNTHETIC, StudyError, lr_suffix, text_digest
 from .runner import LN2, thread_env
 from .store import SCHEMA, csv_text, load_meta, read_csv
-from .tuning import MAX_EXPONENT, next_exponents
+from .tuning import bracket, next_exponents
 
 #: n-gram orders fitted for every corpus.
 NGRAM_ORDERS = (1, 2, 3, 4, 5)
@@ -198,33 +198,25 @@ def _lstm_worker(args: tuple) -> dict:
     return lstm_row(*args)
 
 
-def _wanted(tried: dict[int, float], tune_lr: bool) -> list[int]:
-    """The exponents one LSTM still needs: the bracketing search's, or the rule once."""
-    if tune_lr:
-        return next_exponents(tried)
+def _rule_once(tried: dict[int, float]) -> list[int]:
+    """The exponents an untuned LSTM still needs: the rule's, once."""
     return [] if tried else [0]
 
 
-def _train_lstms(todo: list[tuple], jobs: int, add, say) -> dict[str, tuple]:
+def _train_lstms(todo: list[tuple], jobs: int, add, say) -> dict[tuple, str]:
     """Train the LSTMs of `todo` (lstm_row's arguments), largest first, `jobs` at a time,
-    handing each row to `add`; the failures: run id -> ((corpus, rung), k, error)."""
+    handing each row to `add`; the failures: ((corpus, rung), k) -> error."""
     # Largest first, so parallel workers finish together.
     todo = sorted(todo, key=lambda a: -a[2].non_embedding_params() * a[3]["size_steps"]
                   * a[3]["block_size"])
-    failed = {}
-
-    def fail(args, exc):
-        run_id = lstm_run_id(args[0], args[2], args[-1])
-        failed[run_id] = ((args[0], args[2].name), args[-1], f"{type(exc).__name__}: {exc}")
-        say(f"FAILED {run_id}: {exc}")
-
     if jobs <= 1:
         for args in todo:
             add(lstm_row(*args))
-        return failed
+        return {}
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
+    failed = {}
     threads = max(1, (os.cpu_count() or 1) // jobs)
     with thread_env(threads), ProcessPoolExecutor(
             jobs, mp_context=mp.get_context("spawn")) as pool:
@@ -233,7 +225,9 @@ def _train_lstms(todo: list[tuple], jobs: int, add, say) -> dict[str, tuple]:
             try:
                 add(future.result())
             except (RuntimeError, ValueError, FloatingPointError) as exc:
-                fail(futures[future], exc)
+                corpus, rung, k = futures[future][0], futures[future][2], futures[future][-1]
+                failed[(corpus, rung.name), k] = f"{type(exc).__name__}: {exc}"
+                say(f"FAILED {lstm_run_id(corpus, rung, k)}: {exc}")
     return failed
 
 
@@ -291,22 +285,20 @@ def run_baselines(results_dir, corpora=None, lstm_widths=None, orders=NGRAM_ORDE
                 add(ngram_row(corpus, order, vocab, train, val))
         lstms += [(corpus, info["data"], Rung.from_width(w), _settings(meta, corpus), meta,
                    vocab, str(work)) for w in widths]
-    failed: dict[str, tuple] = {}             # run id -> ((corpus, rung), k, error)
-    for round_number in range(1, 2 * MAX_EXPONENT + 2):
-        tried = lstm_tried(rows)
-        for key, k, _ in failed.values():          # a failed rate counts as the worst
-            tried.setdefault(key, {})[k] = math.inf
-        todo = [(*args, k) for args in lstms
-                for k in _wanted(tried.get((args[0], args[2].name), {}), tune_lr)]
-        if not todo:
-            break
+    by_key = {(args[0], args[2].name): args for args in lstms}
+
+    def train(todo, round_number):
         say(f"{len(todo)} LSTM run(s) to train, {max(jobs, 1)} at a time"
             + (f" (learning-rate round {round_number})" if tune_lr else ""))
-        failed.update(_train_lstms(todo, jobs, add, say))
+        return _train_lstms([(*by_key[key], k) for key, k in todo], jobs, add, say)
+
+    failed = bracket(by_key, lambda: lstm_tried(rows), train,
+                     wanted=next_exponents if tune_lr else _rule_once)
     shutil.rmtree(work, ignore_errors=True)
     if failed:
-        raise RuntimeError(f"{len(failed)} LSTM run(s) failed (rerun to retry): "
-                           + "; ".join(f"{k}: {v[2]}" for k, v in failed.items()))
+        raise RuntimeError(f"{len(failed)} LSTM run(s) failed (rerun to retry): " + "; ".join(
+            f"{lstm_run_id(key[0], by_key[key][2], k)}: {error}"
+            for (key, k), error in failed.items()))
     return written
 
 

@@ -39,14 +39,37 @@ def lr_exponent(row: dict) -> int:
     return round(math.log2(row["lr"] / kaplan_lr(row["non_embedding_params"])))
 
 
+def best_exponent(losses: dict[int, float]) -> int:
+    """The k of the least loss (a tie goes to the k nearest the rule)."""
+    return min(losses, key=lambda k: (losses[k], abs(k)))
+
+
 def next_exponents(tried: dict[int, float]) -> list[int]:
     """The exponents one rung still needs, given the loss of each exponent tried (math.inf
     for a run that failed): [0, 1] to start, then the next power beyond an edge best."""
     if len(tried) < 2:
         return [k for k in (0, 1) if k not in tried]
-    best = min(tried, key=lambda k: (tried[k], abs(k)))
+    best = best_exponent(tried)
     return [k for k in (best - 1, best + 1)
             if k not in tried and abs(k) <= MAX_EXPONENT]
+
+
+def bracket(keys, tried, train, wanted=next_exponents) -> dict:
+    """The search, a round at a time, over `keys` (rungs, or LSTMs): `tried()` gives key ->
+    {k: loss} of the runs finished so far, `wanted(losses)` the exponents a key still needs,
+    and `train(todo, round_number)` trains todo = [(key, k), ...] and returns {(key, k):
+    error} of the runs that failed (each then counts as the worst rate, math.inf, and is not
+    tried again in this search). Returns every failure."""
+    failed: dict[tuple, str] = {}
+    for round_number in range(1, 2 * MAX_EXPONENT + 2):
+        losses = tried()
+        for key, k in failed:
+            losses.setdefault(key, {})[k] = math.inf
+        todo = [(key, k) for key in keys for k in wanted(losses.get(key, {}))]
+        if not todo:
+            break
+        failed.update(train(todo, round_number))
+    return failed
 
 
 def tried_exponents(size_rows: list[dict]) -> dict[tuple[str, int], dict[int, float]]:
@@ -60,8 +83,7 @@ def tried_exponents(size_rows: list[dict]) -> dict[tuple[str, int], dict[int, fl
 
 def tuned_exponents(size_rows: list[dict]) -> dict[tuple[str, int], int]:
     """(corpus, width) -> the k of its best size-sweep run (ties: the one nearest the rule)."""
-    return {key: min(losses, key=lambda k: (losses[k], abs(k)))
-            for key, losses in tried_exponents(size_rows).items()}
+    return {key: best_exponent(losses) for key, losses in tried_exponents(size_rows).items()}
 
 
 def select_tuned(sweeps: dict[str, list[dict]], curves: list[dict], rule: bool = False):
@@ -81,30 +103,28 @@ def select_tuned(sweeps: dict[str, list[dict]], curves: list[dict], rule: bool =
 
 def tuning_rounds(plan: StudyPlan, out, *, jobs: int, log=None, executor: str = "local"):
     """Train the size sweep of `plan` at every rate its rungs need, a round at a time, until
-    each rung's optimum is bracketed; returns the failed runs' errors. Resumable: the runs
-    already in `out` are read, not trained again (a run that failed is tried once more)."""
+    each rung's optimum is bracketed (`bracket`); returns the failed runs' errors by run id.
+    Resumable: the runs already in `out` are read, not trained again."""
     from .runner import run_study
     from .store import ResultsStore
 
     store = ResultsStore(out)
     base = {(s.corpus, s.width): s for s in plan.by_sweep("size")}
-    failed: dict[str, tuple] = {}                  # run id -> ((corpus, width), k, error)
-    for round_number in range(1, 2 * MAX_EXPONENT + 2):
-        tried = tried_exponents([r for r in store.rows("size") if r["corpus"] in plan.corpora])
-        for key, k, _ in failed.values():          # a failed rate counts as the worst
-            tried.setdefault(key, {})[k] = math.inf
-        todo = {scaled(spec, k).run_id: (key, k, scaled(spec, k)) for key, spec in base.items()
-                for k in next_exponents(tried.get(key, {}))}
-        if not todo:
-            break
+
+    def tried():
+        return tried_exponents([r for r in store.rows("size") if r["corpus"] in plan.corpora])
+
+    def train(todo, round_number):
+        specs = {scaled(base[key], k).run_id: (key, k) for key, k in todo}
         if log:
-            log(f"learning-rate round {round_number}: {len(todo)} run(s): " + ", ".join(todo))
-        report = run_study(dataclasses.replace(plan, specs=[t[2] for t in todo.values()],
-                                               notes=[]), out, jobs=jobs, log=log,
-                           executor=executor)
-        failed.update({run_id: (*todo[run_id][:2], error)
-                       for run_id, error in report.failed.items()})
-    return {run_id: error for run_id, (_, _, error) in failed.items()}
+            log(f"learning-rate round {round_number}: {len(specs)} run(s): " + ", ".join(specs))
+        report = run_study(dataclasses.replace(plan, notes=[], specs=[
+            scaled(base[key], k) for key, k in todo]), out, jobs=jobs, log=log,
+            executor=executor)
+        return {specs[run_id]: error for run_id, error in report.failed.items()}
+
+    failed = bracket(base, tried, train)
+    return {scaled(base[key], k).run_id: error for (key, k), error in failed.items()}
 
 
 def tuning_table(size_rows: list[dict]) -> str:
@@ -117,7 +137,7 @@ def tuning_table(size_rows: list[dict]) -> str:
              + " ".join(f"{2.0 ** k:>8g}x" for k in ks) + " | tuned lr"]
     rule = {(r["corpus"], r["n_embd"]): kaplan_lr(r["non_embedding_params"]) for r in size_rows}
     for (corpus, width), losses in sorted(tried.items()):
-        best = min(losses, key=lambda k: (losses[k], abs(k)))
+        best = best_exponent(losses)
         cells = [(f"{losses[k]:>8.4f}" + ("*" if k == best else " ")) if k in losses
                  else f"{'':>9}" for k in ks]
         lines.append(f"{corpus:<10}{width:>6}{rule[corpus, width]:>10.2e} | " + " ".join(cells)
@@ -125,6 +145,6 @@ def tuning_table(size_rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["MAX_EXPONENT", "lr_exponent", "lr_suffix", "next_exponents", "scaled",
-           "select_tuned", "tried_exponents", "tuned_exponents", "tuning_rounds",
-           "tuning_table"]
+__all__ = ["MAX_EXPONENT", "best_exponent", "bracket", "lr_exponent", "lr_suffix",
+           "next_exponents", "scaled", "select_tuned", "tried_exponents", "tuned_exponents",
+           "tuning_rounds", "tuning_table"]
