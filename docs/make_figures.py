@@ -7,6 +7,9 @@
   source and the n-gram / LSTM baselines (``tinyllm.scaling.plots.plot_loss_vs_params``);
 - ``scaling_v2.png``: the same for the shipped ``v2`` study (the hidden Markov source with its
   estimated entropy rate, and ``english``), with its n-gram baselines;
+- ``lr_tuning_v2.png``: the ``v2`` study's learning-rate search, validation loss against the
+  peak learning rate for every rung, each rung's tuned rate circled
+  (``tinyllm.scaling.plots.plot_lr_tuning``);
 - ``training_curve.png``: one run of that study, the ``small`` preset's shape (4 layers, d=128,
   0.8 M parameters, what ``tinyllm train`` trains by default) on ``pydoc``: training and
   validation loss against tokens seen, beside the corpus's unigram entropy.
@@ -39,6 +42,14 @@ def scaling_figure(results) -> Figure:
     return fig
 
 
+def lr_tuning_figure(results) -> Figure:
+    corpora = results.corpora()
+    fig = Figure(figsize=(5.4 * len(corpora), 4.2), layout="constrained")
+    for ax, corpus in zip(fig.subplots(1, len(corpora), squeeze=False)[0], corpora):
+        plots.plot_lr_tuning(ax, results, corpus)
+    return fig
+
+
 def training_curve_figure(results, run_id: str = CURVE_RUN) -> Figure:
     points = [r for r in results.rows("curves") if r["run_id"] == run_id]
     if not points:
@@ -65,8 +76,10 @@ def main() -> None:
     args = parser.parse_args()
     results = load_results(shipped("full"))           # with its baselines.csv
     args.out.mkdir(parents=True, exist_ok=True)
+    v2 = load_results(shipped("v2"))
     for name, fig in (("scaling.png", scaling_figure(results)),
-                      ("scaling_v2.png", scaling_figure(load_results(shipped("v2")))),
+                      ("scaling_v2.png", scaling_figure(v2)),
+                      ("lr_tuning_v2.png", lr_tuning_figure(v2)),
                       ("training_curve.png", training_curve_figure(results))):
         fig.savefig(args.out / name, dpi=110)
         print(args.out / name)

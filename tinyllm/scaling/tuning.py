@@ -31,7 +31,7 @@ import math
 from .plan import StudyPlan, kaplan_lr, lr_suffix, scaled
 
 #: Rates are tried from 2**-MAX_EXPONENT to 2**MAX_EXPONENT times Kaplan's.
-MAX_EXPONENT = 4
+MAX_EXPONENT = 6
 
 
 def lr_exponent(row: dict) -> int:
