@@ -182,3 +182,16 @@ def test_first_below_names_a_crossing_that_does_not_hold():
     assert _first_below("x", [("a", False), ("b", True), ("c", True)]) == "x from b on"
     assert _first_below("x", [("a", True), ("b", False), ("c", True)]) == "x at a, c"
     assert _first_below("x", [("a", False)]) == "x at no rung"
+
+
+def test_an_interrupted_lstm_starts_over(study):
+    """A run directory left by an interrupted try (a killed worker) is replaced, not an error."""
+    root, path = study
+    work = root / "_baselines_work"
+    stale = work / bl.lstm_run_id("notes", Rung.from_width(12))
+    stale.mkdir(parents=True)
+    (stale / "train_config.json").write_text("{}")
+    meta = json.loads((root / "study.json").read_text())
+    row = bl.lstm_row("notes", str(path), Rung.from_width(12), meta["budget"]["text"], meta,
+                      meta["corpora"]["notes"]["vocab_size"], str(work))
+    assert np.isfinite(row["val_loss_nats"]) and not stale.exists()

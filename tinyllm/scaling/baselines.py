@@ -125,6 +125,7 @@ def lstm_row(corpus: str, data: str, rung: Rung, settings: dict, meta: dict,
     budget = meta["budget"]
     lr = lstm_lr(lstm_non_embedding(hidden, layers, vocab_size)) * 2.0 ** exponent
     run_id = lstm_run_id(corpus, rung, exponent)
+    shutil.rmtree(Path(work_dir) / run_id, ignore_errors=True)  # an interrupted try starts over
     t0 = time.perf_counter()
     config = TrainConfig(
         model="lstm", preset="nano", data=data, steps=steps, batch_size=batch,
