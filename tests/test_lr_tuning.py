@@ -4,10 +4,11 @@ tuned plan asks for, the rows a tuned study's fits read, and a tiny tuned study 
 import json
 import math
 
+import numpy as np
 import pytest
 
 from tinyllm.cli import main
-from tinyllm.scaling import BUDGETS, load_results, plan_study
+from tinyllm.scaling import BUDGETS, load_results, plan_study, shipped
 from tinyllm.scaling.estimate import estimate_seconds
 from tinyllm.scaling.plan import kaplan_lr, replace_settings
 from tinyllm.scaling.store import ResultsStore
@@ -193,3 +194,19 @@ def test_bracket_counts_a_failed_rate_as_the_worst():
     failed = bracket(["a"], lambda: {"a": dict(losses)} if losses else {}, train)
     assert calls == [(1, [("a", 0), ("a", 1)]), (2, [("a", 2)])]
     assert failed == {("a", 2): "diverged"}
+
+
+def test_the_shipped_v2_study_tuned_every_rung():
+    """Every rung of the shipped v2 study has its best rate bracketed by rates tried on both
+    sides, and its IsoFLOP runs trained at its width's tuned rate."""
+    r = load_results(shipped("v2"))
+    assert r.meta["budget"]["tune_lr"] is True
+    tried = tried_exponents(r.lr_runs)
+    best = tuned_exponents(r.lr_runs)
+    assert len(tried) == 2 * len(r.meta["budget"]["widths"])
+    for key, losses in tried.items():
+        k = best[key]
+        assert k - 1 in losses and k + 1 in losses, (key, losses)
+    for row in r.rows("isoflop"):
+        assert lr_exponent(row) == best[(row["corpus"], row["n_embd"])]
+    assert np.isfinite(r.column("size", "val_loss_nats")).all()

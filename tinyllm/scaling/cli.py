@@ -3,6 +3,7 @@
     tinyllm scaling                          # the default study: ~30 min on 2 cores
     tinyllm scaling --budget tiny            # seconds: a smoke test of the whole pipeline
     tinyllm scaling --budget full            # ~2 h: the publication-quality curves
+    tinyllm scaling --budget v2              # ~2.2 h: hmm + english, rates tuned per rung
     tinyllm scaling --estimate               # the plan and its time estimate, nothing run
     tinyllm scaling --plot runs/scaling      # redraw the figures of a results directory
     tinyllm scaling --plot shipped           # ... of the study shipped with tinyllm
@@ -23,6 +24,7 @@ EPILOG = """examples:
   tinyllm scaling --budget tiny --out /tmp/s       # a smoke test in seconds
   tinyllm scaling --data markov --no-task          # one corpus, no capability task
   tinyllm scaling --data notes.txt                 # your own text file
+  tinyllm scaling --budget tiny --tune-lr          # each rung at its best learning rate
   tinyllm scaling --estimate                       # plan and time estimate only
   tinyllm scaling --plot shipped --plot-dir figs   # figures of the shipped results
   tinyllm scaling --plot shipped:default           # ... of the shipped default study
@@ -42,7 +44,8 @@ def add_scaling_parser(sub) -> None:
         "interrupted study resumes.", epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--budget", default="default", choices=list(BUDGETS),
-                   help="tiny: seconds; default: ~30 min on 2 cores; full: ~2 h")
+                   help="tiny: seconds; default: ~30 min on 2 cores; full: ~2 h; v2: ~2.2 h "
+                   "(the hidden Markov source and english, rates tuned)")
     p.add_argument("--data", help="comma-separated corpora or text files "
                    "(default: the budget's, markov,pydoc)")
     p.add_argument("--out", default=None, help="results directory (default runs/scaling-"

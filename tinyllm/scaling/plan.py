@@ -131,10 +131,11 @@ BUDGETS: dict[str, Budget] = {
                             isoflop_budgets=(2e10, 8e10, 3.2e11, 1.28e12, 5.12e12),
                             isoflop_points=6, evals=16),
         task_steps=1200, task_eval=512, eval_iters=20, final_eval_iters=100, minutes=120.0),
-    # The second study (about 45 minutes on 2 cores): the hidden Markov source, whose floor
+    # The second study (about 2 h 15 min on 2 cores): the hidden Markov source, whose floor
     # needs far more capacity than the order-2 chain's, and 3.9 MB of English (`english`)
     # seen at most 2 times by every rung; 9 rungs (3.1 orders of magnitude of N), 6.1M
-    # tokens per size-sweep run, four IsoFLOP budgets.
+    # tokens per size-sweep run, each rung's learning rate tuned (3 to 7 runs per rung),
+    # four IsoFLOP budgets at the tuned rates.
     "v2": Budget(
         name="v2", widths=(12, 16, 24, 32, 48, 64, 96, 128, 192), corpora=("hmm", "english"),
         markov=CorpusSettings(block_size=64, batch_size=32, size_steps=3000,
@@ -142,7 +143,7 @@ BUDGETS: dict[str, Budget] = {
         text=CorpusSettings(block_size=64, batch_size=32, size_steps=3000,
                             isoflop_budgets=(4e10, 1.6e11, 6.4e11, 2.56e12), evals=16),
         task_steps=1200, task_eval=512, eval_iters=20, final_eval_iters=100, tune_lr=True,
-        minutes=45.0),
+        minutes=135.0),
 }
 
 
