@@ -2,6 +2,8 @@
 
     ladder   the model sizes (depth and width grown together) and their FLOPs and memory
     plan     budgets and the runs they ask for (size, IsoFLOP and task sweeps)
+    tuning   learning rates tuned per rung: powers of 2 of Kaplan's rule until the best is
+             bracketed (the v2 budget; --tune-lr)
     runner   run a plan in worker processes, two at a time, resumable after a crash
     store    the results directory: study.json and one CSV per sweep, written atomically
     estimate  how long a plan should take on this machine
