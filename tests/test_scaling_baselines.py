@@ -141,6 +141,16 @@ def test_best_baselines_keeps_one_lstm_per_rung():
             {"model": "LSTM", "corpus": "a", "rung": "w12-l1", "val_loss_nats": 2.1},
             {"model": "LSTM", "corpus": "b", "rung": "w12-l1", "val_loss_nats": 2.3}]
     assert bl.best_baselines(rows) == [rows[0], rows[2], rows[3]]
+    own = [{"model": "LSTM", "corpus": "a", "params": 9000, "val_loss_nats": 2.4},
+           {"model": "LSTM", "corpus": "a", "params": 90000, "val_loss_nats": 2.0}]
+    assert bl.best_baselines(own) == own           # a CSV of one's own: no rung, all kept
+    n, layers, vocab = 20, 1, 10
+    rule = bl.lstm_lr(bl.lstm_non_embedding(n, layers, vocab))
+    tuned = [{"model": "LSTM", "corpus": "a", "rung": "w12-l1", "hidden_size": n,
+              "num_layers": layers, "vocab_size": vocab, "lr": rule * 2.0 ** k,
+              "val_loss_nats": loss} for k, loss in ((0, 2.3), (1, 2.1), (2, 2.2))]
+    assert bl.best_baselines(tuned) == [tuned[1]]
+    assert bl.best_baselines(tuned, rule=True) == [tuned[0]]
 
 
 def test_baselines_summary_says_where_each_model_passes_the_other(tmp_path):

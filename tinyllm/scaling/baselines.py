@@ -172,17 +172,21 @@ def lstm_tried(rows: list[dict]) -> dict[tuple[str, str], dict[int, float]]:
     return tried
 
 
-def best_baselines(rows: list[dict]) -> list[dict]:
+def best_baselines(rows: list[dict], rule: bool = False) -> list[dict]:
     """Baseline rows with only each rung's best LSTM (the one tuned rate of an LSTM trained
-    at several); n-grams and other models as they are."""
+    at several), or with rule=True its LSTM at `lstm_lr` itself; n-grams, other models and
+    rows without a rung (a baselines CSV of one's own) as they are."""
+    def matched(row):
+        return row.get("model") == "LSTM" and row.get("rung")
+
+    if rule:
+        rows = [r for r in rows if not matched(r) or lstm_exponent(r) == 0]
     best: dict[tuple, dict] = {}
-    for row in rows:
-        if row.get("model") == "LSTM":
-            key = (row.get("corpus"), row.get("rung"))
-            if key not in best or row["val_loss_nats"] < best[key]["val_loss_nats"]:
-                best[key] = row
-    return [r for r in rows if r.get("model") != "LSTM" or best[(r.get("corpus"),
-                                                                  r.get("rung"))] is r]
+    for row in filter(matched, rows):
+        key = (row.get("corpus"), row["rung"])
+        if key not in best or row["val_loss_nats"] < best[key]["val_loss_nats"]:
+            best[key] = row
+    return [r for r in rows if not matched(r) or best[(r.get("corpus"), r["rung"])] is r]
 
 
 def _row(**values) -> dict:

@@ -137,8 +137,9 @@ def load_results(root=None, baselines=None, rates: str = "tuned") -> Results:
 
     `baselines`: a CSV with columns model, params, val_loss_nats (and optionally corpus);
     default `<root>/baselines.csv` when it exists. `rates`: "tuned" (each width's best
-    learning rate) or "rule" (only the runs at Kaplan's rate: a tuned study as it was before
-    tuning); the same for a study that did not tune.
+    learning rate; each rung's best LSTM) or "rule" (only the runs at Kaplan's rate, and the
+    LSTMs at `lstm_lr`: a tuned study as it was before tuning); the same for a study that
+    did not tune.
     """
     if rates not in RATES:
         raise StudyError(f"unknown rates {rates!r}; accepted: {', '.join(RATES)}")
@@ -155,7 +156,8 @@ def load_results(root=None, baselines=None, rates: str = "tuned") -> Results:
     base_path = Path(baselines) if baselines else root / "baselines.csv"
     tuned, curves = select_tuned(sweeps, read_csv(root / "curves.csv"), rule=rates == "rule")
     return Results(root, meta, tuned, curves,
-                   best_baselines(read_baselines(base_path)) if base_path.is_file() else [],
+                   best_baselines(read_baselines(base_path), rule=rates == "rule")
+                   if base_path.is_file() else [],
                    lr_runs=sweeps["size"])
 
 
