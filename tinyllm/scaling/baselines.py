@@ -37,7 +37,7 @@ from .ladder import Rung
 from .plan import SYNTHETIC, StudyError, lr_suffix, text_digest
 from .runner import LN2, thread_env
 from .store import SCHEMA, csv_text, load_meta, read_csv
-from .tuning import bracket, next_exponents
+from .tuning import bracket, next_exponents, tried_exponents
 
 #: n-gram orders fitted for every corpus.
 NGRAM_ORDERS = (1, 2, 3, 4, 5)
@@ -164,12 +164,8 @@ def lstm_exponent(row: dict) -> int:
 
 def lstm_tried(rows: list[dict]) -> dict[tuple[str, str], dict[int, float]]:
     """(corpus, rung) -> {k: validation loss} of every LSTM row."""
-    tried: dict[tuple[str, str], dict[int, float]] = {}
-    for row in rows:
-        if row.get("model") == "LSTM":
-            tried.setdefault((row["corpus"], row["rung"]), {})[lstm_exponent(row)] = \
-                row["val_loss_nats"]
-    return tried
+    return tried_exponents([r for r in rows if r.get("model") == "LSTM"], lstm_exponent,
+                           key=lambda row: (row["corpus"], row["rung"]))
 
 
 def best_baselines(rows: list[dict], rule: bool = False) -> list[dict]:

@@ -203,11 +203,8 @@ def _finish(root: Path, args, plot_dir: Path, wall_s: float | None = None,
     if write_fits:
         atomic_write(root / "fits.json", json.dumps(fits_to_json(fits), indent=1))
     print(summary_table(results))
-    if lr_summary(results):
-        print(lr_summary(results))
-    print(fits_summary(results, fits))
-    if baselines_summary(results):
-        print(baselines_summary(results))
+    rates, ancestors = lr_summary(results), baselines_summary(results)   # '' if irrelevant
+    print("\n".join(text for text in (rates, fits_summary(results, fits), ancestors) if text))
     from .plots import plot_all
 
     try:

@@ -72,12 +72,13 @@ def bracket(keys, tried, train, wanted=next_exponents) -> dict:
     return failed
 
 
-def tried_exponents(size_rows: list[dict]) -> dict[tuple[str, int], dict[int, float]]:
-    """(corpus, width) -> {k: validation loss} of every size-sweep run."""
-    tried: dict[tuple[str, int], dict[int, float]] = {}
-    for row in size_rows:
-        tried.setdefault((row["corpus"], row["n_embd"]), {})[lr_exponent(row)] = \
-            row["val_loss_nats"]
+def tried_exponents(rows: list[dict], exponent=lr_exponent,
+                    key=lambda row: (row["corpus"], row["n_embd"])) -> dict[tuple, dict]:
+    """key(row) -> {k: validation loss} of every run in `rows` (default: size-sweep runs by
+    (corpus, width), k from Kaplan's rate; `baselines.lstm_tried` passes the LSTMs' own)."""
+    tried: dict[tuple, dict[int, float]] = {}
+    for row in rows:
+        tried.setdefault(key(row), {})[exponent(row)] = row["val_loss_nats"]
     return tried
 
 
