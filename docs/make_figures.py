@@ -6,7 +6,8 @@
   scaling study, one panel per corpus, with the fitted laws, the entropy floor of the Markov
   source and the n-gram / LSTM baselines (``tinyllm.scaling.plots.plot_loss_vs_params``);
 - ``scaling_v2.png``: the same for the shipped ``v2`` study (the hidden Markov source with its
-  estimated entropy rate, and ``english``), with its n-gram baselines;
+  estimated entropy rate, and ``english``), with its n-gram baselines and its
+  parameter-matched LSTMs, each at its own tuned learning rate;
 - ``lr_tuning_v2.png``: the ``v2`` study's learning-rate search, validation loss against the
   peak learning rate for every rung, each rung's tuned rate circled
   (``tinyllm.scaling.plots.plot_lr_tuning``);

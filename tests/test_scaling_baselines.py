@@ -205,3 +205,26 @@ def test_an_interrupted_lstm_starts_over(study):
     row = bl.lstm_row("notes", str(path), Rung.from_width(12), meta["budget"]["text"], meta,
                       meta["corpora"]["notes"]["vocab_size"], str(work))
     assert np.isfinite(row["val_loss_nats"]) and not stale.exists()
+
+
+def test_the_shipped_v2_lstms_are_tuned_rung_by_rung():
+    """The shipped v2 study's baselines: a parameter-matched LSTM for every rung of both
+    corpora, each at a learning rate bracketed by worse ones on both sides (as the
+    Transformer's), the 5-gram and its lower orders beside them."""
+    from tinyllm.scaling import shipped
+    from tinyllm.scaling.tuning import best_exponent
+
+    rows = read_csv(shipped("v2") / "baselines.csv")
+    widths = json.loads((shipped("v2") / "study.json").read_text())["budget"]["widths"]
+    tried = bl.lstm_tried(rows)
+    assert set(tried) == {(c, Rung.from_width(w).name) for c in ("hmm", "english")
+                          for w in widths}
+    for key, losses in tried.items():
+        k = best_exponent(losses)
+        assert all(np.isfinite(v) for v in losses.values()), key
+        assert (k - 1 in losses or k - 1 < -MAX_EXPONENT) and (
+            k + 1 in losses or k + 1 > MAX_EXPONENT), (key, losses)
+    best = [r for r in bl.best_baselines(rows) if r["model"] == "LSTM"]
+    assert len(best) == len(tried)
+    orders = sorted((r["corpus"], r["order"]) for r in rows if r["model"] == "n-gram")
+    assert orders == [(c, o) for c in ("english", "hmm") for o in range(1, 6)]
