@@ -347,6 +347,34 @@ def test_scaling_on_the_mpi_executor_equals_the_local_one(tmp_path):
     assert f"{len(local)} run(s) already done, 0 to go" in again.stdout   # resumes like local
 
 
+@mpi
+def test_lstm_baselines_on_the_mpi_executor_equal_the_local_ones(text, tmp_path):
+    """`tinyllm scaling --baselines-run R --executor mpi` trains the matched LSTMs on an MPI
+    job's workers: the same rows, to all digits, as trained here; a rerun trains nothing."""
+    from tinyllm.scaling import baselines as bl
+    from tinyllm.scaling.plan import BUDGETS, plan_study
+    from tinyllm.scaling.store import ResultsStore, read_csv
+
+    plan = plan_study(BUDGETS["tiny"], [str(text)], task=False)
+    for name in ("mpi", "local"):
+        ResultsStore(tmp_path / name).open(plan)
+    command = ["mpiexec", "--oversubscribe", "-n", "3", sys.executable, "-m", "mpi4py.futures",
+               "-m", "tinyllm", "scaling", "--baselines-run", str(tmp_path / "mpi"),
+               "--max-width", "16", "--executor", "mpi"]
+    proc = subprocess.run(command, env=MPI_ENV, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 LSTM run(s) to train, on the MPI job's workers" in proc.stdout
+    bl.run_baselines(tmp_path / "local", lstm_widths=[12, 16], jobs=0)
+
+    def losses(name):
+        rows = read_csv(tmp_path / name / "baselines.csv")
+        return {r["run_id"]: r["val_loss_nats"] for r in rows}
+
+    assert losses("mpi") == losses("local") and len(losses("local")) == 5 + 2
+    again = subprocess.run(command, env=MPI_ENV, capture_output=True, text=True, timeout=600)
+    assert "0 row(s) written" in again.stdout
+
+
 def test_mpi_executor_without_mpi4py_is_one_line(monkeypatch, tmp_path, capsys):
     from tinyllm.cli import main
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from .._io import atomic_write
 from .ladder import Rung
 from .plan import SYNTHETIC, StudyError, lr_suffix, text_digest
-from .runner import LN2, thread_env
+from .runner import LN2, each_finished
 from .store import SCHEMA, csv_text, load_meta, read_csv
 from .tuning import bracket, next_exponents, tried_exponents
 
@@ -195,8 +195,13 @@ def _row(**values) -> dict:
     return row
 
 
-def _lstm_worker(args: tuple) -> dict:
-    return lstm_row(*args)
+def _lstm_worker(*args) -> dict:
+    """`lstm_row(*args)`, or {"error": ...} for a run that failed (diverged, bad data): the
+    search counts its rate as the worst and goes on."""
+    try:
+        return lstm_row(*args)
+    except (RuntimeError, ValueError, FloatingPointError) as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def _rule_once(tried: dict[int, float]) -> list[int]:
@@ -204,41 +209,33 @@ def _rule_once(tried: dict[int, float]) -> list[int]:
     return [] if tried else [0]
 
 
-def _train_lstms(todo: list[tuple], jobs: int, add, say) -> dict[tuple, str]:
-    """Train the LSTMs of `todo` (lstm_row's arguments), largest first, `jobs` at a time,
-    handing each row to `add`; the failures: ((corpus, rung), k) -> error."""
+def _train_lstms(todo: list[tuple], jobs: int, add, say,
+                 executor: str = "local") -> dict[tuple, str]:
+    """Train the LSTMs of `todo` (lstm_row's arguments), largest first, `jobs` at a time (or
+    on an MPI job's workers: `runner.each_finished`), handing each row to `add`; the
+    failures: ((corpus, rung), k) -> error."""
     # Largest first, so parallel workers finish together.
     todo = sorted(todo, key=lambda a: -a[2].non_embedding_params() * a[3]["size_steps"]
                   * a[3]["block_size"])
-    if jobs <= 1:
-        for args in todo:
-            add(lstm_row(*args))
-        return {}
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
     failed = {}
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    with thread_env(threads), ProcessPoolExecutor(
-            jobs, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(_lstm_worker, args): args for args in todo}
-        for future in as_completed(futures):
-            try:
-                add(future.result())
-            except (RuntimeError, ValueError, FloatingPointError) as exc:
-                corpus, rung, k = futures[future][0], futures[future][2], futures[future][-1]
-                failed[(corpus, rung.name), k] = f"{type(exc).__name__}: {exc}"
-                say(f"FAILED {lstm_run_id(corpus, rung, k)}: {exc}")
+    for (corpus, _, rung, *_, k), row in each_finished(_lstm_worker, todo, jobs=jobs,
+                                                       executor=executor):
+        if "error" in row:
+            failed[(corpus, rung.name), k] = row["error"]
+            say(f"FAILED {lstm_run_id(corpus, rung, k)}: {row['error']}")
+        else:
+            add(row)
     return failed
 
 
 def run_baselines(results_dir, corpora=None, lstm_widths=None, orders=NGRAM_ORDERS, jobs=1,
-                  log=None, tune_lr: bool = False) -> list[dict]:
+                  log=None, tune_lr: bool = False, executor: str = "local") -> list[dict]:
     """Fit the n-grams and train the matched LSTMs of a study; returns the rows written now.
 
     corpora: names from study.json (default: all of them); lstm_widths: ladder widths to match
     (default: every width of the study, [] for no LSTM); jobs: LSTMs trained in parallel
-    worker processes (one BLAS thread each when 2; 0 or 1 = in this process); tune_lr: train
+    worker processes (one BLAS thread each; 0 or 1 = in this process); executor: "mpi" trains
+    them on an MPI job's workers instead (`runner.study_pool`); tune_lr: train
     each LSTM at powers of 2 times `lstm_lr` until its best is bracketed, a round at a time
     (the search of `tuning.next_exponents`; the plots and tables read each rung's best).
     """
@@ -289,9 +286,11 @@ def run_baselines(results_dir, corpora=None, lstm_widths=None, orders=NGRAM_ORDE
     by_key = {(args[0], args[2].name): args for args in lstms}
 
     def train(todo, round_number):
-        say(f"{len(todo)} LSTM run(s) to train, {max(jobs, 1)} at a time"
+        at_once = ("on the MPI job's workers" if executor == "mpi"
+                   else f"{max(jobs, 1)} at a time")
+        say(f"{len(todo)} LSTM run(s) to train, {at_once}"
             + (f" (learning-rate round {round_number})" if tune_lr else ""))
-        return _train_lstms([(*by_key[key], k) for key, k in todo], jobs, add, say)
+        return _train_lstms([(*by_key[key], k) for key, k in todo], jobs, add, say, executor)
 
     failed = bracket(by_key, lambda: lstm_tried(rows), train,
                      wanted=next_exponents if tune_lr else _rule_once)

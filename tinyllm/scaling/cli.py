@@ -173,7 +173,8 @@ def _baselines(args) -> int:
     start = time.perf_counter()
     rows = run_baselines(root, args.data.split(",") if args.data else None, lstm_widths=widths,
                          jobs=default_jobs() if args.jobs is None else args.jobs,
-                         log=lambda m: print(m, flush=True), tune_lr=args.tune_lr)
+                         log=lambda m: print(m, flush=True), tune_lr=args.tune_lr,
+                         executor=args.executor)
     print(f"baselines: {len(rows)} row(s) written to {root / 'baselines.csv'} in "
           f"{(time.perf_counter() - start) / 60:.1f} min")
     return 0
