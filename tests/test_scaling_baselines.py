@@ -228,3 +228,25 @@ def test_the_shipped_v2_lstms_are_tuned_rung_by_rung():
     assert len(best) == len(tried)
     orders = sorted((r["corpus"], r["order"]) for r in rows if r["model"] == "n-gram")
     assert orders == [(c, o) for c in ("english", "hmm") for o in range(1, 6)]
+
+
+def test_a_failed_lstm_counts_as_the_worst_rate_and_the_search_goes_on(study, monkeypatch):
+    """An LSTM that fails (here: its 2x rate) is reported, not retried in the search, and
+    counted as the worst rate; the rest of the search goes on and is written."""
+    root, _ = study
+    real = bl.lstm_row
+
+    def flaky(*args):
+        if args[-1] == 1:
+            raise FloatingPointError("loss is nan")
+        return real(*args)
+
+    monkeypatch.setattr(bl, "lstm_row", flaky)
+    said = []
+    with pytest.raises(RuntimeError, match=r"1 LSTM run\(s\) failed .*lstm-notes-w12-l1-lr2x: "
+                                            r"FloatingPointError: loss is nan"):
+        bl.run_baselines(root, lstm_widths=[12], orders=(), jobs=0, tune_lr=True,
+                         log=said.append)
+    assert any(line.startswith("FAILED lstm-notes-w12-l1-lr2x") for line in said)
+    tried = bl.lstm_tried(read_csv(root / "baselines.csv"))[("notes", "w12-l1")]
+    assert 0 in tried and 1 not in tried and -1 in tried     # the search went the other way
