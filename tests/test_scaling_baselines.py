@@ -11,7 +11,7 @@ from tinyllm.models import LSTMLM, LSTMConfig, NGramLM
 from tinyllm.scaling import BUDGETS, WIDTHS, Rung, StudyError, plan_study
 from tinyllm.scaling import baselines as bl
 from tinyllm.scaling.results import read_baselines
-from tinyllm.scaling.store import ResultsStore, csv_text, read_csv
+from tinyllm.scaling.store import ResultsStore, csv_text, load_meta, read_csv
 from tinyllm.scaling.tuning import MAX_EXPONENT
 from tinyllm.tokenizers import CharTokenizer
 
@@ -215,7 +215,7 @@ def test_the_shipped_v2_lstms_are_tuned_rung_by_rung():
     from tinyllm.scaling.tuning import best_exponent
 
     rows = read_csv(shipped("v2") / "baselines.csv")
-    widths = json.loads((shipped("v2") / "study.json").read_text())["budget"]["widths"]
+    widths = load_meta(shipped("v2"))["budget"]["widths"]
     tried = bl.lstm_tried(rows)
     assert set(tried) == {(c, Rung.from_width(w).name) for c in ("hmm", "english")
                           for w in widths}
