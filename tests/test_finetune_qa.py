@@ -202,3 +202,70 @@ def test_batched_generative_answers_are_greedy_generation(files, tmp_path, famil
     assert len({len(objective._ids(ex)[0]) for ex in examples}) > 1     # ragged prompts
     assert objective.answers(model, examples) == expected
     assert len(set(expected)) > 1, expected      # not all one (or empty) answer
+
+
+# ---------------------------------------------------------------------- the statement prompt
+@pytest.fixture(scope="module")
+def babi_gpt(tmp_path_factory):
+    """A GPT with a word tokenizer of the study's "babi" pre-training text (a few steps)."""
+    from tinyllm.tasks.babi import pretraining_text
+
+    root = tmp_path_factory.mktemp("babi")
+    text = root / "babi.txt"
+    text.write_text(pretraining_text(stories=200, mixed=5, questions=200))
+    return Trainer(TrainConfig(model="gpt", data=str(text), tokenizer="word", preset="nano",
+                               steps=2, eval_interval=2, eval_iters=1, batch_size=2,
+                               block_size=128, sample_tokens=0, out=str(root)),
+                   quiet=True).train().run_dir
+
+
+def test_a_statement_prompt_asks_in_the_narrators_words(babi_gpt):
+    """Prompt form "statement": the story, then "Mary is in the"; the labels are the
+    answer's word (with its space) and the newline."""
+    from tinyllm.training.sources import load_source
+
+    tokenizer = load_source(babi_gpt).tokenizer
+    task = load_task("babi1")
+    objective = GenerativeQA(task, tokenizer, get_family("gpt"), 128, "statement")
+    batch = objective.encode("test", range(8))
+    for ids, labels, ex in zip(batch["input_ids"], batch["labels"], task.test[:8]):
+        n = int(np.flatnonzero(labels != -100)[0]) + 1          # prompt tokens
+        assert tokenizer.decode(ids[:n]).endswith(f"\n{ex.statement}")
+        assert [tokenizer.id_to_token(i) for i in labels[labels != -100]] == \
+            [" " + ex.answer, "\n"]
+
+
+def test_finetune_with_a_statement_prompt_and_predict(babi_gpt, tmp_path, capsys):
+    """`tinyllm finetune --prompt statement` keeps the form in the run; `tinyllm predict`
+    completes --question as the statement, as the run's objective answers it."""
+    from tinyllm.tasks import QAExample
+    from tinyllm.training.finetune import _run_objective
+
+    assert main(["finetune", str(babi_gpt), "--task", "babi1", "--prompt", "statement",
+                 "--steps", "2", "--batch-size", "2", "--out", str(tmp_path), "--quiet"]) == 0
+    run = next(p for p in tmp_path.iterdir() if (p / "train_config.json").is_file())
+    assert json.loads((run / "train_config.json").read_text())["prompt"] == "statement"
+    capsys.readouterr()
+    context = "Mary went to the kitchen.\nJohn moved to the office."
+    assert main(["predict", str(run), "--question", "Mary is in the", "--context",
+                 context]) == 0
+    model, objective = _run_objective(run)
+    example = QAExample("x", context, "Where is Mary?", ("kitchen",), (17,), "Mary is in the")
+    assert capsys.readouterr().out.strip() == objective.answers(model, [example])[0]
+
+
+def test_a_statement_prompt_needs_a_causal_lm_and_a_task_that_has_one(files, sources,
+                                                                     tmp_path, capsys):
+    root, _, squad = files
+    assert main(["finetune", str(sources["bert"]), "--task", "babi1", "--prompt",
+                 "statement", "--steps", "1", "--out", str(tmp_path)]) == 2
+    assert "prompt form 'statement' is how a causal LM is asked a question; a bert on " \
+           "'babi1-1k' (ExtractiveQA) has no prompt: drop it" in capsys.readouterr().err
+    assert main(["finetune", str(sources["gpt"]), "--task", f"squad:{squad}", "--prompt",
+                 "statement", "--steps", "1", "--out", str(tmp_path)]) == 2
+    assert "question(s) have no statement form (the first: 'where is" in \
+        capsys.readouterr().err
+    assert not [p for p in tmp_path.iterdir()]            # nothing written
+    with pytest.raises(ValueError, match="unknown prompt 'cloze'; accepted: question, "
+                       "statement"):
+        finetune_config(sources["gpt"], task=f"squad:{squad}", prompt="cloze")

@@ -400,6 +400,35 @@ def test_babi_generative_form():
         assert prompt.endswith("\nA: ") and answer == ex.answer
 
 
+@pytest.mark.parametrize("number", [1, 2, 3])
+def test_babi_statement_form_is_the_narrators_answer_to_the_question(number):
+    """Asked as a statement, a question of tasks 1-3 is the narrator's sentence that answers
+    it, cut before the answer: completed with the answer, `_statement` (the test's own reading
+    of the narrator) gives back the question and the answer."""
+    task = load_task("babi", task=number)
+    pairs = task.generative("test", form="statement")
+    for (prompt, answer), ex in zip(pairs, task.test):
+        assert prompt == f"{ex.context}\n{ex.statement} " and answer == ex.answer
+        assert _statement(f"{ex.statement} {ex.answer}.")[1:] == (ex.question, ex.answer)
+    task.check_prompt_form("statement")
+
+
+@pytest.mark.parametrize("number", [6, 7])
+def test_yes_no_and_counting_questions_have_no_statement_form(number):
+    task = load_task("babi", task=number)
+    assert {ex.statement for ex in task.train} == {None}
+    first = task.train[0].question
+    with pytest.raises(TaskError, match=rf"task 'babi{number}-1k': 2100 question\(s\) have no "
+                       rf"statement form \(the first: {re.escape(repr(first))}\)"):
+        task.check_prompt_form("statement")
+    with pytest.raises(TaskError, match="has no statement form; ask it with prompt form "
+                       "'question'"):
+        task.train[0].prompt("statement")
+    with pytest.raises(ValueError, match="unknown prompt form 'cloze'; accepted: question, "
+                       "statement"):
+        task.check_prompt_form("cloze")
+
+
 def test_babi_10k_shares_the_test_set_and_is_deterministic():
     small, big = load_task("babi", task=1, size="1k"), load_task("babi", task=1, size="10k")
     assert big.sizes == {"train": 10_000, "validation": 1000, "test": 1000}
@@ -450,12 +479,40 @@ def test_narrated_stories_state_only_what_is_true():
     assert len(kinds) == 3 and min(kinds.values()) > 100
 
 
+@pytest.mark.parametrize("number", [1, 2])
+def test_narrated_stories_of_a_task_have_its_length_and_events(number):
+    """Stories of task 1's kind only move people; task 2's pick up and drop too; each has
+    the task's number of events, and a narrator at rate 0 says nothing."""
+    low, high = babi_mod.STORY_LENGTHS[number]
+    quiet = babi_mod.narrated_stories(200, seed=1, narrate=0.0, task=number)
+    lengths, objects = [], 0
+    for story in quiet.rstrip("\n").split("\n\n"):
+        lines = story.split("\n")
+        assert not [line for line in lines if _statement(line)]
+        lengths.append(len(lines))
+        objects += sum(any(o in line for o in babi_mod.OBJECTS) for line in lines)
+    assert min(lengths) == low and max(lengths) == high
+    assert (objects > 0) == (number == 2)
+    told = babi_mod.narrated_stories(200, seed=1, narrate=1.0, task=number)
+    assert len(told.split("\n")) > len(quiet.split("\n")) + 200 * low
+
+
+def test_narrated_stories_bad_options():
+    with pytest.raises(ValueError, match="narrate must be a chance in \\[0, 1\\], got 1.5"):
+        babi_mod.narrated_stories(1, narrate=1.5)
+    with pytest.raises(ValueError, match="unknown bAbI task 6; accepted: 1, 2, 3"):
+        babi_mod.narrated_stories(1, task=6)
+
+
 def test_babi_pretraining_text_holds_no_answer_and_no_held_out_question():
-    """The study's "babi" pre-training text: narrated stories, then the training questions of
-    tasks 1-3 with their stories and without their answers; no validation or test question
-    is in it."""
-    text = babi_mod.pretraining_text(stories=50, questions=40)
-    assert text.startswith(babi_mod.narrated_stories(50))
+    """The study's "babi" pre-training text: fully narrated stories, stories of each of tasks
+    1-3 narrated at each rate, then the training questions of tasks 1-3 with their stories
+    and without their answers; no validation or test question is in it."""
+    text = babi_mod.pretraining_text(stories=50, mixed=2, questions=40)
+    assert text.startswith(babi_mod.narrated_stories(50, narrate=1.0))
+    for number in (1, 2, 3):
+        for rate in babi_mod.MIXED_RATES:
+            assert babi_mod.narrated_stories(2, seed=1, narrate=rate, task=number) in text
     assert text.count("\nA:\n") == 3 * 20 and "A: " not in text
     for number in (1, 2, 3):
         task = load_task(f"babi{number}-10k")

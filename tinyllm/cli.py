@@ -326,11 +326,13 @@ _FINETUNE_EXAMPLES = """examples:
   tinyllm finetune runs/bert-small-pydoc --task pydoc-topics
   tinyllm finetune runs/gpt-small-pydoc --task stdlib-docstrings --freeze body --epochs 2
   tinyllm finetune runs/bert-small-pydoc --task csv:reviews.csv --train-examples 128
+  tinyllm finetune runs/gpt-mini-babi --task babi1 --prompt statement   # "Mary is in the"
   tinyllm finetune --resume runs/bert-small-pydoc-pydoc-topics    # continue after Ctrl-C
 """
 
 
 def _finetune_parser(sub) -> None:
+    from .tasks.base import PROMPT_FORMS
     from .training.config import CLASSIFIERS, FREEZE, FineTuneConfig
 
     d = FineTuneConfig(init_from="SOURCE", task="TASK")
@@ -358,6 +360,11 @@ def _finetune_parser(sub) -> None:
                    "'generative': a causal LM (gpt, lstm) fine-tuned on each text after its "
                    "label's line, which picks the label that makes the text most likely "
                    "(Bayes' rule)")
+    p.add_argument("--prompt", choices=PROMPT_FORMS,
+                   help="how a GPT is asked a question: 'question' (the story, then 'Q: "
+                   "Where is Mary?' and 'A:'; default) or 'statement' (the story, then the "
+                   "sentence that answers it cut before the answer, 'Mary is in the': the "
+                   "narrator's words a model pre-trained on the babi text knows; bAbI tasks 1-3)")
     p.add_argument("--from-scratch", action="store_true", default=None,
                    help="the source's architecture and tokenizer with random weights (the "
                    "baseline that shows what pre-training buys)")
@@ -413,7 +420,8 @@ def _predict_parser(sub) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--text", help="the text to label")
     p.add_argument("--text-b", help="the second text of a pair")
-    p.add_argument("--question", help="a question (question-answering runs)")
+    p.add_argument("--question", help="a question (question-answering runs; a run "
+                   "fine-tuned with --prompt statement completes it: 'Mary is in the')")
     p.add_argument("--context", help="the text that holds the answer")
     _threads_option(p)
 

@@ -24,6 +24,7 @@ from ..scaling.runner import default_jobs, in_worker, study_pool, thread_env
 from .plan import (
     ALL,
     GENERATIVE_METHODS,
+    QA_TASKS,
     SCRATCH_METHODS,
     Budget,
     PretrainSpec,
@@ -222,7 +223,9 @@ def run_pretrain(spec: PretrainSpec, budget: Budget, root: Path) -> dict:
             steps=spec.steps, batch_size=spec.batch_size, block_size=spec.block_size,
             lr=spec.lr, min_lr=spec.lr / 10, eval_interval=spec.eval_interval,
             eval_iters=budget.eval_iters * 10, sample_tokens=0, seed=spec.seed,
-            out=str(store.pretrain_dir), name=spec.key), quiet=True)
+            out=str(store.pretrain_dir), name=spec.key,
+            model_overrides={} if spec.model != "gpt" or budget.tie_word_embeddings
+            else {"tie_word_embeddings": False}), quiet=True)
     result = trainer.train()
     if result.status != "finished":
         raise RuntimeError(f"pre-training {spec.size} ended {result.status!r} at step "
@@ -288,14 +291,16 @@ def _finetune(spec: RunSpec, budget: Budget, root: Path) -> dict:
     run_dir = store.work / spec.run_id
     shutil.rmtree(run_dir, ignore_errors=True)     # a half-finished attempt starts over
     b = budget
+    lr = b.lr
     config = finetune_config(
         store.pretrain_dir / spec.source, model=spec.model, task=spec.task,
         train_examples=None if spec.label_budget == ALL else spec.train_examples,
-        steps=spec.steps, batch_size=b.batch_size, block_size=b.block_size, lr=b.lr,
-        min_lr=b.lr / 10, weight_decay=b.weight_decay, dropout=b.dropout,
+        steps=spec.steps, batch_size=b.batch_size, block_size=b.block_size, lr=lr,
+        min_lr=lr / 10, weight_decay=b.weight_decay, dropout=b.dropout,
         eval_interval=spec.steps, eval_iters=b.eval_iters, seed=spec.seed,
         from_scratch=spec.method in SCRATCH_METHODS, out=str(store.work), name=spec.run_id,
-        classifier="generative" if spec.method in GENERATIVE_METHODS else "head")
+        classifier="generative" if spec.method in GENERATIVE_METHODS else "head",
+        prompt=b.qa_prompt if spec.model == "gpt" and spec.task in QA_TASKS else "question")
     trainer = FineTuner(config, quiet=True)
     result = trainer.train()
     if result.status != "finished":
@@ -306,7 +311,7 @@ def _finetune(spec: RunSpec, budget: Budget, root: Path) -> dict:
     val = _accuracy_columns({k[4:]: v for k, v in ev.items() if k.startswith("val_")})
     return {**_shape(model.config), "params": model.num_params(),
             "non_embedding_params": _non_embedding(model),
-            "epochs": round(spec.steps * b.batch_size / spec.train_examples, 3), "lr": b.lr,
+            "epochs": round(spec.steps * b.batch_size / spec.train_examples, 3), "lr": lr,
             "batch_size": b.batch_size, "block_size": b.block_size,
             "val_accuracy": val["accuracy"], "val_macro_f1": val["macro_f1"],
             **_test_columns(test, trainer.task)}

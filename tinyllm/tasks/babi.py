@@ -118,10 +118,10 @@ def _generate(task: int, split: str, n: int, seed: int, seen: set) -> list[QAExa
         made = _story_and_question(task, rng)
         if made is None or (made[0], made[1]) in seen:
             continue
-        context, question, answer, start = made
+        context, question, answer, start, statement = made
         seen.add((context, question))
         examples.append(QAExample(f"babi{task}-{split}-{len(examples)}", context, question,
-                                  (answer,), (start,)))
+                                  (answer,), (start,), statement))
     return examples
 
 
@@ -204,8 +204,9 @@ class _World:
         return "\n".join(self.lines)
 
 
-def _story_and_question(task: int, rng: random.Random) -> tuple[str, str, str, int] | None:
-    """``(context, question, answer, answer_start)``, or None when the story cannot be asked."""
+def _story_and_question(task: int, rng: random.Random) -> tuple | None:
+    """``(context, question, answer, answer_start, statement)`` (``QAExample``'s fields;
+    statement None for tasks 6 and 7), or None when the story cannot be asked."""
     world = _World()
     low, high = STORY_LENGTHS[task]
     grab, drop = _GRAB_DROP.get(task, (0.0, 0.0))
@@ -216,14 +217,14 @@ def _story_and_question(task: int, rng: random.Random) -> tuple[str, str, str, i
     if task == 1:
         person = _pick(rng, people)
         place, start = world.at[person]
-        return story, f"Where is {person}?", place, start
+        return story, f"Where is {person}?", place, start, _person_at(person)
     if task == 2:
         known = [o for o in OBJECTS if world.place_of(o) is not None]
         if not known:
             return None
         obj = _pick(rng, known)
         place, start = world.place_of(obj)
-        return story, f"Where is the {obj}?", place, start
+        return story, f"Where is the {obj}?", place, start, _object_at(obj)
     if task == 3:
         places = {o: [w[0] for w in world.trail[o]] for o in OBJECTS}
         asked = [(o, i) for o in OBJECTS for i in range(1, len(places[o]))
@@ -232,7 +233,8 @@ def _story_and_question(task: int, rng: random.Random) -> tuple[str, str, str, i
             return None
         obj, i = _pick(rng, asked)
         place, start = world.trail[obj][i - 1]
-        return story, f"Where was the {obj} before the {places[obj][i]}?", place, start
+        return (story, f"Where was the {obj} before the {places[obj][i]}?", place, start,
+                _object_before(obj, places[obj][i]))
     if task == 6:
         person = _pick(rng, people)
         truth = world.at[person][0]
@@ -245,55 +247,77 @@ def _story_and_question(task: int, rng: random.Random) -> tuple[str, str, str, i
     return _with_vocabulary(story, f"How many objects is {person} carrying?", COUNT_WORDS[count])
 
 
-def narrated_stories(n: int, seed: int = 0, narrate: float = 0.5) -> str:
+def narrated_stories(n: int, seed: int = 0, narrate: float = 0.5, task: int = 3) -> str:
     """``n`` unlabelled stories of the bAbI world in which a narrator states where things are:
     plain text to pre-train a language model on, a blank line between stories.
 
-    After each event, with chance ``narrate``, the narrator adds one true statement, drawn
-    uniformly among those the story allows: where a person is ("Mary is in the kitchen."),
-    where an object is ("The milk is in the garden.") or where an object was before a place it
-    has been in once ("Before the garden, the milk was in the office."). To predict the
-    statement's last word a model must track the world -- the skill tasks 1-3 ask for in
-    questions -- so the text teaches it without one labelled question. The stories draw from
-    their own random stream (``tinyllm-babi/narrated/seed<seed>``), apart from every task's.
+    The stories are of task ``task``'s kind (1, 2 or 3: its ``STORY_LENGTHS``, and as much
+    picking up and dropping as its questions' stories). After each event, with chance
+    ``narrate``, the narrator adds one true statement, drawn uniformly among those the story
+    allows: where a person is ("Mary is in the kitchen."), where an object is ("The milk is in
+    the garden.") or where an object was before a place it has been in once ("Before the
+    garden, the milk was in the office."). To predict the statement's last word a model must
+    track the world -- the skill tasks 1-3 ask for in questions -- so the text teaches it
+    without one labelled question. The stories draw from their own random stream
+    (``tinyllm-babi/narrated/seed<seed>/task<task>/narrate<narrate>``), apart from every
+    task's.
 
-    >>> print(narrated_stories(1, seed=3, narrate=1.0)[:52])
-    John journeyed to the office.
-    John is in the office.
+    >>> print(narrated_stories(1, seed=3, narrate=1.0)[:54])
+    John journeyed to the kitchen.
+    John is in the kitchen.
     """
-    rng = random.Random(f"tinyllm-babi/narrated/seed{seed}")
-    low, high = STORY_LENGTHS[3]
+    choice("bAbI task", task, (1, 2, 3), where="narrated stories")
+    if isinstance(narrate, bool) or not isinstance(narrate, (int, float)) or not 0 <= narrate <= 1:
+        raise ValueError(f"narrated stories: narrate must be a chance in [0, 1], got {narrate!r}")
+    rng = random.Random(f"tinyllm-babi/narrated/seed{seed}/task{task}/narrate{narrate:g}")
+    low, high = STORY_LENGTHS[task]
     stories = []
     for _ in range(n):
         world = _World()
         for _ in range(low + int(rng.random() * (high - low + 1))):
-            world.step(rng, *_GRAB_DROP[3])
+            world.step(rng, *_GRAB_DROP.get(task, (0.0, 0.0)))
             if rng.random() < narrate:
                 world.lines.append(_pick(rng, _statements(world)))
         stories.append(world.story)
     return "\n\n".join(stories) + "\n"
 
 
-def pretraining_text(stories: int = 10_000, questions: int = 5_000, seed: int = 0) -> str:
-    """Unlabelled text of the bAbI world, to pre-train on before the bAbI tasks (the
-    fine-tuning study's "babi" pre-training corpus).
+#: The narrator's rates in the second part of `pretraining_text`.
+MIXED_RATES = tuple(i / 10 for i in range(1, 11))
 
-    First ``stories`` stories told by a narrator who states where people and objects are
-    (`narrated_stories`: predicting the statements takes tracking the world, as the questions
-    do). Then, for tasks 1, 2 and 3, the first ``questions`` training questions of their "10k"
-    size *without their answers*: the tasks' own unlabelled text, which ULMFiT's second stage
-    trains the language model on (Howard & Ruder 2018, section 3.2), and every word of the
-    questions for a word-level tokenizer. Each question comes before its story, in turn as
-    ``Q: question`` / ``A:`` lines (the words of a causal LM's prompt) and bare (as BERT reads
-    it): after a story, ``A:`` would be the end of a text, and a model pre-trained so learns to
-    write a newline there, not an answer. No answer, and no validation or test question, is
-    in the text. (A GPT pre-trained on it learns the six places as one token -- they are
-    exchangeable in the stories -- and is no use on the tasks: see the shipped ``babi`` study
-    of ``tinyllm.finetuning``.)
+
+def pretraining_text(stories: int = 4_000, mixed: int = 300, questions: int = 1_000,
+                     seed: int = 0) -> str:
+    """Unlabelled text of the bAbI world, to pre-train on before the bAbI tasks (the
+    fine-tuning study's "babi" pre-training corpus), in three parts:
+
+    1. ``stories`` stories narrated after every event (`narrated_stories`, ``narrate=1.0``):
+       the most statements to learn tracking from. Predicting a statement's place takes
+       tracking the world, as the questions do.
+    2. For each of tasks 1, 2 and 3 and each rate of ``MIXED_RATES`` (0.1 .. 1.0), ``mixed``
+       stories of the task's kind narrated at that rate (9,000 stories by default): the
+       tasks' own story lengths and objects, and stories with few statements, nearer the
+       questions' stories, which have none. A model that has read only fully narrated
+       stories leans on the narrator's last word and is lost without it.
+    3. For tasks 1, 2 and 3, the first ``questions`` training questions of their "10k" size
+       *without their answers*: the tasks' own unlabelled text, which ULMFiT's second stage
+       trains the language model on (Howard & Ruder 2018, section 3.2), and every word of
+       the questions for a word-level tokenizer. Each question comes before its story, in
+       turn as ``Q: question`` / ``A:`` lines (the words of a causal LM's prompt) and bare
+       (as BERT reads it): after a story, ``A:`` would be the end of a text, and a model
+       pre-trained so learns to write a newline there, not an answer.
+
+    The mixed stories draw from the streams of seed ``seed + 1`` (the first part's, ``seed``,
+    would repeat its stories at rate 1.0). No answer, and no validation or test question, is
+    in the text. Asked in the narrator's words (the prompt form "statement": the story, then
+    "Mary is in the"), a GPT pre-trained on it answers task 1 before it is fine-tuned: see
+    the shipped ``babi`` study of ``tinyllm.finetuning``.
     """
-    non_negative_int("stories", stories, where="babi pre-training text")
-    non_negative_int("questions", questions, where="babi pre-training text")
-    parts = [narrated_stories(stories, seed=seed)] if stories else []
+    for name, value in (("stories", stories), ("mixed", mixed), ("questions", questions)):
+        non_negative_int(name, value, where="babi pre-training text")
+    parts = [narrated_stories(stories, seed=seed, narrate=1.0)] if stories else []
+    parts += [narrated_stories(mixed, seed=seed + 1, narrate=rate, task=task)
+              for task in (1, 2, 3) for rate in MIXED_RATES if mixed]
     for task in (1, 2, 3):
         train = babi_task(task, "10k", seed).train[:questions]
         parts += [f"Q: {ex.question}\nA:\n{ex.context}\n" if i % 2 == 0
@@ -301,20 +325,36 @@ def pretraining_text(stories: int = 10_000, questions: int = 5_000, seed: int = 
     return "\n".join(parts)
 
 
+# The narrator's three kinds of statement, each cut before the place that ends it: the
+# narrator says it whole ("Mary is in the kitchen."), and a question of tasks 1, 2 and 3 can be
+# asked as its start (`QAExample.statement`, the prompt form "statement").
+def _person_at(person: str) -> str:
+    return f"{person} is in the"
+
+
+def _object_at(obj: str) -> str:
+    return f"The {obj} is in the"
+
+
+def _object_before(obj: str, place: str) -> str:
+    return f"Before the {place}, the {obj} was in the"
+
+
 def _statements(world: _World) -> list[str]:
     """Every true statement of the three kinds `narrated_stories` draws from."""
-    said = [f"{p} is in the {world.at[p][0]}." for p in ACTORS if p in world.at]
-    said += [f"The {o} is in the {world.place_of(o)[0]}." for o in OBJECTS
+    said = [f"{_person_at(p)} {world.at[p][0]}." for p in ACTORS if p in world.at]
+    said += [f"{_object_at(o)} {world.place_of(o)[0]}." for o in OBJECTS
              if world.place_of(o) is not None]
     for o in OBJECTS:
         places = [w[0] for w in world.trail[o]]
-        said += [f"Before the {places[i]}, the {o} was in the {places[i - 1]}."
+        said += [f"{_object_before(o, places[i])} {places[i - 1]}."
                  for i in range(1, len(places)) if places.count(places[i]) == 1]
     return said
 
 
-def _with_vocabulary(story: str, question: str, answer: str) -> tuple[str, str, str, int]:
-    """The story with ``ANSWER_VOCABULARY`` as its last line, the answer pointing there."""
+def _with_vocabulary(story: str, question: str, answer: str) -> tuple:
+    """The story with ``ANSWER_VOCABULARY`` as its last line, the answer pointing there (and
+    no statement form)."""
     words = ANSWER_VOCABULARY.split(" ")
     start = len(story) + 1 + sum(len(w) + 1 for w in words[: words.index(answer)])
-    return f"{story}\n{ANSWER_VOCABULARY}", question, answer, start
+    return f"{story}\n{ANSWER_VOCABULARY}", question, answer, start, None

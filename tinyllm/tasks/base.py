@@ -34,6 +34,9 @@ SPLITS = ("train", "validation", "test")
 #: What separates a QA example's question from its answer in a generative prompt (see
 #: ``QAExample.prompt``): a model continues the prompt with the answer.
 ANSWER_SEPARATOR = "\nA: "
+#: The forms of a generative prompt: the question (``Q: ... A:``), or the statement that
+#: answers it, cut before the answer (``Mary is in the``: a cloze).
+PROMPT_FORMS = ("question", "statement")
 
 
 class TaskError(ValueError):
@@ -53,10 +56,16 @@ class Example:
 class QAExample:
     """A question whose answers are spans of ``context``: ``answers[i]`` starts at character
     ``answer_starts[i]``. The first answer is the training target; all count when scoring.
+    ``statement``, when the task knows it, is the sentence that answers the question, cut
+    before the answer ("Where is Mary?" -> "Mary is in the"): a causal LM can be asked in the
+    words it read in pre-training (``prompt("statement")``).
 
-    >>> ex = QAExample("q1", "Mary went to the office.", "Where is Mary?", ("office",), (17,))
+    >>> ex = QAExample("q1", "Mary went to the office.", "Where is Mary?", ("office",), (17,),
+    ...                statement="Mary is in the")
     >>> ex.prompt()
     'Mary went to the office.\\nQ: Where is Mary?\\nA: '
+    >>> ex.prompt("statement")
+    'Mary went to the office.\\nMary is in the '
     """
 
     id: str
@@ -64,6 +73,7 @@ class QAExample:
     question: str
     answers: tuple[str, ...]
     answer_starts: tuple[int, ...]
+    statement: str | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "answers", tuple(self.answers))
@@ -85,9 +95,17 @@ class QAExample:
         """The character offset of the first gold answer in ``context``."""
         return self.answer_starts[0]
 
-    def prompt(self) -> str:
-        """The generative form's prompt: the context, ``Q: question`` and the separator."""
-        return f"{self.context}\nQ: {self.question}{ANSWER_SEPARATOR}"
+    def prompt(self, form: str = "question") -> str:
+        """The generative form's prompt (a causal LM continues it with the answer): the
+        context, then ``Q: question`` and the separator ("question"), or the statement and a
+        space ("statement")."""
+        if form == "question":
+            return f"{self.context}\nQ: {self.question}{ANSWER_SEPARATOR}"
+        choice("prompt form", form, PROMPT_FORMS)
+        if self.statement is None:
+            raise TaskError(f"question {self.id!r} ({self.question!r}) has no statement form; "
+                            f"ask it with prompt form 'question'")
+        return f"{self.context}\n{self.statement} "
 
 
 def check_span(context: str, text: str, start: int, where: str) -> None:
@@ -229,10 +247,20 @@ class QATask(_Splits):
     test: list[QAExample]
     metadata: dict = field(default_factory=dict, repr=False)
 
-    def generative(self, split: str = "train") -> list[tuple[str, str]]:
-        """``(prompt, answer)`` pairs of ``split`` for a causal LM: the prompt ends in
-        ``ANSWER_SEPARATOR`` and the answer is the first gold answer."""
-        return [(ex.prompt(), ex.answer) for ex in self.split(split)]
+    def generative(self, split: str = "train", form: str = "question") -> list[tuple[str, str]]:
+        """``(prompt, answer)`` pairs of ``split`` for a causal LM (``QAExample.prompt(form)``:
+        "question" ends in ``ANSWER_SEPARATOR``); the answer is the first gold answer."""
+        return [(ex.prompt(form), ex.answer) for ex in self.split(split)]
+
+    def check_prompt_form(self, form: str) -> None:
+        """A TaskError unless every question can be asked in prompt form ``form``."""
+        choice("prompt form", form, PROMPT_FORMS)
+        missing = [ex for s in SPLITS for ex in self.split(s) if form == "statement"
+                   and ex.statement is None]
+        if missing:
+            raise TaskError(f"task {self.name!r}: {len(missing)} question(s) have no statement "
+                            f"form (the first: {missing[0].question!r}); prompt form "
+                            f"'statement' needs one for every question, 'question' does not")
 
     def describe(self) -> str:
         """The split sizes, the mean context length, and the most frequent answers."""

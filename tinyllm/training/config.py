@@ -16,6 +16,7 @@ from ..distributed.world import MODES as DISTRIBUTED_MODES
 from ..models import family_names, get_family
 from ..nn.prune import SCOPES, check_sparsity
 from ..optim.swa_utils import MODES as AVERAGE_MODES
+from ..tasks.base import PROMPT_FORMS
 
 TOKENIZERS = ("char", "bpe", "word")
 SCHEDULES = ("cosine", "wsd")
@@ -209,6 +210,8 @@ class FineTuneConfig(TrainConfig):
     train_examples: int | None = None  # a label budget: this many training examples (None: all)
     epochs: float | None = None        # how `steps` was chosen, when it was (for the record)
     classifier: str = "head"           # "generative": a classification task read by the LM
+    prompt: str = "question"           # a causal LM answering questions is asked "question"
+    #                                    (Q: ... A:) or "statement" ("Mary is in the")
     lora_rank: int = 0                 # > 0: train LoRA adapters of this rank, not the body
     lora_alpha: float = 16.0
     lora_targets: list[str] | None = None   # module names (None: the family's attention)
@@ -228,6 +231,7 @@ class FineTuneConfig(TrainConfig):
                              "tinyllm.tasks.list_tasks()")
         choice("freeze", self.freeze, FREEZE)
         choice("classifier", self.classifier, CLASSIFIERS)
+        choice("prompt", self.prompt, PROMPT_FORMS)
         if self.train_examples is not None:
             positive_int("train_examples", self.train_examples)
         non_negative_int("lora_rank", self.lora_rank)

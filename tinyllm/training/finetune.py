@@ -50,7 +50,7 @@ class FineTuner(Trainer):
         context = (meta["model_config"] if meta else source.config.to_dict())
         self.block_size = c.block_size or context[self.family.context_field]
         self.objective = objective_for_task(self.task, self.family, self.tokenizer,
-                                            self.block_size, c.classifier)
+                                            self.block_size, c.classifier, c.prompt)
         model_class = (self.family.head(self.objective.head) if self.objective.head
                        else self.family.model_class)
         if source:
@@ -213,7 +213,7 @@ def _run_objective(run_dir):
     task = load_task(config.task)
     objective = objective_for_task(task, get_family(config.model), tokenizer,
                                    config.block_size or model.config.block_size,
-                                   config.classifier)
+                                   config.classifier, config.prompt)
     return model, objective
 
 

@@ -14,8 +14,10 @@ Shapes: B batch, T tokens (at most the block size), K labels.
   tokens that hold them, so the tokenizer must give one token per piece of text (characters,
   or words for a word-level tokenizer; not BPE). Scores: SQuAD exact match and F1.
 - `GenerativeQA` (a `QATask`, a causal LM: GPT): the prompt `context \\nQ: question\\nA: `
-  then the answer and a newline; the loss counts the answer's tokens only; the prediction is
-  the greedy continuation up to the newline. Scores: SQuAD exact match and F1.
+  (prompt form "question"), or `context \\nstatement ` (form "statement": the sentence that
+  answers the question, cut before the answer, where the task knows it), then the answer and a
+  newline; the loss counts the answer's tokens only; the prediction is the greedy
+  continuation up to the newline. Scores: SQuAD exact match and F1.
 
 Each has `head` (the registry's head kind, or None for the family's own language model),
 `encode(split, indices)`, `loss(model, batch)`, `scores(model, split, batch_size, n)`,
@@ -76,9 +78,10 @@ class ExampleBatcher(_ResumableBatcher):
 
 
 def objective_for_task(task, family, tokenizer: Tokenizer, block_size: int,
-                       classifier: str = "head"):
+                       classifier: str = "head", prompt: str = "question"):
     """The objective that fine-tunes `family` on `task` (a classification task with
-    `classifier`), or an error saying what would."""
+    `classifier`; a question-answering one written by a causal LM with the prompt form
+    `prompt`), or an error saying what would."""
     if classifier != "head" and not isinstance(task, ClassificationTask):
         raise ValueError(f"classifier {classifier!r} reads a classification task; "
                          f"{task.name!r} is {type(task).__name__} (drop the classifier)")
@@ -97,6 +100,12 @@ def objective_for_task(task, family, tokenizer: Tokenizer, block_size: int,
         raise ValueError(f"task {task.name!r} ({type(task).__name__}) cannot be fine-tuned on "
                          f"a {family.name}: question answering needs a question-answering head "
                          "(bert) or a causal language model (gpt)")
+    if cls is GenerativeQA:
+        return GenerativeQA(task, tokenizer, family, block_size, prompt)
+    if prompt != "question":
+        raise ValueError(f"prompt form {prompt!r} is how a causal LM is asked a question; a "
+                         f"{family.name} on {task.name!r} ({cls.__name__}) has no prompt: "
+                         f"drop it")
     return cls(task, tokenizer, family, block_size)
 
 
@@ -289,6 +298,8 @@ class GenerativeClassification(SequenceClassification):
 
 # ---------------------------------------------------------------------- question answering
 class _QA(_TaskObjective):
+    prompt_form = "question"          # how a causal LM is asked (`GenerativeQA`)
+
     def texts(self) -> list[str]:
         """Every string this objective encodes (the source-vocabulary check reads them)."""
         return [t for ex in self.examples() for t in (ex.question, ex.context)]
@@ -316,9 +327,12 @@ class _QA(_TaskObjective):
                 f"exact match {s['exact_match']:.3f} | F1 {s['f1']:.3f}")
 
     def predict(self, model, question: str = "", context: str = "", **_) -> str:
+        """The answer to `question` about `context` (a run fine-tuned with the prompt form
+        "statement" completes `question` as the statement: "Mary is in the")."""
         if not question or not context:
             raise ValueError("a question-answering run needs --question and --context")
-        example = QAExample("input", context, question, (context[:1],), (0,))
+        statement = question if self.prompt_form == "statement" else None
+        example = QAExample("input", context, question, (context[:1],), (0,), statement)
         return self.answers(model, [example])[0]
 
 
@@ -395,30 +409,38 @@ def token_offsets(tokenizer: Tokenizer, text: str) -> tuple[list[int], np.ndarra
 
 
 class GenerativeQA(_QA):
-    """A causal LM continues `context\nQ: question\nA:` with ` answer` and a newline.
+    """A causal LM continues `context\nQ: question\nA:` (or, prompt form "statement",
+    `context\nMary is in the`) with ` answer` and a newline.
 
-    The space after "A:" belongs to the answer, as in running text: a word-level or BPE
+    The space before the answer belongs to it, as in running text: a word-level or BPE
     tokenizer reads " kitchen" in "went to the kitchen" and in "A: kitchen" as one token, the
     same one, where "kitchen" alone would be another (or unknown).
     """
 
     head = None
 
+    def __init__(self, task, tokenizer: Tokenizer, family, block_size: int,
+                 prompt: str = "question"):
+        task.check_prompt_form(prompt)
+        super().__init__(task, tokenizer, family, block_size)
+        self.prompt_form = prompt
+
     @staticmethod
-    def prompt_and_target(ex: QAExample) -> tuple[str, str]:
-        """(the prompt less its trailing spaces, what the model writes: those spaces, the
-        answer and a newline)."""
-        prompt = ex.prompt()
+    def prompt_and_target(ex: QAExample, form: str = "question") -> tuple[str, str]:
+        """(the prompt of form `form` less its trailing spaces, what the model writes: those
+        spaces, the answer and a newline)."""
+        prompt = ex.prompt(form)
         cut = prompt.rstrip(" ")
         return cut, prompt[len(cut):] + ex.answer + "\n"
 
     def texts(self) -> list[str]:
-        return [t for ex in self.examples() for t in self.prompt_and_target(ex)]
+        return [t for ex in self.examples()
+                for t in self.prompt_and_target(ex, self.prompt_form)]
 
     def _ids(self, ex: QAExample) -> tuple[list[int], int]:
         """Prompt + answer + newline ids, cut from the left to block + 1 tokens, and how
         many of them are the prompt's."""
-        prompt, answer = self.prompt_and_target(ex)
+        prompt, answer = self.prompt_and_target(ex, self.prompt_form)
         target = self.tokenizer.encode(answer)
         ids = (self.tokenizer.encode(prompt) + target)[-(self.block_size + 1):]
         return ids, max(len(ids) - len(target), 1)
@@ -439,7 +461,8 @@ class GenerativeQA(_QA):
         tokens), the batch at once: each step reads every unfinished row, padded on the
         right, at its own last token -- a causal model's logits there do not depend on the
         padding after it -- so the answers are `model.generate`'s, one forward per step."""
-        rows = [self.tokenizer.encode(self.prompt_and_target(ex)[0]) for ex in examples]
+        rows = [self.tokenizer.encode(self.prompt_and_target(ex, self.prompt_form)[0])
+                for ex in examples]
         new: list[list[int]] = [[] for _ in rows]
         live = list(range(len(rows)))
         for _ in range(MAX_ANSWER_TOKENS):
