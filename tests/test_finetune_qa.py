@@ -212,7 +212,7 @@ def babi_gpt(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("babi")
     text = root / "babi.txt"
-    text.write_text(pretraining_text(stories=200, mixed=5, questions=200))
+    text.write_text(pretraining_text(stories=200, questions=200))
     return Trainer(TrainConfig(model="gpt", data=str(text), tokenizer="word", preset="nano",
                                steps=2, eval_interval=2, eval_iters=1, batch_size=2,
                                block_size=128, sample_tokens=0, out=str(root)),

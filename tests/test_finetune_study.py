@@ -4,8 +4,10 @@ resume, the shipped results, ULMFiT's comparison and the plot command."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,7 +26,7 @@ from tinyllm.finetuning import (
     plan_study,
     run_study,
 )
-from tinyllm.finetuning.plan import Budget, finetune_steps
+from tinyllm.finetuning.plan import Budget, corpus_text, finetune_steps
 from tinyllm.finetuning.results import Results
 from tinyllm.finetuning.store import PRETRAIN_COLUMNS, ResultsStore
 from tinyllm.tasks import ClassificationTask, Example
@@ -194,6 +196,28 @@ def test_a_question_answering_study_trains_gpt_and_bert(tmp_path):
         assert 0.0 <= r["test_accuracy"] <= 1.0 and r["test_examples"] == 1000
     pre = {r["run_id"]: r for r in ResultsStore(tmp_path).rows("pretrain")}
     assert pre["pretrain-bert-nano"]["model"] == "bert"
+    # the GPT in two stages: the "babi" text, then from there the "babi-tasks" text
+    first, second = (json.loads((tmp_path / "pretrain" / name / "train_config.json").read_text())
+                     for name in ("nano-stage1", "nano"))
+    assert Path(first["data"]).name == "corpus.txt" and first["init_from"] is None
+    assert Path(second["data"]).name == "continue.txt"
+    assert Path(second["init_from"]).name == "nano-stage1"
+    for config in (first, second):
+        assert config["beta2"] == 0.95 and config["model_overrides"] == {
+            "tie_word_embeddings": False}
+    assert (tmp_path / "pretrain" / "continue.txt").read_text() == corpus_text(
+        plan.budget, stage=2)
+    assert pre["pretrain-nano"]["steps"] == 4 + 3 and pre["pretrain-nano"]["tokens"] == 7 * 512
+    assert pre["pretrain-bert-nano"]["steps"] == 3             # BERT: one stage
+    assert not (tmp_path / "pretrain" / "bert-nano-stage1").exists()
+    # interrupted in the second stage: the first is kept, the second trained again
+    stage1 = tmp_path / "pretrain" / "nano-stage1" / "last.safetensors"
+    before = stage1.stat().st_mtime_ns
+    shutil.rmtree(tmp_path / "pretrain" / "nano")
+    (tmp_path / "pretrain.csv").unlink()
+    assert not run_study(plan, tmp_path, jobs=0).failed
+    assert stage1.stat().st_mtime_ns == before
+    assert (tmp_path / "pretrain" / "nano" / "model").is_dir()
     assert rows["extractive"]["pretrain_tokens"] == pre["pretrain-bert-nano"]["tokens"]
     text = full_report(load_results(tmp_path))
     assert "babi1-10k: test accuracy (exact match)" in text and "word tokens" in text

@@ -504,26 +504,33 @@ def test_narrated_stories_bad_options():
         babi_mod.narrated_stories(1, task=6)
 
 
-def test_babi_pretraining_text_holds_no_answer_and_no_held_out_question():
-    """The study's "babi" pre-training text: fully narrated stories, stories of each of tasks
-    1-3 narrated at each rate, then the training questions of tasks 1-3 with their stories
-    and without their answers; no validation or test question is in it."""
-    text = babi_mod.pretraining_text(stories=50, mixed=2, questions=40)
-    assert text.startswith(babi_mod.narrated_stories(50, narrate=1.0))
+def test_babi_pretraining_texts_hold_no_answer_and_no_held_out_question():
+    """The study's "babi" text: fully narrated stories, then the unlabelled questions; its
+    "babi-tasks" text (the second stage): stories of each of tasks 1-3 narrated at each rate,
+    then the same questions. A question is a training question of tasks 1-3 with its story
+    and without its answer; no validation or test question is in either text."""
+    questions = babi_mod.unlabelled_questions(40)
+    first = babi_mod.pretraining_text(stories=50, questions=40)
+    assert first == babi_mod.narrated_stories(50, narrate=1.0) + "\n" + questions
+    second = babi_mod.task_text(mixed=2, questions=40)
+    assert second.endswith("\n" + questions)
     for number in (1, 2, 3):
         for rate in babi_mod.MIXED_RATES:
-            assert babi_mod.narrated_stories(2, seed=1, narrate=rate, task=number) in text
-    assert text.count("\nA:\n") == 3 * 20 and "A: " not in text
+            assert babi_mod.narrated_stories(2, seed=1, narrate=rate, task=number) in second
+    assert questions.count("\nA:\n") == 3 * 20 and "A: " not in first + second
     for number in (1, 2, 3):
         task = load_task(f"babi{number}-10k")
         for i, ex in enumerate(task.train[:40]):       # Q:/A: lines and bare, in turn
             form = f"Q: {ex.question}\nA:\n" if i % 2 == 0 else f"{ex.question}\n"
-            assert f"{form}{ex.context}\n" in text
+            assert f"{form}{ex.context}\n" in questions
         for ex in task.validation[:100] + task.test[:100]:    # (story, question) pairs
-            assert f"{ex.question}\n{ex.context}\n" not in text
-            assert f"{ex.question}\nA:\n{ex.context}\n" not in text
+            for text in (first, second):
+                assert f"{ex.question}\n{ex.context}\n" not in text
+                assert f"{ex.question}\nA:\n{ex.context}\n" not in text
     with pytest.raises(ValueError, match="stories must be"):
         babi_mod.pretraining_text(stories=-1)
+    with pytest.raises(ValueError, match="mixed must be"):
+        babi_mod.task_text(mixed=-1)
 
 
 def test_babi_bad_options():

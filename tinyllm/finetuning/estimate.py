@@ -75,8 +75,10 @@ def _estimate(plan: StudyPlan) -> float:
     total = 0.0
     for spec in plan.pretrain:
         step = step_seconds(spec.size, spec.block_size, spec.batch_size, classify=False)
-        evals = (spec.steps // spec.eval_interval + 2) * 2 * b.eval_iters * 10
-        total += spec.steps * step + evals * step / 3 + RUN_OVERHEAD_S
+        stages = 2 if spec.continue_steps else 1
+        n_steps = spec.steps + spec.continue_steps
+        evals = (n_steps // spec.eval_interval + 2 * stages) * 2 * b.eval_iters * 10
+        total += n_steps * step + evals * step / 3 + stages * RUN_OVERHEAD_S
     steps = {}
     for spec in plan.runs:
         if not spec.sized:

@@ -63,7 +63,7 @@ def run_study(plan: StudyPlan, out, *, jobs: int | None = None, log=None,
         raise StudyError(f"jobs must be a non-negative integer, got {jobs!r}")
     start, started_at = time.perf_counter(), time.strftime("%Y-%m-%dT%H:%M:%S")
     store = ResultsStore(out)
-    store.open(plan, corpus_text(plan.budget))
+    store.open(plan, corpus_text(plan.budget), corpus_text(plan.budget, stage=2))
     done = store.done()
     runs = [r for r in plan.runs if r.run_id not in done]
     for p in plan.pretrain:      # a finished size whose run directory is gone, still needed
@@ -205,42 +205,62 @@ def _common() -> dict:
 
 # ---------------------------------------------------------------------- pre-training
 def run_pretrain(spec: PretrainSpec, budget: Budget, root: Path) -> dict:
-    """Pre-train `spec.size` into `<root>/pretrain/<size>/` (continuing an interrupted run
-    from its last checkpoint) and return its row of PRETRAIN_COLUMNS."""
-    from ..training import TrainConfig, Trainer
-    from ..training.trainer import LAST
-
+    """Pre-train `spec.size` into `<root>/pretrain/<key>/` (continuing an interrupted run
+    from its last checkpoint) and return its row of PRETRAIN_COLUMNS. With a second stage
+    (`spec.continue_steps`), the first goes to `<key>-stage1/` and the second, started from
+    it, reads the budget's continue text into `<key>/`; the row's steps and tokens are both
+    stages'."""
     store = ResultsStore(root)
-    run_dir = store.pretrain_dir / spec.key
     t0 = time.perf_counter()
-    if (run_dir / LAST).is_file():
-        trainer = Trainer.resume(run_dir, quiet=True)
+    if spec.continue_steps:
+        first = _lm_stage(spec, budget, store, f"{spec.key}-stage1", store.corpus_path,
+                          spec.steps)
+        trainer = _lm_stage(spec, budget, store, spec.key, store.continue_path,
+                            spec.continue_steps, init_from=first.run_dir)
     else:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        trainer = Trainer(TrainConfig(
-            model=spec.model, preset=spec.size, tokenizer=budget.tokenizer,
-            data=str(store.corpus_path.resolve()),
-            steps=spec.steps, batch_size=spec.batch_size, block_size=spec.block_size,
-            lr=spec.lr, min_lr=spec.lr / 10, eval_interval=spec.eval_interval,
-            eval_iters=budget.eval_iters * 10, sample_tokens=0, seed=spec.seed,
-            out=str(store.pretrain_dir), name=spec.key,
-            model_overrides={} if spec.model != "gpt" or budget.tie_word_embeddings
-            else {"tie_word_embeddings": False}), quiet=True)
-    result = trainer.train()
-    if result.status != "finished":
-        raise RuntimeError(f"pre-training {spec.size} ended {result.status!r} at step "
-                           f"{result.step}")
+        trainer = _lm_stage(spec, budget, store, spec.key, store.corpus_path, spec.steps)
     final = trainer.evaluate()
     model = trainer.model
     return {
         "run_id": spec.run_id, "model": spec.model, "size": spec.size,
         **_shape(model.config),
         "vocab_size": trainer.tokenizer.vocab_size, "params": model.num_params(),
-        "non_embedding_params": _non_embedding(model), "steps": spec.steps,
+        "non_embedding_params": _non_embedding(model),
+        "steps": spec.steps + spec.continue_steps,
         "batch_size": spec.batch_size, "block_size": spec.block_size, "tokens": spec.tokens,
         "lr": spec.lr, "train_loss_nats": final["train_loss"],
         "val_loss_nats": final["val_loss"], "val_bits_per_char": final["val_bits_per_char"],
         "wall_s": round(time.perf_counter() - t0, 2), **_common()}
+
+
+def _lm_stage(spec: PretrainSpec, budget: Budget, store: ResultsStore, name: str, data: Path,
+              steps: int, init_from: Path | None = None):
+    """One language-model run `pretrain/<name>/` on `data` (from `init_from`'s weights and
+    tokenizer when given), resumed when interrupted; its finished Trainer."""
+    from ..training import TrainConfig, Trainer
+    from ..training.trainer import LAST
+
+    run_dir = store.pretrain_dir / name
+    if (run_dir / LAST).is_file():
+        trainer = Trainer.resume(run_dir, quiet=True)
+    else:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        gpt = spec.model == "gpt"
+        trainer = Trainer(TrainConfig(
+            model=spec.model, preset=spec.size, tokenizer=budget.tokenizer,
+            data=str(data.resolve()), init_from=str(init_from) if init_from else None,
+            steps=steps, batch_size=spec.batch_size, block_size=spec.block_size,
+            lr=spec.lr, min_lr=spec.lr / 10, eval_interval=min(spec.eval_interval, steps),
+            eval_iters=budget.eval_iters * 10, sample_tokens=0, seed=spec.seed,
+            out=str(store.pretrain_dir), name=name,
+            model_overrides={} if not gpt or budget.tie_word_embeddings
+            else {"tie_word_embeddings": False},
+            **(dict(budget.pretrain_options) if gpt else {})), quiet=True)
+    result = trainer.train()
+    if result.status != "finished":
+        raise RuntimeError(f"pre-training {name} ended {result.status!r} at step "
+                           f"{result.step}")
+    return trainer
 
 
 def _non_embedding(model) -> int:

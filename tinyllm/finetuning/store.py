@@ -8,9 +8,10 @@ Results directory (tidy CSV, one row per finished run)::
                    ...; a question-answering task's test_accuracy is its exact match, its
                    test_macro_f1 the SQuAD token F1
     pretrain.csv   one row per pre-training run (PRETRAIN_COLUMNS; model gpt, or bert)
-    pretrain/      the pre-trained runs (corpus.txt, one run directory per size, "mini" for
-                   a GPT, "bert-mini" for a BERT): reused by every task and label budget, and
-                   by a resumed study; not shipped
+    pretrain/      the pre-trained runs (corpus.txt, and continue.txt for a second stage; one
+                   run directory per size, "mini" for a GPT, "bert-mini" for a BERT, and
+                   "mini-stage1" for a GPT's first stage when it has two): reused by every
+                   task and label budget, and by a resumed study; not shipped
     _work/         scratch run directories of fine-tuning runs (removed when a run finishes)
 
 A finished run's row is written at once (`tinyllm._io.atomic_write`), so an interruption loses
@@ -62,6 +63,11 @@ class ResultsStore:
     def corpus_path(self) -> Path:
         return self.pretrain_dir / "corpus.txt"
 
+    @property
+    def continue_path(self) -> Path:
+        """The second stage's text (`Budget.continue_corpora`)."""
+        return self.pretrain_dir / "continue.txt"
+
     def rows(self, kind: str = "runs") -> list[dict]:
         """The finished rows of runs.csv (kind "runs") or pretrain.csv ("pretrain")."""
         return read_csv(self.root / f"{kind}.csv")
@@ -77,9 +83,10 @@ class ResultsStore:
         atomic_write(self.root / f"{kind}.csv", csv_text(rows, columns))
 
     # ------------------------------------------------------------------ study.json
-    def open(self, plan: StudyPlan, corpus: str) -> None:
-        """Create the directory and the pre-training corpus, or check that the directory
-        holds this same study."""
+    def open(self, plan: StudyPlan, corpus: str, continued: str = "") -> None:
+        """Create the directory and the pre-training corpus (and the second stage's text,
+        `continued`, when there is one), or check that the directory holds this same
+        study."""
         from .plan import text_digest
 
         self.root.mkdir(parents=True, exist_ok=True)
@@ -91,9 +98,10 @@ class ResultsStore:
             old = load_meta(self.root)
             check_same_study(old, meta, self.root)
             meta["sessions"] = old.get("sessions", [])
-        if not self.corpus_path.is_file() or text_digest(
-                self.corpus_path.read_text(encoding="utf-8")) != text_digest(corpus):
-            atomic_write(self.corpus_path, corpus)
+        for text, where in ((corpus, self.corpus_path), (continued, self.continue_path)):
+            if text and (not where.is_file() or text_digest(
+                    where.read_text(encoding="utf-8")) != text_digest(text)):
+                atomic_write(where, text)
         atomic_write(path, json.dumps(meta, indent=1))
 
     def add_session(self, session: dict) -> None:

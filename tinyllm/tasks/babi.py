@@ -282,44 +282,54 @@ def narrated_stories(n: int, seed: int = 0, narrate: float = 0.5, task: int = 3)
     return "\n\n".join(stories) + "\n"
 
 
-#: The narrator's rates in the second part of `pretraining_text`.
+#: The narrator's rates in `task_text`.
 MIXED_RATES = tuple(i / 10 for i in range(1, 11))
 
 
-def pretraining_text(stories: int = 4_000, mixed: int = 300, questions: int = 1_000,
-                     seed: int = 0) -> str:
-    """Unlabelled text of the bAbI world, to pre-train on before the bAbI tasks (the
-    fine-tuning study's "babi" pre-training corpus), in three parts:
-
-    1. ``stories`` stories narrated after every event (`narrated_stories`, ``narrate=1.0``):
-       the most statements to learn tracking from. Predicting a statement's place takes
-       tracking the world, as the questions do.
-    2. For each of tasks 1, 2 and 3 and each rate of ``MIXED_RATES`` (0.1 .. 1.0), ``mixed``
-       stories of the task's kind narrated at that rate (9,000 stories by default): the
-       tasks' own story lengths and objects, and stories with few statements, nearer the
-       questions' stories, which have none. A model that has read only fully narrated
-       stories leans on the narrator's last word and is lost without it.
-    3. For tasks 1, 2 and 3, the first ``questions`` training questions of their "10k" size
-       *without their answers*: the tasks' own unlabelled text, which ULMFiT's second stage
-       trains the language model on (Howard & Ruder 2018, section 3.2), and every word of
-       the questions for a word-level tokenizer. Each question comes before its story, in
-       turn as ``Q: question`` / ``A:`` lines (the words of a causal LM's prompt) and bare
-       (as BERT reads it): after a story, ``A:`` would be the end of a text, and a model
-       pre-trained so learns to write a newline there, not an answer.
-
-    The mixed stories draw from the streams of seed ``seed + 1`` (the first part's, ``seed``,
-    would repeat its stories at rate 1.0). No answer, and no validation or test question, is
-    in the text. Asked in the narrator's words (the prompt form "statement": the story, then
-    "Mary is in the"), a GPT pre-trained on it answers task 1 before it is fine-tuned: see
-    the shipped ``babi`` study of ``tinyllm.finetuning``.
+def pretraining_text(stories: int = 4_000, questions: int = 1_000, seed: int = 0) -> str:
+    """Unlabelled text of the bAbI world, to pre-train a language model on before the bAbI
+    tasks (the fine-tuning study's "babi" corpus): ``stories`` stories narrated after every
+    event (`narrated_stories`, ``narrate=1.0``: the most statements to learn tracking from --
+    predicting a statement's place takes tracking the world, as the questions do), then
+    `unlabelled_questions` (``questions`` of each of tasks 1-3: the questions' words for a
+    word-level tokenizer).
     """
-    for name, value in (("stories", stories), ("mixed", mixed), ("questions", questions)):
-        non_negative_int(name, value, where="babi pre-training text")
+    non_negative_int("stories", stories, where="babi pre-training text")
     parts = [narrated_stories(stories, seed=seed, narrate=1.0)] if stories else []
-    parts += [narrated_stories(mixed, seed=seed + 1, narrate=rate, task=task)
-              for task in (1, 2, 3) for rate in MIXED_RATES if mixed]
+    return "\n".join(parts + [unlabelled_questions(questions, seed)])
+
+
+def task_text(mixed: int = 300, questions: int = 1_000, seed: int = 0) -> str:
+    """Unlabelled text nearer the tasks, for ULMFiT's second stage (Howard & Ruder 2018,
+    section 3.2: the language model trained on, on the target task's own text) -- the
+    fine-tuning study's "babi-tasks" corpus: for each of tasks 1, 2 and 3 and each rate of
+    ``MIXED_RATES`` (0.1 .. 1.0), ``mixed`` stories of the task's kind narrated at that rate
+    (9,000 stories by default: the tasks' own story lengths and objects, and stories with few
+    statements, nearer the questions' stories, which have none -- a model that has read only
+    fully narrated stories leans on the narrator and is lost without it), then
+    `unlabelled_questions`. The stories draw from the streams of seed ``seed + 1``
+    (`pretraining_text`'s, ``seed``, would repeat its stories at rate 1.0).
+
+    A GPT pre-trained on `pretraining_text`, then on this, answers task 1 asked in the
+    narrator's words (the prompt form "statement": the story, then "Mary is in the") before
+    it is fine-tuned: see the shipped ``babi`` study of ``tinyllm.finetuning``.
+    """
+    non_negative_int("mixed", mixed, where="babi task text")
+    parts = [narrated_stories(mixed, seed=seed + 1, narrate=rate, task=task)
+             for task in (1, 2, 3) for rate in MIXED_RATES if mixed]
+    return "\n".join(parts + [unlabelled_questions(questions, seed)])
+
+
+def unlabelled_questions(n: int = 1_000, seed: int = 0) -> str:
+    """The first ``n`` training questions of tasks 1, 2 and 3 (their "10k" size) *without
+    their answers*, each before its story, in turn as ``Q: question`` / ``A:`` lines (the
+    words of a causal LM's prompt) and bare (as BERT reads it): after a story, ``A:`` would be
+    the end of a text, and a model pre-trained so learns to write a newline there, not an
+    answer. No answer, and no validation or test question, is in the text."""
+    non_negative_int("questions", n, where="babi unlabelled questions")
+    parts = []
     for task in (1, 2, 3):
-        train = babi_task(task, "10k", seed).train[:questions]
+        train = babi_task(task, "10k", seed).train[:n]
         parts += [f"Q: {ex.question}\nA:\n{ex.context}\n" if i % 2 == 0
                   else f"{ex.question}\n{ex.context}\n" for i, ex in enumerate(train)]
     return "\n".join(parts)
