@@ -166,21 +166,21 @@ BUDGETS: dict[str, Budget] = {
     # both from scratch, at 100 and 1,000 labels (the paper's 1k) and all 10,000 (its 10k).
     # Pre-trained (word tokens) on the "babi" text (`tasks.babi.pretraining_text`: stories
     # narrated after every event, and the tasks' unlabelled training questions); the GPT
-    # 10,000 steps at 3e-3, beta2 0.95, no clipping, untied embeddings (tracking people is learnt in
-    # jumps, after about 4,000 and 7,000 steps at `mini`; tied embeddings keep the six places
-    # alike far longer), then 4,000 steps on the "babi-tasks" text (`tasks.babi.task_text`:
-    # stories of each task's kind narrated at every rate; without it the GPT fine-tunes to
-    # half the accuracy); the BERT 1,000 steps on the first. Fine-tuning at 3e-4 (at 1e-3
-    # the pre-trained GPT first forgets, and the GPT from scratch does worse too: test exact
-    # match on task 1, 1,000 labels, 0.33 at 1e-3 against 0.44 at 3e-4 and 1e-4).
+    # 10,000 steps at 3e-3, beta2 0.95, no clipping, untied embeddings (tracking people is
+    # learnt in jumps, after about 4,000 and 7,000 steps at `mini`; tied embeddings keep the
+    # six places alike far longer), then 4,000 steps on the "babi-tasks" text
+    # (`tasks.babi.task_text`: stories of each task's kind narrated at every rate; without it
+    # the GPT fine-tunes to half the accuracy); the BERT 1,000 steps on the first.
+    # Fine-tuning at 3e-4 (at 1e-3 the pre-trained GPT first forgets, and the GPT from
+    # scratch does worse too: test exact match on task 1, 1,000 labels, 0.33 at 1e-3 against
+    # 0.44 at 3e-4 and 1e-4).
     "babi": Budget(
         name="babi", sizes=("micro", "tiny", "mini"), tasks=QA_TASKS,
         label_budgets=(100, 1000, ALL), seeds=(0,), pretrain_corpora=("babi",),
         tokenizer="word", pretrain_steps=10_000, bert_pretrain_steps=1000, pretrain_lr=3e-3,
         tie_word_embeddings=False, pretrain_options=(("beta2", 0.95), ("grad_clip", 0.0)),
         continue_corpora=("babi-tasks",), continue_steps=4000, block_size=192, max_steps=600,
-        lr=3e-4,
-        qa_prompt="statement", minutes=80.0),
+        lr=3e-4, qa_prompt="statement", minutes=80.0),
 }
 
 

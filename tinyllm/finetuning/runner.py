@@ -311,12 +311,11 @@ def _finetune(spec: RunSpec, budget: Budget, root: Path) -> dict:
     run_dir = store.work / spec.run_id
     shutil.rmtree(run_dir, ignore_errors=True)     # a half-finished attempt starts over
     b = budget
-    lr = b.lr
     config = finetune_config(
         store.pretrain_dir / spec.source, model=spec.model, task=spec.task,
         train_examples=None if spec.label_budget == ALL else spec.train_examples,
-        steps=spec.steps, batch_size=b.batch_size, block_size=b.block_size, lr=lr,
-        min_lr=lr / 10, weight_decay=b.weight_decay, dropout=b.dropout,
+        steps=spec.steps, batch_size=b.batch_size, block_size=b.block_size, lr=b.lr,
+        min_lr=b.lr / 10, weight_decay=b.weight_decay, dropout=b.dropout,
         eval_interval=spec.steps, eval_iters=b.eval_iters, seed=spec.seed,
         from_scratch=spec.method in SCRATCH_METHODS, out=str(store.work), name=spec.run_id,
         classifier="generative" if spec.method in GENERATIVE_METHODS else "head",
@@ -331,7 +330,7 @@ def _finetune(spec: RunSpec, budget: Budget, root: Path) -> dict:
     val = _accuracy_columns({k[4:]: v for k, v in ev.items() if k.startswith("val_")})
     return {**_shape(model.config), "params": model.num_params(),
             "non_embedding_params": _non_embedding(model),
-            "epochs": round(spec.steps * b.batch_size / spec.train_examples, 3), "lr": lr,
+            "epochs": round(spec.steps * b.batch_size / spec.train_examples, 3), "lr": b.lr,
             "batch_size": b.batch_size, "block_size": b.block_size,
             "val_accuracy": val["accuracy"], "val_macro_f1": val["macro_f1"],
             **_test_columns(test, trainer.task)}
