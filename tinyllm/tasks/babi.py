@@ -36,7 +36,10 @@ one sentence per line, and ``answer_starts`` points at the answer inside the sen
 settles it (for task 1, the person's last move). Yes/no and counting answers are not words of
 the story, so for tasks 6 and 7 the context ends with one more line, ``ANSWER_VOCABULARY`` =
 "yes no none one two three", and the answer points there. Generative (for GPT):
-``task.generative()`` gives ``(prompt, answer)`` with the prompt ending in ``"\\nA: "``.
+``task.generative()`` gives ``(prompt, answer)`` with the prompt ending in ``"\\nA: "``; for
+tasks 1-3 ``task.generative(form="statement")`` asks instead in the words of the narrator of
+`narrated_stories`, the statement that answers the question cut before the answer (the story,
+then "Mary is in the", "The milk is in the", "Before the garden, the milk was in the").
 
 Sizes are the paper's: 1,000 training questions ("1k") or 10,000 ("10k"), and 1,000 test
 questions; validation is 10% of the training size, generated on top (the paper's released
