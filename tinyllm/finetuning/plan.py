@@ -1,9 +1,10 @@
 """The fine-tuning study's plan: named budgets, and the runs (`RunSpec`s) a budget asks for.
 
 For every GPT size of the budget, one pre-training run (`Trainer`, a causal LM on the
-pre-training corpus; cached in the study's directory and shared by every task and label
-budget), and, when the budget has question-answering tasks, one BERT run per size (a masked
-LM on the same corpus). Then, for every task, label budget and seed:
+pre-training corpus, then -- when the budget has `continue_corpora` -- `continue_steps` more
+on that text, ULMFiT's second stage; cached in the study's directory and shared by every task
+and label budget), and, when the budget has question-answering tasks, one BERT run per size (a
+masked LM on the first corpus). Then, for every task, label budget and seed:
 
     pretrained   FineTuner from the size's pre-trained GPT: a classification head, or on a
                  question-answering task (bAbI) the GPT writing the answer

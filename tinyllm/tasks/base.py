@@ -254,9 +254,9 @@ class QATask(_Splits):
 
     def check_prompt_form(self, form: str) -> None:
         """A TaskError unless every question can be asked in prompt form ``form``."""
-        choice("prompt form", form, PROMPT_FORMS)
-        missing = [ex for s in SPLITS for ex in self.split(s) if form == "statement"
-                   and ex.statement is None]
+        if choice("prompt form", form, PROMPT_FORMS) == "question":
+            return
+        missing = [ex for s in SPLITS for ex in self.split(s) if ex.statement is None]
         if missing:
             raise TaskError(f"task {self.name!r}: {len(missing)} question(s) have no statement "
                             f"form (the first: {missing[0].question!r}); prompt form "
