@@ -25,8 +25,9 @@ from tinyllm.finetuning import (
     load_results,
     plan_study,
     run_study,
+    runner,
 )
-from tinyllm.finetuning.plan import Budget, corpus_text, finetune_steps
+from tinyllm.finetuning.plan import Budget, corpus_text, finetune_steps, text_digest
 from tinyllm.finetuning.results import Results
 from tinyllm.finetuning.store import PRETRAIN_COLUMNS, ResultsStore
 from tinyllm.tasks import ClassificationTask, Example
@@ -179,7 +180,7 @@ def test_a_results_directory_refuses_another_study(tiny_study):
         run_study(other, root, jobs=0)
 
 
-def test_a_question_answering_study_trains_gpt_and_bert(tmp_path):
+def test_a_question_answering_study_trains_gpt_and_bert(tmp_path, monkeypatch):
     """bAbI in the study: a GPT and a BERT pre-trained per size on the word-level "babi"
     text; GPT writing the answer and BERT pointing at it, each pre-trained and from
     scratch; exact match as the accuracy; no classification baselines; its tables."""
@@ -205,8 +206,8 @@ def test_a_question_answering_study_trains_gpt_and_bert(tmp_path):
     for config in (first, second):
         assert config["beta2"] == 0.95 and config["model_overrides"] == {
             "tie_word_embeddings": False}
-    assert (tmp_path / "pretrain" / "continue.txt").read_text() == corpus_text(
-        plan.budget, stage=2)
+    second_text = corpus_text(plan.budget, stage=2)
+    assert (tmp_path / "pretrain" / "continue.txt").read_text() == second_text
     assert pre["pretrain-nano"]["steps"] == 4 + 3 and pre["pretrain-nano"]["tokens"] == 7 * 512
     assert pre["pretrain-bert-nano"]["steps"] == 3             # BERT: one stage
     assert not (tmp_path / "pretrain" / "bert-nano-stage1").exists()
@@ -219,6 +220,14 @@ def test_a_question_answering_study_trains_gpt_and_bert(tmp_path):
     assert stage1.stat().st_mtime_ns == before
     assert (tmp_path / "pretrain" / "nano" / "model").is_dir()
     assert rows["extractive"]["pretrain_tokens"] == pre["pretrain-bert-nano"]["tokens"]
+    # study.json records the second stage's text, and a study whose text differs is refused
+    meta = load_results(tmp_path).meta
+    assert meta["continue_text"] == {"corpora": ["babi-tasks"], "chars": len(second_text),
+                                     "sha256": text_digest(second_text)}
+    monkeypatch.setattr(runner, "corpus_text", lambda budget, stage=1: (
+        corpus_text(budget) if stage == 1 else second_text + "Mary went to the garden.\n"))
+    with pytest.raises(StudyError, match="second pre-training stage's text"):
+        run_study(plan, tmp_path, jobs=0)
     text = full_report(load_results(tmp_path))
     assert "babi1-10k: test accuracy (exact match)" in text and "word tokens" in text
     assert "labels extractive-scratch needs to match extractive's" in text
@@ -249,6 +258,13 @@ def test_shipped_results_hold_every_planned_run(root):
         assert 0 <= rows[spec.run_id]["test_accuracy"] <= 1
     assert {r["run_id"] for r in results.pretrain} == {p.run_id for p in plan.pretrain}
     assert results.meta["wall_s"] > 0
+    # the texts it was pre-trained on are the ones this code builds for its budget
+    assert results.meta["pretrain_corpus"]["sha256"] == text_digest(corpus_text(budget))
+    if budget.continue_corpora:
+        assert results.meta["continue_text"]["sha256"] == text_digest(
+            corpus_text(budget, stage=2))
+    else:
+        assert "continue_text" not in results.meta
 
 
 def test_labels_to_match_interpolates_in_log_labels():

@@ -3,7 +3,8 @@
 Results directory (tidy CSV, one row per finished run)::
 
     study.json     schema, tinyllm version, budget settings, tasks (sizes, labels, Bayes
-                   accuracy), pre-training corpus (size, hash), machine, wall time per session
+                   accuracy), pre-training corpus (size, hash) and the second stage's text
+                   (size, hash; a budget with one), machine, wall time per session
     runs.csv       one row per scored run (RUN_COLUMNS): pretrained, scratch, logreg, majority
                    ...; a question-answering task's test_accuracy is its exact match, its
                    test_macro_f1 the SQuAD token F1
@@ -92,7 +93,7 @@ class ResultsStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self.work.mkdir(exist_ok=True)
         self.pretrain_dir.mkdir(exist_ok=True)
-        meta = study_meta(plan, corpus)
+        meta = study_meta(plan, corpus, continued)
         path = self.root / "study.json"
         if path.is_file():
             old = load_meta(self.root)
@@ -123,17 +124,25 @@ def machine() -> dict:
             "cpus": os.cpu_count(), "kernels": kernels.backend()}
 
 
-def study_meta(plan: StudyPlan, corpus: str) -> dict:
-    """What study.json says of `plan` (through JSON once, so tuples compare as lists)."""
+def study_meta(plan: StudyPlan, corpus: str, continued: str = "") -> dict:
+    """What study.json says of `plan` (through JSON once, so tuples compare as lists): the
+    second stage's text `continued` is described only when there is one."""
     from .. import __version__
+
+    budget = plan.budget
+    texts = {"pretrain_corpus": _text_meta(budget.pretrain_corpora, corpus)}
+    if continued:
+        texts["continue_text"] = _text_meta(budget.continue_corpora, continued)
+    return json.loads(json.dumps({
+        "schema": SCHEMA, "tinyllm_version": __version__, "budget": budget.to_dict(),
+        "tasks": {k: vars(v) for k, v in plan.tasks.items()}, **texts,
+        "machine": machine(), "sessions": [], "wall_s": 0.0}))
+
+
+def _text_meta(corpora, text: str) -> dict:
     from .plan import text_digest
 
-    return json.loads(json.dumps({
-        "schema": SCHEMA, "tinyllm_version": __version__, "budget": plan.budget.to_dict(),
-        "tasks": {k: vars(v) for k, v in plan.tasks.items()},
-        "pretrain_corpus": {"corpora": list(plan.budget.pretrain_corpora),
-                            "chars": len(corpus), "sha256": text_digest(corpus)},
-        "machine": machine(), "sessions": [], "wall_s": 0.0}))
+    return {"corpora": list(corpora), "chars": len(text), "sha256": text_digest(text)}
 
 
 def load_meta(root) -> dict:
@@ -145,11 +154,12 @@ def load_meta(root) -> dict:
 def check_same_study(old: dict, new: dict, root: Path) -> None:
     """Refuse to add runs to a directory that holds a different study."""
     for key, what in (("tinyllm_version", "tinyllm version"), ("budget", "budget settings"),
-                      ("tasks", "tasks"), ("pretrain_corpus", "pre-training corpus")):
-        if old.get(key) != new[key]:
+                      ("tasks", "tasks"), ("pretrain_corpus", "pre-training corpus"),
+                      ("continue_text", "second pre-training stage's text")):
+        if old.get(key) != new.get(key):
             raise StudyError(
                 f"{root} holds a study with other {what} than this one (there: "
-                f"{_short(old.get(key))}; here: {_short(new[key])}); mixing them would mix "
+                f"{_short(old.get(key))}; here: {_short(new.get(key))}); mixing them would mix "
                 "different experiments. Accepted: the same --budget, or another --out "
                 "directory")
 
