@@ -12,6 +12,7 @@ from tinyllm.cli import main
 from tinyllm.tokenizers import CharTokenizer, WordTokenizer
 from tinyllm.training import TrainConfig, Trainer, load_checkpoint
 from tinyllm.training.finetune import FineTuner, finetune_config
+from tinyllm.training.inference import load_run
 from tinyllm.training.sources import check_encodable
 
 WORDS = ["cat", "dog", "mat", "log", "sat", "ran", "the", "a", "on", "to"]
@@ -279,6 +280,36 @@ def test_the_generative_classifier_refuses_what_it_cannot_do(source, corpus, tmp
         assert "needs a causal language model" in error("--steps", "1")
     else:
         assert "nothing to train" in error("--freeze", "body")
+
+
+def test_mean_pooling_fine_tunes_saves_and_reloads(source, corpus, tmp_path, capsys):
+    """--pooling mean: the GPT's head reads the mean of every token's state; the run's model
+    keeps the choice (eval and predict read it back). A BERT, or the generative classifier,
+    has no such choice: one line, exit 2, nothing written."""
+    args = ["finetune", str(source), "--task", f"csv:{corpus[2]}", "--pooling", "mean",
+            "--steps", "150", "--eval-interval", "150", "--batch-size", "8", "--lr", "0.003",
+            "--out", str(tmp_path), "--name", "mean", "--quiet"]
+    if source.name.startswith("bert"):
+        assert main(args) == 2
+        assert "pooling 'mean' is how a GPT's classification head reads a text; a bert on " \
+               "'csv:" in capsys.readouterr().err
+        assert not list(tmp_path.iterdir())
+        return
+    assert main(args) == 0
+    run = tmp_path / "mean"
+    model, _, config = load_run(run)
+    assert config.pooling == "mean" and model.config.classifier_pooling == "mean"
+    assert json.loads((run / "model" / "config.json").read_text())["classifier_pooling"] \
+        == "mean"
+    evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r for r in evals if r["kind"] == "eval"][-1]["val_accuracy"] > 0.7
+    capsys.readouterr()
+    assert main(["predict", str(run), "--text", "the cat sat on the mat"]) == 0
+    assert capsys.readouterr().out.split()[0] in ("cat", "none")
+    assert main(args[:-5] + ["--classifier", "generative", "--out", str(tmp_path / "g"),
+                             "--quiet"]) == 2
+    assert "(GenerativeClassification) has no such choice" in capsys.readouterr().err
+    assert not (tmp_path / "g").exists()
 
 
 def test_the_vocabulary_check_reads_the_strings_as_encoded(corpus):

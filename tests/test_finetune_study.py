@@ -180,6 +180,35 @@ def test_a_results_directory_refuses_another_study(tiny_study):
         run_study(other, root, jobs=0)
 
 
+def test_a_bpe_study_with_mean_pooling(tmp_path, monkeypatch):
+    """The text budget's path: BPE tokens of the budget's vocabulary, the classification head
+    reading the mean of every token's state (pretrained and scratch alike), logreg reading
+    `logreg_chars` characters."""
+    from tinyllm.training import finetune
+
+    budget = dataclasses.replace(
+        BUDGETS["tiny"], sizes=("nano",), tasks=("pydoc-topics",), tokenizer="bpe",
+        pretrain_options=(("vocab_size", 300),), pooling="mean", logreg_chars=48)
+    configs = []
+
+    def recording(source, **options):
+        configs.append(original(source, **options))
+        return configs[-1]
+
+    original = finetune.finetune_config
+    monkeypatch.setattr(finetune, "finetune_config", recording)
+    plan = plan_study(budget)
+    assert not run_study(plan, tmp_path, jobs=0).failed
+    tokenizer = json.loads((tmp_path / "pretrain" / "nano" / "tokenizer.json").read_text())
+    assert tokenizer["type"] == "bpe"
+    assert {r["vocab_size"] for r in ResultsStore(tmp_path).rows("pretrain")} == {300}
+    assert sorted(c.pooling for c in configs) == ["mean"] * len(configs) and len(configs) == 4
+    assert {c.from_scratch for c in configs} == {False, True}
+    logreg = [r for r in ResultsStore(tmp_path).rows() if r["method"] == "logreg"]
+    assert {r["block_size"] for r in logreg} == {48}
+    assert all(r["features"].endswith("first 48 chars") for r in logreg)
+
+
 def test_a_question_answering_study_trains_gpt_and_bert(tmp_path, monkeypatch):
     """bAbI in the study: a GPT and a BERT pre-trained per size on the word-level "babi"
     text; GPT writing the answer and BERT pointing at it, each pre-trained and from

@@ -406,6 +406,52 @@ def test_attention_mask_hides_left_padding(clf):
     assert max_relative_error(clf(other, attention_mask=mask).logits.data, masked) < 1e-5
 
 
+def test_mean_pooling_classifies_the_mean_of_the_real_tokens():
+    """classifier_pooling "mean": score(mean of the final states of the tokens that are not
+    padding), the same whatever right padding follows or the attention mask hides."""
+    cfg = tiny_config(num_labels=3, pad_token_id=PAD, classifier_pooling="mean")
+    mean = GPT2ForSequenceClassification(cfg, seed=0).eval()
+    x = real_ids(2, 6)
+    states = mean.transformer(x).data                               # (B, T, C)
+    expected = states.mean(axis=1) @ mean.score.weight.data.T      # (B, K)
+    assert max_relative_error(mean(x).logits.data, expected) < 1e-5
+    padded = np.concatenate([x, np.full((2, 4), PAD)], axis=1)     # right padding
+    assert max_relative_error(mean(padded).logits.data, expected) < 1e-5
+    hidden = np.concatenate([x, real_ids(2, 3)], axis=1)           # masked real tokens
+    mask = np.concatenate([np.ones((2, 6)), np.zeros((2, 3))], axis=1)
+    assert max_relative_error(mean(hidden, attention_mask=mask).logits.data, expected) < 1e-5
+    assert mean.mean_weights(np.array([[PAD, PAD]]), None).tolist() == [[0.0, 0.0]]
+    # the same weights read by the last token classify differently
+    last = GPT2ForSequenceClassification(cfg.replace(classifier_pooling="last"), seed=0).eval()
+    assert not np.allclose(last(x).logits.data, expected)
+    with pytest.raises(ValueError, match="unknown classifier_pooling 'max'; accepted: last, "
+                                         "mean"):
+        tiny_config(classifier_pooling="max")
+
+
+def test_mean_pooling_gradients_match_finite_differences():
+    """float64: the loss's gradient with respect to score, the last LayerNorm and the token
+    embeddings (which reach the loss through every pooled position) by central differences."""
+    from tinyllm.autograd.gradcheck import numerical_grad
+
+    m = GPT2ForSequenceClassification(
+        tiny_config(num_labels=3, pad_token_id=PAD, classifier_pooling="mean"), seed=0).double()
+    x = real_ids(3, 5)
+    x[1, 3:] = PAD
+    labels = np.array([0, 2, 1])
+
+    def loss() -> float:
+        return m(x, labels=labels).loss.item()
+
+    m.zero_grad()
+    m(x, labels=labels).loss.backward()
+    params = dict(m.named_parameters())
+    for name in ("score.weight", "transformer.ln_f.weight", "transformer.wte.weight"):
+        p = params[name]
+        numeric = numerical_grad(loss, p, 1e-6)
+        assert max_relative_error(p.grad, numeric) < 1e-6, name
+
+
 @pytest.mark.parametrize("call, exc, message", [
     (lambda m: GPT2ForSequenceClassification(tiny_config(), seed=0)(real_ids(2, 4)), ValueError,
      "a batch of 2 sequences needs config.pad_token_id .* it is None"),

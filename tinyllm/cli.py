@@ -327,11 +327,13 @@ _FINETUNE_EXAMPLES = """examples:
   tinyllm finetune runs/gpt-small-pydoc --task stdlib-docstrings --freeze body --epochs 2
   tinyllm finetune runs/bert-small-pydoc --task csv:reviews.csv --train-examples 128
   tinyllm finetune runs/gpt-mini-babi --task babi1 --prompt statement   # "Mary is in the"
+  tinyllm finetune runs/gpt-mini-bpe --task pydoc-topics --pooling mean --train-examples 32
   tinyllm finetune --resume runs/bert-small-pydoc-pydoc-topics    # continue after Ctrl-C
 """
 
 
 def _finetune_parser(sub) -> None:
+    from .models.config import CLASSIFIER_POOLING
     from .tasks.base import PROMPT_FORMS
     from .training.config import CLASSIFIERS, FREEZE, FineTuneConfig
 
@@ -365,6 +367,10 @@ def _finetune_parser(sub) -> None:
                    "Where is Mary?' and 'A:'; default) or 'statement' (the story, then the "
                    "sentence that answers it cut before the answer, 'Mary is in the': the "
                    "narrator's words a model pre-trained on the babi text knows; bAbI tasks 1-3)")
+    p.add_argument("--pooling", choices=CLASSIFIER_POOLING,
+                   help="what a GPT's classification head reads: the 'last' token (Hugging "
+                   "Face's GPT2ForSequenceClassification; default) or the 'mean' of every "
+                   "token's state (ULMFiT's pooling; no transformers twin)")
     p.add_argument("--from-scratch", action="store_true", default=None,
                    help="the source's architecture and tokenizer with random weights (the "
                    "baseline that shows what pre-training buys)")

@@ -1,6 +1,7 @@
 """`tinyllm finetune-study`: does pre-training pay off on the built-in tasks, and with size?
 
     tinyllm finetune-study                       # the default study: ~30 min on 2 cores
+    tinyllm finetune-study --budget text         # the text tasks in BPE tokens: ~30 min
     tinyllm finetune-study --budget babi         # bAbI 1-3, GPT and BERT: ~80 min
     tinyllm finetune-study --budget tiny         # seconds: a smoke test of the whole pipeline
     tinyllm finetune-study --estimate            # the plan and its time estimate, nothing run
@@ -19,11 +20,13 @@ from ..scaling.cli import add_executor_option
 
 EPILOG = """examples:
   tinyllm finetune-study                           # default budget, 4 GPT sizes, 3 tasks
+  tinyllm finetune-study --budget text             # the text tasks read as BPE tokens
   tinyllm finetune-study --budget babi             # question answering: bAbI 1-3
   tinyllm finetune-study --budget tiny --out /tmp/f   # a smoke test in seconds
   tinyllm finetune-study --estimate                # plan and time estimate only
   tinyllm finetune-study --plot shipped            # tables + figures of the shipped study
   tinyllm finetune-study --plot shipped:babi       # ... of the shipped bAbI study
+  tinyllm finetune-study --plot shipped:text       # ... of the shipped BPE study
 An interrupted study resumes where it stopped: run the same command again.
 """
 
@@ -36,13 +39,16 @@ def add_finetune_study_parser(sub) -> None:
         "finetune-study", help="the fine-tuning study: pre-trained vs scratch vs baselines",
         description="Pre-train GPTs of several sizes, fine-tune each on the built-in "
         "classification tasks with label budgets, and compare with the same models trained "
-        "from scratch, TF-IDF logistic regression and the majority class; or (--budget babi) "
+        "from scratch, TF-IDF logistic regression and the majority class (--budget text: the "
+        "two text tasks read as BPE tokens, the head on the mean of every token's state); "
+        "or (--budget babi) "
         "pre-train a GPT and a BERT per size for bAbI's question answering, the GPT writing "
         "the answer and the BERT pointing at it. Results are tidy CSVs in --out; an "
         "interrupted study resumes.", epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--budget", default="default", choices=list(BUDGETS),
-                   help="tiny, tiny-qa: seconds; default: ~30 min on 2 cores; babi: ~80 min "
+                   help="tiny, tiny-qa: seconds; default, text: ~30 min on 2 cores; babi: ~80 "
+                   "min "
                    "(default: default)")
     p.add_argument("--out", help="results directory (default runs/finetune-study-<budget>)")
     p.add_argument("--jobs", type=int, default=None,

@@ -319,7 +319,9 @@ def _finetune(spec: RunSpec, budget: Budget, root: Path) -> dict:
         eval_interval=spec.steps, eval_iters=b.eval_iters, seed=spec.seed,
         from_scratch=spec.method in SCRATCH_METHODS, out=str(store.work), name=spec.run_id,
         classifier="generative" if spec.method in GENERATIVE_METHODS else "head",
-        prompt=b.qa_prompt if spec.model == "gpt" and spec.task in QA_TASKS else "question")
+        prompt=b.qa_prompt if spec.model == "gpt" and spec.task in QA_TASKS else "question",
+        pooling=b.pooling if spec.model == "gpt" and spec.task not in QA_TASKS
+        and spec.method not in GENERATIVE_METHODS else "last")
     trainer = FineTuner(config, quiet=True)
     result = trainer.train()
     if result.status != "finished":
@@ -349,7 +351,8 @@ def _baseline(spec: RunSpec, budget: Budget) -> dict:
         model = fit_majority(task)
     else:
         ngrams = budget.ngram_range(spec.task)
-        chars = None if spec.method == "logreg-full" else budget.block_size
+        chars = None if spec.method == "logreg-full" else (budget.logreg_chars
+                                                           or budget.block_size)
         model = fit_logreg(task, ngram_range=ngrams, max_features=budget.logreg_max_features,
                            steps=budget.logreg_steps, lr=budget.logreg_lr,
                            weight_decay=budget.logreg_weight_decay, max_chars=chars)

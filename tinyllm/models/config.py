@@ -38,7 +38,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from .._checks import non_negative_int, positive_int, positive_number, probability
+from .._checks import choice, non_negative_int, positive_int, positive_number, probability
 from ..nn import ACTIVATIONS
 from .registry import PRESETS, get_family  # noqa: F401 - PRESETS re-exported here
 
@@ -62,6 +62,8 @@ BERT_PRESETS = {name: dict(num_hidden_layers=l, num_attention_heads=h, hidden_si
                 for name, (l, h, c, t) in _SIZES.items()}
 
 SUPPORTED_ACTIVATIONS = tuple(ACTIVATIONS)
+#: What GPT2ForSequenceClassification classifies (`GPTConfig.classifier_pooling`).
+CLASSIFIER_POOLING = ("last", "mean")
 
 
 def _check_heads(cls: str, width_name: str, width: int, heads_name: str, heads: int) -> None:
@@ -209,6 +211,12 @@ class GPTConfig(ModelConfig):
 
     At m = 1 the model is exactly the standard one. Such a model has no GPT2LMHeadModel twin
     (its attention and logits are scaled).
+
+    `classifier_pooling` (tinyllm's own field) is the state `GPT2ForSequenceClassification`
+    classifies: "last", the last token that is not padding (Hugging Face's, the default), or
+    "mean", the average over every token that is not padding (ULMFiT's mean pooling: each
+    token's state is a summary of the text so far, and the mean gathers all of them). A
+    "mean" classifier has no twin in `transformers`, which reads the field and ignores it.
     """
 
     vocab_size: int = 256
@@ -228,6 +236,7 @@ class GPTConfig(ModelConfig):
     pad_token_id: int | None = None
     pruned_heads: dict[int, list[int]] | None = None
     mup_base_width: int | None = None
+    classifier_pooling: str = "last"
 
     model_type = "gpt2"
     architecture = "GPT2LMHeadModel"
@@ -254,6 +263,7 @@ class GPTConfig(ModelConfig):
                                                 self.n_head)
         if self.mup_base_width is not None:
             positive_int("mup_base_width", self.mup_base_width, where=name)
+        choice("classifier_pooling", self.classifier_pooling, CLASSIFIER_POOLING, where=name)
 
     @property
     def head_dim(self) -> int:

@@ -317,8 +317,10 @@ class GPT2ForSequenceClassification(_GPTPretrained):
     """GPT-2 with a linear classifier on one token per sequence (Hugging Face's
     GPT2ForSequenceClassification): `score` (C -> K, no bias) reads the state of the last
     token that is not `config.pad_token_id` -- under causal attention, the only position that
-    has seen the whole text. From a language-model directory `score` starts new (with a
-    warning) and `lm_head` is left out.
+    has seen the whole text. With `config.classifier_pooling` "mean" (tinyllm's; no
+    `transformers` twin) it reads the mean of the states of every token that is not padding.
+    From a language-model directory `score` starts new (with a warning) and `lm_head` is left
+    out.
 
     `model(input_ids, attention_mask=None, labels=None)` -> `LMOutput(logits (B, K), loss)`;
     labels (B,) class ids (floats for K = 1, regression: mean squared error).
@@ -351,9 +353,24 @@ class GPT2ForSequenceClassification(_GPTPretrained):
         last = self.last_token_index(ids)                              # (B,)
         padding = as_padding_mask("GPT", attention_mask, ids.shape)    # (B, T) or None
         x = self.transformer(ids, key_padding_mask=padding)            # (B, T, C)
-        logits = self._output_multiplier(self.score(x[np.arange(len(ids)), last]))  # (B, K)
+        if cfg.classifier_pooling == "mean":
+            w = self.mean_weights(ids, padding).astype(x.data.dtype)   # (B, T)
+            pooled = (x * Tensor(w[..., None])).sum(1)                 # (B, C)
+        else:
+            pooled = x[np.arange(len(ids)), last]                      # (B, C)
+        logits = self._output_multiplier(self.score(pooled))           # (B, K)
         loss = None if labels is None else classification_loss("GPT", logits, labels)
         return LMOutput(logits, loss)
+
+    def mean_weights(self, input_ids: np.ndarray, padding: np.ndarray | None) -> np.ndarray:
+        """(B, T) weights of mean pooling: 1 / n on each of a row's n tokens that are neither
+        `pad_token_id` nor masked by `padding` (True = padding), 0 elsewhere (a row of padding
+        only pools to zeros)."""
+        keep = np.ones(input_ids.shape) if self.config.pad_token_id is None else (
+            input_ids != self.config.pad_token_id).astype(np.float64)
+        if padding is not None:
+            keep *= ~padding
+        return keep / np.maximum(keep.sum(axis=1, keepdims=True), 1)
 
     def last_token_index(self, input_ids: np.ndarray) -> np.ndarray:
         """The position classified in each row of `input_ids` (B, T): (B,) int indices."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from .._checks import choice, non_negative_int, positive_int
 from ..distributed.world import MODES as DISTRIBUTED_MODES
 from ..models import family_names, get_family
+from ..models.config import CLASSIFIER_POOLING
 from ..nn.prune import SCOPES, check_sparsity
 from ..optim.swa_utils import MODES as AVERAGE_MODES
 from ..tasks.base import PROMPT_FORMS
@@ -212,6 +213,8 @@ class FineTuneConfig(TrainConfig):
     classifier: str = "head"           # "generative": a classification task read by the LM
     prompt: str = "question"           # a causal LM answering questions is asked "question"
     #                                    (Q: ... A:) or "statement" ("Mary is in the")
+    pooling: str = "last"              # what a GPT's classification head reads: the "last"
+    #                                    token, or the "mean" of all (GPTConfig.classifier_pooling)
     lora_rank: int = 0                 # > 0: train LoRA adapters of this rank, not the body
     lora_alpha: float = 16.0
     lora_targets: list[str] | None = None   # module names (None: the family's attention)
@@ -232,6 +235,7 @@ class FineTuneConfig(TrainConfig):
         choice("freeze", self.freeze, FREEZE)
         choice("classifier", self.classifier, CLASSIFIERS)
         choice("prompt", self.prompt, PROMPT_FORMS)
+        choice("pooling", self.pooling, CLASSIFIER_POOLING)
         if self.train_examples is not None:
             positive_int("train_examples", self.train_examples)
         non_negative_int("lora_rank", self.lora_rank)

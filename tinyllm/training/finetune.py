@@ -51,6 +51,7 @@ class FineTuner(Trainer):
         self.block_size = c.block_size or context[self.family.context_field]
         self.objective = objective_for_task(self.task, self.family, self.tokenizer,
                                             self.block_size, c.classifier, c.prompt)
+        self._check_pooling()
         model_class = (self.family.head(self.objective.head) if self.objective.head
                        else self.family.model_class)
         if source:
@@ -71,6 +72,15 @@ class FineTuner(Trainer):
         self._check_splits()
         self.batcher = self._batcher(None, c.seed)
 
+    def _check_pooling(self) -> None:
+        """Mean pooling is a choice of the GPT's classification head only."""
+        pooling, head = self.config.pooling, self.objective.head
+        if pooling != "last" and (self.family.name != "gpt"
+                                  or head != "sequence-classification"):
+            raise ValueError(f"pooling {pooling!r} is how a GPT's classification head reads "
+                             f"a text; a {self.family.name} on {self.config.task!r} "
+                             f"({type(self.objective).__name__}) has no such choice: drop it")
+
     def _load_task(self):
         task = load_task(self.config.task)
         if self.config.train_examples:
@@ -84,6 +94,8 @@ class FineTuner(Trainer):
             fields["pad_token_id"] = self.tokenizer.pad_token_id
         if c.block_size:
             fields[self.family.context_field] = min(c.block_size, body_config.block_size)
+        if c.pooling != "last":
+            fields["classifier_pooling"] = c.pooling
         return body_config.replace(**fields, **c.model_overrides)
 
     def _load_body(self, source) -> None:
