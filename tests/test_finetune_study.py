@@ -259,6 +259,7 @@ def test_a_question_answering_study_trains_gpt_and_bert(tmp_path, monkeypatch):
         run_study(plan, tmp_path, jobs=0)
     text = full_report(load_results(tmp_path))
     assert "babi1-10k: test accuracy (exact match)" in text and "word tokens" in text
+    assert "pre-training on babi, then (GPT) babi-tasks (word tokens;" in text
     assert "labels extractive-scratch needs to match extractive's" in text
 
 

@@ -28,7 +28,7 @@ from tinyllm.tasks import (
 )
 from tinyllm.tasks import babi as babi_mod
 from tinyllm.tasks.markov import log_likelihood, sample_codes
-from tinyllm.tasks.text import PYDOC_TOPIC_CLASSES, STDLIB_DOCSTRING_PACKAGES
+from tinyllm.tasks.text import PYDOC_TOPIC_CLASSES, STDLIB_DOCSTRING_PACKAGES, training_text
 
 REPO = Path(__file__).resolve().parents[1]
 PY311 = sys.version_info[:2] == (3, 11)   # the Python whose counts the docstrings state
@@ -176,6 +176,26 @@ def test_stdlib_docstrings_are_parsed_not_imported():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=REPO, env={"PYTHONPATH": str(REPO)}, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_training_text_holds_every_training_text_and_nothing_held_out(pydoc_task,
+                                                                       docstrings_task):
+    """ULMFiT's second-stage text: each training text of both tasks once, unlabelled, not
+    grouped by label; no validation or test text; the seed decides only the order."""
+    text = training_text()
+    train = [ex.text for t in (pydoc_task, docstrings_task) for ex in t.train]
+    pieces = text.split("\n\n")
+    assert all(ex in text for ex in train)
+    assert len(text) == sum(len(t) + 2 for t in train)                 # nothing else in it
+    held_out = [ex.text for t in (pydoc_task, docstrings_task) for s in ("validation", "test")
+                for ex in t.split(s)]                    # (a few are parts of a training text)
+    alone = [h for h in held_out if not any(h in t for t in train)]
+    assert len(alone) > 0.9 * len(held_out) and not any(h in text for h in alone)
+    label_of = {ex.text: ex.label for t in (pydoc_task, docstrings_task) for ex in t.train}
+    first = {label_of[p] for p in pieces[:40] if p in label_of}
+    assert len(first) > 5                                           # labels mixed, not grouped
+    other = training_text(seed=1)
+    assert other != text and sorted(other) == sorted(text)
 
 
 # ---------------------------------------------------------------------- label budgets and splits

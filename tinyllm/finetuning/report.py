@@ -103,9 +103,11 @@ def pretrain_table(results: Results) -> str:
         return ""
     budget = results.meta.get("budget", {})
     tokens = budget.get("tokenizer", "char")
-    lines = [f"pre-training on {' + '.join(budget.get('pretrain_corpora', []))} ({tokens} "
-             "tokens; GPT a causal LM, BERT a masked LM; validation loss per token on the "
-             "held-out tail of the corpus):"]
+    corpora = " + ".join(budget.get("pretrain_corpora", []))
+    if budget.get("continue_corpora"):           # the GPT's second stage
+        corpora += f", then (GPT) {' + '.join(budget['continue_corpora'])}"
+    lines = [f"pre-training on {corpora} ({tokens} tokens; GPT a causal LM, BERT a masked LM; "
+             "validation loss per token on the held-out tail of the last text read):"]
     for r in sorted(results.pretrain, key=lambda r: (r.get("model") or "gpt", r["params"])):
         lines.append(f"  {(r.get('model') or 'gpt').upper():<5}{r['size']:<6} "
                      f"{r['params']:>9,} params  {r['tokens']:>10,} tokens  val "

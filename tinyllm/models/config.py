@@ -214,9 +214,9 @@ class GPTConfig(ModelConfig):
 
     `classifier_pooling` (tinyllm's own field) is the state `GPT2ForSequenceClassification`
     classifies: "last", the last token that is not padding (Hugging Face's, the default), or
-    "mean", the average over every token that is not padding (ULMFiT's mean pooling: each
-    token's state is a summary of the text so far, and the mean gathers all of them). A
-    "mean" classifier has no twin in `transformers`, which reads the field and ignores it.
+    "mean", the average over every token that is not padding (a part of ULMFiT's concat
+    pooling: each token's state sums up the text so far, and the mean gathers all of them).
+    A "mean" classifier has no twin in `transformers`, which reads the field and ignores it.
     """
 
     vocab_size: int = 256
