@@ -421,6 +421,8 @@ def test_mean_pooling_classifies_the_mean_of_the_real_tokens():
     mask = np.concatenate([np.ones((2, 6)), np.zeros((2, 3))], axis=1)
     assert max_relative_error(mean(hidden, attention_mask=mask).logits.data, expected) < 1e-5
     assert mean.mean_weights(np.array([[PAD, PAD]]), None).tolist() == [[0.0, 0.0]]
+    no_pad = GPT2ForSequenceClassification(cfg.replace(pad_token_id=None), seed=0).eval()
+    assert max_relative_error(no_pad(x).logits.data, expected) < 1e-5   # a batch of 2: fine
     # the same weights read by the last token classify differently
     last = GPT2ForSequenceClassification(cfg.replace(classifier_pooling="last"), seed=0).eval()
     assert not np.allclose(last(x).logits.data, expected)

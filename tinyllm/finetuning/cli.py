@@ -1,7 +1,7 @@
 """`tinyllm finetune-study`: does pre-training pay off on the built-in tasks, and with size?
 
     tinyllm finetune-study                       # the default study: ~30 min on 2 cores
-    tinyllm finetune-study --budget text         # the text tasks in BPE tokens: ~30 min
+    tinyllm finetune-study --budget text         # the text tasks in BPE tokens: ~12 min
     tinyllm finetune-study --budget babi         # bAbI 1-3, GPT and BERT: ~80 min
     tinyllm finetune-study --budget tiny         # seconds: a smoke test of the whole pipeline
     tinyllm finetune-study --estimate            # the plan and its time estimate, nothing run
@@ -47,9 +47,8 @@ def add_finetune_study_parser(sub) -> None:
         "interrupted study resumes.", epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--budget", default="default", choices=list(BUDGETS),
-                   help="tiny, tiny-qa: seconds; default, text: ~30 min on 2 cores; babi: ~80 "
-                   "min "
-                   "(default: default)")
+                   help="tiny, tiny-qa: seconds; default: ~30 min on 2 cores; text: ~12 min; "
+                   "babi: ~80 min (default: default)")
     p.add_argument("--out", help="results directory (default runs/finetune-study-<budget>)")
     p.add_argument("--jobs", type=int, default=None,
                    help="runs in parallel, one BLAS thread each when 2 (default: 2 on 2+ "

@@ -166,7 +166,7 @@ BUDGETS: dict[str, Budget] = {
     "default": Budget(
         name="default", sizes=("nano", "micro", "tiny", "mini"), seeds=(0, 1, 2),
         generative_max_steps=1500, minutes=30.0),
-    # The two text tasks read by BPE tokens, about 30 minutes: ULMFiT's comparison where a
+    # The two text tasks read by BPE tokens, about 12 minutes: ULMFiT's comparison where a
     # token is a word or a piece of one. Characters (the default budget) leave the GPTs'
     # states with little of a text's topic (a linear probe of pre-trained `mini`'s mean
     # state: 0.35 on pydoc-topics with 32 labels, 0.36 from random weights); 2,048 BPE
@@ -174,7 +174,7 @@ BUDGETS: dict[str, Budget] = {
     # 0.95, no clipping, untied embeddings (the babi budget's recipe), then ULMFiT's second
     # stage: 1,000 steps on the tasks' unlabelled training texts ("text-tasks"; the stdlib
     # corpus holds none of eight of the nine packages' docstrings; `mini`, 32 / 128 labels of
-    # stdlib-docstrings: 0.305 / 0.468 without it, 0.333 / 0.520 with it). The head reads
+    # stdlib-docstrings: 0.305 / 0.468 without it, 0.352 / 0.498 with it). The head reads
     # the mean of every token's state (`pooling`: with the last token's, pre-trained `mini`
     # scores 0.49 on pydoc-topics with 32 labels, with the mean 0.61 over three seeds).
     # logreg reads 128 characters: the GPTs' 64 tokens cover 158 of a pydoc-topics passage

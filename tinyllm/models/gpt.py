@@ -350,10 +350,11 @@ class GPT2ForSequenceClassification(_GPTPretrained):
     def forward(self, input_ids, attention_mask=None, labels=None) -> LMOutput:
         cfg = self.config
         ids = as_ids("input_ids", input_ids, cfg.vocab_size, cfg.n_positions)   # (B, T)
-        last = self.last_token_index(ids)                              # (B,)
+        mean = cfg.classifier_pooling == "mean"
+        last = None if mean else self.last_token_index(ids)            # (B,)
         padding = as_padding_mask("GPT", attention_mask, ids.shape)    # (B, T) or None
         x = self.transformer(ids, key_padding_mask=padding)            # (B, T, C)
-        if cfg.classifier_pooling == "mean":
+        if mean:
             w = self.mean_weights(ids, padding).astype(x.data.dtype)   # (B, T)
             pooled = (x * Tensor(w[..., None])).sum(1)                 # (B, C)
         else:

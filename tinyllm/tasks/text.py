@@ -192,8 +192,9 @@ def training_text(seed: int = 0) -> str:
     """The training texts of ``pydoc-topics`` and ``stdlib-docstrings`` (their default
     splits) without their labels, in an order drawn by ``seed`` (not grouped by label), a
     blank line after each: text of the tasks' own kind for ULMFiT's second stage (Howard &
-    Ruder 2018, section 3.2: the language model trained on, on the target task's text) -- the
-    fine-tuning study's "text-tasks" corpus. No validation or test text is in it.
+    Ruder 2018, section 3.2: the pre-trained language model trained further on the target
+    task's own text) -- the fine-tuning study's "text-tasks" corpus. No validation or test
+    text is in it.
 
     The pre-training corpus ``stdlib`` (its first 2 MB, up to ``difflib``) holds asyncio's
     docstrings but none of the other eight packages'; this text holds them all.
