@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .._io import atomic_write
 from ..scaling.store import csv_text, read_csv, read_study_json
-from .plan import StudyError, StudyPlan
+from .plan import StudyError, StudyPlan, text_digest
 
 #: The results' format: a directory written under another schema is refused, not mixed.
 SCHEMA = "tinyllm-finetuning/1"
@@ -88,8 +88,6 @@ class ResultsStore:
         """Create the directory and the pre-training corpus (and the second stage's text,
         `continued`, when there is one), or check that the directory holds this same
         study."""
-        from .plan import text_digest
-
         self.root.mkdir(parents=True, exist_ok=True)
         self.work.mkdir(exist_ok=True)
         self.pretrain_dir.mkdir(exist_ok=True)
@@ -140,8 +138,6 @@ def study_meta(plan: StudyPlan, corpus: str, continued: str = "") -> dict:
 
 
 def _text_meta(corpora, text: str) -> dict:
-    from .plan import text_digest
-
     return {"corpora": list(corpora), "chars": len(text), "sha256": text_digest(text)}
 
 

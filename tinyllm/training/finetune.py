@@ -73,10 +73,12 @@ class FineTuner(Trainer):
         self.batcher = self._batcher(None, c.seed)
 
     def _check_pooling(self) -> None:
-        """Mean pooling is a choice of the GPT's classification head only."""
+        """Mean pooling is a choice of a classification head whose config has
+        `classifier_pooling` (GPT's) only."""
         pooling, head = self.config.pooling, self.objective.head
-        if pooling != "last" and (self.family.name != "gpt"
-                                  or head != "sequence-classification"):
+        fields = {f.name for f in dataclasses.fields(self.family.config_class)}
+        if pooling != "last" and (head != "sequence-classification"
+                                  or "classifier_pooling" not in fields):
             raise ValueError(f"pooling {pooling!r} is how a GPT's classification head reads "
                              f"a text; a {self.family.name} on {self.config.task!r} "
                              f"({type(self.objective).__name__}) has no such choice: drop it")
