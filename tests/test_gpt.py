@@ -454,6 +454,44 @@ def test_mean_pooling_gradients_match_finite_differences():
         assert max_relative_error(p.grad, numeric) < 1e-6, name
 
 
+def test_a_model_transformers_would_misread_is_saved_as_tinyllms_own(tmp_path):
+    """A config that `transformers` would read and ignore part of (mean pooling, muP away from
+    its base width, pruned heads) is saved with model_type "tinyllm-gpt2"; tinyllm reads it
+    back whole, and GPT-2's own configs keep "gpt2"."""
+    from tinyllm.training.inference import family_of_directory
+
+    cases = {"mean": (tiny_config(num_labels=3, pad_token_id=PAD, classifier_pooling="mean"),
+                      ["classifier_pooling"]),
+             "last": (tiny_config(num_labels=3, pad_token_id=PAD), []),
+             "mup": (tiny_config(mup_base_width=8), ["mup_base_width"]),
+             "mup-at-base": (tiny_config(mup_base_width=16), []),
+             "pruned": (tiny_config(pruned_heads={1: [0]}), ["pruned_heads"])}
+    x = real_ids(2, 6)
+    for name, (cfg, own) in cases.items():
+        assert cfg.tinyllm_only_fields() == own, name
+        cls = GPT2ForSequenceClassification if name in ("mean", "last") else GPT
+        model = cls(cfg, seed=0).eval()
+        model.save(tmp_path / name)
+        saved = json.loads((tmp_path / name / "config.json").read_text())
+        assert saved["model_type"] == ("tinyllm-gpt2" if own else "gpt2"), name
+        assert saved["architectures"] == [cls.hf_architecture]
+        assert family_of_directory(tmp_path / name).name == "gpt"
+        back = cls.from_pretrained(tmp_path / name).eval()
+        assert back.config == cfg, name
+        np.testing.assert_array_equal(back(x).logits.data, model(x).logits.data)
+
+
+def test_transformers_refuses_a_mean_pooled_classifier(tmp_path):
+    """AutoModelForSequenceClassification would build the last-token head from these weights:
+    it refuses the model_type instead."""
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("torch")
+    cfg = tiny_config(num_labels=3, pad_token_id=PAD, classifier_pooling="mean")
+    GPT2ForSequenceClassification(cfg, seed=0).save(tmp_path)
+    with pytest.raises(ValueError, match="tinyllm-gpt2"):
+        transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path)
+
+
 @pytest.mark.parametrize("call, exc, message", [
     (lambda m: GPT2ForSequenceClassification(tiny_config(), seed=0)(real_ids(2, 4)), ValueError,
      "a batch of 2 sequences needs config.pad_token_id .* it is None"),

@@ -370,7 +370,8 @@ def _finetune_parser(sub) -> None:
     p.add_argument("--pooling", choices=CLASSIFIER_POOLING,
                    help="what a GPT's classification head reads: the 'last' token (Hugging "
                    "Face's GPT2ForSequenceClassification; default) or the 'mean' of every "
-                   "token's state (a part of ULMFiT's concat pooling; no transformers twin)")
+                   "token's state (a part of ULMFiT's concat pooling; no transformers twin: saved "
+                   "with model_type tinyllm-gpt2)")
     p.add_argument("--from-scratch", action="store_true", default=None,
                    help="the source's architecture and tokenizer with random weights (the "
                    "baseline that shows what pre-training buys)")

@@ -211,7 +211,7 @@ class PretrainedModel(Module):
         raw = read_config(directory)
         expected = cls.config_class.model_type
         found = raw.get("model_type")
-        if found != expected:
+        if not cls.config_class.reads_model_type(found):
             arch = ", ".join(raw.get("architectures") or []) or "no architectures listed"
             raise CheckpointError(
                 f"{cls.__name__}.from_pretrained: {directory} holds a model of type {found!r} "

@@ -5,7 +5,9 @@ A directory holds the same two files `transformers`' `save_pretrained` writes::
     config.json          the config's fields, plus model_type and architectures
     model.safetensors    name -> array, tied weights stored once
 
-so tinyllm reads Hugging Face GPT-2 / BERT directories, and `transformers` reads tinyllm's.
+so tinyllm reads Hugging Face GPT-2 / BERT directories, and `transformers` reads tinyllm's --
+except a model it would build differently from the same file (a mean-pooled classifier, muP,
+pruned heads: `ModelConfig.tinyllm_only_fields`), whose model_type says "tinyllm-gpt2".
 Sharded checkpoints (`model.safetensors.index.json` + shards) are read too. `.bin` / `.pt`
 files are pickles and are refused: a pickle runs code when it is loaded.
 

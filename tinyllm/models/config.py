@@ -65,6 +65,10 @@ SUPPORTED_ACTIVATIONS = tuple(ACTIVATIONS)
 #: What GPT2ForSequenceClassification classifies (`GPTConfig.classifier_pooling`).
 CLASSIFIER_POOLING = ("last", "mean")
 
+#: Before the model_type of a model that `transformers` would build differently
+#: (`ModelConfig.saved_model_type`).
+TINYLLM_MODEL_TYPE_PREFIX = "tinyllm-"
+
 
 def _check_heads(cls: str, width_name: str, width: int, heads_name: str, heads: int) -> None:
     if width % heads:
@@ -167,9 +171,29 @@ class ModelConfig:
         """A copy with some fields changed (checked again)."""
         return dataclasses.replace(self, **changes)
 
+    def tinyllm_only_fields(self) -> list[str]:
+        """The fields set to values that change the model's outputs and that `transformers`'
+        class of the same `model_type` does not implement: it would read them, ignore them,
+        and build another model from the same weights, silently. None in the base class."""
+        return []
+
+    @property
+    def saved_model_type(self) -> str:
+        """The `model_type` that config.json names: the family's own, or, when
+        `tinyllm_only_fields` is not empty, ``tinyllm-<model_type>``, which `transformers`'
+        AutoModel classes refuse (and its model classes load only with a warning)."""
+        own = TINYLLM_MODEL_TYPE_PREFIX + self.model_type
+        return own if self.tinyllm_only_fields() else self.model_type
+
+    @classmethod
+    def reads_model_type(cls, model_type) -> bool:
+        """Whether a config.json naming `model_type` holds a model of this config's kind."""
+        return model_type in (cls.model_type, TINYLLM_MODEL_TYPE_PREFIX + cls.model_type)
+
     def to_dict(self) -> dict:
-        """The fields plus `model_type` and `architectures`, as in a Hugging Face config.json."""
-        return {"model_type": self.model_type, "architectures": [self.architecture],
+        """The fields plus `model_type` (`saved_model_type`) and `architectures`, as in a
+        Hugging Face config.json."""
+        return {"model_type": self.saved_model_type, "architectures": [self.architecture],
                 **dataclasses.asdict(self)}
 
     @classmethod
@@ -217,6 +241,10 @@ class GPTConfig(ModelConfig):
     "mean", the average over every token that is not padding (a part of ULMFiT's concat
     pooling: each token's state sums up the text so far, and the mean gathers all of them).
     A "mean" classifier has no twin in `transformers`, which reads the field and ignores it.
+
+    A config with pruned heads, muP at a width other than its base, or the "mean" classifier
+    (`tinyllm_only_fields`) is saved with model_type "tinyllm-gpt2": `transformers` would build
+    GPT-2 from it, and the outputs would differ.
     """
 
     vocab_size: int = 256
@@ -264,6 +292,14 @@ class GPTConfig(ModelConfig):
         if self.mup_base_width is not None:
             positive_int("mup_base_width", self.mup_base_width, where=name)
         choice("classifier_pooling", self.classifier_pooling, CLASSIFIER_POOLING, where=name)
+
+    def tinyllm_only_fields(self) -> list[str]:
+        """`pruned_heads` when heads were removed, `mup_base_width` when the width multiplier
+        is not 1, `classifier_pooling` when it is not "last" (see the class docstring)."""
+        return [name for name, own in (("pruned_heads", bool(self.pruned_heads)),
+                                       ("mup_base_width", self.mup_width_mult != 1.0),
+                                       ("classifier_pooling", self.classifier_pooling != "last"))
+                if own]
 
     @property
     def head_dim(self) -> int:

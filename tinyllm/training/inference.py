@@ -86,7 +86,7 @@ def family_of_directory(path: Path) -> ModelFamily:
     model_type = read_config(path).get("model_type")
     for name in family_names():
         family = get_family(name)
-        if family.config_class.model_type == model_type:
+        if family.config_class.reads_model_type(model_type):
             return family
     known = sorted({get_family(n).config_class.model_type for n in family_names()})
     raise CheckpointError(f"{path / CONFIG_NAME} has model_type {model_type!r}, which no "
