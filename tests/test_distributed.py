@@ -63,10 +63,20 @@ def _weights(path) -> dict:
 META = ("ranks", "optimizer_bytes")
 
 
+#: The smallest scale a weight's difference is measured against: the initialisation's std.
+#: A bias starts at zero, and the attention's key bias stays near it (its exact gradient is
+#: zero: a constant added to every key's score leaves the softmax alone), so its weights are
+#: Adam's steps on rounding noise, a few times lr, whatever the kernels' summation order.
+WEIGHT_SCALE = 0.02
+
+
 def _max_relative(a: dict, b: dict) -> float:
+    """The largest difference of a weight, relative to its tensor's largest weight (at least
+    WEIGHT_SCALE)."""
     keys = [k for k in a if k not in META]
     assert keys == [k for k in b if k not in META]
-    return max(float(np.abs(a[k] - b[k]).max() / max(np.abs(b[k]).max(), 1e-30)) for k in keys)
+    return max(float(np.abs(a[k] - b[k]).max() / max(np.abs(b[k]).max(), WEIGHT_SCALE))
+               for k in keys)
 
 
 def _identical(a: dict, b: dict) -> bool:
