@@ -64,9 +64,9 @@ META = ("ranks", "optimizer_bytes")
 
 
 #: The smallest scale a weight's difference is measured against: the initialisation's std.
-#: A bias starts at zero, and the attention's key bias stays near it (its exact gradient is
-#: zero: a constant added to every key's score leaves the softmax alone), so its weights are
-#: Adam's steps on rounding noise, a few times lr, whatever the kernels' summation order.
+#: A bias starts at zero and moves by about lr a step, and the attention's key bias stays at
+#: rounding noise (about 1e-7: its exact gradient is zero, a constant added to every key's
+#: score leaving the softmax alone), noise that the kernels' summation order changes.
 WEIGHT_SCALE = 0.02
 
 
