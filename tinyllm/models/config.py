@@ -172,9 +172,10 @@ class ModelConfig:
         return dataclasses.replace(self, **changes)
 
     def tinyllm_only_fields(self) -> list[str]:
-        """The fields set to values that change the model's outputs and that `transformers`'
-        class of the same `model_type` does not implement: it would read them, ignore them,
-        and build another model from the same weights, silently. None in the base class."""
+        """The fields set to values that change the model and that `transformers`' class of
+        the same `model_type` does not implement: it reads and ignores them, so it would build
+        another model from the same file (its outputs differ silently, or its weights do not
+        fit). None in the base class."""
         return []
 
     @property
@@ -244,7 +245,8 @@ class GPTConfig(ModelConfig):
 
     A config with pruned heads, muP at a width other than its base, or the "mean" classifier
     (`tinyllm_only_fields`) is saved with model_type "tinyllm-gpt2": `transformers` would build
-    GPT-2 from it, and the outputs would differ.
+    plain GPT-2 from it (the mean pooling and muP ignored silently, pruned heads' weights not
+    fitting).
     """
 
     vocab_size: int = 256
